@@ -1,0 +1,66 @@
+package crdt
+
+import "fmt"
+
+// Causal pairs a value with a causal context: the paper's Causal⟨T⟩. It is
+// both what a replica holds (a state) and what a delta-mutator returns (a
+// delta: a fragment of the value plus the dots it covers). A nil Value is the
+// bottom of every type.
+//
+// Joins never retain the other side's maps, so the argument may be reused;
+// payload byte slices are shared, and are immutable.
+type Causal struct {
+	Value Value
+	Ctx   Context
+}
+
+// Join merges another whole state y into the state x. It is the lattice
+// join: commutative, associative and idempotent. Entries of x that y has
+// seen (in its context) but no longer holds are removed.
+func (x *Causal) Join(y Causal) error { return x.merge(y, full) }
+
+// Apply merges the delta d into the state x. Unlike Join it touches only
+// the entries d lists, so its cost is proportional to the delta, not to the
+// state. It requires what every delta made by this package's mutators (and
+// joined with JoinDelta) satisfies: each dot of d's context belongs to an
+// entry that d lists, at every level of nesting. A delta that breaks it (a
+// buggy or hostile peer's) cannot corrupt x, but may leave entries that a
+// full Join would have removed.
+func (x *Causal) Apply(d Causal) error { return x.merge(d, 0) }
+
+// JoinDelta merges delta e into the delta group x. Entries that become empty
+// stay listed, because in a delta they record removals.
+func (x *Causal) JoinDelta(e Causal) error { return x.merge(e, keep) }
+
+func (x *Causal) merge(y Causal, md mode) error {
+	switch {
+	case x.Value == nil && y.Value == nil:
+	case y.Value == nil:
+		if md&full != 0 {
+			x.Value = x.Value.merge(x.Value.empty(), &x.Ctx, &y.Ctx, md)
+		}
+	case x.Value == nil:
+		x.Value = y.Value.empty().merge(y.Value, &x.Ctx, &y.Ctx, md)
+	case x.Value.Type() != y.Value.Type():
+		return fmt.Errorf("%w: cannot join %s into %s", ErrTypeMismatch, y.Value.Type(), x.Value.Type())
+	default:
+		x.Value = x.Value.merge(y.Value, &x.Ctx, &y.Ctx, md)
+	}
+	if x.Value != nil && md&keep == 0 && x.Value.IsBottom() {
+		x.Value = nil
+	}
+	x.Ctx.Merge(&y.Ctx)
+	return nil
+}
+
+// Clone returns a deep copy of x.
+func (x Causal) Clone() Causal {
+	c := Causal{Ctx: x.Ctx.Clone()}
+	if x.Value != nil {
+		c.Value = clone(x.Value)
+	}
+	return c
+}
+
+// delta wraps a mutator's result.
+func delta(v Value, ctx Context) Causal { return Causal{Value: v, Ctx: ctx} }
