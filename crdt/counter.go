@@ -47,7 +47,7 @@ func (c *GCounter) merge(o Value, cc, oc *Context, m mode) Value {
 	c.entries = c.entries.merge(o.(*GCounter).entries, cc, oc, m)
 	return c
 }
-func (*GCounter) empty() Value          { return new(GCounter) }
+func (*GCounter) empty() Value           { return new(GCounter) }
 func (c *GCounter) eachDot(fn func(Dot)) { c.entries.eachDot(fn) }
 
 // PNCounter is a counter that can be incremented and decremented: each
@@ -98,7 +98,7 @@ func (c *PNCounter) merge(o Value, cc, oc *Context, m mode) Value {
 	c.entries = c.entries.merge(o.(*PNCounter).entries, cc, oc, m)
 	return c
 }
-func (*PNCounter) empty() Value          { return new(PNCounter) }
+func (*PNCounter) empty() Value           { return new(PNCounter) }
 func (c *PNCounter) eachDot(fn func(Dot)) { c.entries.eachDot(fn) }
 
 // replaceOwn builds the delta that replaces the entry of g's replica in f

@@ -66,7 +66,7 @@ func (s DotSet) merge(o DotSet, c, oc *Context, _ mode) DotSet {
 	return out
 }
 
-func (DotSet) empty() DotSet { return nil }
+func (DotSet) empty() DotSet    { return nil }
 func (s DotSet) IsBottom() bool { return len(s) == 0 }
 func (s DotSet) eachDot(f func(Dot)) {
 	for _, d := range s {

@@ -31,5 +31,5 @@ func (f *EWFlag) merge(o Value, c, oc *Context, m mode) Value {
 	f.dots = f.dots.merge(o.(*EWFlag).dots, c, oc, m)
 	return f
 }
-func (*EWFlag) empty() Value          { return new(EWFlag) }
+func (*EWFlag) empty() Value           { return new(EWFlag) }
 func (f *EWFlag) eachDot(fn func(Dot)) { f.dots.eachDot(fn) }

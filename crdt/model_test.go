@@ -18,18 +18,18 @@ import (
 // implementation without sharing its ideas.
 
 type event struct {
-	id      int
-	replica int
-	past    map[int]bool // events seen by the replica when this one happened
-	field   crdt.Field   // ORMap events: the field updated or (kind rmfield) the name removed
-	kind    string
-	elems   []string
-	n       int64
-	val     string
-	ts      crdt.Timestamp
+	id       int
+	replica  int
+	past     map[int]bool // events seen by the replica when this one happened
+	field    crdt.Field   // ORMap events: the field updated or (kind rmfield) the name removed
+	kind     string
+	elems    []string
+	n        int64
+	val      string
+	ts       crdt.Timestamp
 	readings []crdt.Reading
-	cum     int64 // counters: the replica's running total after this event
-	delta   crdt.Causal
+	cum      int64 // counters: the replica's running total after this event
+	delta    crdt.Causal
 }
 
 // maximal returns the events of h that no other event of h has in its past.

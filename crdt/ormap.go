@@ -115,5 +115,5 @@ func (m *ORMap) merge(o Value, c, oc *Context, md mode) Value {
 	m.fields = m.fields.merge(o.(*ORMap).fields, c, oc, md)
 	return m
 }
-func (*ORMap) empty() Value          { return new(ORMap) }
+func (*ORMap) empty() Value           { return new(ORMap) }
 func (m *ORMap) eachDot(fn func(Dot)) { m.fields.eachDot(fn) }

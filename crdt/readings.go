@@ -82,5 +82,5 @@ func (s *ReadingSet) merge(o Value, c, oc *Context, m mode) Value {
 	s.entries = s.entries.merge(o.(*ReadingSet).entries, c, oc, m)
 	return s
 }
-func (*ReadingSet) empty() Value          { return new(ReadingSet) }
+func (*ReadingSet) empty() Value           { return new(ReadingSet) }
 func (s *ReadingSet) eachDot(fn func(Dot)) { s.entries.eachDot(fn) }

@@ -60,7 +60,7 @@ func (r *LWWRegister) merge(o Value, c, oc *Context, m mode) Value {
 	r.entries = r.entries.merge(o.(*LWWRegister).entries, c, oc, m)
 	return r
 }
-func (*LWWRegister) empty() Value          { return new(LWWRegister) }
+func (*LWWRegister) empty() Value           { return new(LWWRegister) }
 func (r *LWWRegister) eachDot(fn func(Dot)) { r.entries.eachDot(fn) }
 
 // MVRegister is a multi-value register: a write overwrites the values it has
@@ -96,7 +96,7 @@ func (r *MVRegister) merge(o Value, c, oc *Context, m mode) Value {
 	r.entries = r.entries.merge(o.(*MVRegister).entries, c, oc, m)
 	return r
 }
-func (*MVRegister) empty() Value          { return new(MVRegister) }
+func (*MVRegister) empty() Value           { return new(MVRegister) }
 func (r *MVRegister) eachDot(fn func(Dot)) { r.entries.eachDot(fn) }
 
 // overwrite builds the delta that replaces every entry of f with v under a

@@ -66,5 +66,5 @@ func (s *AWSet) merge(o Value, c, oc *Context, m mode) Value {
 	s.elems = s.elems.merge(o.(*AWSet).elems, c, oc, m)
 	return s
 }
-func (*AWSet) empty() Value          { return new(AWSet) }
+func (*AWSet) empty() Value           { return new(AWSet) }
 func (s *AWSet) eachDot(fn func(Dot)) { s.elems.eachDot(fn) }
