@@ -33,22 +33,11 @@ func (x *Causal) Apply(d Causal) error { return x.merge(d, 0) }
 func (x *Causal) JoinDelta(e Causal) error { return x.merge(e, keep) }
 
 func (x *Causal) merge(y Causal, md mode) error {
-	switch {
-	case x.Value == nil && y.Value == nil:
-	case y.Value == nil:
-		if md&full != 0 {
-			x.Value = x.Value.merge(x.Value.empty(), &x.Ctx, &y.Ctx, md)
-		}
-	case x.Value == nil:
-		x.Value = y.Value.empty().merge(y.Value, &x.Ctx, &y.Ctx, md)
-	case x.Value.Type() != y.Value.Type():
-		return fmt.Errorf("%w: cannot join %s into %s", ErrTypeMismatch, y.Value.Type(), x.Value.Type())
-	default:
-		x.Value = x.Value.merge(y.Value, &x.Ctx, &y.Ctx, md)
+	v, err := mergeValue(x.Value, &x.Ctx, y.Value, &y.Ctx, md)
+	if err != nil {
+		return err
 	}
-	if x.Value != nil && md&keep == 0 && x.Value.IsBottom() {
-		x.Value = nil
-	}
+	x.Value = v
 	x.Ctx.Merge(&y.Ctx)
 	return nil
 }
@@ -64,3 +53,39 @@ func (x Causal) Clone() Causal {
 
 // delta wraps a mutator's result.
 func delta(v Value, ctx Context) Causal { return Causal{Value: v, Ctx: ctx} }
+
+// ApplyValue merges the delta value d, whose context is dc, into the state
+// value v, whose context is c, and returns the result (nil when it is
+// bottom). Neither context is changed: it is the primitive for a store that
+// keeps the fields of a key space apart and shares one context among them.
+// Merge every field of a delta with the contexts as they were before the
+// delta, then merge dc into c once. v may be nil; d must not be retained.
+func ApplyValue(v Value, c *Context, d Value, dc *Context) (Value, error) {
+	return mergeValue(v, c, d, dc, 0)
+}
+
+// JoinValue is ApplyValue for whole states: entries of v that dc has seen
+// and d lacks are removed even where d does not list them (state transfer).
+func JoinValue(v Value, c *Context, d Value, dc *Context) (Value, error) {
+	return mergeValue(v, c, d, dc, full)
+}
+
+func mergeValue(v Value, c *Context, d Value, dc *Context, md mode) (Value, error) {
+	switch {
+	case v == nil && d == nil:
+	case d == nil:
+		if md&full != 0 {
+			v = v.merge(v.empty(), c, dc, md)
+		}
+	case v == nil:
+		v = d.empty().merge(d, c, dc, md)
+	case v.Type() != d.Type():
+		return nil, fmt.Errorf("%w: cannot join %s into %s", ErrTypeMismatch, d.Type(), v.Type())
+	default:
+		v = v.merge(d, c, dc, md)
+	}
+	if v != nil && md&keep == 0 && v.IsBottom() {
+		v = nil
+	}
+	return v, nil
+}
