@@ -164,10 +164,10 @@ func (c *Context) Equal(o *Context) bool {
 func (c *Context) size() int {
 	n := uint64(len(c.cloud))
 	for _, s := range c.vv {
-		n += uint64(s)
-		if n >= math.MaxInt {
+		if uint64(s) >= math.MaxInt-n {
 			return math.MaxInt
 		}
+		n += uint64(s)
 	}
 	return int(n)
 }
