@@ -1,0 +1,48 @@
+// Package buildinfo reports which build of edged is running.
+//
+// Version and Commit are the only package-level variables of edged: the
+// linker stamps them, as the Makefile's build target does:
+//
+//	go build -ldflags "-X github.com/edged-dev/edged/buildinfo.Version=v1.2.3 \
+//		-X github.com/edged-dev/edged/buildinfo.Commit=0123abc" ./cmd/edged
+package buildinfo
+
+import (
+	"fmt"
+	"runtime"
+)
+
+var (
+	// Version is the release version, such as "v1.2.3" or a
+	// `git describe` string; "dev" in a build that was not stamped.
+	Version = "dev"
+	// Commit is the source revision; "unknown" in a build that was not
+	// stamped.
+	Commit = "unknown"
+)
+
+// Info describes the running build.
+type Info struct {
+	Version   string // see Version
+	Commit    string // see Commit
+	GoVersion string // the Go release that built the binary, e.g. "go1.26.0"
+	OS        string // GOOS of the binary, e.g. "linux"
+	Arch      string // GOARCH of the binary, e.g. "arm64"
+}
+
+// Get returns the description of the running build.
+func Get() Info {
+	return Info{
+		Version:   Version,
+		Commit:    Commit,
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS,
+		Arch:      runtime.GOARCH,
+	}
+}
+
+// String formats i on one line, as `edged version` prints it:
+// "edged v1.2.3 (commit 0123abc, go1.26.0, linux/arm64)".
+func (i Info) String() string {
+	return fmt.Sprintf("edged %s (commit %s, %s, %s/%s)", i.Version, i.Commit, i.GoVersion, i.OS, i.Arch)
+}

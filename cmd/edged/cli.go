@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/edged-dev/edged/buildinfo"
+	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/node"
+)
+
+// errUsage reports a command line that edged cannot make sense of. run has
+// already printed the problem and the usage to stderr; main exits with
+// status 2.
+var errUsage = errors.New("usage error")
+
+const usage = `edged is an edge data node.
+
+Usage:
+  edged <command> [arguments]
+
+Commands:
+  run             run the node until SIGINT or SIGTERM
+  version         print the version, commit, Go version and platform
+  config check    check a configuration file
+  help            print this help
+
+Run "edged <command> -h" for the flags of a command.
+`
+
+// run executes the command line args (without the program name), writing
+// output to stdout and messages to stderr; a command that runs until
+// stopped, like "run", stops when ctx is cancelled. It returns
+// flag.ErrHelp after printing help that -h asked for, errUsage after
+// printing a usage problem, and any other error for main to print.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch cmd, args := args[0], args[1:]; cmd {
+	case "run":
+		return runNode(ctx, args, stderr)
+	case "version":
+		return printVersion(args, stdout, stderr)
+	case "config":
+		return checkConfig(args, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "edged: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// runNode implements "edged run".
+func runNode(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := runConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(cfg, newLogger(stderr, cfg.Log))
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx)
+}
+
+// runConfig parses the flags of "edged run" and returns the valid
+// configuration they select. Precedence, lowest first: defaults, the
+// --config file, EDGED_* environment variables, flags.
+func runConfig(args []string, stderr io.Writer) (config.Config, error) {
+	fs := newFlagSet("run", "run [flags]", "Run the node until SIGINT or SIGTERM.", stderr)
+	file := fs.String("config", "", "read the configuration from `FILE` (default: built-in defaults)")
+	dataDir := fs.String("data-dir", "", "keep the node's data in `DIR` (sets node.data_dir)")
+	httpAddr := fs.String("http-addr", "", "serve the HTTP API on host:port `ADDR` (sets http.addr)")
+	logLevel := fs.String("log-level", "", "log at `LEVEL`: debug, info, warn or error (sets log.level)")
+	if err := parseArgs(fs, args, 0); err != nil {
+		return config.Config{}, err
+	}
+	cfg, err := loadConfig(*file)
+	if err != nil {
+		return config.Config{}, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "data-dir":
+			cfg.Node.DataDir = *dataDir
+		case "http-addr":
+			cfg.HTTP.Addr = *httpAddr
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		}
+	})
+	return cfg, cfg.Validate()
+}
+
+// printVersion implements "edged version".
+func printVersion(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "version", "Print the version, commit, Go version and platform of this build.", stderr)
+	if err := parseArgs(fs, args, 0); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, buildinfo.Get())
+	return nil
+}
+
+// checkConfig implements "edged config check".
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprint(stderr, "Usage: edged config check FILE\n")
+		return errUsage
+	}
+	fs := newFlagSet("config check", "config check FILE",
+		"Check the configuration in FILE, with EDGED_* environment variables applied,\n"+
+			"and report every problem with its field path.", stderr)
+	if err := parseArgs(fs, args[1:], 1); err != nil {
+		return err
+	}
+	file := fs.Arg(0)
+	cfg, err := loadConfig(file)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", file)
+	return nil
+}
+
+// loadConfig returns the defaults overridden by the YAML file at path, if
+// path is not empty, and then by EDGED_* environment variables. It does not
+// validate the result.
+func loadConfig(path string) (config.Config, error) {
+	cfg := config.Default()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return config.Config{}, err
+		}
+	}
+	if err := cfg.ApplyEnv(os.LookupEnv); err != nil {
+		return config.Config{}, err
+	}
+	return cfg, nil
+}
+
+// newLogger returns a logger that writes to w as the valid cfg asks.
+func newLogger(w io.Writer, cfg config.LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level)) // cannot fail: Validate accepted the level
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// newFlagSet returns the flag set of a command, which prints its problems
+// and usage to stderr instead of exiting.
+func newFlagSet(name, synopsis, doc string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: edged %s\n\n%s\n\n", synopsis, doc)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseArgs parses args with fs and checks that n arguments follow the
+// flags. On failure the problem and the usage have been printed, and the
+// error is flag.ErrHelp for -h, errUsage otherwise.
+func parseArgs(fs *flag.FlagSet, args []string, n int) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() != n {
+		fmt.Fprintf(fs.Output(), "edged %s: wrong number of arguments (want %d, got %d)\n", fs.Name(), n, fs.NArg())
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// shutdownTimeout is the shutdown_timeout of the node the end-to-end test
+// starts.
+const shutdownTimeout = 5 * time.Second
+
+// TestEndToEnd builds the edged binary and runs it as a user would.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "edged")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	t.Run("run serves /healthz and stops on SIGTERM", func(t *testing.T) {
+		dataDir := filepath.Join(t.TempDir(), "data")
+		p := start(t, bin, []string{"EDGED_LOG_FORMAT=json", "EDGED_SHUTDOWN_TIMEOUT=" + shutdownTimeout.String()},
+			"run", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info")
+
+		var addr string
+		select {
+		case addr = <-p.addr:
+		case <-p.done:
+			t.Fatalf("edged exited before it started: %v", p.err)
+		case <-time.After(waitTimeout):
+			t.Fatal("no \"node started\" log line in time")
+		}
+		waitHealthy(t, "http://"+addr+"/healthz")
+		if _, err := os.Stat(dataDir); err != nil {
+			t.Errorf("data dir: %v", err)
+		}
+
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		// Allow for process exit on top of the shutdown itself.
+		select {
+		case <-p.done:
+		case <-time.After(shutdownTimeout + 5*time.Second):
+			t.Fatalf("edged did not exit within shutdown_timeout %s of SIGTERM", shutdownTimeout)
+		}
+		if p.err != nil {
+			t.Errorf("edged exited with %v, want status 0", p.err)
+		}
+	})
+
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout []string
+		wantStderr []string
+	}{
+		{
+			name:       "version",
+			args:       []string{"version"},
+			wantStdout: []string{"edged dev (commit unknown, go"},
+		},
+		{
+			name:       "config check of a good file",
+			args:       []string{"config", "check", "../../configs/edged.yaml"},
+			wantStdout: []string{"../../configs/edged.yaml: ok"},
+		},
+		{
+			name:     "config check of a bad file",
+			args:     []string{"config", "check", writeFile(t, "bad.yaml", badConfig)},
+			wantCode: 1,
+			wantStderr: []string{
+				"edged: http.addr: must be host:port",
+				"edged: log.level: must be one of debug, info, warn, error",
+				"edged: log.format: must be one of text, json",
+			},
+		},
+		{
+			name:       "run with an invalid configuration",
+			args:       []string{"run", "--http-addr", "127.0.0.1"},
+			wantCode:   1,
+			wantStderr: []string{"edged: http.addr: must be host:port"},
+		},
+		{
+			name:       "unknown command",
+			args:       []string{"frobnicate"},
+			wantCode:   2,
+			wantStderr: []string{`unknown command "frobnicate"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			cmd := exec.CommandContext(t.Context(), bin, tt.args...)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != tt.wantCode {
+				t.Errorf("exit status %d (%v), want %d", code, err, tt.wantCode)
+			}
+			assertContains(t, "stdout", stdout.String(), tt.wantStdout)
+			assertContains(t, "stderr", stderr.String(), tt.wantStderr)
+		})
+	}
+}
+
+// process is a running edged binary.
+type process struct {
+	cmd  *exec.Cmd
+	addr chan string   // receives the address from the "node started" log line
+	done chan struct{} // closed when the process has exited
+	err  error         // the result of Wait, once done is closed
+
+	mu     sync.Mutex
+	stderr strings.Builder
+}
+
+// start runs bin with args and env added to the environment. The process
+// is killed, if still running, when the test ends; its stderr is logged if
+// the test failed.
+func start(t testing.TB, bin string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{
+		cmd:  exec.CommandContext(t.Context(), bin, args...),
+		addr: make(chan string, 1),
+		done: make(chan struct{}),
+	}
+	p.cmd.Env = append(os.Environ(), env...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "node started" {
+				p.addr <- rec.Addr
+			}
+		}
+		p.err = p.cmd.Wait() // only after reading all of stderr
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		<-p.done // t.Context is cancelled by now, which kills the process
+		if t.Failed() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			t.Logf("edged stderr:\n%s", &p.stderr)
+		}
+	})
+	return p
+}
+
+// waitHealthy polls url until it answers 200 OK, failing t if it does not
+// within waitTimeout.
+func waitHealthy(t testing.TB, url string) {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = errors.New(resp.Status)
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("GET %s: not healthy within %s: %v", url, waitTimeout, err)
+		}
+	}
+}

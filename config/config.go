@@ -1,0 +1,177 @@
+// Package config defines the configuration of an edged node and how it is
+// assembled: built-in defaults, then one YAML file (Load), then EDGED_*
+// environment variables (Config.ApplyEnv); the command line applies its
+// flags last and calls Config.Validate before anything starts.
+//
+// The YAML layout mirrors the Config struct: a section per part of the node,
+// each a struct with its own Validate, plus a few top-level fields. A new
+// section is a new struct field with a snake_case yaml tag, a default in
+// Default, a documented entry in configs/edged.yaml (a test fails until it
+// is there) and a line in Config.Validate; its environment variables come
+// for free.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of a node.
+type Config struct {
+	// Node identifies the node and says where it keeps its data.
+	Node NodeConfig `yaml:"node"`
+
+	// HTTP configures the local HTTP API.
+	HTTP HTTPConfig `yaml:"http"`
+
+	// Log configures the log written to standard error.
+	Log LogConfig `yaml:"log"`
+
+	// ShutdownTimeout bounds a graceful shutdown: after a stop signal the
+	// node has this long to finish in-flight work before it closes what is
+	// left and exits. Must be positive.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// NodeConfig identifies a node and says where it keeps its data.
+type NodeConfig struct {
+	// Name is the human-readable name of the node, used in logs and shown
+	// to peers; it is not its replica identity. At most 63 ASCII letters,
+	// digits, '.', '_' or '-', starting with a letter or digit. Empty means
+	// the host name.
+	Name string `yaml:"name"`
+
+	// DataDir is the directory that holds the node's durable state. It is
+	// created, with its parents, if missing. Must not be empty.
+	DataDir string `yaml:"data_dir"`
+}
+
+// HTTPConfig configures the local HTTP API.
+type HTTPConfig struct {
+	// Addr is the host:port the HTTP API listens on. Port 0 picks a free
+	// port. The default listens on loopback only.
+	Addr string `yaml:"addr"`
+}
+
+// LogConfig configures the log written to standard error.
+type LogConfig struct {
+	// Level is the minimum level logged: "debug", "info", "warn" or
+	// "error".
+	Level string `yaml:"level"`
+
+	// Format is "text" (key=value pairs, for people) or "json" (one object
+	// per line, for log collectors).
+	Format string `yaml:"format"`
+}
+
+// Default returns the built-in configuration: a node named after its host,
+// with data in ./data and its HTTP API on 127.0.0.1:8080.
+func Default() Config {
+	return Config{
+		Node: NodeConfig{
+			DataDir: "./data",
+		},
+		HTTP: HTTPConfig{
+			Addr: "127.0.0.1:8080",
+		},
+		Log: LogConfig{
+			Level:  "info",
+			Format: "text",
+		},
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// Validate reports every problem in c, joined with errors.Join, each
+// prefixed with the YAML path of its field: `log.level: must be one of
+// debug, info, warn, error (got "verbose")`. It returns nil if c is valid.
+func (c Config) Validate() error {
+	errs := slices.Concat(
+		prefixEach("node.", c.Node.Validate()),
+		prefixEach("http.", c.HTTP.Validate()),
+		prefixEach("log.", c.Log.Validate()),
+	)
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive (got %s)", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem in c, each prefixed with its field's YAML
+// name.
+func (c NodeConfig) Validate() error {
+	var errs []error
+	if c.Name != "" && !validName(c.Name) {
+		errs = append(errs, fmt.Errorf("name: must be at most 63 letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Name))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem in c, each prefixed with its field's YAML
+// name.
+func (c HTTPConfig) Validate() error {
+	_, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("addr: must be host:port (%w)", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("addr: port must be a number from 0 to 65535 (got %q)", port)
+	}
+	return nil
+}
+
+// Validate reports every problem in c, each prefixed with its field's YAML
+// name.
+func (c LogConfig) Validate() error {
+	var errs []error
+	if levels := []string{"debug", "info", "warn", "error"}; !slices.Contains(levels, c.Level) {
+		errs = append(errs, fmt.Errorf("level: must be one of %s (got %q)", strings.Join(levels, ", "), c.Level))
+	}
+	if formats := []string{"text", "json"}; !slices.Contains(formats, c.Format) {
+		errs = append(errs, fmt.Errorf("format: must be one of %s (got %q)", strings.Join(formats, ", "), c.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// prefixEach returns the problems joined in err, such as those a section's
+// Validate reports, each prefixed with prefix: the section's name, so that
+// every message starts with the full field path, or the file they are in.
+func prefixEach(prefix string, err error) []error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	qualified := make([]error, len(errs))
+	for i, e := range errs {
+		qualified[i] = fmt.Errorf("%s%w", prefix, e)
+	}
+	return qualified
+}
+
+// validName reports whether name is a valid NodeConfig.Name. The rule keeps
+// names safe in DNS labels (mDNS), MQTT topic levels and log lines.
+func validName(name string) bool {
+	if len(name) > 63 {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case i > 0 && (r == '.' || r == '_' || r == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}

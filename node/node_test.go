@@ -1,0 +1,197 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edged-dev/edged/config"
+)
+
+// waitTimeout bounds every wait in these tests; it is generous so that a
+// loaded CI machine does not cause flakes.
+const waitTimeout = 10 * time.Second
+
+func TestRunServesHealthzAndStops(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Node.DataDir = filepath.Join(t.TempDir(), "nested", "data")
+	n := newNode(t, cfg)
+	done, cancel := runNode(t, n)
+
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatalf("Run returned before it was ready: %v", err)
+	case <-time.After(waitTimeout):
+		t.Fatal("node not ready in time")
+	}
+	if info, err := os.Stat(cfg.Node.DataDir); err != nil || !info.IsDir() {
+		t.Errorf("data dir not created: %v", err)
+	}
+
+	resp, err := http.Get("http://" + n.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Status string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("decode body: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK || body.Status != "ok" {
+		t.Errorf("GET /healthz = %d %+v, want 200 {status: ok}", resp.StatusCode, body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v, want nil after cancel", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestRunFailsToStart(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name   string
+		edit   func(*config.Config)
+		wantIs error
+		want   []string // substrings of the error
+	}{
+		{
+			name:   "address in use",
+			edit:   func(c *config.Config) { c.HTTP.Addr = busy.Addr().String() },
+			wantIs: syscall.EADDRINUSE,
+			want:   []string{"http.addr", busy.Addr().String(), "address already in use"},
+		},
+		{
+			name:   "data dir is a file",
+			edit:   func(c *config.Config) { c.Node.DataDir = file },
+			wantIs: syscall.ENOTDIR,
+			want:   []string{"node.data_dir", file},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			tt.edit(&cfg)
+			n := newNode(t, cfg)
+			done, _ := runNode(t, n)
+			select {
+			case err := <-done:
+				if !errors.Is(err, tt.wantIs) {
+					t.Errorf("Run = %v, want %v", err, tt.wantIs)
+				}
+				for _, s := range tt.want {
+					if err == nil || !strings.Contains(err.Error(), s) {
+						t.Errorf("Run = %v, want it to mention %q", err, s)
+					}
+				}
+			case <-time.After(waitTimeout):
+				t.Fatal("Run did not return")
+			}
+		})
+	}
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Log.Level = "verbose"
+	if _, err := New(cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "log.level") {
+		t.Errorf("New = %v, want an error naming log.level", err)
+	}
+}
+
+func TestNewNamesNodeAfterHost(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skipf("no host name: %v", err)
+	}
+	if n := newNode(t, testConfig(t)); n.name != host {
+		t.Errorf("name = %q, want the host name %q", n.name, host)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	tests := []struct {
+		method, path string
+		wantCode     int
+		wantBody     string
+	}{
+		{http.MethodGet, "/healthz", http.StatusOK, `{"status":"ok"}` + "\n"},
+		{http.MethodHead, "/healthz", http.StatusOK, ""},
+		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed, ""},
+		{http.MethodGet, "/nowhere", http.StatusNotFound, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			routes().ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+			if rec.Code != tt.wantCode {
+				t.Errorf("status = %d, want %d", rec.Code, tt.wantCode)
+			}
+			if tt.wantBody != "" && rec.Body.String() != tt.wantBody {
+				t.Errorf("body = %q, want %q", rec.Body.String(), tt.wantBody)
+			}
+		})
+	}
+}
+
+// testConfig returns a valid configuration with its data in a temporary
+// directory and its HTTP API on a free loopback port.
+func testConfig(t testing.TB) config.Config {
+	cfg := config.Default()
+	cfg.Node.DataDir = t.TempDir()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	return cfg
+}
+
+// newNode returns a node for cfg that logs to the test's output.
+func newNode(t testing.TB, cfg config.Config) *Node {
+	t.Helper()
+	n, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return n
+}
+
+// runNode runs n in a goroutine. It returns a channel that receives Run's
+// result and a function that cancels Run's context. The test cancels it and
+// waits for Run to return before it ends.
+func runNode(t testing.TB, n *Node) (<-chan error, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		done <- n.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+	})
+	return done, cancel
+}
