@@ -381,3 +381,25 @@ func funFromWire[V, W any](w []W, conv func(W) (Dot, V, error)) (DotFun[V], erro
 	}
 	return f, nil
 }
+
+// MarshalValue encodes a value without a context, for stores that keep
+// the context apart. Equal values encode to equal bytes.
+func MarshalValue(v Value) ([]byte, error) {
+	if v == nil {
+		return nil, fmt.Errorf("%w: nil value", ErrDecode)
+	}
+	return encMode.Marshal(valueToWire(v))
+}
+
+// UnmarshalValue decodes and validates an encoding made by MarshalValue.
+// It cannot check the value's dots against a context; the caller owns that.
+func UnmarshalValue(b []byte) (Value, error) {
+	if len(b) > MaxEncodedBytes {
+		return nil, fmt.Errorf("%w: %d bytes exceed the limit of %d", ErrDecode, len(b), MaxEncodedBytes)
+	}
+	var w wireValue
+	if err := decMode.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	return valueFromWire(&w)
+}

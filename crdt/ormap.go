@@ -43,6 +43,20 @@ type ORMap struct{ fields DotMap[Field, Value] }
 
 var _ Value = (*ORMap)(nil)
 
+// NewORMap returns a map holding the given fields. The map refers to the
+// values, it does not copy them. A store that keeps a key space's fields
+// apart uses it to build a view of one name's fields and derive a delta
+// (Update, Remove) from it.
+func NewORMap(fields map[Field]Value) *ORMap {
+	m := &ORMap{fields: make(DotMap[Field, Value], len(fields))}
+	for f, v := range fields {
+		if v != nil {
+			m.fields[f] = v
+		}
+	}
+	return m
+}
+
 // Type returns TypeORMap.
 func (*ORMap) Type() Type { return TypeORMap }
 

@@ -1,0 +1,238 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/store"
+)
+
+// open starts a store and engine on dir; both stop at test end (or when
+// the returned stop is called).
+func open(t testing.TB, dir string, replica crdt.ReplicaID) (*store.DB, *engine.Engine, func()) {
+	t.Helper()
+	db, err := store.Open(store.Options{Dir: dir, Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine.New(db, replica, engine.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return db, e, stop
+}
+
+func do(t testing.TB, e *engine.Engine, op engine.Op) crdt.Value {
+	t.Helper()
+	v, err := e.Do(context.Background(), op)
+	if err != nil {
+		t.Fatalf("%s: %v", op.Name, err)
+	}
+	return v
+}
+
+func TestOpsPersistAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	_, e, stop := open(t, dir, 1)
+	do(t, e, engine.Add("c", 5))
+	if v := do(t, e, engine.Add("c", -2)); v.(*crdt.PNCounter).Value() != 3 {
+		t.Fatalf("read-your-writes: counter %d, want 3", v.(*crdt.PNCounter).Value())
+	}
+	do(t, e, engine.AddElems("s", "a", "b"))
+	do(t, e, engine.RemoveElems("s", "a"))
+	do(t, e, engine.Set("r", []byte("v1")))
+	do(t, e, engine.Enable("f", true))
+	do(t, e, engine.AddElems("gone", "x"))
+	if v := do(t, e, engine.Remove("gone")); v != nil {
+		t.Fatalf("remove returned %v", v)
+	}
+	stop()
+
+	db, _, _ := open(t, dir, 1)
+	get := func(name string, typ crdt.Type) crdt.Value {
+		vs, err := db.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vs[typ]
+	}
+	if got := get("c", crdt.TypePNCounter).(*crdt.PNCounter).Value(); got != 3 {
+		t.Errorf("counter %d, want 3", got)
+	}
+	if got := get("s", crdt.TypeAWSet).(*crdt.AWSet).Elements(); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("set %q, want [b]", got)
+	}
+	if got, _, _ := get("r", crdt.TypeLWWRegister).(*crdt.LWWRegister).Get(); string(got) != "v1" {
+		t.Errorf("register %q", got)
+	}
+	if !get("f", crdt.TypeEWFlag).(*crdt.EWFlag).Enabled() {
+		t.Error("flag not enabled")
+	}
+	if vs, _ := db.Get("gone"); vs != nil {
+		t.Errorf("removed key still has %v", vs)
+	}
+	checkReplay(t, db)
+}
+
+func TestBadOperationsStoreNothing(t *testing.T) {
+	db, e, _ := open(t, t.TempDir(), 1)
+	do(t, e, engine.Add("k", 1))
+	before := db.Context()
+
+	tests := []struct {
+		name string
+		op   engine.Op
+		want error
+	}{
+		{"type mismatch", engine.AddElems("k", "x"), engine.ErrTypeMismatch},
+		{"empty name", engine.Add("", 1), store.ErrInvalidName},
+		{"NUL in name", engine.Add("a\x00b", 1), store.ErrInvalidName},
+		{"long name", engine.Add(strings.Repeat("n", store.MaxNameBytes+1), 1), store.ErrInvalidName},
+		{"oversized value", engine.SetMV("big", make([]byte, store.MaxValueBytes+1)), store.ErrTooLarge},
+		{"unknown type", engine.Op{Name: "u", Type: 200, Mutate: engine.Add("u", 1).Mutate}, crdt.ErrUnknownType},
+		{"invalid reading", engine.AddReadings("t", crdt.Reading{Value: inf()}), crdt.ErrInvalidReading},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := e.Do(context.Background(), tc.op); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	after := db.Context()
+	if !before.Equal(&after) {
+		t.Errorf("failed operations changed the context")
+	}
+	for _, name := range []string{"big", "u", "t"} {
+		if vs, _ := db.Get(name); vs != nil {
+			t.Errorf("%s stored after a failed operation", name)
+		}
+	}
+	if vs, _ := db.Get("k"); vs[crdt.TypePNCounter].(*crdt.PNCounter).Value() != 1 {
+		t.Error("the existing key changed")
+	}
+}
+
+// TestOversizedOpInGroupSparesOthers: an oversized operation committed in
+// the same group as good ones fails alone.
+func TestOversizedOpInGroupSparesOthers(t *testing.T) {
+	db, e, _ := open(t, t.TempDir(), 1)
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			op := engine.Add("n", 1)
+			if i%10 == 0 {
+				op = engine.SetMV("big", make([]byte, store.MaxValueBytes+1))
+			}
+			_, errs[i] = e.Do(context.Background(), op)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if wantErr := i%10 == 0; (err != nil) != wantErr || (wantErr && !errors.Is(err, store.ErrTooLarge)) {
+			t.Errorf("op %d: err %v", i, err)
+		}
+	}
+	if vs, _ := db.Get("n"); vs[crdt.TypePNCounter].(*crdt.PNCounter).Value() != 36 {
+		t.Errorf("counter %v, want 36", vs[crdt.TypePNCounter])
+	}
+	checkReplay(t, db)
+}
+
+// TestReplication: two engines that exchange their logs converge, and a
+// redelivered entry changes nothing.
+func TestReplication(t *testing.T) {
+	dbA, a, _ := open(t, t.TempDir(), 1)
+	dbB, b, _ := open(t, t.TempDir(), 2)
+	do(t, a, engine.AddElems("s", "x"))
+	do(t, b, engine.AddElems("s", "y"))
+	do(t, a, engine.Add("c", 2))
+	do(t, b, engine.Add("c", 3))
+	ship := func(from *store.DB, to *engine.Engine) {
+		var es []store.Entry
+		if err := from.AllEntries(func(e store.Entry) error { es = append(es, e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := to.Apply(context.Background(), es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ship(dbA, b)
+	ship(dbB, a)
+	ship(dbA, b) // duplicates
+	do(t, a, engine.RemoveElems("s", "x", "y"))
+	ship(dbA, b)
+	for _, db := range []*store.DB{dbA, dbB} {
+		vs, _ := db.Get("c")
+		if got := vs[crdt.TypePNCounter].(*crdt.PNCounter).Value(); got != 5 {
+			t.Errorf("counter %d, want 5", got)
+		}
+		if vs, _ := db.Get("s"); vs != nil {
+			t.Errorf("set %v, want removed", vs)
+		}
+	}
+	ca, cb := dbA.Context(), dbB.Context()
+	if !ca.Equal(&cb) {
+		t.Error("contexts differ after exchange")
+	}
+	checkReplay(t, dbA)
+	checkReplay(t, dbB)
+}
+
+// checkReplay asserts that the stored state equals the join of every
+// logged delta: the log and the materialised state agree.
+func checkReplay(t testing.TB, db *store.DB) {
+	t.Helper()
+	var replay crdt.Causal
+	err := db.AllEntries(func(e store.Entry) error { return replay.Apply(e.Delta) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := db.Context()
+	if !replay.Ctx.Equal(&ctx) {
+		t.Fatalf("replayed context differs from the stored one")
+	}
+	want := map[crdt.Field]crdt.Value{}
+	if m, ok := replay.Value.(*crdt.ORMap); ok {
+		for _, f := range m.Fields() {
+			want[f] = m.Field(f)
+		}
+	}
+	got := map[crdt.Field]crdt.Value{}
+	if err := db.Scan("", "", 0, func(f crdt.Field, v crdt.Value) error { got[f] = v; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("stored fields %d, replayed %d", len(got), len(want))
+	}
+	for f, v := range want {
+		a, _ := crdt.Causal{Value: v}.MarshalCBOR()
+		b, _ := crdt.Causal{Value: got[f]}.MarshalCBOR()
+		if !bytes.Equal(a, b) {
+			t.Fatalf("field %s: stored state differs from the replayed log", f)
+		}
+	}
+}

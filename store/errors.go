@@ -1,0 +1,26 @@
+package store
+
+import "errors"
+
+// Errors returned by the store; test with errors.Is.
+var (
+	// ErrLocked: another process has the data directory open.
+	ErrLocked = errors.New("store: data directory in use")
+	// ErrFormat: the data directory was written by an incompatible edged.
+	ErrFormat = errors.New("store: incompatible data format")
+	// ErrCorrupt: the data directory is damaged.
+	ErrCorrupt = errors.New("store: data directory damaged")
+	// ErrDiskFull: the disk has no space left; nothing of the commit was
+	// stored, reads still work, and writes resume when space returns.
+	ErrDiskFull = errors.New("store: disk full")
+	// ErrBudget: the data directory reached its byte budget.
+	ErrBudget = errors.New("store: data budget exhausted")
+	// ErrInvalidName: a key name the store cannot hold.
+	ErrInvalidName = errors.New("store: invalid name")
+	// ErrTooLarge: a value over MaxValueBytes.
+	ErrTooLarge = errors.New("store: value too large")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrNotEmpty: restore into a data directory that holds data.
+	ErrNotEmpty = errors.New("store: data directory not empty")
+)

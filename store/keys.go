@@ -1,0 +1,92 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/edged-dev/edged/crdt"
+)
+
+// Key layout. One-byte prefixes keep the groups apart and iterable:
+//
+//	'f' name 0x00 type      → state of one field of the key space (crdt.Causal, no context)
+//	'c'                      → the store's causal context (crdt.Context)
+//	'l' origin(8) first(8)   → delta-log entry (logRecord), big-endian so entries sort by origin, then dot
+//	'w' destination          → acknowledged version vector of a destination
+//	'm' name                 → metadata: format version, HLC
+const (
+	prefixField     = 'f'
+	prefixLog       = 'l'
+	prefixWatermark = 'w'
+)
+
+var (
+	keyContext = []byte{'c'}
+	keyFormat  = []byte("mformat")
+	keyHLC     = []byte("mhlc")
+)
+
+// Limits on what the store accepts.
+const (
+	// MaxNameBytes bounds a key name.
+	MaxNameBytes = 1024
+	// MaxValueBytes bounds the encoding of one field's state.
+	MaxValueBytes = 1 << 20
+)
+
+// ValidateName reports whether name can be stored: non-empty UTF-8 of at
+// most MaxNameBytes, without NUL bytes.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidName)
+	case len(name) > MaxNameBytes:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidName, len(name), MaxNameBytes)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("%w: contains a NUL byte", ErrInvalidName)
+	}
+	return nil
+}
+
+func fieldKey(f crdt.Field) []byte {
+	k := make([]byte, 0, len(f.Name)+3)
+	k = append(k, prefixField)
+	k = append(k, f.Name...)
+	return append(k, 0, byte(f.Type))
+}
+
+// namePrefix is the prefix of every field key of name.
+func namePrefix(name string) []byte {
+	k := make([]byte, 0, len(name)+2)
+	k = append(k, prefixField)
+	k = append(k, name...)
+	return append(k, 0)
+}
+
+func parseFieldKey(k []byte) (crdt.Field, bool) {
+	if len(k) < 3 || k[0] != prefixField || k[len(k)-2] != 0 {
+		return crdt.Field{}, false
+	}
+	return crdt.Field{Name: string(k[1 : len(k)-2]), Type: crdt.Type(k[len(k)-1])}, true
+}
+
+func logKey(origin crdt.ReplicaID, first crdt.Seq) []byte {
+	k := make([]byte, 17)
+	k[0] = prefixLog
+	binary.BigEndian.PutUint64(k[1:], uint64(origin))
+	binary.BigEndian.PutUint64(k[9:], uint64(first))
+	return k
+}
+
+func parseLogKey(k []byte) (crdt.ReplicaID, crdt.Seq, bool) {
+	if len(k) != 17 || k[0] != prefixLog {
+		return 0, 0, false
+	}
+	return crdt.ReplicaID(binary.BigEndian.Uint64(k[1:])), crdt.Seq(binary.BigEndian.Uint64(k[9:])), true
+}
+
+func watermarkKey(dest string) []byte { return append([]byte{prefixWatermark}, dest...) }

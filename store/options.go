@@ -1,0 +1,160 @@
+package store
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Profile names a set of Badger options sized for a class of device.
+type Profile string
+
+// The profiles. LowMemory is the default.
+const (
+	// LowMemory suits devices with 1 GiB of RAM or less (Raspberry Pi Zero 2
+	// W, 512 MiB): small memtables and caches, and value-log files of
+	// 64 MiB, which also keeps 32-bit ARM within its address space.
+	LowMemory Profile = "low-memory"
+	// Standard suits gateways and servers with 2 GiB or more.
+	Standard Profile = "standard"
+)
+
+// Durability says when a commit reaches the disk.
+type Durability string
+
+// The durability modes. Fsync is the default.
+const (
+	// Fsync makes every commit (one per group of writes) durable before it
+	// is acknowledged: it survives a power cut.
+	Fsync Durability = "fsync"
+	// None leaves flushing to the operating system: a crash of the process
+	// loses nothing, a power cut may lose the last seconds of writes. For
+	// tests and throwaway data only.
+	None Durability = "none"
+)
+
+// Options configure a DB.
+type Options struct {
+	// Dir is the data directory. It is created if missing.
+	Dir string
+	// Profile selects the Badger options; empty means LowMemory.
+	Profile Profile
+	// Durability selects when commits are flushed; empty means Fsync.
+	Durability Durability
+	// Budget caps the bytes of the data directory (Badger's tables and
+	// value logs). When it is reached the store first drops delta-log
+	// entries (peers then catch up by state transfer), and if that is not
+	// enough refuses writes with ErrBudget. Key state is never evicted.
+	// Zero means no budget.
+	Budget int64
+	// GCInterval is how often value-log garbage collection runs; zero
+	// means 5 minutes.
+	GCInterval time.Duration
+	// Logger receives the store's and Badger's messages; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Dir == "" {
+		return o, fmt.Errorf("store: no data directory given")
+	}
+	if o.Profile == "" {
+		o.Profile = LowMemory
+	}
+	if o.Durability == "" {
+		o.Durability = Fsync
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = 5 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch o.Profile {
+	case LowMemory, Standard:
+	default:
+		return o, fmt.Errorf("store: unknown profile %q (want %q or %q)", o.Profile, LowMemory, Standard)
+	}
+	switch o.Durability {
+	case Fsync, None:
+	default:
+		return o, fmt.Errorf("store: unknown durability %q (want %q or %q)", o.Durability, Fsync, None)
+	}
+	if o.Budget < 0 {
+		return o, fmt.Errorf("store: negative budget %d", o.Budget)
+	}
+	return o, nil
+}
+
+// badgerOptions spells out every Badger option that matters, never relying
+// on the library's defaults (which assume a server: 64 MiB memtables ×5,
+// a 256 MiB block cache, 1 GiB value-log files).
+func (o Options) badgerOptions() badger.Options {
+	b := badger.DefaultOptions(o.Dir).
+		WithLogger(badgerLogger{o.Logger}).
+		WithLoggingLevel(badger.WARNING).
+		// One commit per group of writes, fsynced when durability asks.
+		WithSyncWrites(o.Durability == Fsync).
+		// Single writer (the engine), so no conflict detection needed.
+		WithDetectConflicts(false).
+		WithNumVersionsToKeep(1).
+		// Records are small CBOR; values above 1 KiB go to the value log
+		// so compactions do not rewrite them.
+		WithValueThreshold(1 << 10).
+		// Snappy is cheap on ARM and halves CBOR with repeated keys.
+		WithCompression(options.Snappy).
+		WithChecksumVerificationMode(options.OnTableRead).
+		WithVerifyValueChecksum(true).
+		WithMetricsEnabled(false).
+		WithCompactL0OnClose(true).
+		WithBloomFalsePositive(0.01).
+		WithBlockSize(4 << 10).
+		WithMaxLevels(7).
+		WithLevelSizeMultiplier(10).
+		WithValueLogMaxEntries(1_000_000)
+	switch o.Profile {
+	case Standard:
+		b = b.
+			WithMemTableSize(64 << 20).
+			WithNumMemtables(3).
+			WithNumLevelZeroTables(5).
+			WithNumLevelZeroTablesStall(15).
+			WithBaseTableSize(8 << 20).
+			WithBaseLevelSize(64 << 20).
+			WithBlockCacheSize(64 << 20).
+			WithIndexCacheSize(32 << 20).
+			WithNumCompactors(2).
+			WithNumGoroutines(4).
+			WithValueLogFileSize(256 << 20)
+	default: // LowMemory
+		b = b.
+			// 16 MiB memtables, two of them: ~32 MiB of write buffers;
+			// 15% of a memtable (2.4 MiB) caps one transaction.
+			WithMemTableSize(16 << 20).
+			WithNumMemtables(2).
+			WithNumLevelZeroTables(2).
+			WithNumLevelZeroTablesStall(8).
+			WithBaseTableSize(2 << 20).
+			WithBaseLevelSize(10 << 20).
+			// Caches bound the memory of blocks and of table indexes and
+			// bloom filters, which otherwise grow with the data.
+			WithBlockCacheSize(8 << 20).
+			WithIndexCacheSize(8 << 20).
+			WithNumCompactors(2).
+			WithNumGoroutines(2).
+			// ≤ 64 MiB so mmapped value logs fit 32-bit address spaces.
+			WithValueLogFileSize(64 << 20)
+	}
+	return b
+}
+
+// badgerLogger routes Badger's logging to slog.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.log.Error("badger", "msg", fmt.Sprintf(f, a...)) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.log.Warn("badger", "msg", fmt.Sprintf(f, a...)) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.log.Info("badger", "msg", fmt.Sprintf(f, a...)) }
+func (l badgerLogger) Debugf(f string, a ...any)   { l.log.Debug("badger", "msg", fmt.Sprintf(f, a...)) }

@@ -1,0 +1,588 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/edged-dev/edged/crdt"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// FormatVersion is the layout version of a data directory. Open refuses a
+// directory of a newer version.
+const FormatVersion = 1
+
+// DB is an edged data directory: the materialised state of every field of
+// the key space, the store-wide causal context, the delta log and the
+// destinations' watermarks, all in one Badger database.
+//
+// DB is safe for concurrent use. Commit is meant to have one caller at a
+// time (the engine): it does not serialise read-modify-write cycles.
+type DB struct {
+	opts Options
+	bdb  *badger.DB
+
+	mu     sync.RWMutex
+	ctx    crdt.Context // committed context; the copy readers get
+	hlc    crdt.Timestamp
+	closed bool
+
+	size      atomic.Int64 // bytes of the data directory, last measured
+	evicted   atomic.Int64 // log entries dropped to meet the budget
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the data directory in o.Dir.
+func Open(o Options) (*DB, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: create data directory: %w", err)
+	}
+	bdb, err := badger.Open(o.badgerOptions())
+	if err != nil {
+		return nil, openError(o.Dir, err)
+	}
+	db := &DB{opts: o, bdb: bdb, stop: make(chan struct{})}
+	if err := db.load(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	db.measure()
+	db.done.Add(1)
+	go db.maintain()
+	return db, nil
+}
+
+// openError explains why Badger refused to open dir, and what to do.
+func openError(dir string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "Cannot acquire directory lock"):
+		return fmt.Errorf("%w: %s is open in another process (is an edged node already running on it?): %v", ErrLocked, dir, err)
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w: cannot open %s: %v", ErrDiskFull, dir, err)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("store: cannot open %s: %w", dir, err)
+	}
+	return fmt.Errorf("%w: cannot open %s: %v; edged never resets data by itself: "+
+		"restore the directory from a backup (edged restore) or move it away to start empty", ErrCorrupt, dir, err)
+}
+
+// load checks the format and reads the context and clock.
+func (db *DB) load() error {
+	return db.bdb.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyFormat)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			if !isEmpty(txn) {
+				return fmt.Errorf("%w: %s holds data but no edged format marker; is it an edged data directory?", ErrFormat, db.opts.Dir)
+			}
+			return txn.Set(keyFormat, []byte{FormatVersion})
+		case err != nil:
+			return fmt.Errorf("%w: read format: %v", ErrCorrupt, err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil || len(v) != 1 {
+			return fmt.Errorf("%w: unreadable format marker", ErrCorrupt)
+		}
+		if v[0] > FormatVersion {
+			return fmt.Errorf("%w: %s was written by a newer edged (format %d, this build reads %d): upgrade edged, or restore a backup made by this version",
+				ErrFormat, db.opts.Dir, v[0], FormatVersion)
+		}
+		if err := getCBOR(txn, keyContext, &db.ctx); err != nil {
+			return err
+		}
+		return getCBOR(txn, keyHLC, &db.hlc)
+	})
+}
+
+func isEmpty(txn *badger.Txn) bool {
+	it := txn.NewIterator(badger.IteratorOptions{})
+	defer it.Close()
+	it.Rewind()
+	return !it.Valid()
+}
+
+// getCBOR decodes the value of key into v; a missing key leaves v as is.
+func getCBOR(txn *badger.Txn, key []byte, v any) error {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err == nil {
+		err = item.Value(func(b []byte) error { return cbor.Unmarshal(b, v) })
+	}
+	if err != nil {
+		return fmt.Errorf("%w: key %q: %v", ErrCorrupt, key, err)
+	}
+	return nil
+}
+
+// Close stops background work and closes the database. It is idempotent.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.mu.Lock()
+		db.closed = true
+		db.mu.Unlock()
+		close(db.stop)
+		db.done.Wait()
+		db.closeErr = db.bdb.Close()
+	})
+	return db.closeErr
+}
+
+// Context returns a copy of the committed causal context.
+func (db *DB) Context() crdt.Context {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.ctx.Clone()
+}
+
+// HLC returns the last hybrid-logical-clock reading committed.
+func (db *DB) HLC() crdt.Timestamp {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.hlc
+}
+
+// Get returns the state of every type stored under name (usually one),
+// or nil if the name is absent.
+func (db *DB) Get(name string) (map[crdt.Type]crdt.Value, error) {
+	var out map[crdt.Type]crdt.Value
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 4, Prefix: namePrefix(name)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			f, v, err := decodeField(it.Item())
+			if err != nil {
+				return err
+			}
+			if out == nil {
+				out = make(map[crdt.Type]crdt.Value, 1)
+			}
+			out[f.Type] = v
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Field returns the state of one field, or nil if it is absent.
+func (db *DB) Field(f crdt.Field) (crdt.Value, error) {
+	var v crdt.Value
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(fieldKey(f))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, v, err = decodeField(item)
+		return err
+	})
+	return v, err
+}
+
+// Scan calls fn for the fields whose names start with prefix and sort after
+// after, in name order, at most limit of them (0: no limit). fn must not
+// retain the value across calls only if it mutates it; values are fresh.
+func (db *DB) Scan(prefix, after string, limit int, fn func(crdt.Field, crdt.Value) error) error {
+	return db.bdb.View(func(txn *badger.Txn) error {
+		p := append([]byte{prefixField}, prefix...)
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: p})
+		defer it.Close()
+		start := p
+		if after != "" {
+			start = append(namePrefix(after), 0xff) // past every type of after
+		}
+		n := 0
+		for it.Seek(start); it.Valid() && (limit == 0 || n < limit); it.Next() {
+			f, v, err := decodeField(it.Item())
+			if err != nil {
+				return err
+			}
+			if err := fn(f, v); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+}
+
+func decodeField(item *badger.Item) (crdt.Field, crdt.Value, error) {
+	f, ok := parseFieldKey(item.Key())
+	if !ok {
+		return f, nil, fmt.Errorf("%w: malformed field key %q", ErrCorrupt, item.Key())
+	}
+	var v crdt.Value
+	err := item.Value(func(b []byte) (err error) {
+		v, err = crdt.UnmarshalValue(b)
+		return err
+	})
+	if err != nil {
+		return f, nil, fmt.Errorf("%w: field %s: %v", ErrCorrupt, f, err)
+	}
+	if v.Type() != f.Type {
+		return f, nil, fmt.Errorf("%w: field %s holds a %s", ErrCorrupt, f, v.Type())
+	}
+	return f, v, nil
+}
+
+// Entry is one delta-log entry: the delta of one operation (or of a group
+// of them) of one origin, covering that origin's dots First…Last.
+type Entry struct {
+	Origin      crdt.ReplicaID
+	First, Last crdt.Seq
+	// Delta is a delta of the key space: an ORMap whose fields are the
+	// top-level fields touched, with the context of the operation.
+	Delta crdt.Causal
+}
+
+// logRecord is the stored form of an Entry (its key holds origin, first).
+type logRecord struct {
+	Version uint        `cbor:"1,keyasint"`
+	Last    crdt.Seq    `cbor:"2,keyasint"`
+	Delta   crdt.Causal `cbor:"3,keyasint"`
+}
+
+// Batch is what one Commit writes, atomically.
+type Batch struct {
+	// Fields are the encoded new states (EncodeField) of the touched
+	// fields; nil deletes the field.
+	Fields map[crdt.Field][]byte
+	// Entries are appended to the delta log.
+	Entries []Entry
+	// Context is the store's whole causal context after the batch.
+	Context crdt.Context
+	// HLC is the clock's last reading, persisted so that it never runs
+	// backwards across restarts.
+	HLC crdt.Timestamp
+}
+
+// Commit writes b in one Badger transaction and, with Fsync durability,
+// flushes it to disk before returning. Either all of b is stored or none.
+// It fails with ErrBudget when the data directory is over its budget, and
+// with ErrDiskFull when the disk is.
+func (db *DB) Commit(b Batch) error {
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if budget := db.opts.Budget; budget > 0 && db.size.Load() > budget {
+		return fmt.Errorf("%w: %s uses %d bytes of its %d-byte budget; writes resume when acknowledged log entries are collected or the budget is raised",
+			ErrBudget, db.opts.Dir, db.size.Load(), budget)
+	}
+	// One transaction, not a WriteBatch: a WriteBatch splits large batches
+	// into several commits, and a crash between them would be visible.
+	txn := db.bdb.NewTransaction(true)
+	defer txn.Discard()
+	var written int64
+	set := func(k, v []byte) error {
+		written += int64(len(k) + len(v))
+		return txn.Set(k, v)
+	}
+	for f, enc := range b.Fields {
+		if enc == nil {
+			if err := txn.Delete(fieldKey(f)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := set(fieldKey(f), enc); err != nil {
+			return err
+		}
+	}
+	for _, e := range b.Entries {
+		enc, err := cbor.Marshal(logRecord{Version: 1, Last: e.Last, Delta: e.Delta})
+		if err != nil {
+			return err
+		}
+		if err := set(logKey(e.Origin, e.First), enc); err != nil {
+			return err
+		}
+	}
+	ctx, err := b.Context.MarshalCBOR()
+	if err != nil {
+		return err
+	}
+	hlc, err := cbor.Marshal(b.HLC)
+	if err != nil {
+		return err
+	}
+	if err := set(keyContext, ctx); err != nil {
+		return err
+	}
+	if err := set(keyHLC, hlc); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("%w: %v", ErrDiskFull, err)
+		}
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	db.size.Add(written)
+	db.mu.Lock()
+	db.ctx = b.Context.Clone()
+	db.hlc = b.HLC
+	db.mu.Unlock()
+	return nil
+}
+
+// EncodeField encodes the state of a field for Batch.Fields, refusing a
+// state over MaxValueBytes with ErrTooLarge.
+func EncodeField(f crdt.Field, v crdt.Value) ([]byte, error) {
+	enc, err := crdt.MarshalValue(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(enc) > MaxValueBytes {
+		return nil, fmt.Errorf("%w: %s would encode to %d bytes, limit %d", ErrTooLarge, f, len(enc), MaxValueBytes)
+	}
+	return enc, nil
+}
+
+// Entries calls fn for the log entries of origin whose dots follow after,
+// in dot order, until fn returns an error (ErrStop ends it quietly).
+func (db *DB) Entries(origin crdt.ReplicaID, after crdt.Seq, fn func(Entry) error) error {
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		prefix := logKey(origin, 0)[:9]
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix})
+		defer it.Close()
+		// The entry containing after+1 may start at or before it.
+		for it.Seek(logKey(origin, after+1)); it.Valid(); it.Next() {
+			e, err := decodeEntry(it.Item())
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return err
+}
+
+// AllEntries calls fn for every log entry, by origin then dot.
+func (db *DB) AllEntries(fn func(Entry) error) error {
+	return db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixLog}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			e, err := decodeEntry(it.Item())
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ErrStop ends an iteration early without error.
+var ErrStop = errors.New("store: stop iteration")
+
+func decodeEntry(item *badger.Item) (Entry, error) {
+	origin, first, ok := parseLogKey(item.Key())
+	if !ok {
+		return Entry{}, fmt.Errorf("%w: malformed log key %x", ErrCorrupt, item.Key())
+	}
+	var r logRecord
+	if err := item.Value(func(b []byte) error { return cbor.Unmarshal(b, &r) }); err != nil {
+		return Entry{}, fmt.Errorf("%w: log entry %s:%d: %v", ErrCorrupt, origin, first, err)
+	}
+	return Entry{Origin: origin, First: first, Last: r.Last, Delta: r.Delta}, nil
+}
+
+// SetWatermark records the version vector a destination (a peer or the
+// cloud) has acknowledged. Log entries every destination has acknowledged
+// are collected by CollectGarbage.
+func (db *DB) SetWatermark(dest string, vv crdt.VersionVector) error {
+	enc, err := cbor.Marshal(vv)
+	if err != nil {
+		return err
+	}
+	return db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(watermarkKey(dest), enc) })
+}
+
+// RemoveWatermark stops tracking a destination.
+func (db *DB) RemoveWatermark(dest string) error {
+	return db.bdb.Update(func(txn *badger.Txn) error { return txn.Delete(watermarkKey(dest)) })
+}
+
+// Watermarks returns every tracked destination's acknowledged vector.
+func (db *DB) Watermarks() (map[string]crdt.VersionVector, error) {
+	out := map[string]crdt.VersionVector{}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: []byte{prefixWatermark}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var vv crdt.VersionVector
+			if err := it.Item().Value(func(b []byte) error { return cbor.Unmarshal(b, &vv) }); err != nil {
+				return fmt.Errorf("%w: watermark %q: %v", ErrCorrupt, it.Item().Key()[1:], err)
+			}
+			out[string(it.Item().Key()[1:])] = vv
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CollectGarbage deletes the log entries that every tracked destination has
+// acknowledged and returns how many. With no destination tracked nothing is
+// collected: the log is what a first peer or the cloud will need.
+func (db *DB) CollectGarbage() (int, error) {
+	marks, err := db.Watermarks()
+	if err != nil || len(marks) == 0 {
+		return 0, err
+	}
+	return db.dropEntries(func(e Entry) bool {
+		for _, vv := range marks {
+			if vv[e.Origin] < e.Last {
+				return false
+			}
+		}
+		return true
+	}, 0)
+}
+
+// dropEntries deletes log entries for which drop is true, stopping after
+// maxBytes of keys and values when maxBytes > 0.
+func (db *DB) dropEntries(drop func(Entry) bool, maxBytes int64) (int, error) {
+	var keys [][]byte
+	var freed int64
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixLog}})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && (maxBytes == 0 || freed < maxBytes); it.Next() {
+			e, err := decodeEntry(it.Item())
+			if err != nil {
+				return err
+			}
+			if drop(e) {
+				keys = append(keys, it.Item().KeyCopy(nil))
+				freed += it.Item().EstimatedSize()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, err
+	}
+	return len(keys), nil
+}
+
+// Stats describe the store for status pages and metrics.
+type Stats struct {
+	Bytes   int64 // size of the data directory
+	Budget  int64 // 0: none
+	Evicted int64 // log entries dropped to meet the budget since start
+}
+
+// Stats returns the current statistics.
+func (db *DB) Stats() Stats {
+	return Stats{Bytes: db.size.Load(), Budget: db.opts.Budget, Evicted: db.evicted.Load()}
+}
+
+// measure sets size to the bytes of Badger's files.
+func (db *DB) measure() {
+	var n int64
+	filepath.WalkDir(db.opts.Dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	db.size.Store(n)
+}
+
+// maintain runs the background work: it measures the directory every
+// second, and at every GC interval (starting at a random offset) collects
+// acknowledged log entries, enforces the budget and collects the value log.
+func (db *DB) maintain() {
+	defer db.done.Done()
+	measure := time.NewTicker(time.Second)
+	defer measure.Stop()
+	gc := time.NewTimer(jitter(db.opts.GCInterval))
+	defer gc.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-measure.C:
+			db.measure()
+		case <-gc.C:
+			db.collect()
+			gc.Reset(jitter(db.opts.GCInterval))
+		}
+	}
+}
+
+func (db *DB) collect() {
+	log := db.opts.Logger
+	if n, err := db.CollectGarbage(); err != nil {
+		log.Warn("delta log collection failed", "err", err)
+	} else if n > 0 {
+		log.Debug("delta log collected", "entries", n)
+	}
+	if over := db.size.Load() - db.opts.Budget; db.opts.Budget > 0 && over > 0 {
+		// Drop the oldest entries (by origin and dot) worth the excess plus
+		// a tenth of the budget, so the budget is not hit again at once.
+		// Peers that miss them catch up by state transfer.
+		n, err := db.dropEntries(func(Entry) bool { return true }, over+db.opts.Budget/10)
+		db.evicted.Add(int64(n))
+		log.Warn("data budget reached: dropped delta log entries", "entries", n, "bytes", db.size.Load(), "budget", db.opts.Budget, "err", err)
+	}
+	for db.bdb.RunValueLogGC(0.5) == nil {
+		select {
+		case <-db.stop:
+			return
+		default:
+		}
+	}
+	db.measure()
+}
+
+// Sync flushes everything written to disk.
+func (db *DB) Sync() error { return db.bdb.Sync() }
+
+// jitter returns a duration uniformly in [d/2, 3d/2), so periodic work of
+// many nodes does not align.
+func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d) }
