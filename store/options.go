@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"log/slog"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -50,6 +51,16 @@ type Options struct {
 	// enough refuses writes with ErrBudget. Key state is never evicted.
 	// Zero means no budget.
 	Budget int64
+	// MinFreeBytes is the free disk space below which writes are refused
+	// with ErrDiskFull. Badger memory-maps its write-ahead log and value
+	// log as sparse files, so on a full disk it would crash with SIGBUS
+	// rather than fail a write: the store stops writing while enough space
+	// remains for the files it may still fill. Zero means the profile's
+	// default (two memtables plus one value-log file plus 16 MiB).
+	MinFreeBytes int64
+	// FreeSpace reports the free bytes of the file system holding dir;
+	// nil means statfs. Tests inject it.
+	FreeSpace func(dir string) (int64, error)
 	// GCInterval is how often value-log garbage collection runs; zero
 	// means 5 minutes.
 	GCInterval time.Duration
@@ -73,6 +84,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.FreeSpace == nil {
+		o.FreeSpace = statfsFree
+	}
 	switch o.Profile {
 	case LowMemory, Standard:
 	default:
@@ -86,7 +100,21 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Budget < 0 {
 		return o, fmt.Errorf("store: negative budget %d", o.Budget)
 	}
+	if o.MinFreeBytes == 0 {
+		b := o.badgerOptions()
+		o.MinFreeBytes = 2*b.MemTableSize + b.ValueLogFileSize + 16<<20
+	}
 	return o, nil
+}
+
+// statfsFree returns the bytes available to unprivileged users on the file
+// system holding dir.
+func statfsFree(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 // badgerOptions spells out every Badger option that matters, never relying

@@ -291,6 +291,9 @@ func (db *DB) Commit(b Batch) error {
 		return fmt.Errorf("%w: %s uses %d bytes of its %d-byte budget; writes resume when acknowledged log entries are collected or the budget is raised",
 			ErrBudget, db.opts.Dir, db.size.Load(), budget)
 	}
+	if err := db.checkFree(); err != nil {
+		return err
+	}
 	// One transaction, not a WriteBatch: a WriteBatch splits large batches
 	// into several commits, and a crash between them would be visible.
 	txn := db.bdb.NewTransaction(true)
@@ -359,6 +362,19 @@ func EncodeField(f crdt.Field, v crdt.Value) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s would encode to %d bytes, limit %d", ErrTooLarge, f, len(enc), MaxValueBytes)
 	}
 	return enc, nil
+}
+
+// checkFree refuses to write when the disk is nearly full.
+func (db *DB) checkFree() error {
+	free, err := db.opts.FreeSpace(db.opts.Dir)
+	if err != nil {
+		return fmt.Errorf("store: free space of %s: %w", db.opts.Dir, err)
+	}
+	if free < db.opts.MinFreeBytes {
+		return fmt.Errorf("%w: %d bytes free on the disk of %s, writes need %d; reads continue, and writes resume when space is freed",
+			ErrDiskFull, free, db.opts.Dir, db.opts.MinFreeBytes)
+	}
+	return nil
 }
 
 // Entries calls fn for the log entries of origin whose dots follow after,
@@ -522,10 +538,16 @@ func (db *DB) Stats() Stats {
 // measure sets size to the bytes of Badger's files.
 func (db *DB) measure() {
 	var n int64
+	// Count allocated blocks, not apparent sizes: Badger preallocates its
+	// memory-mapped files as sparse files.
 	filepath.WalkDir(db.opts.Dir, func(_ string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if info, err := d.Info(); err == nil {
-				n += info.Size()
+				if st, ok := info.Sys().(*syscall.Stat_t); ok {
+					n += st.Blocks * 512
+				} else {
+					n += info.Size()
+				}
 			}
 		}
 		return nil
