@@ -32,6 +32,9 @@ type Config struct {
 	// Log configures the log written to standard error.
 	Log LogConfig `yaml:"log"`
 
+	// Store configures the durable store in node.data_dir.
+	Store StoreConfig `yaml:"store"`
+
 	// ShutdownTimeout bounds a graceful shutdown: after a stop signal the
 	// node has this long to finish in-flight work before it closes what is
 	// left and exits. Must be positive.
@@ -56,6 +59,54 @@ type HTTPConfig struct {
 	// Addr is the host:port the HTTP API listens on. Port 0 picks a free
 	// port. The default listens on loopback only.
 	Addr string `yaml:"addr"`
+}
+
+// StoreConfig configures the durable store.
+type StoreConfig struct {
+	// Profile sizes the storage engine's memory: "low-memory" for devices
+	// with 1 GiB of RAM or less, "standard" for 2 GiB or more.
+	Profile string `yaml:"profile"`
+
+	// Durability is "fsync" (every acknowledged write survives a power
+	// cut) or "none" (survives a crash of edged, not of the machine; for
+	// tests and throwaway data).
+	Durability string `yaml:"durability"`
+
+	// BudgetBytes caps the size of the data directory. At the cap, delta
+	// log entries are dropped first (peers catch up by state transfer) and
+	// then writes are refused; key state is never evicted. 0 means no cap.
+	BudgetBytes int64 `yaml:"budget_bytes"`
+
+	// MinFreeBytes is the free disk space below which writes are refused,
+	// so the disk never fills under the storage engine. 0 means the
+	// profile's default (112 MiB for low-memory, 400 MiB for standard).
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+
+	// GCInterval is how often acknowledged log entries and the value log
+	// are garbage-collected. Must be positive.
+	GCInterval time.Duration `yaml:"gc_interval"`
+}
+
+// Validate reports every problem in c, each prefixed with its field's YAML
+// name.
+func (c StoreConfig) Validate() error {
+	var errs []error
+	if c.Profile != "low-memory" && c.Profile != "standard" {
+		errs = append(errs, fmt.Errorf("profile: must be low-memory or standard (got %q)", c.Profile))
+	}
+	if c.Durability != "fsync" && c.Durability != "none" {
+		errs = append(errs, fmt.Errorf("durability: must be fsync or none (got %q)", c.Durability))
+	}
+	if c.BudgetBytes < 0 {
+		errs = append(errs, fmt.Errorf("budget_bytes: must not be negative (got %d)", c.BudgetBytes))
+	}
+	if c.MinFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("min_free_bytes: must not be negative (got %d)", c.MinFreeBytes))
+	}
+	if c.GCInterval <= 0 {
+		errs = append(errs, fmt.Errorf("gc_interval: must be positive (got %s)", c.GCInterval))
+	}
+	return errors.Join(errs...)
 }
 
 // LogConfig configures the log written to standard error.
@@ -83,6 +134,11 @@ func Default() Config {
 			Level:  "info",
 			Format: "text",
 		},
+		Store: StoreConfig{
+			Profile:    "low-memory",
+			Durability: "fsync",
+			GCInterval: 5 * time.Minute,
+		},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -95,6 +151,7 @@ func (c Config) Validate() error {
 		prefixEach("node.", c.Node.Validate()),
 		prefixEach("http.", c.HTTP.Validate()),
 		prefixEach("log.", c.Log.Validate()),
+		prefixEach("store.", c.Store.Validate()),
 	)
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive (got %s)", c.ShutdownTimeout))

@@ -2,9 +2,10 @@
 // it is the composition root, the one place that decides which parts start,
 // in which order, and how they stop.
 //
-// Today a node prepares its data directory and serves the local HTTP API
-// (GET /healthz). Run owns every part it starts and stops them, in reverse
-// order, when its context is cancelled, within Config.ShutdownTimeout.
+// Today a node loads its identity, opens its store, runs the engine (the
+// write path) and serves the local HTTP API (GET /healthz, GET /v1/backup).
+// Run owns every part it starts and stops them, in reverse order, when its
+// context is cancelled, within Config.ShutdownTimeout.
 package node
 
 import (
@@ -19,7 +20,23 @@ import (
 
 	"github.com/edged-dev/edged/buildinfo"
 	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/identity"
+	"github.com/edged-dev/edged/store"
 )
+
+// StoreOptions returns the store options that cfg selects.
+func StoreOptions(cfg config.Config, log *slog.Logger) store.Options {
+	return store.Options{
+		Dir:          cfg.Node.DataDir,
+		Profile:      store.Profile(cfg.Store.Profile),
+		Durability:   store.Durability(cfg.Store.Durability),
+		Budget:       cfg.Store.BudgetBytes,
+		MinFreeBytes: cfg.Store.MinFreeBytes,
+		GCInterval:   cfg.Store.GCInterval,
+		Logger:       log,
+	}
+}
 
 // readHeaderTimeout bounds how long a client may take to send request
 // headers, so idle or slow connections cannot pin the server.
@@ -68,6 +85,28 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o750); err != nil {
 		return fmt.Errorf("node: node.data_dir: %w", err)
 	}
+	id, err := identity.Load(n.cfg.Node.DataDir)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	db, err := store.Open(StoreOptions(n.cfg, n.log))
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			n.log.Error("store close failed", "err", err)
+		}
+	}()
+	eng := engine.New(db, id.Replica, engine.Config{Logger: n.log})
+	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	engDone := make(chan error, 1)
+	go func() { engDone <- eng.Run(engCtx) }()
+	// Stopped after the HTTP server, so in-flight requests can still write.
+	defer func() {
+		stopEngine()
+		<-engDone
+	}()
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", n.cfg.HTTP.Addr)
@@ -75,7 +114,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("node: http.addr: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           routes(),
+		Handler:           routes(db),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
@@ -88,6 +127,8 @@ func (n *Node) Run(ctx context.Context) error {
 		"name", n.name,
 		"addr", n.addr.String(),
 		"data_dir", n.cfg.Node.DataDir,
+		"peer_id", id.PeerID.String(),
+		"replica", id.Replica.String(),
 		"version", buildinfo.Version)
 
 	select {

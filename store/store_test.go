@@ -259,3 +259,35 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestBackupRestore(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir(), Durability: None})
+	for i := range 10 {
+		commitOp(t, db, "s", string(rune('a'+i)))
+	}
+	var buf strings.Builder
+	must(t, db.Backup(&buf))
+
+	dir := t.TempDir()
+	must(t, Restore(Options{Dir: dir}, strings.NewReader(buf.String())))
+	got := openT(t, Options{Dir: dir})
+	vs, err := got.Get("s")
+	if err != nil || vs[crdt.TypeAWSet].(*crdt.AWSet).Len() != 10 {
+		t.Fatalf("restored set: %v %v", vs, err)
+	}
+	a, b := db.Context(), got.Context()
+	if !a.Equal(&b) || len(entries(t, got)) != 10 {
+		t.Fatal("restored context or log differs")
+	}
+
+	if err := Restore(Options{Dir: dir}, strings.NewReader(buf.String())); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("restore over data: err = %v, want ErrNotEmpty", err)
+	}
+	if err := Restore(Options{Dir: filepath.Join(t.TempDir(), "x")}, strings.NewReader("garbage")); err == nil {
+		t.Fatal("restore of garbage succeeded")
+	}
+	truncated := buf.String()[:len(buf.String())/2]
+	if err := Restore(Options{Dir: filepath.Join(t.TempDir(), "y")}, strings.NewReader(truncated)); err == nil {
+		t.Fatal("restore of a truncated backup succeeded")
+	}
+}

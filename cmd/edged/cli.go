@@ -28,6 +28,9 @@ Commands:
   run             run the node until SIGINT or SIGTERM
   version         print the version, commit, Go version and platform
   config check    check a configuration file
+  id              print the node's peer ID and replica ID
+  backup          write a consistent snapshot of the node's store
+  restore         restore a backup into an empty data directory
   help            print this help
 
 Run "edged <command> -h" for the flags of a command.
@@ -50,6 +53,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return printVersion(args, stdout, stderr)
 	case "config":
 		return checkConfig(args, stdout, stderr)
+	case "id":
+		return printID(args, stdout, stderr)
+	case "backup":
+		return backupData(ctx, args, stdout, stderr)
+	case "restore":
+		return restoreData(args, os.Stdin, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/edged-dev/edged/identity"
+	"github.com/edged-dev/edged/node"
+	"github.com/edged-dev/edged/store"
+)
+
+// printID implements "edged id".
+func printID(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("id", "id [--config FILE] [--data-dir DIR]",
+		"Print the node's libp2p peer ID and replica ID, creating the node key\nin the data directory if it has none yet.", stderr)
+	file := fs.String("config", "", "read the configuration from `FILE`")
+	dataDir := fs.String("data-dir", "", "the node's data directory `DIR` (sets node.data_dir)")
+	if err := parseArgs(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*file)
+	if err != nil {
+		return err
+	}
+	if *dataDir != "" {
+		cfg.Node.DataDir = *dataDir
+	}
+	id, err := identity.Load(cfg.Node.DataDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "peer_id: %s\nreplica: %s\n", id.PeerID, id.Replica)
+	return nil
+}
+
+// backupData implements "edged backup".
+func backupData(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("backup", "backup [--config FILE] [--data-dir DIR] [--http-addr ADDR] FILE",
+		"Write a consistent snapshot of the node's store to FILE (- for stdout).\n"+
+			"A stopped node's data directory is read directly; a running node is\n"+
+			"asked over its HTTP API, and keeps serving while the backup runs.\n"+
+			"The node key (identity.key in the data directory) is not included:\n"+
+			"keep a copy of it apart, as a secret.", stderr)
+	file := fs.String("config", "", "read the configuration from `FILE`")
+	dataDir := fs.String("data-dir", "", "the node's data directory `DIR` (sets node.data_dir)")
+	httpAddr := fs.String("http-addr", "", "the running node's HTTP API `ADDR` (sets http.addr)")
+	if err := parseArgs(fs, args, 1); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*file)
+	if err != nil {
+		return err
+	}
+	if *dataDir != "" {
+		cfg.Node.DataDir = *dataDir
+	}
+	if *httpAddr != "" {
+		cfg.HTTP.Addr = *httpAddr
+	}
+	if _, err := os.Stat(cfg.Node.DataDir); err != nil {
+		return fmt.Errorf("backup: node.data_dir: %w", err)
+	}
+	out, commit, err := createOutput(fs.Arg(0), stdout)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(node.StoreOptions(cfg, nil))
+	switch {
+	case err == nil:
+		err = db.Backup(out)
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	case errors.Is(err, store.ErrLocked):
+		err = backupOverHTTP(ctx, cfg.HTTP.Addr, out)
+	}
+	return commit(err)
+}
+
+func backupOverHTTP(ctx context.Context, addr string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/backup", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("the data directory is in use, and the node's HTTP API at %s does not answer: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("backup from %s: HTTP %s", addr, resp.Status)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("backup from %s interrupted: %w", addr, err)
+	}
+	return nil
+}
+
+// createOutput opens the backup destination. Data goes to a temporary file
+// renamed into place only on success (commit(nil)), so a failed backup
+// never leaves a truncated file that looks whole.
+func createOutput(path string, stdout io.Writer) (io.Writer, func(error) error, error) {
+	if path == "-" {
+		return stdout, func(err error) error { return err }, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return nil, nil, err
+	}
+	commit := func(err error) error {
+		if err == nil {
+			err = tmp.Chmod(0o600)
+		}
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), path)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+			return fmt.Errorf("backup: %w", err)
+		}
+		return nil
+	}
+	return tmp, commit, nil
+}
+
+// restoreData implements "edged restore".
+func restoreData(args []string, stdin io.Reader, stderr io.Writer) error {
+	fs := newFlagSet("restore", "restore [--config FILE] [--data-dir DIR] FILE",
+		"Restore a backup made by edged backup (FILE, or - for stdin) into the\n"+
+			"data directory, which must be empty or absent. Stop the node first.", stderr)
+	file := fs.String("config", "", "read the configuration from `FILE`")
+	dataDir := fs.String("data-dir", "", "the data directory `DIR` to create (sets node.data_dir)")
+	if err := parseArgs(fs, args, 1); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*file)
+	if err != nil {
+		return err
+	}
+	if *dataDir != "" {
+		cfg.Node.DataDir = *dataDir
+	}
+	in := stdin
+	if path := fs.Arg(0); path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	return store.Restore(node.StoreOptions(cfg, nil), in)
+}
