@@ -122,3 +122,13 @@ func TestHLC(t *testing.T) {
 		t.Fatalf("after restore %v, want > %v", got, before)
 	}
 }
+
+func TestAddRangeCompacts(t *testing.T) {
+	var a, b crdt.Context
+	a.Add(crdt.Dot{Replica: 1, Seq: 5})
+	a.AddRange(1, 1, 10)
+	b.AddRange(1, 1, 10)
+	if !a.Equal(&b) || len(a.Cloud()) != 0 {
+		t.Fatalf("AddRange left cloud %v", a.Cloud())
+	}
+}

@@ -210,8 +210,8 @@ func ctxToWire(c *Context) wireCtx {
 func ctxFromWire(w wireCtx) (Context, error) {
 	var c Context
 	for _, e := range w.VV {
-		if e.R == 0 {
-			return Context{}, fmt.Errorf("%w: context: replica 0", ErrDecode)
+		if e.R == 0 || e.S > MaxSeq {
+			return Context{}, fmt.Errorf("%w: context: invalid entry %s:%d", ErrDecode, e.R, e.S)
 		}
 		if c.vv[e.R] != 0 {
 			return Context{}, fmt.Errorf("%w: context: replica %s listed twice", ErrDecode, e.R)

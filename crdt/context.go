@@ -68,6 +68,11 @@ func (c *Context) AddRange(r ReplicaID, from, to Seq) {
 			c.vv = make(VersionVector)
 		}
 		c.vv[r] = to
+		for d := range c.cloud { // now covered by the prefix
+			if d.Replica == r && d.Seq <= to {
+				delete(c.cloud, d)
+			}
+		}
 		c.absorb(r)
 		return
 	}

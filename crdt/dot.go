@@ -36,8 +36,13 @@ func (d Dot) Compare(o Dot) int {
 	return cmp.Compare(d.Seq, o.Seq)
 }
 
+// MaxSeq is the largest sequence number accepted from outside. No replica
+// makes 2^62 events; refusing larger ones keeps a hostile peer from pushing
+// a replica's counter to the end of its range (where DotGen would wrap).
+const MaxSeq Seq = 1 << 62
+
 // valid reports whether d can name a real event.
-func (d Dot) valid() bool { return d.Replica != 0 && d.Seq != 0 }
+func (d Dot) valid() bool { return d.Replica != 0 && d.Seq != 0 && d.Seq <= MaxSeq }
 
 // DotGen hands out the fresh dots of one replica for one operation. Create it
 // from the replica's current causal context with NewDotGen, so the dots it
