@@ -380,12 +380,40 @@ func (db *DB) checkFree() error {
 // Entries calls fn for the log entries of origin whose dots follow after,
 // in dot order, until fn returns an error (ErrStop ends it quietly).
 func (db *DB) Entries(origin crdt.ReplicaID, after crdt.Seq, fn func(Entry) error) error {
+	prefix := logKey(origin, 0)[:9]
+	start := logKey(origin, after+1)
+	// Entries are keyed by their first dot: the one holding after+1 may
+	// start before it (an operation that took several dots).
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		prefix := logKey(origin, 0)[:9]
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefix})
+		defer it.Close()
+		if it.Seek(start); it.Valid() {
+			if e, err := decodeEntry(it.Item()); err == nil && e.First <= after && e.Last > after {
+				start = it.Item().KeyCopy(nil)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return db.entries(prefix, start, fn)
+}
+
+// AllEntries calls fn for every log entry, by origin then dot (ErrStop
+// ends it quietly).
+func (db *DB) AllEntries(fn func(Entry) error) error {
+	return db.entries([]byte{prefixLog}, nil, fn)
+}
+
+func (db *DB) entries(prefix, seek []byte, fn func(Entry) error) error {
+	err := db.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix})
 		defer it.Close()
-		// The entry containing after+1 may start at or before it.
-		for it.Seek(logKey(origin, after+1)); it.Valid(); it.Next() {
+		if seek == nil {
+			seek = prefix
+		}
+		for it.Seek(seek); it.Valid(); it.Next() {
 			e, err := decodeEntry(it.Item())
 			if err != nil {
 				return err
@@ -400,24 +428,6 @@ func (db *DB) Entries(origin crdt.ReplicaID, after crdt.Seq, fn func(Entry) erro
 		return nil
 	}
 	return err
-}
-
-// AllEntries calls fn for every log entry, by origin then dot.
-func (db *DB) AllEntries(fn func(Entry) error) error {
-	return db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixLog}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			e, err := decodeEntry(it.Item())
-			if err != nil {
-				return err
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // ErrStop ends an iteration early without error.

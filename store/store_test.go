@@ -150,6 +150,13 @@ func TestGarbageCollectionFollowsWatermarks(t *testing.T) {
 	if len(after) != 2 || after[0] != 5 {
 		t.Fatalf("entries after 4: %v, want [5 6]", after)
 	}
+	var mid []crdt.Seq // an entry spanning dots is returned from any dot in it
+	batch := Batch{Entries: []Entry{{Origin: 2, First: 1, Last: 3}, {Origin: 2, First: 4, Last: 4}}, Context: db.Context()}
+	must(t, db.Commit(batch))
+	must(t, db.Entries(2, 1, func(e Entry) error { mid = append(mid, e.First); return nil }))
+	if len(mid) != 2 || mid[0] != 1 {
+		t.Fatalf("entries of origin 2 after 1: %v, want [1 4]", mid)
+	}
 	must(t, db.RemoveWatermark("cloud"))
 	if n, _ := db.CollectGarbage(); n != 2 {
 		t.Fatalf("collected %d, want 2 once only the peer is tracked", n)

@@ -3,32 +3,61 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 
+	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/identity"
 	"github.com/edged-dev/edged/node"
 	"github.com/edged-dev/edged/store"
 )
 
+// dataFlags are the flags of the commands that work on a data directory.
+type dataFlags struct {
+	config, dataDir, httpAddr *string
+}
+
+func newDataFlags(fs *flag.FlagSet, withHTTP bool) dataFlags {
+	d := dataFlags{
+		config:  fs.String("config", "", "read the configuration from `FILE`"),
+		dataDir: fs.String("data-dir", "", "the node's data directory `DIR` (sets node.data_dir)"),
+	}
+	if withHTTP {
+		d.httpAddr = fs.String("http-addr", "", "the running node's HTTP API `ADDR` (sets http.addr)")
+	}
+	return d
+}
+
+// load returns the configuration the flags select.
+func (d dataFlags) load() (config.Config, error) {
+	cfg, err := loadConfig(*d.config)
+	if err != nil {
+		return cfg, err
+	}
+	if *d.dataDir != "" {
+		cfg.Node.DataDir = *d.dataDir
+	}
+	if d.httpAddr != nil && *d.httpAddr != "" {
+		cfg.HTTP.Addr = *d.httpAddr
+	}
+	return cfg, nil
+}
+
 // printID implements "edged id".
 func printID(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("id", "id [--config FILE] [--data-dir DIR]",
 		"Print the node's libp2p peer ID and replica ID, creating the node key\nin the data directory if it has none yet.", stderr)
-	file := fs.String("config", "", "read the configuration from `FILE`")
-	dataDir := fs.String("data-dir", "", "the node's data directory `DIR` (sets node.data_dir)")
+	flags := newDataFlags(fs, false)
 	if err := parseArgs(fs, args, 0); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*file)
+	cfg, err := flags.load()
 	if err != nil {
 		return err
-	}
-	if *dataDir != "" {
-		cfg.Node.DataDir = *dataDir
 	}
 	id, err := identity.Load(cfg.Node.DataDir)
 	if err != nil {
@@ -46,21 +75,13 @@ func backupData(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			"asked over its HTTP API, and keeps serving while the backup runs.\n"+
 			"The node key (identity.key in the data directory) is not included:\n"+
 			"keep a copy of it apart, as a secret.", stderr)
-	file := fs.String("config", "", "read the configuration from `FILE`")
-	dataDir := fs.String("data-dir", "", "the node's data directory `DIR` (sets node.data_dir)")
-	httpAddr := fs.String("http-addr", "", "the running node's HTTP API `ADDR` (sets http.addr)")
+	flags := newDataFlags(fs, true)
 	if err := parseArgs(fs, args, 1); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*file)
+	cfg, err := flags.load()
 	if err != nil {
 		return err
-	}
-	if *dataDir != "" {
-		cfg.Node.DataDir = *dataDir
-	}
-	if *httpAddr != "" {
-		cfg.HTTP.Addr = *httpAddr
 	}
 	if _, err := os.Stat(cfg.Node.DataDir); err != nil {
 		return fmt.Errorf("backup: node.data_dir: %w", err)
@@ -139,17 +160,13 @@ func restoreData(args []string, stdin io.Reader, stderr io.Writer) error {
 	fs := newFlagSet("restore", "restore [--config FILE] [--data-dir DIR] FILE",
 		"Restore a backup made by edged backup (FILE, or - for stdin) into the\n"+
 			"data directory, which must be empty or absent. Stop the node first.", stderr)
-	file := fs.String("config", "", "read the configuration from `FILE`")
-	dataDir := fs.String("data-dir", "", "the data directory `DIR` to create (sets node.data_dir)")
+	flags := newDataFlags(fs, false)
 	if err := parseArgs(fs, args, 1); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*file)
+	cfg, err := flags.load()
 	if err != nil {
 		return err
-	}
-	if *dataDir != "" {
-		cfg.Node.DataDir = *dataDir
 	}
 	in := stdin
 	if path := fs.Arg(0); path != "-" {
