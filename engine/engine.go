@@ -49,7 +49,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: 4096 operations per commit (about
-// 400 KiB of typical deltas, well under the low-memory profile's 2.4 MiB
+// 650 KiB of typical deltas, under the low-memory profile's 1.2 MiB
 // transaction limit), a queue of 8192, and a maximum skew of 5 minutes.
 func DefaultConfig() Config {
 	return Config{MaxBatchOps: 4096, QueueLen: 8192, MaxSkew: 5 * time.Minute}

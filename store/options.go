@@ -159,13 +159,17 @@ func (o Options) badgerOptions() badger.Options {
 			WithValueLogFileSize(256 << 20)
 	default: // LowMemory
 		b = b.
-			// 16 MiB memtables, two of them: ~32 MiB of write buffers;
-			// 15% of a memtable (2.4 MiB) caps one transaction.
-			WithMemTableSize(16 << 20).
+			// 8 MiB memtables, two of them: 16 MiB of write buffers, and
+			// a flush builds its table in a buffer twice that size (the
+			// largest allocation when filling 1M keys). 15% of a memtable
+			// (1.2 MiB) caps one transaction; values over the value
+			// threshold count only as pointers.
+			WithMemTableSize(8 << 20).
 			WithNumMemtables(2).
 			WithNumLevelZeroTables(2).
 			WithNumLevelZeroTablesStall(8).
-			WithBaseTableSize(2 << 20).
+			// Compaction builders allocate twice the table size each.
+			WithBaseTableSize(1 << 20).
 			WithBaseLevelSize(10 << 20).
 			// Caches bound the memory of blocks and of table indexes and
 			// bloom filters, which otherwise grow with the data.

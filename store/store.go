@@ -497,40 +497,61 @@ func (db *DB) CollectGarbage() (int, error) {
 	}, 0)
 }
 
+// dropChunk is how many log entries dropEntries reads per transaction.
+var dropChunk = 4096
+
 // dropEntries deletes log entries for which drop is true, stopping after
-// maxBytes of keys and values when maxBytes > 0.
+// maxBytes of keys and values when maxBytes > 0. It works in chunks so its
+// memory stays small whatever the size of the log.
 func (db *DB) dropEntries(drop func(Entry) bool, maxBytes int64) (int, error) {
-	var keys [][]byte
-	var freed int64
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixLog}})
-		defer it.Close()
-		for it.Rewind(); it.Valid() && (maxBytes == 0 || freed < maxBytes); it.Next() {
-			e, err := decodeEntry(it.Item())
-			if err != nil {
-				return err
+	var (
+		freed int64
+		total int
+		from  = []byte{prefixLog}
+	)
+	for {
+		var keys [][]byte
+		more := false
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixLog}})
+			defer it.Close()
+			scanned := 0
+			for it.Seek(from); it.Valid(); it.Next() {
+				if scanned == dropChunk || (maxBytes > 0 && freed >= maxBytes) {
+					more = scanned == dropChunk
+					break
+				}
+				scanned++
+				from = append(it.Item().KeyCopy(from[:0]), 0) // resume after this key
+				e, err := decodeEntry(it.Item())
+				if err != nil {
+					return err
+				}
+				if drop(e) {
+					keys = append(keys, it.Item().KeyCopy(nil))
+					freed += it.Item().EstimatedSize()
+				}
 			}
-			if drop(e) {
-				keys = append(keys, it.Item().KeyCopy(nil))
-				freed += it.Item().EstimatedSize()
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		wb := db.bdb.NewWriteBatch()
+		for _, k := range keys {
+			if err := wb.Delete(k); err != nil {
+				wb.Cancel()
+				return total, err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	wb := db.bdb.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
-			return 0, err
+		if err := wb.Flush(); err != nil {
+			return total, err
+		}
+		total += len(keys)
+		if !more {
+			return total, nil
 		}
 	}
-	if err := wb.Flush(); err != nil {
-		return 0, err
-	}
-	return len(keys), nil
 }
 
 // Stats describe the store for status pages and metrics.
