@@ -42,6 +42,9 @@ type Config struct {
 	QueueLen int
 	// MaxSkew is the largest clock skew accepted from peers' timestamps.
 	MaxSkew time.Duration
+	// CacheBytes bounds the cache of recently written keys' encoded
+	// state, which spares hot keys a read from the store.
+	CacheBytes int
 	// Now is the physical clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil discards.
@@ -50,9 +53,10 @@ type Config struct {
 
 // DefaultConfig returns the defaults: 4096 operations per commit (about
 // 650 KiB of typical deltas, under the low-memory profile's 1.2 MiB
-// transaction limit), a queue of 8192, and a maximum skew of 5 minutes.
+// transaction limit), a queue of 8192, a maximum skew of 5 minutes and a
+// 4 MiB cache.
 func DefaultConfig() Config {
-	return Config{MaxBatchOps: 4096, QueueLen: 8192, MaxSkew: 5 * time.Minute}
+	return Config{MaxBatchOps: 4096, QueueLen: 8192, MaxSkew: 5 * time.Minute, CacheBytes: 4 << 20}
 }
 
 // Op is one local operation on the key space.
@@ -79,6 +83,7 @@ type Engine struct {
 	log     *slog.Logger
 	hlc     *crdt.HLC
 	ctx     crdt.Context // committed context; owned by Run
+	cache   *cache       // committed records of recently used keys; owned by Run
 	reqs    chan *request
 	stopped chan struct{}
 }
@@ -103,6 +108,9 @@ func New(db *store.DB, replica crdt.ReplicaID, cfg Config) *Engine {
 	if cfg.MaxSkew <= 0 {
 		cfg.MaxSkew = def.MaxSkew
 	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = def.CacheBytes
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -114,6 +122,7 @@ func New(db *store.DB, replica crdt.ReplicaID, cfg Config) *Engine {
 	return &Engine{
 		db: db, replica: replica, cfg: cfg, log: cfg.Logger, hlc: hlc,
 		ctx:     db.Context(),
+		cache:   newCache(cfg.CacheBytes),
 		reqs:    make(chan *request, cfg.QueueLen),
 		stopped: make(chan struct{}),
 	}
@@ -230,6 +239,9 @@ func (e *Engine) commit(batch []*request) {
 		err := e.db.Commit(w.batch())
 		if err == nil {
 			e.ctx = w.ctx
+			for name, enc := range w.encoded {
+				e.cache.put(name, enc)
+			}
 		}
 		for _, r := range batch {
 			if r.err == nil {
@@ -250,25 +262,35 @@ type work struct {
 	e       *Engine
 	ctx     crdt.Context
 	names   map[string]map[crdt.Type]crdt.Value
-	encoded map[crdt.Field][]byte // new state of each touched field; nil: deleted
+	encoded map[string][]byte // new record of each touched name; nil: deleted
 	entries []store.Entry
 }
 
 func newWork(e *Engine) *work {
-	return &work{e: e, ctx: e.ctx.Clone(), names: map[string]map[crdt.Type]crdt.Value{}, encoded: map[crdt.Field][]byte{}}
+	return &work{e: e, ctx: e.ctx.Clone(), names: map[string]map[crdt.Type]crdt.Value{}, encoded: map[string][]byte{}}
 }
 
-// fields returns the working state of name, loading it from the store.
+// fields returns the working state of name, decoded afresh from the cache
+// or the store: values the group mutates are never shared with callers of
+// an earlier group.
 func (w *work) fields(name string) (map[crdt.Type]crdt.Value, error) {
 	if vs, ok := w.names[name]; ok {
 		return vs, nil
 	}
-	vs, err := w.e.db.Get(name)
-	if err != nil {
-		return nil, err
+	enc, ok := w.e.cache.get(name)
+	if !ok {
+		var err error
+		if enc, err = w.e.db.GetRecord(name); err != nil {
+			return nil, err
+		}
+		w.e.cache.put(name, enc)
 	}
-	if vs == nil {
-		vs = map[crdt.Type]crdt.Value{}
+	vs := map[crdt.Type]crdt.Value{}
+	if enc != nil {
+		var err error
+		if vs, err = store.DecodeRecord(name, enc); err != nil {
+			return nil, err
+		}
 	}
 	w.names[name] = vs
 	return vs, nil
@@ -360,16 +382,16 @@ func (w *work) apply(en store.Entry) error {
 			if err != nil {
 				return err
 			}
-			var enc []byte
 			if v == nil {
 				delete(vs, f.Type)
 			} else {
 				vs[f.Type] = v
-				if enc, err = store.EncodeField(f, v); err != nil {
-					return err
-				}
 			}
-			w.encoded[f] = enc
+			enc, err := store.EncodeRecord(f.Name, vs)
+			if err != nil {
+				return err
+			}
+			w.encoded[f.Name] = enc
 		}
 	}
 	w.ctx.Merge(&en.Delta.Ctx)
@@ -378,5 +400,5 @@ func (w *work) apply(en store.Entry) error {
 }
 
 func (w *work) batch() store.Batch {
-	return store.Batch{Fields: w.encoded, Entries: w.entries, Context: w.ctx, HLC: w.e.hlc.Last()}
+	return store.Batch{Names: w.encoded, Entries: w.entries, Context: w.ctx, HLC: w.e.hlc.Last()}
 }

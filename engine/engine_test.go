@@ -222,7 +222,13 @@ func checkReplay(t testing.TB, db *store.DB) {
 		}
 	}
 	got := map[crdt.Field]crdt.Value{}
-	if err := db.Scan("", "", 0, func(f crdt.Field, v crdt.Value) error { got[f] = v; return nil }); err != nil {
+	err = db.Scan("", "", 0, func(name string, vs map[crdt.Type]crdt.Value) error {
+		for typ, v := range vs {
+			got[crdt.Field{Name: name, Type: typ}] = v
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != len(want) {

@@ -11,13 +11,13 @@ import (
 
 // Key layout. One-byte prefixes keep the groups apart and iterable:
 //
-//	'f' name 0x00 type      → state of one field of the key space (crdt.Causal, no context)
+//	'k' name                 → states of the top-level fields called name, one per type (record)
 //	'c'                      → the store's causal context (crdt.Context)
 //	'l' origin(8) first(8)   → delta-log entry (logRecord), big-endian so entries sort by origin, then dot
 //	'w' destination          → acknowledged version vector of a destination
 //	'm' name                 → metadata: format version, HLC
 const (
-	prefixField     = 'f'
+	prefixName      = 'k'
 	prefixLog       = 'l'
 	prefixWatermark = 'w'
 )
@@ -52,26 +52,10 @@ func ValidateName(name string) error {
 	return nil
 }
 
-func fieldKey(f crdt.Field) []byte {
-	k := make([]byte, 0, len(f.Name)+3)
-	k = append(k, prefixField)
-	k = append(k, f.Name...)
-	return append(k, 0, byte(f.Type))
-}
-
-// namePrefix is the prefix of every field key of name.
-func namePrefix(name string) []byte {
-	k := make([]byte, 0, len(name)+2)
-	k = append(k, prefixField)
-	k = append(k, name...)
-	return append(k, 0)
-}
-
-func parseFieldKey(k []byte) (crdt.Field, bool) {
-	if len(k) < 3 || k[0] != prefixField || k[len(k)-2] != 0 {
-		return crdt.Field{}, false
-	}
-	return crdt.Field{Name: string(k[1 : len(k)-2]), Type: crdt.Type(k[len(k)-1])}, true
+func nameKey(name string) []byte {
+	k := make([]byte, 0, len(name)+1)
+	k = append(k, prefixName)
+	return append(k, name...)
 }
 
 func logKey(origin crdt.ReplicaID, first crdt.Seq) []byte {

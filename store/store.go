@@ -163,61 +163,55 @@ func (db *DB) HLC() crdt.Timestamp {
 // Get returns the state of every type stored under name (usually one),
 // or nil if the name is absent.
 func (db *DB) Get(name string) (map[crdt.Type]crdt.Value, error) {
-	var out map[crdt.Type]crdt.Value
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 4, Prefix: namePrefix(name)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			f, v, err := decodeField(it.Item())
-			if err != nil {
-				return err
-			}
-			if out == nil {
-				out = make(map[crdt.Type]crdt.Value, 1)
-			}
-			out[f.Type] = v
-		}
-		return nil
-	})
-	return out, err
+	enc, err := db.GetRecord(name)
+	if err != nil || enc == nil {
+		return nil, err
+	}
+	return DecodeRecord(name, enc)
 }
 
-// Field returns the state of one field, or nil if it is absent.
-func (db *DB) Field(f crdt.Field) (crdt.Value, error) {
-	var v crdt.Value
+// GetRecord returns the encoded record of name (see EncodeRecord), or nil
+// if the name is absent.
+func (db *DB) GetRecord(name string) ([]byte, error) {
+	var enc []byte
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(fieldKey(f))
+		item, err := txn.Get(nameKey(name))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		_, v, err = decodeField(item)
+		enc, err = item.ValueCopy(nil)
 		return err
 	})
-	return v, err
+	return enc, err
 }
 
-// Scan calls fn for the fields whose names start with prefix and sort after
-// after, in name order, at most limit of them (0: no limit). fn must not
-// retain the value across calls only if it mutates it; values are fresh.
-func (db *DB) Scan(prefix, after string, limit int, fn func(crdt.Field, crdt.Value) error) error {
+// Scan calls fn for each name that starts with prefix and sorts after
+// after, in name order, with its states, at most limit of them (0: no
+// limit).
+func (db *DB) Scan(prefix, after string, limit int, fn func(name string, values map[crdt.Type]crdt.Value) error) error {
 	return db.bdb.View(func(txn *badger.Txn) error {
-		p := append([]byte{prefixField}, prefix...)
+		p := nameKey(prefix)
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: p})
 		defer it.Close()
 		start := p
 		if after != "" {
-			start = append(namePrefix(after), 0xff) // past every type of after
+			start = append(nameKey(after), 0) // the smallest key after it
 		}
 		n := 0
 		for it.Seek(start); it.Valid() && (limit == 0 || n < limit); it.Next() {
-			f, v, err := decodeField(it.Item())
+			name := string(it.Item().Key()[1:])
+			var vs map[crdt.Type]crdt.Value
+			err := it.Item().Value(func(b []byte) (err error) {
+				vs, err = DecodeRecord(name, b)
+				return err
+			})
 			if err != nil {
 				return err
 			}
-			if err := fn(f, v); err != nil {
+			if err := fn(name, vs); err != nil {
 				return err
 			}
 			n++
@@ -226,23 +220,64 @@ func (db *DB) Scan(prefix, after string, limit int, fn func(crdt.Field, crdt.Val
 	})
 }
 
-func decodeField(item *badger.Item) (crdt.Field, crdt.Value, error) {
-	f, ok := parseFieldKey(item.Key())
-	if !ok {
-		return f, nil, fmt.Errorf("%w: malformed field key %q", ErrCorrupt, item.Key())
-	}
-	var v crdt.Value
-	err := item.Value(func(b []byte) (err error) {
-		v, err = crdt.UnmarshalValue(b)
-		return err
-	})
+// recordMode decodes records: a list of encoded values, one per type. The
+// limits are those of the crdt decoder, which checks each value again.
+var recordMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{MaxArrayElements: 1 << 22, MaxMapPairs: 1 << 16, MaxNestedLevels: 40, IndefLength: cbor.IndefLengthForbidden}.DecMode()
 	if err != nil {
-		return f, nil, fmt.Errorf("%w: field %s: %v", ErrCorrupt, f, err)
+		panic(err) // the options are constants
 	}
-	if v.Type() != f.Type {
-		return f, nil, fmt.Errorf("%w: field %s holds a %s", ErrCorrupt, f, v.Type())
+	return dm
+}()
+
+// EncodeRecord encodes the states of the types under one name (a nil
+// value is skipped) for Batch.Names: a CBOR array of crdt.MarshalValue
+// encodings in type order. It returns nil when no state is left, and
+// ErrTooLarge for a record over MaxValueBytes.
+func EncodeRecord(name string, values map[crdt.Type]crdt.Value) ([]byte, error) {
+	var parts []cbor.RawMessage
+	for t := crdt.TypeInvalid; t < 255; t++ {
+		v := values[t]
+		if v == nil {
+			continue
+		}
+		enc, err := crdt.MarshalValue(v)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, enc)
 	}
-	return f, v, nil
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	enc, err := cbor.Marshal(parts)
+	if err != nil {
+		return nil, err
+	}
+	if len(enc) > MaxValueBytes {
+		return nil, fmt.Errorf("%w: %q would encode to %d bytes, limit %d", ErrTooLarge, name, len(enc), MaxValueBytes)
+	}
+	return enc, nil
+}
+
+// DecodeRecord decodes a record made by EncodeRecord.
+func DecodeRecord(name string, enc []byte) (map[crdt.Type]crdt.Value, error) {
+	var parts []cbor.RawMessage
+	if err := recordMode.Unmarshal(enc, &parts); err != nil {
+		return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, name, err)
+	}
+	if len(parts) > 16 {
+		return nil, fmt.Errorf("%w: record %q: %d values", ErrCorrupt, name, len(parts))
+	}
+	vs := make(map[crdt.Type]crdt.Value, len(parts))
+	for _, p := range parts {
+		v, err := crdt.UnmarshalValue(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, name, err)
+		}
+		vs[v.Type()] = v
+	}
+	return vs, nil
 }
 
 // Entry is one delta-log entry: the delta of one operation (or of a group
@@ -264,9 +299,9 @@ type logRecord struct {
 
 // Batch is what one Commit writes, atomically.
 type Batch struct {
-	// Fields are the encoded new states (EncodeField) of the touched
-	// fields; nil deletes the field.
-	Fields map[crdt.Field][]byte
+	// Names are the encoded new records (EncodeRecord) of the touched
+	// names; nil deletes the name.
+	Names map[string][]byte
 	// Entries are appended to the delta log.
 	Entries []Entry
 	// Context is the store's whole causal context after the batch.
@@ -303,14 +338,14 @@ func (db *DB) Commit(b Batch) error {
 		written += int64(len(k) + len(v))
 		return txn.Set(k, v)
 	}
-	for f, enc := range b.Fields {
+	for name, enc := range b.Names {
 		if enc == nil {
-			if err := txn.Delete(fieldKey(f)); err != nil {
+			if err := txn.Delete(nameKey(name)); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := set(fieldKey(f), enc); err != nil {
+		if err := set(nameKey(name), enc); err != nil {
 			return err
 		}
 	}
@@ -349,19 +384,6 @@ func (db *DB) Commit(b Batch) error {
 	db.hlc = b.HLC
 	db.mu.Unlock()
 	return nil
-}
-
-// EncodeField encodes the state of a field for Batch.Fields, refusing a
-// state over MaxValueBytes with ErrTooLarge.
-func EncodeField(f crdt.Field, v crdt.Value) ([]byte, error) {
-	enc, err := crdt.MarshalValue(v)
-	if err != nil {
-		return nil, err
-	}
-	if len(enc) > MaxValueBytes {
-		return nil, fmt.Errorf("%w: %s would encode to %d bytes, limit %d", ErrTooLarge, f, len(enc), MaxValueBytes)
-	}
-	return enc, nil
 }
 
 // checkFree refuses to write when the disk is nearly full.

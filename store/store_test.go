@@ -49,12 +49,12 @@ func commitOp(t *testing.T, db *DB, name, elem string) Entry {
 		t.Fatal(err)
 	}
 	ctx.Merge(&d.Ctx)
-	enc, err := EncodeField(f, v)
+	enc, err := EncodeRecord(name, map[crdt.Type]crdt.Value{crdt.TypeAWSet: v})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := Entry{Origin: 1, First: first, Last: ctx.Max(1), Delta: d}
-	if err := db.Commit(Batch{Fields: map[crdt.Field][]byte{f: enc}, Entries: []Entry{e}, Context: ctx}); err != nil {
+	if err := db.Commit(Batch{Names: map[string][]byte{name: enc}, Entries: []Entry{e}, Context: ctx}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -225,6 +225,9 @@ func TestDiskFullTmpfs(t *testing.T) {
 	commitOp(t, db, "s", "a")
 
 	filler := filepath.Join(mnt, "filler")
+	// Runs before the store closes, even if the test fails midway: closing
+	// on a full disk would write into Badger's mapped files.
+	t.Cleanup(func() { os.Remove(filler) })
 	f, err := os.Create(filler)
 	if err != nil {
 		t.Fatal(err)
