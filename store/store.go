@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -235,13 +236,16 @@ var recordMode = func() cbor.DecMode {
 // encodings in type order. It returns nil when no state is left, and
 // ErrTooLarge for a record over MaxValueBytes.
 func EncodeRecord(name string, values map[crdt.Type]crdt.Value) ([]byte, error) {
-	var parts []cbor.RawMessage
-	for t := crdt.TypeInvalid; t < 255; t++ {
-		v := values[t]
-		if v == nil {
-			continue
+	types := make([]crdt.Type, 0, len(values))
+	for t, v := range values {
+		if v != nil {
+			types = append(types, t)
 		}
-		enc, err := crdt.MarshalValue(v)
+	}
+	slices.Sort(types)
+	parts := make([]cbor.RawMessage, 0, len(types))
+	for _, t := range types {
+		enc, err := crdt.MarshalValue(values[t])
 		if err != nil {
 			return nil, err
 		}
