@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,27 +34,7 @@ const benchWriters = 64
 func openBench(b *testing.B) (string, *engine.Engine, func()) {
 	b.Helper()
 	dir := b.TempDir()
-	db, err := store.Open(store.Options{Dir: dir, Profile: store.LowMemory, Durability: store.Fsync})
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := engine.New(db, 1, engine.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				b.Error(err)
-			}
-			if err := db.Close(); err != nil {
-				b.Error(err)
-			}
-		})
-	}
-	b.Cleanup(stop)
+	_, e, stop := openWith(b, store.Options{Dir: dir, Profile: store.LowMemory, Durability: store.Fsync}, 1)
 	return dir, e, stop
 }
 

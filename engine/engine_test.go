@@ -18,7 +18,13 @@ import (
 // the returned stop is called).
 func open(t testing.TB, dir string, replica crdt.ReplicaID) (*store.DB, *engine.Engine, func()) {
 	t.Helper()
-	db, err := store.Open(store.Options{Dir: dir, Durability: store.None})
+	return openWith(t, store.Options{Dir: dir, Durability: store.None}, replica)
+}
+
+// openWith is open with the given store options.
+func openWith(t testing.TB, o store.Options, replica crdt.ReplicaID) (*store.DB, *engine.Engine, func()) {
+	t.Helper()
+	db, err := store.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -593,11 +593,14 @@ func (db *DB) Stats() Stats {
 }
 
 // measure sets size to the bytes of Badger's files.
-func (db *DB) measure() {
+func (db *DB) measure() { db.size.Store(DiskUsage(db.opts.Dir)) }
+
+// DiskUsage returns the bytes allocated to the files under dir, like du.
+// It counts allocated blocks, not apparent sizes: Badger preallocates its
+// memory-mapped files as sparse files.
+func DiskUsage(dir string) int64 {
 	var n int64
-	// Count allocated blocks, not apparent sizes: Badger preallocates its
-	// memory-mapped files as sparse files.
-	filepath.WalkDir(db.opts.Dir, func(_ string, d os.DirEntry, err error) error {
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if info, err := d.Info(); err == nil {
 				if st, ok := info.Sys().(*syscall.Stat_t); ok {
@@ -609,7 +612,7 @@ func (db *DB) measure() {
 		}
 		return nil
 	})
-	db.size.Store(n)
+	return n
 }
 
 // maintain runs the background work: it measures the directory every

@@ -27,10 +27,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -162,7 +160,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	elapsed := time.Since(start)
 	fmt.Fprintf(stdout, "write: %d keys in %v: %.0f ops/s\n", c.keys, elapsed.Round(time.Millisecond), float64(c.keys)/elapsed.Seconds())
-	fmt.Fprintf(stdout, "write: peak RSS so far %.1f MiB (VmHWM); data dir %s\n", mib(procStatus()["VmHWM"]), size(dirBytes(c.dir)))
+	fmt.Fprintf(stdout, "write: peak RSS so far %.1f MiB (VmHWM); data dir %s\n", mib(procStatus()["VmHWM"]), size(store.DiskUsage(c.dir)))
 	if c.memprofile != "" {
 		if err := writeHeapProfile(c.memprofile, true); err != nil {
 			return err
@@ -190,7 +188,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := db.Close(); err != nil {
 		return err
 	}
-	after := dirBytes(c.dir)
+	after := store.DiskUsage(c.dir)
 	fmt.Fprintf(stdout, "close: %v; data dir after gc %s; logical %s (names + values); %.2f bytes on disk per logical byte\n",
 		time.Since(t).Round(time.Millisecond), size(after), size(logical), float64(after)/float64(logical))
 
@@ -301,7 +299,7 @@ func fill(ctx context.Context, e *engine.Engine, c config, stdout io.Writer, s *
 			n := written.Load()
 			fmt.Fprintf(stdout, "  %6.1fs %8d keys  %6.0f ops/s  RSS %6.1f MiB (peak %6.1f)  data dir %s\n",
 				now.Sub(start).Seconds(), n, float64(n-lastN)/now.Sub(last).Seconds(),
-				mib(s.current()), mib(procStatus()["VmHWM"]), size(dirBytes(c.dir)))
+				mib(s.current()), mib(procStatus()["VmHWM"]), size(store.DiskUsage(c.dir)))
 			last, lastN = now, n
 		}
 	}
@@ -338,26 +336,6 @@ func writeHeapProfile(path string, gc bool) error {
 		return err
 	}
 	return f.Close()
-}
-
-// dirBytes returns the bytes allocated to the files under dir, like du:
-// Badger's memory-mapped files are sparse, so apparent sizes overstate.
-func dirBytes(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		if info, err := d.Info(); err == nil {
-			if st, ok := info.Sys().(*syscall.Stat_t); ok {
-				n += st.Blocks * 512
-			} else {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // procStatus returns the kB fields of /proc/self/status in bytes.
