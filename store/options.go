@@ -122,8 +122,9 @@ func statfsFree(dir string) (int64, error) {
 // a 256 MiB block cache, 1 GiB value-log files).
 func (o Options) badgerOptions() badger.Options {
 	b := badger.DefaultOptions(o.Dir).
+		// Not WithLoggingLevel: in v4 it replaces the logger with Badger's
+		// own stderr logger. The slog handler's level filters instead.
 		WithLogger(badgerLogger{o.Logger}).
-		WithLoggingLevel(badger.WARNING).
 		// One commit per group of writes, fsynced when durability asks.
 		WithSyncWrites(o.Durability == Fsync).
 		// Single writer (the engine), so no conflict detection needed.
@@ -134,7 +135,10 @@ func (o Options) badgerOptions() badger.Options {
 		WithValueThreshold(1 << 10).
 		// Snappy is cheap on ARM and halves CBOR with repeated keys.
 		WithCompression(options.Snappy).
-		WithChecksumVerificationMode(options.OnTableRead).
+		// Verify each block when it is read (also by compactions), not
+		// whole tables on open: opening then touches no table, which cut
+		// reopen after 1M keys from ~200 ms to ~15-45 ms.
+		WithChecksumVerificationMode(options.OnBlockRead).
 		WithVerifyValueChecksum(true).
 		WithMetricsEnabled(false).
 		WithCompactL0OnClose(true).
@@ -180,6 +184,10 @@ func (o Options) badgerOptions() badger.Options {
 			// ≤ 64 MiB so mmapped value logs fit 32-bit address spaces.
 			WithValueLogFileSize(64 << 20)
 	}
+	// Same-size tables on every level: deeper levels otherwise double
+	// their tables, and compaction allocates two table sizes per builder.
+	// (v4 has no With method for it.)
+	b.TableSizeMultiplier = 1
 	return b
 }
 
