@@ -20,7 +20,7 @@
 // MVRegister, AWSet, ReadingSet and ORMap, whose fields hold any of them.
 // Because they are all dot stores, any number of them can share one
 // context: a node's whole key space is one ORMap with one Context, which is
-// what edged's store keeps (one record per top-level field, one context for
+// what edged's store keeps (one record per top-level name, one context for
 // the store).
 //
 // # Operations

@@ -37,7 +37,7 @@ func (f Field) Compare(o Field) int {
 // can report the conflict; Remove of the name removes them all.
 //
 // A node's whole key space is one ORMap whose fields share the node's causal
-// context: edged's store keeps each top-level field apart and applies deltas
+// context: edged's store keeps one record per top-level name and applies deltas
 // field by field.
 type ORMap struct{ fields DotMap[Field, Value] }
 
