@@ -60,6 +60,13 @@ func (s *ReadingSet) Readings() []Reading {
 	return rs
 }
 
+// Each calls fn for each reading with its dot, in no particular order.
+func (s *ReadingSet) Each(fn func(Dot, Reading)) {
+	for d, r := range s.entries {
+		fn(d, r)
+	}
+}
+
 // Add returns the delta that adds the readings, one new dot each. A reading
 // with a NaN or infinite value fails the whole call with ErrInvalidReading.
 func (s *ReadingSet) Add(g *DotGen, rs ...Reading) (Causal, error) {

@@ -89,9 +89,9 @@ type Engine struct {
 }
 
 type request struct {
-	op      *Op
-	entries []store.Entry // remote deltas, when op is nil
-	value   crdt.Value    // result: the field's state after the op
+	ops     []Op          // one local operation, made of these
+	entries []store.Entry // remote deltas, when ops is nil
+	values  []crdt.Value  // result: each field's state after its op
 	err     error
 	done    chan struct{}
 }
@@ -135,17 +135,35 @@ func (e *Engine) Replica() crdt.ReplicaID { return e.replica }
 // once it is durable. The returned value is shared: do not modify it. Do
 // is safe for concurrent use; it blocks while the queue is full.
 func (e *Engine) Do(ctx context.Context, op Op) (crdt.Value, error) {
-	if err := store.ValidateName(op.Name); err != nil {
+	vs, err := e.DoAll(ctx, op)
+	if err != nil {
 		return nil, err
 	}
-	if !op.Remove && op.Mutate == nil {
-		return nil, fmt.Errorf("engine: operation on %q has no mutator", op.Name)
+	return vs[0], nil
+}
+
+// DoAll performs ops as one operation: all of them or none are applied,
+// in order (each sees the effects of those before it), under one range of
+// dots and one log entry. It returns each field's state after its op, as
+// Do does. Readings (TypeReadingSet fields) are stored as facts, not as
+// field state: their values come back nil.
+func (e *Engine) DoAll(ctx context.Context, ops ...Op) ([]crdt.Value, error) {
+	if len(ops) == 0 {
+		return nil, errors.New("engine: no operation")
 	}
-	r := &request{op: &op}
+	for _, op := range ops {
+		if err := store.ValidateName(op.Name); err != nil {
+			return nil, err
+		}
+		if !op.Remove && op.Mutate == nil {
+			return nil, fmt.Errorf("engine: operation on %q has no mutator", op.Name)
+		}
+	}
+	r := &request{ops: ops}
 	if err := e.submit(ctx, r); err != nil {
 		return nil, err
 	}
-	return r.value, r.err
+	return r.values, r.err
 }
 
 // Apply merges deltas received from a peer (log entries of any origin)
@@ -224,7 +242,7 @@ func (e *Engine) commit(batch []*request) {
 				continue
 			}
 			if err := w.do(r); err != nil {
-				if errors.Is(err, store.ErrTooLarge) {
+				if errors.Is(err, store.ErrTooLarge) || errors.Is(err, errPartial) {
 					// Applying it changed the working state in place:
 					// fail it and redo the group without it.
 					r.err, bad = err, i
@@ -248,7 +266,7 @@ func (e *Engine) commit(batch []*request) {
 				r.err = err
 			}
 			if r.err != nil {
-				r.value = nil
+				r.values = nil
 			}
 			close(r.done)
 		}
@@ -264,6 +282,7 @@ type work struct {
 	names   map[string]map[crdt.Type]crdt.Value
 	encoded map[string][]byte // new record of each touched name; nil: deleted
 	entries []store.Entry
+	fs      []store.Fact
 }
 
 func newWork(e *Engine) *work {
@@ -296,8 +315,12 @@ func (w *work) fields(name string) (map[crdt.Type]crdt.Value, error) {
 	return vs, nil
 }
 
+// errPartial marks the failure of an operation after some of its parts
+// changed the working state.
+var errPartial = errors.New("engine: operation failed midway")
+
 func (w *work) do(r *request) error {
-	if r.op == nil {
+	if r.ops == nil {
 		for _, en := range r.entries {
 			if err := w.applyRemote(en); err != nil {
 				return err
@@ -305,46 +328,61 @@ func (w *work) do(r *request) error {
 		}
 		return nil
 	}
-	op := r.op
-	vs, err := w.fields(op.Name)
-	if err != nil {
-		return err
-	}
-	view := make(map[crdt.Field]crdt.Value, len(vs))
-	for t, v := range vs {
-		if !op.Remove && t != op.Type {
-			return fmt.Errorf("%w: %q holds a %s, not a %s", ErrTypeMismatch, op.Name, t, op.Type)
-		}
-		view[crdt.Field{Name: op.Name, Type: t}] = v
-	}
-	m := crdt.NewORMap(view)
 	before := w.ctx.Max(w.e.replica)
-	var d crdt.Causal
-	if op.Remove {
-		d = m.Remove(op.Name)
-	} else {
-		f := crdt.Field{Name: op.Name, Type: op.Type}
-		now := w.e.hlc.Now()
-		d, err = m.Update(f, func(v crdt.Value) (crdt.Causal, error) {
-			return op.Mutate(v, crdt.NewDotGen(&w.ctx, w.e.replica), now)
-		})
+	now := w.e.hlc.Now()
+	var group crdt.Causal
+	r.values = make([]crdt.Value, len(r.ops))
+	for i, op := range r.ops {
+		d, err := w.delta(&op, now)
+		if err == nil {
+			err = w.merge(d)
+		}
 		if err != nil {
+			if i > 0 {
+				return fmt.Errorf("%w: %w", errPartial, err)
+			}
 			return err
+		}
+		if !op.Remove && op.Type != crdt.TypeReadingSet {
+			r.values[i] = w.names[op.Name][op.Type]
+		}
+		if err := group.JoinDelta(d); err != nil {
+			return fmt.Errorf("%w: %w", errPartial, err)
 		}
 	}
 	// Every operation takes at least one dot, so each has its own log
 	// entry and each origin's log is gap-free.
-	if d.Ctx.Max(w.e.replica) <= before {
-		d.Ctx.Add(crdt.Dot{Replica: w.e.replica, Seq: before + 1})
+	if group.Ctx.Max(w.e.replica) <= before {
+		dot := crdt.Dot{Replica: w.e.replica, Seq: before + 1}
+		group.Ctx.Add(dot)
+		w.ctx.Add(dot)
 	}
-	entry := store.Entry{Origin: w.e.replica, First: before + 1, Last: d.Ctx.Max(w.e.replica), Delta: d}
-	if err := w.apply(entry); err != nil {
-		return err
-	}
-	if !op.Remove {
-		r.value = vs[op.Type]
-	}
+	w.entries = append(w.entries, store.Entry{Origin: w.e.replica, First: before + 1, Last: group.Ctx.Max(w.e.replica), Delta: group})
 	return nil
+}
+
+// delta returns the key-space delta of a local operation on the working
+// state.
+func (w *work) delta(op *Op, now crdt.Timestamp) (crdt.Causal, error) {
+	vs, err := w.fields(op.Name)
+	if err != nil {
+		return crdt.Causal{}, err
+	}
+	view := make(map[crdt.Field]crdt.Value, len(vs))
+	for t, v := range vs {
+		if !op.Remove && t != op.Type && op.Type != crdt.TypeReadingSet {
+			return crdt.Causal{}, fmt.Errorf("%w: %q holds a %s, not a %s", ErrTypeMismatch, op.Name, t, op.Type)
+		}
+		view[crdt.Field{Name: op.Name, Type: t}] = v
+	}
+	m := crdt.NewORMap(view)
+	if op.Remove {
+		return m.Remove(op.Name), nil
+	}
+	f := crdt.Field{Name: op.Name, Type: op.Type}
+	return m.Update(f, func(v crdt.Value) (crdt.Causal, error) {
+		return op.Mutate(v, crdt.NewDotGen(&w.ctx, w.e.replica), now)
+	})
 }
 
 func (w *work) applyRemote(en store.Entry) error {
@@ -370,15 +408,30 @@ func (w *work) applyRemote(en store.Entry) error {
 
 // apply merges a log entry's delta into the working state and logs it.
 func (w *work) apply(en store.Entry) error {
-	if m, ok := en.Delta.Value.(*crdt.ORMap); ok {
+	if err := w.merge(en.Delta); err != nil {
+		return err
+	}
+	w.entries = append(w.entries, en)
+	return nil
+}
+
+// merge merges a key-space delta into the working state: field states
+// into their records, readings into facts, and its context into the
+// working context.
+func (w *work) merge(d crdt.Causal) error {
+	if m, ok := d.Value.(*crdt.ORMap); ok {
 		for _, f := range m.Fields() {
+			if f.Type == crdt.TypeReadingSet {
+				w.facts(f.Name, m.Field(f))
+				continue
+			}
 			vs, err := w.fields(f.Name)
 			if err != nil {
 				return err
 			}
 			// Each field merges with the contexts as they were before
 			// this delta; the context is merged once, below.
-			v, err := crdt.ApplyValue(vs[f.Type], &w.ctx, m.Field(f), &en.Delta.Ctx)
+			v, err := crdt.ApplyValue(vs[f.Type], &w.ctx, m.Field(f), &d.Ctx)
 			if err != nil {
 				return err
 			}
@@ -394,11 +447,35 @@ func (w *work) apply(en store.Entry) error {
 			w.encoded[f.Name] = enc
 		}
 	}
-	w.ctx.Merge(&en.Delta.Ctx)
-	w.entries = append(w.entries, en)
+	w.ctx.Merge(&d.Ctx)
 	return nil
 }
 
+// facts adds the readings of a reading-set delta that are new to the
+// working context as facts, one per origin.
+func (w *work) facts(name string, v crdt.Value) {
+	rs, ok := v.(*crdt.ReadingSet)
+	if !ok {
+		return
+	}
+	byOrigin := map[crdt.ReplicaID]*store.Fact{}
+	rs.Each(func(d crdt.Dot, r crdt.Reading) {
+		if w.ctx.Contains(d) {
+			return
+		}
+		f := byOrigin[d.Replica]
+		if f == nil {
+			f = &store.Fact{Name: name, Origin: d.Replica}
+			byOrigin[d.Replica] = f
+		}
+		f.Seqs = append(f.Seqs, d.Seq)
+		f.Readings = append(f.Readings, r)
+	})
+	for _, f := range byOrigin {
+		w.fs = append(w.fs, *f)
+	}
+}
+
 func (w *work) batch() store.Batch {
-	return store.Batch{Names: w.encoded, Entries: w.entries, Context: w.ctx, HLC: w.e.hlc.Last()}
+	return store.Batch{Names: w.encoded, Entries: w.entries, Facts: w.fs, Context: w.ctx, HLC: w.e.hlc.Last()}
 }

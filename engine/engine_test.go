@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -224,6 +226,10 @@ func checkReplay(t testing.TB, db *store.DB) {
 	want := map[crdt.Field]crdt.Value{}
 	if m, ok := replay.Value.(*crdt.ORMap); ok {
 		for _, f := range m.Fields() {
+			if f.Type == crdt.TypeReadingSet {
+				checkFacts(t, db, f.Name, m.Field(f).(*crdt.ReadingSet))
+				continue
+			}
 			want[f] = m.Field(f)
 		}
 	}
@@ -246,5 +252,28 @@ func checkReplay(t testing.TB, db *store.DB) {
 		if !bytes.Equal(a, b) {
 			t.Fatalf("field %s: stored state differs from the replayed log", f)
 		}
+	}
+}
+
+// checkFacts asserts that the readings stored for name are those of rs,
+// each once, with its dot.
+func checkFacts(t testing.TB, db *store.DB, name string, rs *crdt.ReadingSet) {
+	t.Helper()
+	want := map[crdt.Dot]crdt.Reading{}
+	rs.Each(func(d crdt.Dot, r crdt.Reading) { want[d] = r })
+	got := map[crdt.Dot]crdt.Reading{}
+	err := db.Readings(name, math.MinInt64/2, math.MaxInt64, func(o crdt.ReplicaID, s crdt.Seq, r crdt.Reading) error {
+		d := crdt.Dot{Replica: o, Seq: s}
+		if _, dup := got[d]; dup {
+			t.Errorf("%s: reading %v stored twice", name, d)
+		}
+		got[d] = r
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("%s: stored readings %v, logged %v", name, got, want)
 	}
 }

@@ -15,11 +15,13 @@ import (
 //	'c'                      → the store's causal context (crdt.Context)
 //	'l' origin(8) first(8)   → delta-log entry (logRecord), big-endian so entries sort by origin, then dot
 //	'w' destination          → acknowledged version vector of a destination
+//	'r' name 0 bucket origin seq → readings (see facts.go)
 //	'm' name                 → metadata: format version, HLC
 const (
 	prefixName      = 'k'
 	prefixLog       = 'l'
 	prefixWatermark = 'w'
+	prefixFact      = 'r'
 )
 
 var (

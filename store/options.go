@@ -47,8 +47,9 @@ type Options struct {
 	Durability Durability
 	// Budget caps the bytes of the data directory (Badger's tables and
 	// value logs). When it is reached the store first drops delta-log
-	// entries (peers then catch up by state transfer), and if that is not
-	// enough refuses writes with ErrBudget. Key state is never evicted.
+	// entries (peers then catch up by state transfer), then the oldest
+	// readings, and if that is not enough refuses writes with ErrBudget.
+	// Key state is never evicted.
 	// Zero means no budget.
 	Budget int64
 	// MinFreeBytes is the free disk space below which writes are refused
@@ -64,6 +65,15 @@ type Options struct {
 	// GCInterval is how often value-log garbage collection runs; zero
 	// means 5 minutes.
 	GCInterval time.Duration
+	// ReadingsRetention is how long readings are kept, counted from their
+	// time; they are deleted by the hour at each GC. Zero keeps them
+	// until the budget needs the space.
+	ReadingsRetention time.Duration
+	// ReadingsMaxBytes caps the bytes of stored readings; the oldest hours
+	// are deleted at each GC while they take more. Zero means no cap.
+	ReadingsMaxBytes int64
+	// Now is the clock retention is measured against; nil means time.Now.
+	Now func() time.Time
 	// Logger receives the store's and Badger's messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -86,6 +96,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.FreeSpace == nil {
 		o.FreeSpace = statfsFree
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ReadingsRetention < 0 || o.ReadingsMaxBytes < 0 {
+		return o, fmt.Errorf("store: negative readings retention %s or cap %d", o.ReadingsRetention, o.ReadingsMaxBytes)
 	}
 	switch o.Profile {
 	case LowMemory, Standard:

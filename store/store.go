@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -39,6 +40,8 @@ type DB struct {
 
 	size      atomic.Int64 // bytes of the data directory, last measured
 	evicted   atomic.Int64 // log entries dropped to meet the budget
+	factBytes atomic.Int64 // bytes of reading fragments, last measured
+	dropped   atomic.Int64 // reading fragments dropped by retention or budget
 	stop      chan struct{}
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -308,6 +311,8 @@ type Batch struct {
 	Names map[string][]byte
 	// Entries are appended to the delta log.
 	Entries []Entry
+	// Facts are readings to store (see Readings).
+	Facts []Fact
 	// Context is the store's whole causal context after the batch.
 	Context crdt.Context
 	// HLC is the clock's last reading, persisted so that it never runs
@@ -350,6 +355,16 @@ func (db *DB) Commit(b Batch) error {
 			continue
 		}
 		if err := set(nameKey(name), enc); err != nil {
+			return err
+		}
+	}
+	for _, f := range b.Facts {
+		for _, r := range f.Readings {
+			if !validFactTime(r.Time) {
+				return fmt.Errorf("store: reading of %q at %d: time out of range", f.Name, r.Time)
+			}
+		}
+		if err := encodeFacts(f, set); err != nil {
 			return err
 		}
 	}
@@ -563,14 +578,7 @@ func (db *DB) dropEntries(drop func(Entry) bool, maxBytes int64) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		wb := db.bdb.NewWriteBatch()
-		for _, k := range keys {
-			if err := wb.Delete(k); err != nil {
-				wb.Cancel()
-				return total, err
-			}
-		}
-		if err := wb.Flush(); err != nil {
+		if err := db.deleteKeys(keys); err != nil {
 			return total, err
 		}
 		total += len(keys)
@@ -582,14 +590,17 @@ func (db *DB) dropEntries(drop func(Entry) bool, maxBytes int64) (int, error) {
 
 // Stats describe the store for status pages and metrics.
 type Stats struct {
-	Bytes   int64 // size of the data directory
-	Budget  int64 // 0: none
-	Evicted int64 // log entries dropped to meet the budget since start
+	Bytes        int64 // size of the data directory
+	Budget       int64 // 0: none
+	Evicted      int64 // log entries dropped to meet the budget since start
+	ReadingBytes int64 // bytes of stored readings, measured at the last GC
+	Dropped      int64 // reading fragments deleted by retention or budget since start
 }
 
 // Stats returns the current statistics.
 func (db *DB) Stats() Stats {
-	return Stats{Bytes: db.size.Load(), Budget: db.opts.Budget, Evicted: db.evicted.Load()}
+	return Stats{Bytes: db.size.Load(), Budget: db.opts.Budget, Evicted: db.evicted.Load(),
+		ReadingBytes: db.factBytes.Load(), Dropped: db.dropped.Load()}
 }
 
 // measure sets size to the bytes of Badger's files.
@@ -644,6 +655,7 @@ func (db *DB) collect() {
 	} else if n > 0 {
 		log.Debug("delta log collected", "entries", n)
 	}
+	db.retainReadings()
 	if over := db.size.Load() - db.opts.Budget; db.opts.Budget > 0 && over > 0 {
 		// Drop the oldest entries (by origin and dot) worth the excess plus
 		// a tenth of the budget, so the budget is not hit again at once.
@@ -651,6 +663,13 @@ func (db *DB) collect() {
 		n, err := db.dropEntries(func(Entry) bool { return true }, over+db.opts.Budget/10)
 		db.evicted.Add(int64(n))
 		log.Warn("data budget reached: dropped delta log entries", "entries", n, "bytes", db.size.Load(), "budget", db.opts.Budget, "err", err)
+		if n == 0 && err == nil {
+			// The log is empty: then the oldest readings, worth the excess.
+			keep := max(db.factBytes.Load()-over-db.opts.Budget/10, 1)
+			n, err := db.DropReadings(math.MinInt64, keep)
+			db.dropped.Add(int64(n))
+			log.Warn("data budget reached: dropped oldest readings", "fragments", n, "err", err)
+		}
 	}
 	for db.bdb.RunValueLogGC(0.5) == nil {
 		select {
@@ -660,6 +679,21 @@ func (db *DB) collect() {
 		}
 	}
 	db.measure()
+}
+
+// retainReadings applies the readings retention and byte cap.
+func (db *DB) retainReadings() {
+	before := int64(math.MinInt64)
+	if r := db.opts.ReadingsRetention; r > 0 {
+		before = db.opts.Now().Add(-r).UnixNano()
+	}
+	n, err := db.DropReadings(before, db.opts.ReadingsMaxBytes)
+	db.dropped.Add(int64(n))
+	if err != nil {
+		db.opts.Logger.Warn("readings retention failed", "err", err)
+	} else if n > 0 {
+		db.opts.Logger.Debug("readings retention", "fragments", n)
+	}
 }
 
 // Sync flushes everything written to disk.

@@ -1,0 +1,87 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/store"
+)
+
+func TestDoAllIsOneAtomicOperation(t *testing.T) {
+	db, e, _ := open(t, t.TempDir(), 1)
+	ctx := context.Background()
+	vs, err := e.DoAll(ctx, engine.Add("c", 2), engine.Set("r", []byte("x")), engine.Add("c", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := vs[2].(*crdt.PNCounter).Value(); got != 5 {
+		t.Errorf("third op sees counter %d, want 5 (the first op's effect included)", got)
+	}
+	var es []store.Entry
+	db.AllEntries(func(en store.Entry) error { es = append(es, en); return nil })
+	if len(es) != 1 || es[0].First != 1 || es[0].Last != 3 {
+		t.Fatalf("log %v, want one entry with dots 1-3", es)
+	}
+
+	// A failing part fails the whole: nothing of the earlier parts stays.
+	before := db.Context()
+	_, err = e.DoAll(ctx, engine.Add("c", 1), engine.AddElems("n", "a"), engine.Set("c", []byte("y")))
+	if !errors.Is(err, engine.ErrTypeMismatch) {
+		t.Fatalf("DoAll with a mismatched part = %v, want ErrTypeMismatch", err)
+	}
+	after := db.Context()
+	if !before.Equal(&after) {
+		t.Error("a failed DoAll advanced the context")
+	}
+	if v, _ := db.Get("c"); v[crdt.TypePNCounter].(*crdt.PNCounter).Value() != 5 {
+		t.Error("a failed DoAll changed the counter")
+	}
+	if v, _ := db.Get("n"); v != nil {
+		t.Errorf("a failed DoAll stored %v", v)
+	}
+	checkReplay(t, db)
+}
+
+func TestReadingsAreStoredAsFacts(t *testing.T) {
+	dbA, a, _ := open(t, t.TempDir(), 1)
+	dbB, b, _ := open(t, t.TempDir(), 2)
+	ctx := context.Background()
+	hour := store.FactBucket
+	rs := []crdt.Reading{{Time: 10, Value: 1}, {Time: hour + 5, Value: 2}, {Time: -3, Value: 3, Flags: crdt.FlagClockUnsynced}}
+	if _, err := a.DoAll(ctx, engine.AddReadings("t", rs...), engine.Set("t.latest", []byte("2"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DoAll(ctx, engine.AddReadings("t", crdt.Reading{Time: 11, Value: 4})); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _ := dbA.Get("t"); vs != nil {
+		t.Errorf("readings materialised in the record: %v", vs)
+	}
+	var got []crdt.Reading
+	dbA.Readings("t", 0, hour, func(_ crdt.ReplicaID, _ crdt.Seq, r crdt.Reading) error { got = append(got, r); return nil })
+	if len(got) != 1 || got[0] != rs[0] {
+		t.Errorf("readings in the first hour %v, want %v", got, rs[:1])
+	}
+
+	ship := func(from *store.DB, to *engine.Engine) {
+		var es []store.Entry
+		from.AllEntries(func(en store.Entry) error { es = append(es, en); return nil })
+		if err := to.Apply(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ship(dbA, b)
+	ship(dbB, a)
+	ship(dbA, b) // duplicates change nothing
+	for _, db := range []*store.DB{dbA, dbB} {
+		n := 0
+		db.Readings("t", -hour, 2*hour, func(crdt.ReplicaID, crdt.Seq, crdt.Reading) error { n++; return nil })
+		if n != 4 {
+			t.Errorf("%d readings after exchange, want 4", n)
+		}
+		checkReplay(t, db)
+	}
+}

@@ -1,0 +1,325 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/edged-dev/edged/crdt"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Readings are immutable facts (the grow-only reading sets of the key
+// space). They are not materialised in their name's record, which would
+// have to be read, grown and rewritten on every write: each commit stores
+// the readings it adds as fragments of their own, keyed by name, time
+// bucket, origin and first dot,
+//
+//	'r' name 0x00 bucket(8) origin(8) seq(8) → fragment
+//
+// so a write costs what it adds, a time range is one key range, and
+// retention deletes whole fragments. Names cannot hold NUL, so the 0x00
+// ends the name unambiguously and a name's fragments are contiguous.
+
+// FactBucket is the time span of a fragment: a commit's readings of one
+// name are split at multiples of it.
+const FactBucket int64 = 3600e9 // one hour, in nanoseconds
+
+// Fact is a set of readings of one name from one origin, with their dots.
+type Fact struct {
+	Name   string
+	Origin crdt.ReplicaID
+	// Seqs[i] is the sequence number of the dot of Readings[i].
+	Seqs     []crdt.Seq
+	Readings []crdt.Reading
+}
+
+// fragment is the stored form of the readings of a Fact that fall in one
+// bucket: columns, which encode small and decode fast.
+type fragment struct {
+	Version uint      `cbor:"1,keyasint"`
+	Seqs    []uint64  `cbor:"2,keyasint"`
+	Times   []int64   `cbor:"3,keyasint"`
+	Values  []float64 `cbor:"4,keyasint"`
+	Flags   []byte    `cbor:"5,keyasint,omitempty"` // absent when all zero
+}
+
+// bucketOf returns the start of the bucket holding time t.
+func bucketOf(t int64) int64 {
+	b := t / FactBucket * FactBucket
+	if t < 0 && b != t {
+		b -= FactBucket
+	}
+	return b
+}
+
+// factKey returns the key of a fragment. The bucket is stored with its
+// sign bit flipped, so negative times sort before positive ones.
+func factKey(name string, bucket int64, origin crdt.ReplicaID, seq crdt.Seq) []byte {
+	k := make([]byte, 0, len(name)+26)
+	k = append(k, prefixFact)
+	k = append(k, name...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(bucket)^(1<<63))
+	k = binary.BigEndian.AppendUint64(k, uint64(origin))
+	return binary.BigEndian.AppendUint64(k, uint64(seq))
+}
+
+// factNamePrefix returns the prefix of every fragment of name.
+func factNamePrefix(name string) []byte {
+	k := make([]byte, 0, len(name)+2)
+	k = append(k, prefixFact)
+	k = append(k, name...)
+	return append(k, 0)
+}
+
+// factBucket returns the bucket of a fragment key.
+func factBucket(k []byte) (int64, bool) {
+	if len(k) < 26 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(k[len(k)-24:]) ^ (1 << 63)), true
+}
+
+// encodeFacts passes the fragments of f, one per bucket it touches, to
+// set as key and value.
+func encodeFacts(f Fact, set func(k, v []byte) error) error {
+	if len(f.Seqs) != len(f.Readings) {
+		return fmt.Errorf("store: fact %q: %d dots for %d readings", f.Name, len(f.Seqs), len(f.Readings))
+	}
+	byBucket := map[int64]*fragment{}
+	var buckets []int64
+	first := map[int64]crdt.Seq{}
+	for i, r := range f.Readings {
+		b := bucketOf(r.Time)
+		fr := byBucket[b]
+		if fr == nil {
+			fr = &fragment{Version: 1}
+			byBucket[b] = fr
+			buckets = append(buckets, b)
+			first[b] = f.Seqs[i]
+		}
+		fr.Seqs = append(fr.Seqs, uint64(f.Seqs[i]))
+		fr.Times = append(fr.Times, r.Time)
+		fr.Values = append(fr.Values, r.Value)
+		if r.Flags != 0 && fr.Flags == nil {
+			fr.Flags = make([]byte, len(fr.Times)-1, cap(fr.Times))
+		}
+		if fr.Flags != nil {
+			fr.Flags = append(fr.Flags, byte(r.Flags))
+		}
+		first[b] = min(first[b], f.Seqs[i])
+	}
+	slices.Sort(buckets)
+	for _, b := range buckets {
+		enc, err := cbor.Marshal(byBucket[b])
+		if err != nil {
+			return err
+		}
+		if err := set(factKey(f.Name, b, f.Origin, first[b]), enc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fragmentMode decodes fragments with limits: a fragment never holds more
+// readings than fit in one transaction.
+var fragmentMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{MaxArrayElements: 1 << 20, MaxMapPairs: 16, MaxNestedLevels: 4, IndefLength: cbor.IndefLengthForbidden}.DecMode()
+	if err != nil {
+		panic(err) // the options are constants
+	}
+	return dm
+}()
+
+func decodeFragment(b []byte, fr *fragment) error {
+	*fr = fragment{Seqs: fr.Seqs[:0], Times: fr.Times[:0], Values: fr.Values[:0], Flags: fr.Flags[:0]}
+	if err := fragmentMode.Unmarshal(b, fr); err != nil {
+		return err
+	}
+	n := len(fr.Times)
+	if fr.Version != 1 || len(fr.Seqs) != n || len(fr.Values) != n || (len(fr.Flags) != 0 && len(fr.Flags) != n) {
+		return errors.New("malformed reading fragment")
+	}
+	return nil
+}
+
+// Readings calls fn for each stored reading of name taken in [from, to)
+// (Unix nanoseconds), with its dot, in bucket order: ordered by hour, not
+// within one.
+func (db *DB) Readings(name string, from, to int64, fn func(origin crdt.ReplicaID, seq crdt.Seq, r crdt.Reading) error) error {
+	if from >= to {
+		return nil
+	}
+	return db.bdb.View(func(txn *badger.Txn) error {
+		prefix := factNamePrefix(name)
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix})
+		defer it.Close()
+		var fr fragment
+		last := bucketOf(to - 1)
+		for it.Seek(factKey(name, bucketOf(from), 0, 0)); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			b, ok := factBucket(k)
+			if !ok {
+				return fmt.Errorf("%w: reading key %x", ErrCorrupt, k)
+			}
+			if b > last {
+				return nil
+			}
+			origin := crdt.ReplicaID(binary.BigEndian.Uint64(k[len(k)-16:]))
+			err := it.Item().Value(func(v []byte) error { return decodeFragment(v, &fr) })
+			if err != nil {
+				return fmt.Errorf("%w: readings of %q: %v", ErrCorrupt, name, err)
+			}
+			for i, t := range fr.Times {
+				if t < from || t >= to {
+					continue
+				}
+				r := crdt.Reading{Time: t, Value: fr.Values[i]}
+				if len(fr.Flags) > 0 {
+					r.Flags = crdt.ReadingFlags(fr.Flags[i])
+				}
+				if err := fn(origin, crdt.Seq(fr.Seqs[i]), r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// ReadingNames calls fn for each name with stored readings, in order.
+func (db *DB) ReadingNames(fn func(name string) error) error {
+	return db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixFact}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); {
+			k := it.Item().Key()
+			end := slices.Index(k, 0)
+			if end < 0 {
+				return fmt.Errorf("%w: reading key %x", ErrCorrupt, k)
+			}
+			name := string(k[1:end])
+			if err := fn(name); err != nil {
+				return err
+			}
+			// Skip the rest of this name's fragments.
+			it.Seek(append(factNamePrefix(name)[:end], 1))
+		}
+		return nil
+	})
+}
+
+// DropReadings deletes the fragments whose whole bucket lies before
+// before (Unix nanoseconds), and then, while the fragments take more than
+// maxBytes (when maxBytes > 0), those of the oldest buckets. Their dots stay
+// in the context, so copies relayed back by peers are not taken again. It
+// returns the number of fragments deleted.
+func (db *DB) DropReadings(before int64, maxBytes int64) (int, error) {
+	// One key-only pass sizes every bucket; the cutoff is the first
+	// bucket that is kept.
+	sizes := map[int64]int64{}
+	var total int64
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixFact}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if b, ok := factBucket(it.Item().Key()); ok {
+				sz := it.Item().EstimatedSize()
+				sizes[b] += sz
+				total += sz
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	db.factBytes.Store(total)
+	buckets := make([]int64, 0, len(sizes))
+	for b := range sizes {
+		buckets = append(buckets, b)
+	}
+	slices.Sort(buckets)
+	cutoff := int64(math.MinInt64) // buckets before it end before 'before'
+	if validFactTime(before) {
+		cutoff = bucketOf(before)
+	}
+	for _, b := range buckets {
+		if b < cutoff {
+			total -= sizes[b]
+			continue
+		}
+		if maxBytes <= 0 || total <= maxBytes {
+			break
+		}
+		total -= sizes[b]
+		cutoff = b + FactBucket
+	}
+	if len(buckets) == 0 || buckets[0] >= cutoff {
+		return 0, nil
+	}
+	return db.dropKeys([]byte{prefixFact}, func(k []byte) bool {
+		b, ok := factBucket(k)
+		return ok && b < cutoff
+	})
+}
+
+// dropKeys deletes the keys under prefix for which drop is true, in chunks
+// so that its memory stays small, and returns how many.
+func (db *DB) dropKeys(prefix []byte, drop func(k []byte) bool) (int, error) {
+	total := 0
+	from := prefix
+	for {
+		var keys [][]byte
+		more := false
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			defer it.Close()
+			scanned := 0
+			for it.Seek(from); it.Valid(); it.Next() {
+				if scanned == dropChunk {
+					more = true
+					break
+				}
+				scanned++
+				k := it.Item().Key()
+				from = append(it.Item().KeyCopy(from[:0:0]), 0)
+				if drop(k) {
+					keys = append(keys, it.Item().KeyCopy(nil))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		if err := db.deleteKeys(keys); err != nil {
+			return total, err
+		}
+		total += len(keys)
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+// deleteKeys deletes keys in write batches.
+func (db *DB) deleteKeys(keys [][]byte) error {
+	wb := db.bdb.NewWriteBatch()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			wb.Cancel()
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
+// validFactTime reports whether t can be a reading time: bucketOf cannot
+// overflow for it.
+func validFactTime(t int64) bool { return t > math.MinInt64+FactBucket }
