@@ -255,6 +255,18 @@ func (e *Engine) commit(batch []*request) {
 			continue
 		}
 		err := e.db.Commit(w.batch())
+		if errors.Is(err, store.ErrTxnTooBig) && len(batch) > 1 {
+			// Too many writes for one transaction: commit the group in
+			// two halves, each answered when it is durable.
+			for _, r := range batch {
+				if !errors.Is(r.err, store.ErrTxnTooBig) {
+					r.values = nil
+				}
+			}
+			e.commit(batch[:len(batch)/2])
+			e.commit(batch[len(batch)/2:])
+			return
+		}
 		if err == nil {
 			e.ctx = w.ctx
 			for name, enc := range w.encoded {

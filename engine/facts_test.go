@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/edged-dev/edged/crdt"
@@ -84,4 +86,47 @@ func TestReadingsAreStoredAsFacts(t *testing.T) {
 		}
 		checkReplay(t, db)
 	}
+}
+
+func TestGroupTooBigForOneTransactionIsSplit(t *testing.T) {
+	db, e, _ := open(t, t.TempDir(), 1)
+	ctx := context.Background()
+	ops := func(prefix string, n int) []engine.Op {
+		var ops []engine.Op
+		for i := range n {
+			ops = append(ops, engine.Add(fmt.Sprintf("%s/%d", prefix, i), 1))
+		}
+		return ops
+	}
+	// Alone, too many writes for any transaction: a clear error.
+	if _, err := e.DoAll(ctx, ops("huge", 20000)...); !errors.Is(err, store.ErrTxnTooBig) {
+		t.Fatalf("DoAll of 20000 keys = %v, want ErrTxnTooBig", err)
+	}
+	// Each fits, their group does not: every one commits.
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.DoAll(ctx, ops(fmt.Sprint("g", g), 1500)...)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	db.Scan("g", "", 0, func(string, map[crdt.Type]crdt.Value) error { n++; return nil })
+	if n != 16*1500 {
+		t.Fatalf("%d keys stored, want %d", n, 16*1500)
+	}
+	if _, err := db.Get("huge/0"); err != nil {
+		t.Fatal(err)
+	}
+	checkReplay(t, db)
 }

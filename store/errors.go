@@ -19,6 +19,9 @@ var (
 	ErrInvalidName = errors.New("store: invalid name")
 	// ErrTooLarge: a value over MaxValueBytes.
 	ErrTooLarge = errors.New("store: value too large")
+	// ErrTxnTooBig: a commit with more writes than one transaction holds
+	// (the profile's memtable size bounds it); nothing was stored.
+	ErrTxnTooBig = errors.New("store: too many writes for one commit")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
 	// ErrNotEmpty: restore into a data directory that holds data.

@@ -345,11 +345,18 @@ func (db *DB) Commit(b Batch) error {
 	var written int64
 	set := func(k, v []byte) error {
 		written += int64(len(k) + len(v))
-		return txn.Set(k, v)
+		err := txn.Set(k, v)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return fmt.Errorf("%w (%d bytes so far)", ErrTxnTooBig, written)
+		}
+		return err
 	}
 	for name, enc := range b.Names {
 		if enc == nil {
 			if err := txn.Delete(nameKey(name)); err != nil {
+				if errors.Is(err, badger.ErrTxnTooBig) {
+					return fmt.Errorf("%w (%d bytes so far)", ErrTxnTooBig, written)
+				}
 				return err
 			}
 			continue
