@@ -10,6 +10,8 @@ package buildinfo
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
+	"time"
 )
 
 var (
@@ -45,4 +47,25 @@ func Get() Info {
 // "edged v1.2.3 (commit 0123abc, go1.26.0, linux/arm64)".
 func (i Info) String() string {
 	return fmt.Sprintf("edged %s (commit %s, %s, %s/%s)", i.Version, i.Commit, i.GoVersion, i.OS, i.Arch)
+}
+
+// epoch is a time every build of edged postdates: the start of the
+// project's current release line. Time falls back to it.
+var epoch = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+// Time returns when the built source was committed (the Go toolchain
+// records it from version control), or a fixed earlier date when the
+// build carries no such record. A wall clock that reads earlier is
+// certainly wrong.
+func Time() time.Time {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.time" {
+				if t, err := time.Parse(time.RFC3339, s.Value); err == nil && t.After(epoch) {
+					return t
+				}
+			}
+		}
+	}
+	return epoch
 }

@@ -1,0 +1,514 @@
+// Package series stores sensor readings and answers time-series queries.
+//
+// A reading is an immutable fact: it joins its sensor's grow-only reading
+// set (stored as facts, see store.Fact) and is never changed. Alongside,
+// every ingest updates two kinds of ordinary CRDT keys, in the same
+// operation, so they replicate to peers even where the readings do not:
+//
+//   - the sensor's latest reading (a last-writer-wins register that only
+//     moves forward in reading time), under "_l/<sensor>";
+//   - per-minute summaries (count, sum, min, max and last), one register
+//     per window and per ingesting replica, under
+//     "_s/<sensor>/<window>/<replica>". Only that replica writes it, so
+//     it only grows; readers combine the replicas' summaries.
+//
+// Queries downsample into buckets aligned to multiples of the step since
+// the Unix epoch. A step that is a whole number of minutes is answered from
+// the summaries (a day at 1 Hz downsampled to minutes reads 1,440 records,
+// not 86,400 readings); other steps, and raw queries, read the readings.
+//
+// Sensor IDs are a name followed by the sorted tags, as in InfluxDB's
+// series keys: "cpu.usage_idle,cpu=cpu0,host=gw1". Key names escape the ID
+// (url.PathEscape), so an ID may hold '/' (a disk's mount point).
+package series
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/invalid"
+	"github.com/edged-dev/edged/store"
+)
+
+// Name prefixes of the key space that belong to this package. User
+// namespaces cannot start with '_'.
+const (
+	factsPrefix   = "_r/"
+	latestPrefix  = "_l/"
+	summaryPrefix = "_s/"
+)
+
+// Window is the span of one summary.
+const Window = time.Minute
+
+// Limits on what Ingest and Query accept.
+const (
+	// MaxSensorBytes bounds a sensor ID, tags included.
+	MaxSensorBytes = 512
+	// MaxReadings bounds the readings of one Ingest call.
+	MaxReadings = 100_000
+	// MaxPoints bounds the points of one query answer.
+	MaxPoints = 100_000
+	// MaxFuture is how far ahead of a synchronised clock a reading's time
+	// may be.
+	MaxFuture = 24 * time.Hour
+	// opsPerCommit bounds the operations of one atomic part of an
+	// ingest, so that it fits one transaction of the low-memory profile.
+	opsPerCommit = 1500
+)
+
+// Reading is one reading to ingest.
+type Reading struct {
+	// Sensor is the sensor's name; with Tags it makes the sensor ID.
+	Sensor string
+	// Tags qualify the sensor (host, location, ...); may be nil.
+	Tags map[string]string
+	// Value is the measurement; NaN and infinities are refused.
+	Value float64
+	// Unit is the unit of Value, such as "C"; may be empty.
+	Unit string
+	// Time is when the reading was taken; zero means now.
+	Time time.Time
+}
+
+// Clock says whether the wall clock can be trusted (see clocksync).
+type Clock interface{ Synced() bool }
+
+// Series ingests and queries readings. It is safe for concurrent use.
+type Series struct {
+	db      *store.DB
+	eng     *engine.Engine
+	clock   Clock
+	now     func() time.Time
+	replica string
+}
+
+// New returns a Series over db, writing through eng. now may be nil
+// (time.Now).
+func New(db *store.DB, eng *engine.Engine, clock Clock, now func() time.Time) *Series {
+	if now == nil {
+		now = time.Now
+	}
+	return &Series{db: db, eng: eng, clock: clock, now: now, replica: eng.Replica().String()}
+}
+
+// SensorID returns the ID of the sensor name with tags, checking both.
+func SensorID(name string, tags map[string]string) (string, error) {
+	if err := checkText(name); err != nil {
+		return "", invalid.Errorf("sensor", "%v", err)
+	}
+	if len(tags) == 0 {
+		if len(name) > MaxSensorBytes {
+			return "", invalid.Errorf("sensor", "%d bytes, limit %d", len(name), MaxSensorBytes)
+		}
+		return name, nil
+	}
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(escapeTag(name))
+	for _, k := range keys {
+		if err := checkText(k); err != nil {
+			return "", invalid.Errorf("tags", "tag name %q: %v", k, err)
+		}
+		if err := checkText(tags[k]); err != nil {
+			return "", invalid.Errorf("tags", "tag %q: %v", k, err)
+		}
+		b.WriteByte(',')
+		b.WriteString(escapeTag(k))
+		b.WriteByte('=')
+		b.WriteString(escapeTag(tags[k]))
+	}
+	if b.Len() > MaxSensorBytes {
+		return "", invalid.Errorf("sensor", "with its tags %d bytes, limit %d", b.Len(), MaxSensorBytes)
+	}
+	return b.String(), nil
+}
+
+// escapeTag escapes the separators of a sensor ID as line protocol does.
+var escapeTag = strings.NewReplacer(`,`, `\,`, `=`, `\=`, ` `, `\ `).Replace
+
+func checkText(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("empty")
+	case !utf8.ValidString(s):
+		return fmt.Errorf("not valid UTF-8")
+	case strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("contains a control character")
+	}
+	return nil
+}
+
+// escape turns a sensor ID into a key-name segment.
+func escape(id string) string { return url.PathEscape(id) }
+
+// windowName formats a window start (Unix seconds) so that names sort by
+// time: sixteen hex digits of the offset-binary value.
+func windowName(t int64) string { return fmt.Sprintf("%016x", uint64(t)^(1<<63)) }
+
+func parseWindow(s string) (int64, bool) {
+	var u uint64
+	if len(s) != 16 {
+		return 0, false
+	}
+	if _, err := fmt.Sscanf(s, "%016x", &u); err != nil {
+		return 0, false
+	}
+	return int64(u ^ (1 << 63)), true
+}
+
+// floorDiv returns the largest multiple of d not above t.
+func floorDiv(t, d int64) int64 {
+	q := t / d * d
+	if t < 0 && q != t {
+		q -= d
+	}
+	return q
+}
+
+// Ingest validates and stores readings. Each reading's errors name its
+// index (readings[3].value). Readings are stored in parts of at most a
+// few hundred sensors, each part atomically; an error after the first
+// part reports how many readings were stored before it. It returns the
+// number of readings stored.
+func (s *Series) Ingest(ctx context.Context, rs []Reading) (int, error) {
+	if len(rs) > MaxReadings {
+		return 0, invalid.Errorf("readings", "%d readings, limit %d per write", len(rs), MaxReadings)
+	}
+	now := s.now()
+	var flags crdt.ReadingFlags
+	synced := s.clock == nil || s.clock.Synced()
+	if !synced {
+		flags = crdt.FlagClockUnsynced
+	}
+	type sensor struct {
+		id, unit string
+		rs       []crdt.Reading
+	}
+	bySensor := map[string]*sensor{}
+	var order []*sensor
+	for i, r := range rs {
+		id, err := SensorID(r.Sensor, r.Tags)
+		if err != nil {
+			e := err.(*invalid.Error)
+			return 0, invalid.Errorf(fmt.Sprintf("readings[%d].%s", i, e.Field), "%s", e.Msg)
+		}
+		if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+			return 0, invalid.Errorf(fmt.Sprintf("readings[%d].value", i), "%v is not a finite number", r.Value)
+		}
+		if len(r.Unit) > 32 || !utf8.ValidString(r.Unit) {
+			return 0, invalid.Errorf(fmt.Sprintf("readings[%d].unit", i), "must be UTF-8 of at most 32 bytes")
+		}
+		cr := crdt.Reading{Value: r.Value}
+		if r.Time.IsZero() {
+			cr.Time, cr.Flags = now.UnixNano(), flags
+		} else {
+			if r.Time.Year() < 1970 || r.Time.Year() > 2262 {
+				return 0, invalid.Errorf(fmt.Sprintf("readings[%d].ts", i), "%s is out of range (1970 to 2262)", r.Time.Format(time.RFC3339))
+			}
+			if synced && r.Time.After(now.Add(MaxFuture)) {
+				return 0, invalid.Errorf(fmt.Sprintf("readings[%d].ts", i), "%s is more than %s ahead of this node's clock", r.Time.Format(time.RFC3339), MaxFuture)
+			}
+			cr.Time = r.Time.UnixNano()
+		}
+		sn := bySensor[id]
+		if sn == nil {
+			sn = &sensor{id: id}
+			bySensor[id] = sn
+			order = append(order, sn)
+		}
+		if r.Unit != "" {
+			sn.unit = r.Unit
+		}
+		sn.rs = append(sn.rs, cr)
+	}
+
+	stored := 0
+	var ops []engine.Op
+	pending := 0
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		if _, err := s.eng.DoAll(ctx, ops...); err != nil {
+			if stored > 0 {
+				return fmt.Errorf("stored %d of %d readings, then: %w", stored, len(rs), err)
+			}
+			return err
+		}
+		stored += pending
+		ops, pending = ops[:0], 0
+		return nil
+	}
+	for _, sn := range order {
+		sensorOps := s.ops(sn.id, sn.unit, sn.rs)
+		if len(ops)+len(sensorOps) > opsPerCommit {
+			if err := flush(); err != nil {
+				return stored, err
+			}
+		}
+		ops = append(ops, sensorOps...)
+		pending += len(sn.rs)
+	}
+	return stored, flush()
+}
+
+// ops returns the operations that store readings rs of sensor id: the
+// facts, the summary of each window they touch, and the latest reading.
+func (s *Series) ops(id, unit string, rs []crdt.Reading) []engine.Op {
+	esc := escape(id)
+	ops := []engine.Op{engine.AddReadings(factsPrefix+esc, rs...)}
+	byWindow := map[int64]summary{}
+	var windows []int64
+	newest := rs[0]
+	for _, r := range rs {
+		w := floorDiv(r.Time, int64(Window)) / 1e9
+		sm, ok := byWindow[w]
+		if !ok {
+			windows = append(windows, w)
+		}
+		sm.add(r)
+		byWindow[w] = sm
+		if r.Time > newest.Time {
+			newest = r
+		}
+	}
+	slices.Sort(windows)
+	for _, w := range windows {
+		add := byWindow[w]
+		name := summaryPrefix + esc + "/" + windowName(w) + "/" + s.replica
+		ops = append(ops, engine.Op{Name: name, Type: crdt.TypeLWWRegister, Mutate: func(v crdt.Value, g *crdt.DotGen, now crdt.Timestamp) (crdt.Causal, error) {
+			reg := v.(*crdt.LWWRegister)
+			sm, err := decodeSummary(reg)
+			if err != nil {
+				return crdt.Causal{}, fmt.Errorf("summary %s: %w", name, err)
+			}
+			sm.merge(add)
+			return reg.Set(g, now, sm.encode()), nil
+		}})
+	}
+	latest := Latest{Time: newest.Time, Value: newest.Value, Flags: newest.Flags, Unit: unit}
+	ops = append(ops, engine.Op{Name: latestPrefix + esc, Type: crdt.TypeLWWRegister, Mutate: func(v crdt.Value, g *crdt.DotGen, now crdt.Timestamp) (crdt.Causal, error) {
+		reg := v.(*crdt.LWWRegister)
+		cur, ok, err := decodeLatest(reg)
+		if err != nil {
+			return crdt.Causal{}, err
+		}
+		if ok && cur.Time > latest.Time {
+			return crdt.Causal{Value: new(crdt.LWWRegister)}, nil // an older reading: no change
+		}
+		l := latest
+		if l.Unit == "" && ok {
+			l.Unit = cur.Unit
+		}
+		return reg.Set(g, now, l.encode()), nil
+	}})
+	return ops
+}
+
+// Sensor is a sensor that has readings, with its latest one.
+type Sensor struct {
+	ID     string
+	Latest Latest
+}
+
+// Sensors calls fn for each known sensor in ID order, after the sensor ID
+// after (empty: from the first), at most limit of them (0: all).
+func (s *Series) Sensors(after string, limit int, fn func(Sensor) error) error {
+	start := ""
+	if after != "" {
+		start = latestPrefix + escape(after)
+	}
+	return s.db.Scan(latestPrefix, start, limit, func(name string, vs map[crdt.Type]crdt.Value) error {
+		reg, _ := vs[crdt.TypeLWWRegister].(*crdt.LWWRegister)
+		if reg == nil {
+			return nil
+		}
+		l, ok, err := decodeLatest(reg)
+		if err != nil || !ok {
+			return err
+		}
+		id, err := url.PathUnescape(strings.TrimPrefix(name, latestPrefix))
+		if err != nil {
+			return fmt.Errorf("%w: sensor key %q", store.ErrCorrupt, name)
+		}
+		return fn(Sensor{ID: id, Latest: l})
+	})
+}
+
+// LatestOf returns the latest reading of sensor id, and whether it has one.
+func (s *Series) LatestOf(id string) (Latest, bool, error) {
+	vs, err := s.db.Get(latestPrefix + escape(id))
+	if err != nil {
+		return Latest{}, false, err
+	}
+	reg, _ := vs[crdt.TypeLWWRegister].(*crdt.LWWRegister)
+	if reg == nil {
+		return Latest{}, false, nil
+	}
+	return decodeLatest(reg)
+}
+
+// Agg is how a query combines the readings of one bucket.
+type Agg string
+
+// The aggregations.
+const (
+	Avg   Agg = "avg"
+	Min   Agg = "min"
+	Max   Agg = "max"
+	Sum   Agg = "sum"
+	Count Agg = "count"
+	Last  Agg = "last"
+)
+
+// ParseAgg parses an aggregation name; empty means Avg.
+func ParseAgg(s string) (Agg, error) {
+	switch a := Agg(s); a {
+	case "":
+		return Avg, nil
+	case Avg, Min, Max, Sum, Count, Last:
+		return a, nil
+	}
+	return "", invalid.Errorf("agg", "%q is not one of avg, min, max, sum, count, last", s)
+}
+
+// Query asks for the readings of one sensor.
+type Query struct {
+	Sensor   string
+	From, To time.Time // [From, To)
+	// Step is the bucket width; zero asks for the raw readings.
+	Step time.Duration
+	Agg  Agg
+}
+
+// Point is one answer point: a raw reading, or a bucket's aggregate (Time
+// is then the bucket's start).
+type Point struct {
+	Time  int64 // Unix nanoseconds
+	Value float64
+	// Count is the number of readings in the bucket (1 for a raw one).
+	Count uint64
+	// Flags of a raw reading.
+	Flags crdt.ReadingFlags
+}
+
+// Run answers q. Buckets are aligned to multiples of Step since the Unix
+// epoch, and the range is widened to whole buckets. Empty buckets are
+// left out.
+func (s *Series) Run(ctx context.Context, q Query) ([]Point, error) {
+	from, to := q.From.UnixNano(), q.To.UnixNano()
+	if to <= from {
+		return nil, invalid.Errorf("to", "must be after from")
+	}
+	if q.Step < 0 {
+		return nil, invalid.Errorf("step", "must not be negative")
+	}
+	esc := escape(q.Sensor)
+	if q.Step == 0 {
+		return s.raw(factsPrefix+esc, from, to)
+	}
+	step := int64(q.Step)
+	from, to = floorDiv(from, step), floorDiv(to-1, step)+step
+	if n := (to - from + step - 1) / step; n > MaxPoints {
+		return nil, invalid.Errorf("step", "%d buckets, limit %d: use a larger step or a shorter range", n, MaxPoints)
+	}
+	buckets := map[int64]*summary{}
+	add := func(b int64, sm summary) {
+		cur := buckets[b]
+		if cur == nil {
+			cur = &summary{}
+			buckets[b] = cur
+		}
+		cur.merge(sm)
+	}
+	var err error
+	if step%int64(Window) == 0 {
+		err = s.summaries(ctx, esc, from, to, func(w int64, sm summary) { add(floorDiv(w, step), sm) })
+	} else {
+		err = s.db.Readings(factsPrefix+esc, from, to, func(_ crdt.ReplicaID, _ crdt.Seq, r crdt.Reading) error {
+			var sm summary
+			sm.add(r)
+			add(floorDiv(r.Time, step), sm)
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	pts := make([]Point, 0, len(buckets))
+	for b, sm := range buckets {
+		pts = append(pts, Point{Time: b, Value: sm.value(q.Agg), Count: sm.Count})
+	}
+	slices.SortFunc(pts, func(a, b Point) int { return cmp.Compare(a.Time, b.Time) })
+	return pts, nil
+}
+
+// raw returns the readings of facts name in [from, to), by time.
+func (s *Series) raw(name string, from, to int64) ([]Point, error) {
+	var pts []Point
+	err := s.db.Readings(name, from, to, func(_ crdt.ReplicaID, _ crdt.Seq, r crdt.Reading) error {
+		if len(pts) == MaxPoints {
+			return invalid.Errorf("step", "more than %d readings: give a step to downsample, or a shorter range", MaxPoints)
+		}
+		pts = append(pts, Point{Time: r.Time, Value: r.Value, Count: 1, Flags: r.Flags})
+		return nil
+	})
+	slices.SortStableFunc(pts, func(a, b Point) int { return cmp.Compare(a.Time, b.Time) })
+	return pts, err
+}
+
+// summaries calls fn with each replica's summary of each window of sensor
+// esc that starts in [from, to).
+func (s *Series) summaries(ctx context.Context, esc string, from, to int64, fn func(window int64, sm summary)) error {
+	prefix := summaryPrefix + esc + "/"
+	after := prefix + windowName(floorDiv(from, int64(Window))/1e9-1) + "/\xff"
+	end := floorDiv(to-1, int64(Window)) / 1e9
+	err := s.db.Scan(prefix, after, 0, func(name string, vs map[crdt.Type]crdt.Value) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rest := strings.TrimPrefix(name, prefix)
+		slash := strings.IndexByte(rest, '/')
+		if slash < 0 {
+			return nil
+		}
+		w, ok := parseWindow(rest[:slash])
+		if !ok {
+			return nil
+		}
+		if w > end {
+			return errStop
+		}
+		reg, _ := vs[crdt.TypeLWWRegister].(*crdt.LWWRegister)
+		if reg == nil {
+			return nil
+		}
+		sm, err := decodeSummary(reg)
+		if err != nil {
+			return fmt.Errorf("summary %s: %w", name, err)
+		}
+		fn(w*1e9, sm)
+		return nil
+	})
+	if err == errStop {
+		return nil
+	}
+	return err
+}
+
+var errStop = fmt.Errorf("series: stop")

@@ -1,0 +1,219 @@
+package series
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/invalid"
+	"github.com/edged-dev/edged/store"
+)
+
+type fixedClock bool
+
+func (c fixedClock) Synced() bool { return bool(c) }
+
+var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+
+func newSeries(t testing.TB, clock Clock) *Series {
+	t.Helper()
+	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(db, 7, engine.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		db.Close()
+	})
+	return New(db, eng, clock, func() time.Time { return t0.Add(48 * time.Hour) })
+}
+
+// naive aggregates readings the obvious way, for comparison.
+func naive(rs []Reading, from, to time.Time, step time.Duration, agg Agg) map[int64]float64 {
+	type acc struct {
+		n                   int
+		sum, min, max, last float64
+		lastT               int64
+	}
+	accs := map[int64]*acc{}
+	f := floorDiv(from.UnixNano(), int64(step))
+	end := floorDiv(to.UnixNano()-1, int64(step)) + int64(step)
+	for _, r := range rs {
+		tm := r.Time.UnixNano()
+		if tm < f || tm >= end {
+			continue
+		}
+		b := floorDiv(tm, int64(step))
+		a := accs[b]
+		if a == nil {
+			a = &acc{min: math.Inf(1), max: math.Inf(-1), lastT: math.MinInt64}
+			accs[b] = a
+		}
+		a.n++
+		a.sum += r.Value
+		a.min = math.Min(a.min, r.Value)
+		a.max = math.Max(a.max, r.Value)
+		if tm > a.lastT || (tm == a.lastT && r.Value > a.last) {
+			a.lastT, a.last = tm, r.Value
+		}
+	}
+	out := map[int64]float64{}
+	for b, a := range accs {
+		out[b] = map[Agg]float64{Avg: a.sum / float64(a.n), Min: a.min, Max: a.max, Sum: a.sum, Count: float64(a.n), Last: a.last}[agg]
+	}
+	return out
+}
+
+func TestQueriesMatchANaiveAggregation(t *testing.T) {
+	s := newSeries(t, fixedClock(true))
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var rs []Reading
+	for i := range 3000 {
+		rs = append(rs, Reading{Sensor: "temp", Tags: map[string]string{"room": "a/b"}, Value: float64(rng.IntN(1000)) / 8,
+			Time: t0.Add(time.Duration(rng.Int64N(int64(3 * time.Hour)))), Unit: "C"})
+		if i%500 == 499 { // several ingests, so windows are summarised in parts
+			if _, err := s.Ingest(ctx, rs[len(rs)-500:]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id, _ := SensorID("temp", map[string]string{"room": "a/b"})
+	from, to := t0.Add(17*time.Minute+3*time.Second), t0.Add(2*time.Hour+time.Second)
+	for _, step := range []time.Duration{time.Minute, 5 * time.Minute, 90 * time.Second, 7 * time.Second} {
+		for _, agg := range []Agg{Avg, Min, Max, Sum, Count, Last} {
+			pts, err := s.Run(ctx, Query{Sensor: id, From: from, To: to, Step: step, Agg: agg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := naive(rs, from, to, step, agg)
+			if len(pts) != len(want) {
+				t.Fatalf("step %s %s: %d points, want %d", step, agg, len(pts), len(want))
+			}
+			for _, p := range pts {
+				if w := want[p.Time]; math.Abs(p.Value-w) > 1e-9*math.Max(1, math.Abs(w)) {
+					t.Fatalf("step %s %s at %d: %v, want %v", step, agg, p.Time, p.Value, w)
+				}
+			}
+		}
+	}
+	raw, err := s.Run(ctx, Query{Sensor: id, From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range rs {
+		if !r.Time.Before(from) && r.Time.Before(to) {
+			n++
+		}
+	}
+	if len(raw) != n {
+		t.Fatalf("raw query: %d readings, want %d", len(raw), n)
+	}
+	for i := 1; i < len(raw); i++ {
+		if raw[i].Time < raw[i-1].Time {
+			t.Fatal("raw readings not in time order")
+		}
+	}
+}
+
+func TestLatestOnlyMovesForward(t *testing.T) {
+	s := newSeries(t, fixedClock(true))
+	ctx := context.Background()
+	ingest := func(v float64, at time.Time, unit string) {
+		t.Helper()
+		if _, err := s.Ingest(ctx, []Reading{{Sensor: "x", Value: v, Time: at, Unit: unit}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ingest(1, t0.Add(time.Hour), "V")
+	ingest(2, t0, "") // older: stored, but not the latest
+	l, ok, err := s.LatestOf("x")
+	if err != nil || !ok || l.Value != 1 || l.Unit != "V" {
+		t.Fatalf("latest = %+v %v %v, want value 1 in V", l, ok, err)
+	}
+	ingest(3, t0.Add(2*time.Hour), "")
+	var got []Sensor
+	s.Sensors("", 0, func(sn Sensor) error { got = append(got, sn); return nil })
+	if len(got) != 1 || got[0].ID != "x" || got[0].Latest.Value != 3 || got[0].Latest.Unit != "V" {
+		t.Fatalf("sensors = %+v, want x at 3 V", got)
+	}
+}
+
+func TestUnsyncedClockFlagsReadingsItStamps(t *testing.T) {
+	s := newSeries(t, fixedClock(false))
+	ctx := context.Background()
+	if _, err := s.Ingest(ctx, []Reading{{Sensor: "x", Value: 1}, {Sensor: "x", Value: 2, Time: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := s.Run(ctx, Query{Sensor: "x", From: t0.Add(-time.Hour), To: t0.Add(72 * time.Hour)})
+	if err != nil || len(pts) != 2 {
+		t.Fatalf("%v %v", pts, err)
+	}
+	if pts[0].Flags != 0 || pts[1].Flags != crdt.FlagClockUnsynced {
+		t.Errorf("flags %v %v: want the given time unflagged, the node's stamp flagged", pts[0].Flags, pts[1].Flags)
+	}
+}
+
+func TestIngestRefusesBadReadings(t *testing.T) {
+	s := newSeries(t, fixedClock(true))
+	ctx := context.Background()
+	for _, c := range []struct {
+		r     Reading
+		field string
+	}{
+		{Reading{Sensor: "", Value: 1}, "readings[1].sensor"},
+		{Reading{Sensor: "x", Value: math.NaN()}, "readings[1].value"},
+		{Reading{Sensor: "x", Value: math.Inf(1)}, "readings[1].value"},
+		{Reading{Sensor: "x", Value: 1, Time: t0.Add(1000 * time.Hour)}, "readings[1].ts"},
+		{Reading{Sensor: "x", Value: 1, Time: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)}, "readings[1].ts"},
+		{Reading{Sensor: "x\x01", Value: 1}, "readings[1].sensor"},
+		{Reading{Sensor: "x", Tags: map[string]string{"k": ""}, Value: 1}, "readings[1].tags"},
+	} {
+		_, err := s.Ingest(ctx, []Reading{{Sensor: "ok", Value: 1}, c.r})
+		if f, ok := invalid.FieldOf(err); !ok || f != c.field {
+			t.Errorf("Ingest(%+v) = %v, want an error about %s", c.r, err, c.field)
+		}
+	}
+	// Nothing of a refused write was stored.
+	if _, ok, _ := s.LatestOf("ok"); ok {
+		t.Error("a refused write stored its good readings")
+	}
+	if _, err := s.Run(ctx, Query{Sensor: "x", From: t0, To: t0}); !errors.As(err, new(*invalid.Error)) {
+		t.Errorf("empty range: %v", err)
+	}
+}
+
+func TestSensorID(t *testing.T) {
+	id, err := SensorID("disk.used", map[string]string{"path": "/var lib", "host": "a,b"})
+	if err != nil || id != `disk.used,host=a\,b,path=/var\ lib` {
+		t.Errorf("SensorID = %q, %v", id, err)
+	}
+}
+
+func TestManySensorsIngestInParts(t *testing.T) {
+	s := newSeries(t, fixedClock(true))
+	var rs []Reading
+	for i := range 2500 {
+		rs = append(rs, Reading{Sensor: "s" + string(rune('a'+i%26)) + time.Duration(i).String(), Value: 1, Time: t0})
+	}
+	n, err := s.Ingest(context.Background(), rs)
+	if err != nil || n != len(rs) {
+		t.Fatalf("Ingest = %d, %v", n, err)
+	}
+	count := 0
+	s.Sensors("", 0, func(Sensor) error { count++; return nil })
+	if count != 2500 {
+		t.Fatalf("%d sensors, want 2500", count)
+	}
+}
