@@ -47,6 +47,9 @@ type Config struct {
 	CacheBytes int
 	// Now is the physical clock; nil means time.Now.
 	Now func() time.Time
+	// OnCommit, when set, is called with the names whose records changed
+	// after each commit, on the engine's goroutine: it must not block.
+	OnCommit func(names []string)
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -269,8 +272,13 @@ func (e *Engine) commit(batch []*request) {
 		}
 		if err == nil {
 			e.ctx = w.ctx
+			names := make([]string, 0, len(w.encoded))
 			for name, enc := range w.encoded {
 				e.cache.put(name, enc)
+				names = append(names, name)
+			}
+			if e.cfg.OnCommit != nil {
+				e.cfg.OnCommit(names)
 			}
 		}
 		for _, r := range batch {
