@@ -35,6 +35,9 @@ type Config struct {
 	// Store configures the durable store in node.data_dir.
 	Store StoreConfig `yaml:"store"`
 
+	// Readings configures how sensor readings are kept.
+	Readings ReadingsConfig `yaml:"readings"`
+
 	// ShutdownTimeout bounds a graceful shutdown: after a stop signal the
 	// node has this long to finish in-flight work before it closes what is
 	// left and exits. Must be positive.
@@ -59,6 +62,47 @@ type HTTPConfig struct {
 	// Addr is the host:port the HTTP API listens on. Port 0 picks a free
 	// port. The default listens on loopback only.
 	Addr string `yaml:"addr"`
+
+	// TokenFile names a file holding the bearer token that every request
+	// but /healthz and /readyz must carry (Authorization: Bearer TOKEN).
+	// Required when Addr is not a loopback address; empty means no token.
+	TokenFile string `yaml:"token_file"`
+
+	// TLSCertFile and TLSKeyFile, when both set, serve HTTPS with this
+	// PEM certificate (chain) and key. Empty means plain HTTP.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+}
+
+// ReadingsConfig configures how sensor readings are kept.
+type ReadingsConfig struct {
+	// Retention is how long readings are kept, counted from their time;
+	// they are deleted by the hour. Per-minute summaries and latest
+	// values are kept apart from this. 0 keeps readings until
+	// max_bytes or the store's budget needs the space.
+	Retention time.Duration `yaml:"retention"`
+
+	// MaxBytes caps the bytes of stored readings: the oldest hours are
+	// deleted beyond it. 0 means no cap of its own.
+	MaxBytes int64 `yaml:"max_bytes"`
+
+	// TrustClock turns off the detection of an unsynchronised clock
+	// (a board without RTC before NTP has set the time): readings the
+	// node stamps are then never flagged clock_unsynced.
+	TrustClock bool `yaml:"trust_clock"`
+}
+
+// Validate reports every problem in c, each prefixed with its field's YAML
+// name.
+func (c ReadingsConfig) Validate() error {
+	var errs []error
+	if c.Retention < 0 {
+		errs = append(errs, fmt.Errorf("retention: must not be negative (got %s)", c.Retention))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_bytes: must not be negative (got %d)", c.MaxBytes))
+	}
+	return errors.Join(errs...)
 }
 
 // StoreConfig configures the durable store.
@@ -139,6 +183,9 @@ func Default() Config {
 			Durability: "fsync",
 			GCInterval: 5 * time.Minute,
 		},
+		Readings: ReadingsConfig{
+			Retention: 7 * 24 * time.Hour,
+		},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -152,6 +199,7 @@ func (c Config) Validate() error {
 		prefixEach("http.", c.HTTP.Validate()),
 		prefixEach("log.", c.Log.Validate()),
 		prefixEach("store.", c.Store.Validate()),
+		prefixEach("readings.", c.Readings.Validate()),
 	)
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive (got %s)", c.ShutdownTimeout))
@@ -175,14 +223,31 @@ func (c NodeConfig) Validate() error {
 // Validate reports every problem in c, each prefixed with its field's YAML
 // name.
 func (c HTTPConfig) Validate() error {
-	_, port, err := net.SplitHostPort(c.Addr)
+	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return fmt.Errorf("addr: must be host:port (%w)", err)
 	}
+	var errs []error
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("addr: port must be a number from 0 to 65535 (got %q)", port)
+		errs = append(errs, fmt.Errorf("addr: port must be a number from 0 to 65535 (got %q)", port))
 	}
-	return nil
+	if !IsLoopback(host) && c.TokenFile == "" {
+		errs = append(errs, fmt.Errorf("token_file: required when addr %q is not a loopback address: anyone on the network could write", c.Addr))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls_cert_file, tls_key_file: set both or neither"))
+	}
+	return errors.Join(errs...)
+}
+
+// IsLoopback reports whether host (a name or an address) only reaches
+// this machine.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Validate reports every problem in c, each prefixed with its field's YAML

@@ -153,7 +153,18 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "default"},
 		{name: "named node", edit: func(c *Config) { c.Node.Name = "gw-01.site_a" }},
-		{name: "any port", edit: func(c *Config) { c.HTTP.Addr = ":0" }},
+		{name: "any port", edit: func(c *Config) { c.HTTP.Addr = "127.0.0.1:0" }},
+		{name: "all addresses with a token", edit: func(c *Config) { c.HTTP = HTTPConfig{Addr: ":8080", TokenFile: "/etc/edged/token"} }},
+		{
+			name: "all addresses without a token",
+			edit: func(c *Config) { c.HTTP.Addr = "0.0.0.0:8080" },
+			want: []string{`http.token_file: required when addr "0.0.0.0:8080" is not a loopback address: anyone on the network could write`},
+		},
+		{
+			name: "half of TLS",
+			edit: func(c *Config) { c.HTTP.TLSCertFile = "cert.pem" },
+			want: []string{"http.tls_cert_file, tls_key_file: set both or neither"},
+		},
 		{name: "IPv6 address", edit: func(c *Config) { c.HTTP.Addr = "[::1]:8080" }},
 		{name: "debug json log", edit: func(c *Config) { c.Log = LogConfig{Level: "debug", Format: "json"} }},
 		{
@@ -233,7 +244,7 @@ func TestApplyEnv(t *testing.T) {
 			env: map[string]string{
 				"EDGED_NODE_NAME":            "pi-7",
 				"EDGED_NODE_DATA_DIR":        "/var/lib/edged",
-				"EDGED_HTTP_ADDR":            "0.0.0.0:80",
+				"EDGED_HTTP_ADDR":            "127.0.0.2:80",
 				"EDGED_LOG_LEVEL":            "debug",
 				"EDGED_LOG_FORMAT":           "json",
 				"EDGED_SHUTDOWN_TIMEOUT":     "2m",
@@ -246,9 +257,10 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *Config) {
 				*c = Config{
 					Node:            NodeConfig{Name: "pi-7", DataDir: "/var/lib/edged"},
-					HTTP:            HTTPConfig{Addr: "0.0.0.0:80"},
+					HTTP:            HTTPConfig{Addr: "127.0.0.2:80"},
 					Log:             LogConfig{Level: "debug", Format: "json"},
 					Store:           StoreConfig{Profile: "standard", Durability: "none", BudgetBytes: 1000000, MinFreeBytes: 5, GCInterval: time.Minute},
+					Readings:        Default().Readings,
 					ShutdownTimeout: 2 * time.Minute,
 				}
 			},

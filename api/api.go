@@ -1,0 +1,248 @@
+// Package api serves a node's local HTTP API: keys under /v1/kv, sensor
+// readings (JSON on /v1/readings, InfluxDB line protocol on /write and
+// /api/v2/write), time series, status, watches as server-sent events,
+// health and readiness probes and Prometheus metrics. docs/openapi.yaml
+// describes every route.
+//
+// Errors are JSON {"error": "...", "field": "..."} with a status that says
+// what went wrong: 400 malformed input, 401 missing or wrong token, 404 no
+// such key, 409 type mismatch, 413 too large, 415 wrong media type, 503
+// not ready or stopping, 507 out of disk or data budget.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/invalid"
+	"github.com/edged-dev/edged/kv"
+	"github.com/edged-dev/edged/series"
+	"github.com/edged-dev/edged/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Body limits, before and after decompression.
+const (
+	maxOpBody       = kv.MaxOpBytes
+	maxReadingsBody = 16 << 20
+	maxWriteBody    = 32 << 20
+)
+
+// Options configure the API.
+type Options struct {
+	DB     *store.DB
+	KV     *kv.KV
+	Series *series.Series
+	Hub    *kv.Hub
+	// Status returns the document of GET /v1/status.
+	Status func() any
+	// Ready reports whether the node serves requests (GET /readyz).
+	Ready func() bool
+	// Token, when not empty, is required as "Authorization: Bearer
+	// <token>" on every route but /healthz and /readyz.
+	Token string
+	// Registry collects the metrics; /metrics serves Gatherer.
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	// Now is the clock for line-protocol points without a time; nil
+	// means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// API is the HTTP handler of a node.
+type API struct {
+	o   Options
+	mux *http.ServeMux
+	m   *metrics
+}
+
+// New returns the API for o.
+func New(o Options) *API {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry)}
+	a.route("GET /healthz", a.healthz)
+	a.route("GET /readyz", a.readyz)
+	a.mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	a.route("GET /v1/status", a.status)
+	a.route("GET /v1/kv/{ns}", a.list)
+	a.route("GET /v1/kv/{ns}/{key...}", a.get)
+	a.route("POST /v1/kv/{ns}/{key...}", a.post)
+	a.route("DELETE /v1/kv/{ns}/{key...}", a.delete)
+	a.route("POST /v1/readings", a.readings)
+	a.route("POST /write", a.write)
+	a.route("POST /api/v2/write", a.write)
+	a.route("GET /v1/sensors", a.sensors)
+	a.route("GET /v1/series/{sensor...}", a.series)
+	a.route("GET /v1/watch", a.watch)
+	a.route("GET /v1/backup", a.backup)
+	return a
+}
+
+// ServeHTTP serves a request.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// handler is a route's handler: it returns an error to answer with.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// route registers h under pattern with authentication, metrics and error
+// answers.
+func (a *API) route(pattern string, h handler) {
+	open := pattern == "GET /healthz" || pattern == "GET /readyz"
+	var hh http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.fail(w, r, err)
+		}
+	})
+	if !open {
+		hh = a.auth(hh)
+	}
+	a.mux.Handle(pattern, a.m.instrument(pattern, hh))
+}
+
+// auth requires the bearer token, when there is one.
+func (a *API) auth(next http.Handler) http.Handler {
+	if a.o.Token == "" {
+		return next
+	}
+	want := []byte("Bearer " + a.o.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="edged"`)
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong bearer token (Authorization: Bearer <token from http.token_file>)"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// statusOf maps an error to its HTTP status.
+func statusOf(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, new(*invalid.Error)), errors.Is(err, store.ErrInvalidName), errors.Is(err, crdt.ErrInvalidReading):
+		return http.StatusBadRequest
+	case errors.Is(err, errMediaType):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, kv.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, engine.ErrTypeMismatch), errors.Is(err, crdt.ErrOverflow):
+		return http.StatusConflict
+	case errors.As(err, &mbe), errors.Is(err, store.ErrTooLarge), errors.Is(err, store.ErrTxnTooBig):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrDiskFull), errors.Is(err, store.ErrBudget):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, engine.ErrStopped), errors.Is(err, store.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// fail answers with err.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := statusOf(err)
+	body := errorBody{Error: err.Error()}
+	body.Field, _ = invalid.FieldOf(err)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		body.Error = "request body over the limit of " + itoa(mbe.Limit) + " bytes"
+	}
+	switch code {
+	case http.StatusInternalServerError:
+		a.o.Logger.Error("http request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		body.Error = "internal error: " + err.Error()
+	case http.StatusServiceUnavailable, http.StatusInsufficientStorage:
+		w.Header().Set("Retry-After", "10")
+	}
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+var errMediaType = errors.New("unsupported media type")
+
+// body reads a request body of at most limit bytes (after gzip
+// decompression when the client sent Content-Encoding: gzip) whose media
+// type is one of types, or absent.
+func body(w http.ResponseWriter, r *http.Request, limit int64, types ...string) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		ok := false
+		for _, t := range types {
+			ok = ok || (err == nil && mt == t)
+		}
+		if !ok {
+			return nil, invalid.Errorf("", "%v: Content-Type %q, want %s", errMediaType, ct, strings.Join(types, " or "))
+		}
+	}
+	rd := io.Reader(http.MaxBytesReader(w, r.Body, limit))
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := newGzip(rd)
+		if err != nil {
+			return nil, invalid.Errorf("", "gzip body: %v", err)
+		}
+		rd = &limitReader{r: zr, left: limit}
+	default:
+		return nil, invalid.Errorf("", "%v: Content-Encoding %q, want gzip or none", errMediaType, enc)
+	}
+	return io.ReadAll(rd)
+}
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (a *API) readyz(w http.ResponseWriter, _ *http.Request) error {
+	if a.o.Ready != nil && !a.o.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (a *API) status(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, a.o.Status())
+	return nil
+}
+
+// backup streams a consistent snapshot of the store (edged backup uses it
+// while the node runs). A failure midway cuts the stream, so the client
+// sees a truncated backup that restore refuses.
+func (a *API) backup(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := a.o.DB.Backup(w); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/edged-dev/edged/invalid"
+	"github.com/edged-dev/edged/kv"
+)
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.o.KV.Get(r.PathValue("ns"), r.PathValue("key"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+func (a *API) post(w http.ResponseWriter, r *http.Request) error {
+	b, err := body(w, r, maxOpBody, "application/json")
+	if err != nil {
+		return err
+	}
+	d, err := a.o.KV.Do(r.Context(), r.PathValue("ns"), r.PathValue("key"), b)
+	if err != nil {
+		return err
+	}
+	a.m.ops.WithLabelValues(d.Type).Inc()
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
+	if err := a.o.KV.Delete(r.Context(), r.PathValue("ns"), r.PathValue("key")); err != nil {
+		return err
+	}
+	a.m.ops.WithLabelValues("delete").Inc()
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// listing is the answer of GET /v1/kv/{ns}.
+type listing struct {
+	Keys []kv.Doc `json:"keys"`
+	// Next, when set, is the after= of the next page.
+	Next string `json:"next,omitempty"`
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", 100)
+	if err != nil {
+		return err
+	}
+	out := listing{Keys: []kv.Doc{}}
+	more, err := a.o.KV.List(r.PathValue("ns"), q.Get("prefix"), q.Get("after"), limit, func(d kv.Doc) error {
+		out.Keys = append(out.Keys, d)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if more && len(out.Keys) > 0 {
+		out.Next = out.Keys[len(out.Keys)-1].Key
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func intParam(s, name string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, invalid.Errorf(name, "%q is not an integer", s)
+	}
+	return n, nil
+}
