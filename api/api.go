@@ -15,6 +15,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -199,7 +200,7 @@ func body(w http.ResponseWriter, r *http.Request, limit int64, types ...string) 
 			ok = ok || (err == nil && mt == t)
 		}
 		if !ok {
-			return nil, invalid.Errorf("", "%v: Content-Type %q, want %s", errMediaType, ct, strings.Join(types, " or "))
+			return nil, fmt.Errorf("%w: Content-Type %q, want %s", errMediaType, ct, strings.Join(types, " or "))
 		}
 	}
 	rd := io.Reader(http.MaxBytesReader(w, r.Body, limit))
@@ -212,7 +213,7 @@ func body(w http.ResponseWriter, r *http.Request, limit int64, types ...string) 
 		}
 		rd = &limitReader{r: zr, left: limit}
 	default:
-		return nil, invalid.Errorf("", "%v: Content-Encoding %q, want gzip or none", errMediaType, enc)
+		return nil, fmt.Errorf("%w: Content-Encoding %q, want gzip or none", errMediaType, enc)
 	}
 	return io.ReadAll(rd)
 }

@@ -13,7 +13,10 @@ package config
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/edged-dev/edged/localmqtt"
+	"github.com/edged-dev/edged/sensors"
 	"net"
 	"slices"
 	"strconv"
@@ -37,6 +40,12 @@ type Config struct {
 
 	// Readings configures how sensor readings are kept.
 	Readings ReadingsConfig `yaml:"readings"`
+
+	// MQTT configures the local MQTT interface.
+	MQTT localmqtt.Config `yaml:"mqtt"`
+
+	// Sensors lists the sensor adapters the node polls.
+	Sensors sensors.Config `yaml:"sensors"`
 
 	// ShutdownTimeout bounds a graceful shutdown: after a stop signal the
 	// node has this long to finish in-flight work before it closes what is
@@ -186,6 +195,8 @@ func Default() Config {
 		Readings: ReadingsConfig{
 			Retention: 7 * 24 * time.Hour,
 		},
+		MQTT:            localmqtt.DefaultConfig(),
+		Sensors:         sensors.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -200,6 +211,8 @@ func (c Config) Validate() error {
 		prefixEach("log.", c.Log.Validate()),
 		prefixEach("store.", c.Store.Validate()),
 		prefixEach("readings.", c.Readings.Validate()),
+		prefixEach("mqtt.", c.MQTT.Validate()),
+		prefixEach("sensors.", c.Sensors.Validate()),
 	)
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive (got %s)", c.ShutdownTimeout))

@@ -41,9 +41,13 @@ func leaves(v reflect.Value, path []string, fn func(path []string, field reflect
 	for i := range v.NumField() {
 		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
 		fieldPath := append(slices.Clip(path), name)
-		if field := v.Field(i); field.Kind() == reflect.Struct {
+		switch field := v.Field(i); field.Kind() {
+		case reflect.Struct:
 			leaves(field, fieldPath, fn)
-		} else {
+		case reflect.Slice:
+			// Lists (sensor adapters, MQTT users) are set in the file
+			// only: one variable cannot hold a list of records.
+		default:
 			fn(fieldPath, field)
 		}
 	}

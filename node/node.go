@@ -2,8 +2,9 @@
 // it is the composition root, the one place that decides which parts start,
 // in which order, and how they stop.
 //
-// Today a node loads its identity, opens its store, runs the engine (the
-// write path) and serves the local HTTP API (GET /healthz, GET /v1/backup).
+// A node loads its identity, opens its store, runs the engine (the write
+// path), serves the local HTTP API (package api) and the local MQTT
+// interface (package localmqtt), and polls its sensors (package sensors).
 // Run owns every part it starts and stops them, in reverse order, when its
 // context is cancelled, within Config.ShutdownTimeout.
 package node
@@ -16,9 +17,20 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/edged-dev/edged/api"
 	"github.com/edged-dev/edged/buildinfo"
+	"github.com/edged-dev/edged/clocksync"
+	"github.com/edged-dev/edged/kv"
+	"github.com/edged-dev/edged/localmqtt"
+	"github.com/edged-dev/edged/sensors"
+	"github.com/edged-dev/edged/series"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/identity"
@@ -35,6 +47,9 @@ func StoreOptions(cfg config.Config, log *slog.Logger) store.Options {
 		MinFreeBytes: cfg.Store.MinFreeBytes,
 		GCInterval:   cfg.Store.GCInterval,
 		Logger:       log,
+
+		ReadingsRetention: cfg.Readings.Retention,
+		ReadingsMaxBytes:  cfg.Readings.MaxBytes,
 	}
 }
 
@@ -47,8 +62,9 @@ type Node struct {
 	cfg   config.Config
 	name  string
 	log   *slog.Logger
-	ready chan struct{}
-	addr  net.Addr // set once, before ready is closed
+	ready    chan struct{}
+	addr     net.Addr // set once, before ready is closed
+	mqttAddr net.Addr // likewise; nil unless MQTT is embedded
 }
 
 // New returns a node for cfg that logs to logger. It validates cfg and
@@ -71,6 +87,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Node, error) {
 // Ready returns a channel that is closed once Run listens for HTTP requests.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
+// MQTTAddr returns the address of the embedded MQTT broker, or nil. Call
+// it only after Ready is closed.
+func (n *Node) MQTTAddr() net.Addr { return n.mqttAddr }
+
 // Addr returns the address the HTTP API listens on, with the actual port
 // when http.addr asked for port 0. Call it only after Ready is closed.
 func (n *Node) Addr() net.Addr { return n.addr }
@@ -89,6 +109,10 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	token, err := readSecret(n.cfg.HTTP.TokenFile)
+	if err != nil {
+		return fmt.Errorf("node: http.token_file: %w", err)
+	}
 	db, err := store.Open(StoreOptions(n.cfg, n.log))
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -98,15 +122,34 @@ func (n *Node) Run(ctx context.Context) error {
 			n.log.Error("store close failed", "err", err)
 		}
 	}()
-	eng := engine.New(db, id.Replica, engine.Config{Logger: n.log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), storeCollector{db})
+
+	hub := kv.NewHub()
+	eng := engine.New(db, id.Replica, engine.Config{Logger: n.log, OnCommit: hub.Notify})
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(engCtx) }()
-	// Stopped after the HTTP server, so in-flight requests can still write.
+	// Stopped after everything that writes, so in-flight requests finish.
 	defer func() {
 		stopEngine()
 		<-engDone
 	}()
+
+	var clock series.Clock = clocksync.New(clocksync.Options{Floor: buildinfo.Time()})
+	if n.cfg.Readings.TrustClock {
+		clock = nil
+	}
+	ser := series.New(db, eng, clock, nil)
+	kvs := kv.New(db, eng)
+	started := time.Now()
+	var ready atomic.Bool
+	a := api.New(api.Options{
+		DB: db, KV: kvs, Series: ser, Hub: hub, Token: token,
+		Ready:    ready.Load,
+		Status:   func() any { return n.status(id, db, clock, started) },
+		Registry: reg, Gatherer: reg, Logger: n.log,
+	})
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", n.cfg.HTTP.Addr)
@@ -114,39 +157,103 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("node: http.addr: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           routes(db),
+		Handler:           a,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if n.cfg.HTTP.TLSCertFile != "" {
+			served <- srv.ServeTLS(ln, n.cfg.HTTP.TLSCertFile, n.cfg.HTTP.TLSKeyFile)
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
+
+	// The leaves: local MQTT and the sensor adapters. They stop first.
+	leafCtx, stopLeaves := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLeaves()
+	var leaves sync.WaitGroup
+	failed := make(chan error, 2)
+	mq, err := localmqtt.New(n.cfg.MQTT, n.name, &mqttBackend{kv: kvs, series: ser, hub: hub, now: time.Now, log: n.log}, localmqtt.Options{Logger: n.log})
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("node: mqtt: %w", err)
+	}
+	leaves.Go(func() {
+		if err := mq.Run(leafCtx); err != nil {
+			failed <- fmt.Errorf("node: mqtt: %w", err)
+		}
+	})
+	leaves.Go(func() {
+		if err := sensors.Run(leafCtx, n.cfg.Sensors, sensorSink(ser), sensors.Options{Logger: n.log}); err != nil {
+			failed <- fmt.Errorf("node: sensors: %w", err)
+		}
+	})
+	stop := func() {
+		stopLeaves()
+		leaves.Wait()
+	}
+	select {
+	case <-mq.Ready():
+	case err := <-failed:
+		stop()
+		srv.Close()
+		return err
+	case <-ctx.Done():
+	}
 
 	n.addr = ln.Addr()
+	n.mqttAddr = mq.Addr()
+	ready.Store(true)
 	close(n.ready)
 	n.log.Info("node started",
 		"name", n.name,
 		"addr", n.addr.String(),
+		"mqtt", n.cfg.MQTT.Mode,
 		"data_dir", n.cfg.Node.DataDir,
 		"peer_id", id.PeerID.String(),
 		"replica", id.Replica.String(),
 		"version", buildinfo.Version)
 
+	var runErr error
 	select {
 	case err := <-served:
-		return fmt.Errorf("node: http server: %w", err)
+		runErr = fmt.Errorf("node: http server: %w", err)
+	case runErr = <-failed:
 	case <-ctx.Done():
 	}
+	ready.Store(false)
 
 	n.log.Info("node stopping", "timeout", n.cfg.ShutdownTimeout.String())
+	stop()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		// Out of time: drop the connections that are still busy.
-		return errors.Join(
+		return errors.Join(runErr,
 			fmt.Errorf("node: http server did not stop within shutdown_timeout %s: %w", n.cfg.ShutdownTimeout, err),
 			srv.Close())
 	}
-	<-served // http.ErrServerClosed, now that Shutdown has returned
+	if runErr == nil {
+		<-served // http.ErrServerClosed, now that Shutdown has returned
+	}
 	n.log.Info("node stopped")
-	return nil
+	return runErr
+}
+
+// readSecret returns the first line of a secret file; "" for no file.
+func readSecret(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,37 +133,13 @@ func TestNewNamesNodeAfterHost(t *testing.T) {
 	}
 }
 
-func TestRoutes(t *testing.T) {
-	tests := []struct {
-		method, path string
-		wantCode     int
-		wantBody     string
-	}{
-		{http.MethodGet, "/healthz", http.StatusOK, `{"status":"ok"}` + "\n"},
-		{http.MethodHead, "/healthz", http.StatusOK, ""},
-		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed, ""},
-		{http.MethodGet, "/nowhere", http.StatusNotFound, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			routes(nil).ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
-			if rec.Code != tt.wantCode {
-				t.Errorf("status = %d, want %d", rec.Code, tt.wantCode)
-			}
-			if tt.wantBody != "" && rec.Body.String() != tt.wantBody {
-				t.Errorf("body = %q, want %q", rec.Body.String(), tt.wantBody)
-			}
-		})
-	}
-}
-
 // testConfig returns a valid configuration with its data in a temporary
 // directory and its HTTP API on a free loopback port.
 func testConfig(t testing.TB) config.Config {
 	cfg := config.Default()
 	cfg.Node.DataDir = t.TempDir()
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.MQTT.Addr = "127.0.0.1:0"
 	return cfg
 }
 

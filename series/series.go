@@ -79,6 +79,10 @@ type Reading struct {
 	Unit string
 	// Time is when the reading was taken; zero means now.
 	Time time.Time
+	// NodeClock says that Time was read from this node's clock (a local
+	// sensor's poll), so it is flagged like a zero Time when the clock
+	// is not synchronised.
+	NodeClock bool
 }
 
 // Clock says whether the wall clock can be trusted (see clocksync).
@@ -220,10 +224,13 @@ func (s *Series) Ingest(ctx context.Context, rs []Reading) (int, error) {
 			if r.Time.Year() < 1970 || r.Time.Year() > 2262 {
 				return 0, invalid.Errorf(fmt.Sprintf("readings[%d].ts", i), "%s is out of range (1970 to 2262)", r.Time.Format(time.RFC3339))
 			}
-			if synced && r.Time.After(now.Add(MaxFuture)) {
+			if synced && !r.NodeClock && r.Time.After(now.Add(MaxFuture)) {
 				return 0, invalid.Errorf(fmt.Sprintf("readings[%d].ts", i), "%s is more than %s ahead of this node's clock", r.Time.Format(time.RFC3339), MaxFuture)
 			}
 			cr.Time = r.Time.UnixNano()
+			if r.NodeClock {
+				cr.Flags = flags
+			}
 		}
 		sn := bySensor[id]
 		if sn == nil {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -170,6 +171,7 @@ func TestRunConfigPrecedence(t *testing.T) {
 	file := writeFile(t, "edged.yaml",
 		"node:\n  data_dir: /file\n  name: from-file\nhttp:\n  addr: 127.0.0.1:1\nlog:\n  level: debug\n")
 	t.Setenv("EDGED_HTTP_ADDR", "127.0.0.1:2")
+	t.Setenv("EDGED_MQTT_ADDR", "127.0.0.1:0")
 	t.Setenv("EDGED_NODE_DATA_DIR", "/env")
 	var stderr bytes.Buffer
 	got, err := runConfig([]string{"--config", file, "--data-dir", "/flag"}, &stderr)
@@ -181,7 +183,8 @@ func TestRunConfigPrecedence(t *testing.T) {
 	want.Node.DataDir = "/flag"    // flag over environment and file
 	want.HTTP.Addr = "127.0.0.1:2" // environment over file
 	want.Log.Level = "debug"       // file over default
-	if got != want {
+	want.MQTT.Addr = "127.0.0.1:0"
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("runConfig = %+v, want %+v", got, want)
 	}
 }

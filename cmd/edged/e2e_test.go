@@ -157,7 +157,7 @@ func start(t testing.TB, bin string, env []string, args ...string) *process {
 		addr: make(chan string, 1),
 		done: make(chan struct{}),
 	}
-	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Env = append(append(os.Environ(), "EDGED_MQTT_ADDR=127.0.0.1:0"), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

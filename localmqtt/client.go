@@ -1,0 +1,267 @@
+package localmqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Timeouts of client mode.
+const (
+	// clientTimeout bounds connecting, subscribing and writing a packet.
+	clientTimeout = 10 * time.Second
+	// clientKeepAlive is the MQTT keep-alive the node asks the broker for.
+	clientKeepAlive = 30 * time.Second
+	// publishTimeout bounds the wait for a broker's PUBACK. A QoS 1
+	// message not acknowledged by then stays in paho's store and is sent
+	// again after a reconnection.
+	publishTimeout = 10 * time.Second
+	// disconnectQuiesce is how long paho may take to finish work in
+	// progress when the node disconnects, in milliseconds.
+	disconnectQuiesce = 250
+	// firstRetry is the first wait between attempts to connect.
+	firstRetry = time.Second
+)
+
+// client is the transport of client mode: a paho MQTT 3.1.1 connection to
+// the gateway's broker.
+type client struct {
+	cfg    Config
+	prefix string
+	log    *slog.Logger
+	opts   *paho.ClientOptions // without the handlers, which start adds
+
+	c          paho.Client
+	stopDialer context.CancelFunc
+
+	// mu guards closed; goroutines that call into the Server (the dialer,
+	// the on-connect handler) are counted in wg while closed is false, so
+	// close can wait for them.
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+var _ transport = (*client)(nil)
+
+// newClient reads the password and CA files and prepares the connection
+// options; it does not connect.
+func newClient(cfg Config, node, prefix string, log *slog.Logger) (*client, error) {
+	opts := paho.NewClientOptions().
+		AddBroker(cfg.Broker).
+		SetClientID("edged-" + node).
+		SetProtocolVersion(4).
+		SetCleanSession(false).
+		SetAutoReconnect(true).
+		SetConnectRetry(false). // the first connection is retried by dial, which stops with ctx
+		SetMaxReconnectInterval(cfg.ReconnectMaxInterval).
+		SetConnectTimeout(clientTimeout).
+		SetWriteTimeout(clientTimeout).
+		SetKeepAlive(clientKeepAlive).
+		SetOrderMatters(true) // handlers run on paho's router goroutine; receive does not block
+	if cfg.Username != "" {
+		opts.SetUsername(cfg.Username)
+	}
+	if cfg.PasswordFile != "" {
+		pw, err := readSecret(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("password_file: %w", err)
+		}
+		opts.SetPassword(string(pw))
+	}
+	u, err := url.Parse(cfg.Broker)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "wss":
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("ca_file: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("ca_file: no PEM certificate in %s", cfg.CAFile)
+			}
+		}
+		opts.SetTLSConfig(tc)
+	}
+	return &client{cfg: cfg, prefix: prefix, log: log, opts: opts}, nil
+}
+
+// filters are the node's input subscriptions, at QoS 1. kv/# also matches
+// the node's own documents and replies: MQTT 3.1.1 cannot filter a client's
+// own messages out, so receive ignores them by topic.
+func (t *client) filters() map[string]byte {
+	return map[string]byte{
+		t.prefix + "/" + levelReadings + "/#": 1,
+		t.prefix + "/" + levelKV + "/#":       1,
+	}
+}
+
+func (t *client) start(ctx context.Context, s *Server) error {
+	opts := *t.opts
+	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+		if m.Retained() {
+			// Replayed on subscription: stale, and an operation in it
+			// would be applied again on every reconnection.
+			return
+		}
+		s.receive(message{topic: m.Topic(), payload: m.Payload()})
+	})
+	opts.SetOnConnectHandler(func(c paho.Client) {
+		if !t.enter() {
+			return
+		}
+		defer t.wg.Done()
+		t.subscribe(c, s)
+	})
+	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		t.log.Warn("mqtt connection lost; reconnecting", "broker", t.cfg.Broker, "err", err)
+	})
+	t.c = paho.NewClient(&opts)
+	dialing, stop := context.WithCancel(context.WithoutCancel(ctx))
+	t.stopDialer = stop
+	if !t.enter() {
+		return errors.New("client closed")
+	}
+	go func() {
+		defer t.wg.Done()
+		t.dial(dialing)
+	}()
+	return nil
+}
+
+// enter counts a goroutine that may call into the Server in wg, unless the
+// transport is closed.
+func (t *client) enter() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+// dial connects for the first time, retrying with exponential backoff and
+// jitter until it succeeds or ctx is done. Once connected, paho reconnects
+// by itself.
+func (t *client) dial(ctx context.Context) {
+	wait := firstRetry
+	for {
+		tok := t.c.Connect()
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			tok.WaitTimeout(clientTimeout) // lets paho's attempt end before close returns
+			return
+		}
+		err := tok.Error()
+		if err == nil {
+			return
+		}
+		// ±20% so that nodes restarted together do not retry together.
+		d := time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
+		t.log.Warn("mqtt connect failed", "broker", t.cfg.Broker, "err", err, "retry_in", d.Round(time.Millisecond).String())
+		timer := time.NewTimer(d)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+		wait = min(2*wait, t.cfg.ReconnectMaxInterval)
+	}
+}
+
+// subscribe subscribes to the node's inputs on every connection (the
+// broker may have lost the persistent session) and wakes the publisher of
+// key changes.
+func (t *client) subscribe(c paho.Client, s *Server) {
+	tok := c.SubscribeMultiple(t.filters(), nil)
+	if !tok.WaitTimeout(clientTimeout) {
+		t.log.Error("mqtt subscribe timed out", "broker", t.cfg.Broker)
+		return
+	}
+	if err := tok.Error(); err != nil {
+		t.log.Error("mqtt subscribe failed", "broker", t.cfg.Broker, "err", err)
+		return
+	}
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for filter, qos := range st.Result() {
+			if qos == 0x80 {
+				t.log.Error("mqtt broker refused subscription; check its ACL", "broker", t.cfg.Broker, "filter", filter)
+			}
+		}
+	}
+	t.log.Info("mqtt connected", "broker", t.cfg.Broker)
+	s.markReady()
+	s.changes.poke()
+}
+
+func (t *client) stopInputs() {
+	if t.c == nil {
+		return
+	}
+	t.stopDialer()
+	// The broker keeps the persistent session and queues QoS 1 inputs for
+	// it until the node connects again.
+	t.c.Disconnect(disconnectQuiesce)
+}
+
+func (t *client) close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	if t.stopDialer != nil {
+		t.stopDialer()
+	}
+	t.wg.Wait()
+	if t.c != nil && t.c.IsConnected() {
+		// A connection that came up after stopInputs.
+		t.c.Disconnect(disconnectQuiesce)
+	}
+}
+
+func (t *client) publish(topic string, payload []byte, retain bool, qos byte, _ []byte) error {
+	if t.c == nil || !t.c.IsConnectionOpen() {
+		return errNotConnected
+	}
+	tok := t.c.Publish(topic, qos, retain, payload)
+	if qos == 0 {
+		return nil // not waited for: best effort
+	}
+	if !tok.WaitTimeout(publishTimeout) {
+		return nil // stays in paho's store; sent again after a reconnection
+	}
+	if err := tok.Error(); err != nil {
+		if errors.Is(err, paho.ErrNotConnected) {
+			return errNotConnected
+		}
+		return err
+	}
+	return nil
+}
+
+func (t *client) connected() bool { return t.c != nil && t.c.IsConnectionOpen() }
+
+// mayRespond allows any Response Topic: paho speaks MQTT 3.1.1, so none
+// arrives in client mode, and the broker's ACL applies to the node's
+// publications anyway.
+func (t *client) mayRespond(string, string) bool { return true }
+
+func (t *client) addr() net.Addr { return nil }

@@ -1,0 +1,3 @@
+#!/bin/sh
+# A single number, as vcgencmd-style wrappers print.
+echo 42
