@@ -165,7 +165,9 @@ func mapOp(name string, o op) (engine.Op, error) {
 			return m.Update(f, func(c crdt.Value) (crdt.Causal, error) { return c.(*crdt.PNCounter).Add(g, by) })
 		}
 	case "remove":
-		mutate = func(m *crdt.ORMap, _ *crdt.DotGen, _ crdt.Timestamp) (crdt.Causal, error) { return m.Remove(o.Field), nil }
+		mutate = func(m *crdt.ORMap, _ *crdt.DotGen, _ crdt.Timestamp) (crdt.Causal, error) {
+			return m.Remove(o.Field), nil
+		}
 	default:
 		return engine.Op{}, badOp(o, "set", "inc", "dec", "remove")
 	}

@@ -67,12 +67,12 @@ func BenchmarkParse(b *testing.B) {
 	// The two passes of Parse apart: validating alone (fn nil), and the
 	// one-pass ParseAll, which allocates the points it returns.
 	body := benchSimple(5000)
-	b.Run("simple/lines=5000/validate-only", func(b *testing.B) {
+	b.Run("simple-validate-only/lines=5000", func(b *testing.B) {
 		benchParse(b, body, 5000, func(body []byte, _ func(*lineproto.Point) error) error {
 			return lineproto.Parse(body, lineproto.Nanosecond, benchNow, lineproto.Limits{}, nil)
 		})
 	})
-	b.Run("simple/lines=5000/ParseAll", func(b *testing.B) {
+	b.Run("simple-ParseAll/lines=5000", func(b *testing.B) {
 		benchParse(b, body, 5000, func(body []byte, fn func(*lineproto.Point) error) error {
 			pts, err := lineproto.ParseAll(body, lineproto.Nanosecond, benchNow, lineproto.Limits{})
 			for i := range pts {

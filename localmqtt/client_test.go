@@ -35,7 +35,7 @@ func (h *passwordHook) OnACLCheck(*mqtt.Client, string, bool) bool { return true
 
 // startBroker runs a plain mochi broker, standing in for the gateway's
 // Mosquitto, on addr ("127.0.0.1:0" for a free port). stop closes it.
-func startBroker(t testing.TB, addr string, hook *passwordHook) (broker string, stop func()) {
+func startBroker(t testing.TB, addr string, hook mqtt.Hook) (broker string, stop func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -82,7 +82,11 @@ func exerciseClientMode(t *testing.T, broker string) {
 	// A retained operation left on the broker before the node connects:
 	// replayed to the node when it subscribes, and ignored.
 	old := connect(t, broker)
+	echo := subscribe(t, old, p+"/kv/app/stale/set")
 	publish(t, old, p+"/kv/app/stale/set", true, `{"op":"inc","by":100}`)
+	// mochi acknowledges before it delivers: wait for the delivery, so
+	// that the node, subscribing later, gets only the retained copy.
+	next(t, echo, "own publication")
 	old.Disconnect(100)
 
 	srv := start(t, clientConfig(broker), be)

@@ -25,16 +25,16 @@ import (
 	"github.com/edged-dev/edged/api"
 	"github.com/edged-dev/edged/buildinfo"
 	"github.com/edged-dev/edged/clocksync"
+	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/identity"
 	"github.com/edged-dev/edged/kv"
 	"github.com/edged-dev/edged/localmqtt"
 	"github.com/edged-dev/edged/sensors"
 	"github.com/edged-dev/edged/series"
+	"github.com/edged-dev/edged/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/edged-dev/edged/config"
-	"github.com/edged-dev/edged/engine"
-	"github.com/edged-dev/edged/identity"
-	"github.com/edged-dev/edged/store"
 )
 
 // StoreOptions returns the store options that cfg selects.
@@ -59,9 +59,9 @@ const readHeaderTimeout = 10 * time.Second
 
 // Node is one edged node. Create it with New and start it with Run.
 type Node struct {
-	cfg   config.Config
-	name  string
-	log   *slog.Logger
+	cfg      config.Config
+	name     string
+	log      *slog.Logger
 	ready    chan struct{}
 	addr     net.Addr // set once, before ready is closed
 	mqttAddr net.Addr // likewise; nil unless MQTT is embedded

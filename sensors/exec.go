@@ -43,8 +43,9 @@ type ExecConfig struct {
 	Name string `yaml:"name"`
 
 	// Command is the program and its arguments, such as
-	// ["/usr/bin/vcgencmd", "measure_volts"]. The program is an absolute
-	// path or a bare name looked up in the PATH above. Required.
+	// ["/usr/local/bin/read-bme280", "--bus", "1"]. The program is an
+	// absolute path or a bare name looked up in the PATH above; to use a
+	// shell, say so: ["/bin/sh", "-c", "…"]. Required.
 	Command []string `yaml:"command"`
 
 	// Interval is the time between the end of a run and the start of the

@@ -132,7 +132,7 @@ func TestRun(t *testing.T) {
 		OneWire: []OneWireConfig{{Interval: 10 * time.Millisecond}},
 		Exec: []ExecConfig{
 			{Name: "pairs", Command: script(t, "pairs.sh"), Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond},
-			{Name: "bad", Command: script(t, "fail.sh"), Interval: 10 * time.Millisecond, Timeout: 9 * time.Millisecond},
+			{Name: "bad", Command: script(t, "fail.sh"), Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond},
 		},
 		Simulated: []SimulatedConfig{{Name: "saw", Waveform: "sawtooth", Interval: 10 * time.Millisecond, Period: time.Minute, Amplitude: 10, Count: 2}},
 	}

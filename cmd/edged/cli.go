@@ -31,6 +31,9 @@ Commands:
   id              print the node's peer ID and replica ID
   backup          write a consistent snapshot of the node's store
   restore         restore a backup into an empty data directory
+  get             print a key of the running node
+  put             apply an operation to a key of the running node
+  status          print the running node's status
   help            print this help
 
 Run "edged <command> -h" for the flags of a command.
@@ -59,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return backupData(ctx, args, stdout, stderr)
 	case "restore":
 		return restoreData(args, os.Stdin, stderr)
+	case "get", "put", "status":
+		return clientCommand(ctx, cmd, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

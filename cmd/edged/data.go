@@ -98,26 +98,23 @@ func backupData(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			err = cerr
 		}
 	case errors.Is(err, store.ErrLocked):
-		err = backupOverHTTP(ctx, cfg.HTTP.Addr, out)
+		err = backupOverHTTP(ctx, cfg, out)
 	}
 	return commit(err)
 }
 
-func backupOverHTTP(ctx context.Context, addr string, w io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/backup", nil)
+func backupOverHTTP(ctx context.Context, cfg config.Config, w io.Writer) error {
+	c, err := newAPIClient(cfg)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.do(ctx, http.MethodGet, "/v1/backup", nil)
 	if err != nil {
-		return fmt.Errorf("the data directory is in use, and the node's HTTP API at %s does not answer: %w", addr, err)
+		return fmt.Errorf("the data directory is in use, and backup over HTTP failed: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("backup from %s: HTTP %s", addr, resp.Status)
-	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("backup from %s interrupted: %w", addr, err)
+		return fmt.Errorf("backup from %s interrupted: %w", c.base, err)
 	}
 	return nil
 }

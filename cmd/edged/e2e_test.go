@@ -52,6 +52,20 @@ func TestEndToEnd(t *testing.T) {
 		// its HTTP API.
 		backup := filepath.Join(t.TempDir(), "node.backup")
 		edged(t, bin, "backup", "--data-dir", dataDir, "--http-addr", addr, backup)
+
+		// The client commands talk to the running node.
+		if out := edged(t, bin, "put", "--http-addr", addr, "app/room/1", `{"type":"counter","op":"inc","by":2}`); !strings.Contains(out, `"value": 2`) {
+			t.Errorf("edged put printed %q", out)
+		}
+		if out := edged(t, bin, "get", "--http-addr", addr, "app/room/1"); !strings.Contains(out, `"key": "room/1"`) {
+			t.Errorf("edged get printed %q", out)
+		}
+		if out := edged(t, bin, "status", "--http-addr", addr); !strings.Contains(out, `"replica"`) {
+			t.Errorf("edged status printed %q", out)
+		}
+		if out, err := exec.Command(bin, "get", "--http-addr", addr, "app/none").CombinedOutput(); err == nil || !strings.Contains(string(out), "HTTP 404") {
+			t.Errorf("edged get of a missing key: %v %s, want an error naming HTTP 404", err, out)
+		}
 		id := edged(t, bin, "id", "--data-dir", dataDir)
 		if !strings.Contains(id, "peer_id: 12D3Koo") || !strings.Contains(id, "replica: ") {
 			t.Errorf("edged id printed %q", id)

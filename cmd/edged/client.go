@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/edged-dev/edged/config"
+)
+
+// apiClient talks to a running node's HTTP API, as its configuration
+// says: address, TLS and bearer token.
+type apiClient struct {
+	base  string
+	token string
+}
+
+func newAPIClient(cfg config.Config) (*apiClient, error) {
+	c := &apiClient{base: "http://" + cfg.HTTP.Addr}
+	if cfg.HTTP.TLSCertFile != "" {
+		c.base = "https://" + cfg.HTTP.Addr
+	}
+	if f := cfg.HTTP.TokenFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("http.token_file: %w", err)
+		}
+		c.token = strings.TrimSpace(string(b))
+	}
+	return c, nil
+}
+
+// do sends a request and returns the response, which the caller closes.
+// An answer other than 2xx is an error carrying the API's message.
+func (c *apiClient) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("the node's HTTP API at %s does not answer: %w", c.base, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var e struct{ Error, Field string }
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		if e.Field != "" {
+			return nil, fmt.Errorf("%s (HTTP %d, field %s)", e.Error, resp.StatusCode, e.Field)
+		}
+		return nil, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+	}
+	return resp, nil
+}
+
+// printJSON copies a JSON answer to w, indented.
+func printJSON(resp *http.Response, w io.Writer) error {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return fmt.Errorf("malformed answer: %w", err)
+	}
+	_, err = w.Write(out.Bytes())
+	return err
+}
+
+// clientCommand implements get, put and status: each sends one request.
+func clientCommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	type spec struct {
+		synopsis, doc string
+		nargs         int
+		request       func(args []string) (method, path string, body []byte, err error)
+	}
+	specs := map[string]spec{
+		"get": {"get [flags] NS/KEY", "Print the JSON document of a key of the running node.", 1,
+			func(a []string) (string, string, []byte, error) {
+				p, err := keyPath(a[0])
+				return http.MethodGet, p, nil, err
+			}},
+		"put": {"put [flags] NS/KEY OP", "Apply an operation, given as JSON, to a key and print the key's new\n" +
+			"document, e.g.: edged put app/visits '{\"type\":\"counter\",\"op\":\"inc\"}'", 2,
+			func(a []string) (string, string, []byte, error) {
+				p, err := keyPath(a[0])
+				return http.MethodPost, p, []byte(a[1]), err
+			}},
+		"status": {"status [flags]", "Print the running node's status.", 0,
+			func([]string) (string, string, []byte, error) { return http.MethodGet, "/v1/status", nil, nil }},
+	}
+	s := specs[name]
+	fs := newFlagSet(name, s.synopsis, s.doc+"\n\nThe node's address, TLS and token come from its configuration.", stderr)
+	flags := newDataFlags(fs, true)
+	if err := parseArgs(fs, args, s.nargs); err != nil {
+		return err
+	}
+	cfg, err := flags.load()
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(cfg)
+	if err != nil {
+		return err
+	}
+	method, path, body, err := s.request(fs.Args())
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, method, path, body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return printJSON(resp, stdout)
+}
+
+// keyPath returns the API path of "ns/key".
+func keyPath(arg string) (string, error) {
+	ns, key, ok := strings.Cut(arg, "/")
+	if !ok || ns == "" || key == "" {
+		return "", fmt.Errorf("%q: want NS/KEY, such as app/door", arg)
+	}
+	return "/v1/kv/" + ns + "/" + escapePath(key), nil
+}
+
+// escapePath escapes each segment of a key, keeping its slashes.
+func escapePath(key string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
