@@ -23,7 +23,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s
 
-.PHONY: build run test bench lint cross fuzz clean
+.PHONY: build run test e2e bench lint cross fuzz clean
 
 # bin/edged for this machine.
 build:
@@ -39,11 +39,17 @@ RAPID_CHECKS ?= 1000
 
 # go vet, then every test (including the crash test's 50 kill cycles and
 # the disk-full test on a tmpfs, which needs root and fails under CI=true
-# without it), then the CRDT property tests at RAPID_CHECKS cases.
+# without it), then the CRDT property tests at RAPID_CHECKS cases, then e2e.
 test:
 	$(GO) vet ./...
 	$(GO) test $(RACE) ./...
 	$(GO) test ./crdt -run 'TestModel|TestJoinLaws|TestDeltaDelivery|TestRoundTrip' -rapid.checks=$(RAPID_CHECKS)
+	$(MAKE) e2e
+
+# The built binary driven through HTTP and MQTT by curl and the mosquitto
+# clients (skipped with a message where they are missing, failed under CI).
+e2e: build
+	./scripts/e2e-local.sh bin/edged
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -21,27 +21,33 @@ var pow10 = [...]float64{
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 }
 
-// parseFloat parses a float token:
+// scanNumber parses the number value at b[i:] into f and returns its end:
 //
-//	[ "-" ] ( digits [ "." { digit } ] | "." digits ) [ ( "e" | "E" ) [ "+" | "-" ] digits ]
+//	float    = [ "-" ] ( digits [ "." { digit } ] | "." digits ) [ ( "e" | "E" ) [ "+" | "-" ] digits ]
+//	integer  = [ "-" ] digits "i"
+//	unsigned = digits "u"
 //
-// Checking the syntax here, rather than leaving it to strconv.ParseFloat,
-// keeps out what ParseFloat also accepts ("nan", "inf", "0x1p3", "1_0").
-func parseFloat(s []byte) (float64, numErr) {
-	i := 0
-	neg := false
-	if i < len(s) && s[i] == '-' {
-		neg = true
-		i++
+// followed by the end of b or one of ", \r\n". One scan both checks the
+// syntax and computes the value. Checking the syntax here, rather than
+// leaving it to strconv.ParseFloat, keeps out what ParseFloat also accepts
+// ("nan", "inf", "0x1p3", "1_0").
+func scanNumber(b []byte, i int, f *Field) (int, numErr) {
+	n := len(b)
+	j := i
+	neg := j < n && b[j] == '-'
+	if neg {
+		j++
 	}
+	start := j
 	// The decimal value is mant × 10^exp while mant has at most 19
-	// significant digits; trunc records digits that did not fit.
+	// significant digits (below 2^64); trunc records digits that did not
+	// fit.
 	var mant uint64
 	nd, exp := 0, 0
-	digits, trunc := false, false
-	for ; i < len(s) && isDigit(s[i]); i++ {
+	digits, trunc, frac, expo := false, false, false, false
+	for ; j < n && isDigit(b[j]); j++ {
 		digits = true
-		switch d := uint64(s[i] - '0'); {
+		switch d := uint64(b[j] - '0'); {
 		case mant == 0 && d == 0:
 		case nd < 19:
 			mant = mant*10 + d
@@ -51,11 +57,12 @@ func parseFloat(s []byte) (float64, numErr) {
 			exp++
 		}
 	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		for ; i < len(s) && isDigit(s[i]); i++ {
+	intEnd := j
+	if j < n && b[j] == '.' {
+		frac = true
+		for j++; j < n && isDigit(b[j]); j++ {
 			digits = true
-			switch d := uint64(s[i] - '0'); {
+			switch d := uint64(b[j] - '0'); {
 			case mant == 0 && d == 0:
 				exp--
 			case nd < 19:
@@ -70,20 +77,21 @@ func parseFloat(s []byte) (float64, numErr) {
 	if !digits {
 		return 0, numSyntax
 	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
+	if j < n && (b[j] == 'e' || b[j] == 'E') {
+		expo = true
+		j++
 		eneg := false
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			eneg = s[i] == '-'
-			i++
+		if j < n && (b[j] == '+' || b[j] == '-') {
+			eneg = b[j] == '-'
+			j++
 		}
-		if i == len(s) {
+		if j == n || !isDigit(b[j]) {
 			return 0, numSyntax
 		}
 		e := 0
-		for ; i < len(s) && isDigit(s[i]); i++ {
+		for ; j < n && isDigit(b[j]); j++ {
 			if e < 100_000 { // far beyond float64's range either way
-				e = e*10 + int(s[i]-'0')
+				e = e*10 + int(b[j]-'0')
 			}
 		}
 		if eneg {
@@ -91,34 +99,85 @@ func parseFloat(s []byte) (float64, numErr) {
 		}
 		exp += e
 	}
-	if i != len(s) {
+	kind := KindFloat
+	end := j
+	if j < n {
+		switch b[j] {
+		case 'i':
+			kind = KindInt
+			end++
+		case 'u':
+			kind = KindUint
+			end++
+		}
+	}
+	if end < n && !isValueEnd(b[end]) {
 		return 0, numSyntax
+	}
+	f.Kind = kind
+	switch kind {
+	case KindInt:
+		if frac || expo {
+			return 0, numSyntax
+		}
+		if trunc {
+			return 0, numRange // 20 or more significant digits
+		}
+		if neg {
+			if mant > 1<<63 {
+				return 0, numRange
+			}
+			f.Int = int64(-mant)
+		} else {
+			if mant > math.MaxInt64 {
+				return 0, numRange
+			}
+			f.Int = int64(mant)
+		}
+		return end, numOK
+	case KindUint:
+		if frac || expo || neg {
+			return 0, numSyntax
+		}
+		if trunc {
+			var e numErr
+			f.Uint, e = parseUint(b[start:intEnd])
+			return end, e
+		}
+		f.Uint = mant
+		return end, numOK
 	}
 	// Clinger's fast path: an integer below 2^53 and a power of ten up to
 	// 1e22 are both exact float64s, so one multiplication or division
 	// rounds correctly. It covers nearly all telemetry values.
 	if !trunc && mant < 1<<53 && exp >= -22 && exp <= 22 {
-		f := float64(mant)
+		v := float64(mant)
 		if exp < 0 {
-			f /= pow10[-exp]
+			v /= pow10[-exp]
 		} else {
-			f *= pow10[exp]
+			v *= pow10[exp]
 		}
 		if neg {
-			f = -f
+			v = -v
 		}
-		return f, numOK
+		f.Float = v
+		return end, numOK
 	}
 	// The token's syntax is a subset of ParseFloat's, so the only error
 	// left is a value beyond float64 (underflow rounds to zero, no error).
-	// The string aliases s without copying: ParseFloat does not retain it
+	// The string aliases b without copying: ParseFloat does not retain it
 	// (its errors hold a copy).
-	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(s), len(s)), 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+	tok := b[i:j]
+	v, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(tok), len(tok)), 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, numRange
 	}
-	return f, numOK
+	f.Float = v
+	return end, numOK
 }
+
+// isValueEnd reports whether c ends a field value that is not a string.
+func isValueEnd(c byte) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' }
 
 // parseUint parses digits into a uint64.
 func parseUint(s []byte) (uint64, numErr) {

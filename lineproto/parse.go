@@ -76,6 +76,13 @@ type Parser struct {
 	// values cannot grow it without end: when full it starts over.
 	names      map[string]string
 	namesBytes int
+
+	// recent holds the strings of the last lines of recentWays
+	// measurements, by their position in the line; nstr counts the
+	// strings of the current line, way is the set it uses.
+	recent       [recentWays][recentLen]string
+	nstr         int
+	way, nextWay int
 }
 
 // Bounds of the intern table, and the longest string interned; longer
@@ -84,6 +91,8 @@ const (
 	internMaxEntries = 1 << 13
 	internMaxBytes   = 1 << 18
 	internMaxLen     = 64
+	recentWays       = 8
+	recentLen        = 32
 )
 
 // Parse is the package function Parse, using ps's buffers.
@@ -286,6 +295,7 @@ func (ps *Parser) point(lineStart, i int) (int, error) {
 	n := len(b)
 	lim := &ps.lim
 	ps.esc = ps.esc[:0]
+	ps.nstr = 0
 	tags, tagOff := ps.tags[:0], ps.tagOff[:0]
 	fields := ps.fields[:0]
 	p := &ps.pt
@@ -479,55 +489,60 @@ func (ps *Parser) checkName(i, j, nesc int, high bool, what part) error {
 func (ps *Parser) value(i int, f *Field) (int, error) {
 	b := ps.body
 	n := len(b)
-	what := part{inFieldValue, f.Key}
-	if i < n && b[i] == '"' {
-		return ps.stringValue(i, f, what)
+	if i == n || isValueEnd(b[i]) {
+		return 0, ps.syntaxErr(i, "%s: missing", part{inFieldValue, f.Key})
 	}
-	j := i
-	for j < n && b[j] != ',' && b[j] != ' ' && b[j] != '\n' && b[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return 0, ps.syntaxErr(i, "%s: missing", what)
-	}
-	tok := b[i:j]
-	c := tok[0]
-	switch {
+	var j int
+	switch c := b[i]; {
+	case c == '"':
+		return ps.stringValue(i, f)
 	case c == '-' || c == '.' || isDigit(c):
 		var e numErr
-		switch tok[len(tok)-1] {
-		case 'i':
-			f.Kind = KindInt
-			f.Int, e = parseInt(tok[:len(tok)-1])
-		case 'u':
-			f.Kind = KindUint
-			f.Uint, e = parseUint(tok[:len(tok)-1])
-		default:
-			f.Kind = KindFloat
-			f.Float, e = parseFloat(tok)
-		}
-		switch e {
-		case numSyntax:
-			return 0, ps.syntaxErr(i, "%s: invalid %s %s", what, numName(f.Kind), quote(tok))
-		case numRange:
-			return 0, ps.syntaxErr(i, "%s: %s out of range %s", what, numName(f.Kind), quote(tok))
+		if j, e = scanNumber(b, i, f); e != numOK {
+			return 0, ps.numberErr(i, f.Key, e)
 		}
 	case c == 't' || c == 'T' || c == 'f' || c == 'F':
+		for j = i + 1; j < n && !isValueEnd(b[j]); j++ {
+		}
 		f.Kind = KindBool
-		switch string(tok) {
+		switch string(b[i:j]) {
 		case "t", "T", "true", "True", "TRUE":
 			f.Bool = true
 		case "f", "F", "false", "False", "FALSE":
 		default:
-			return 0, ps.syntaxErr(i, "%s: invalid boolean %s", what, quote(tok))
+			return 0, ps.syntaxErr(i, "%s: invalid boolean %s", part{inFieldValue, f.Key}, quote(b[i:j]))
 		}
 	default:
-		return 0, ps.syntaxErr(i, "%s: invalid value %s (strings need double quotes)", what, quote(tok))
+		for j = i + 1; j < n && !isValueEnd(b[j]); j++ {
+		}
+		return 0, ps.syntaxErr(i, "%s: invalid value %s (strings need double quotes)", part{inFieldValue, f.Key}, quote(b[i:j]))
 	}
 	if j < n && b[j] == '\r' && !ps.eol(j) {
-		return 0, ps.syntaxErr(j, "%s: invalid character %s", what, quoteByte(b[j]))
+		return 0, ps.syntaxErr(j, "%s: invalid character %s", part{inFieldValue, f.Key}, quoteByte(b[j]))
 	}
 	return j, nil
+}
+
+// numberErr returns the error e of the number value of field key at
+// body[i].
+func (ps *Parser) numberErr(i int, key string, e numErr) error {
+	b := ps.body
+	j := i
+	for j < len(b) && !isValueEnd(b[j]) {
+		j++
+	}
+	tok := b[i:j]
+	kind := KindFloat
+	switch tok[len(tok)-1] {
+	case 'i':
+		kind = KindInt
+	case 'u':
+		kind = KindUint
+	}
+	if e == numRange {
+		return ps.syntaxErr(i, "%s: %s out of range %s", part{inFieldValue, key}, numName(kind), quote(tok))
+	}
+	return ps.syntaxErr(i, "%s: invalid %s %s", part{inFieldValue, key}, numName(kind), quote(tok))
 }
 
 func numName(k Kind) string {
@@ -541,8 +556,9 @@ func numName(k Kind) string {
 }
 
 // stringValue parses the string value whose opening quote is at body[i].
-func (ps *Parser) stringValue(i int, f *Field, what part) (int, error) {
+func (ps *Parser) stringValue(i int, f *Field) (int, error) {
 	b := ps.body
+	what := part{inFieldValue, f.Key}
 	open := i
 	i++
 	// A quote ends the string unless an odd run of backslashes precedes
@@ -733,6 +749,37 @@ func (ps *Parser) str(b []byte) string {
 	if !ps.deliver {
 		return unsafe.String(unsafe.SliceData(b), len(b))
 	}
+	// The k-th string of a line is most often the k-th string of the
+	// last line of the same measurement: a comparison is cheaper than a
+	// map lookup. The measurement (k = 0) picks the set of recent strings.
+	k := ps.nstr
+	ps.nstr++
+	if k == 0 {
+		for w := range ps.recent {
+			if r := ps.recent[w][0]; r == string(b) {
+				ps.way = w
+				return r
+			}
+		}
+		ps.way = ps.nextWay
+		ps.nextWay = (ps.nextWay + 1) % recentWays
+		s := ps.intern(b)
+		ps.recent[ps.way][0] = s
+		return s
+	}
+	if k < recentLen {
+		r := &ps.recent[ps.way][k]
+		if *r == string(b) {
+			return *r
+		}
+		*r = ps.intern(b)
+		return *r
+	}
+	return ps.intern(b)
+}
+
+// intern returns b as a string from the intern table.
+func (ps *Parser) intern(b []byte) string {
 	if len(b) > internMaxLen {
 		return string(b)
 	}

@@ -77,8 +77,12 @@ type Config struct {
 	// Workers is how many Backend calls may run at once. Must be positive.
 	Workers int `yaml:"workers"`
 
-	// QueueLength is how many inputs may wait for a worker; an input that
-	// finds the queue full is dropped and reported. 0 means none wait.
+	// QueueLength is how many inputs may wait for a worker, split evenly
+	// among the workers (rounded up). Inputs for one sensor or one key
+	// always go to the same worker, so they are handled in the order they
+	// arrived; inputs for different ones may be handled in any order. An
+	// input that finds its worker's queue full is dropped and reported. 0
+	// means none wait.
 	QueueLength int `yaml:"queue_length"`
 
 	// BackendTimeout bounds each Backend call, and the time the node takes

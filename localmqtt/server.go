@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -122,11 +123,14 @@ type Server struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	// queue carries inputs from receive to the workers. qmu guards the send
+	// queues carry inputs from receive to the workers, one queue per
+	// worker; inputs for one sensor or key always take the same queue, so
+	// they are handled in the order they arrived. qmu guards the sends
 	// against close: receive may still run after the inputs are stopped.
 	qmu     sync.RWMutex
 	qclosed bool
-	queue   chan job
+	queues  []chan job
+	seed    maphash.Seed
 
 	changes *changeBuffer
 	errs    chan []byte // error objects for <p>/errors
@@ -161,9 +165,14 @@ func New(cfg Config, node string, backend Backend, opts Options) (*Server, error
 		backend: backend,
 		log:     log,
 		ready:   make(chan struct{}),
-		queue:   make(chan job, cfg.QueueLength),
+		queues:  make([]chan job, cfg.Workers),
+		seed:    maphash.MakeSeed(),
 		changes: newChangeBuffer(maxPendingChanges),
 		errs:    make(chan []byte, errorQueueLength),
+	}
+	for i := range s.queues {
+		// The queue length split evenly, rounded up.
+		s.queues[i] = make(chan job, (cfg.QueueLength+cfg.Workers-1)/cfg.Workers)
 	}
 	switch cfg.Mode {
 	case ModeEmbedded:
@@ -235,8 +244,8 @@ func (s *Server) Run(ctx context.Context) error {
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var workers sync.WaitGroup
-	for range s.cfg.Workers {
-		workers.Go(func() { s.work(work) })
+	for _, q := range s.queues {
+		workers.Go(func() { s.work(work, q) })
 	}
 	publishing, stopPublishing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPublishing()
@@ -344,7 +353,7 @@ func (s *Server) receive(m message) {
 	m.payload = bytes.Clone(m.payload)
 	m.correlation = bytes.Clone(m.correlation)
 	if !s.enqueue(job{msg: m, route: r}) {
-		s.refuse(KindDropped, m, fmt.Errorf("node busy: %d inputs already queued; input dropped", cap(s.queue)))
+		s.refuse(KindDropped, m, errors.New("node busy: queue full; input dropped"))
 	}
 }
 
@@ -373,14 +382,23 @@ func (s *Server) refuse(kind ErrorKind, m message, err error) {
 	}
 }
 
+// enqueue queues j for its worker unless the worker's queue is full.
 func (s *Server) enqueue(j job) bool {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(j.route.sensor)
+	h.WriteByte(0)
+	h.WriteString(j.route.ns)
+	h.WriteByte(0)
+	h.WriteString(j.route.key)
+	q := s.queues[h.Sum64()%uint64(len(s.queues))]
 	s.qmu.RLock()
 	defer s.qmu.RUnlock()
 	if s.qclosed {
 		return false
 	}
 	select {
-	case s.queue <- j:
+	case q <- j:
 		return true
 	default:
 		return false
@@ -392,14 +410,16 @@ func (s *Server) closeQueue() {
 	defer s.qmu.Unlock()
 	if !s.qclosed {
 		s.qclosed = true
-		close(s.queue)
+		for _, q := range s.queues {
+			close(q)
+		}
 	}
 }
 
-// work runs one worker: it takes inputs off the queue until it is closed
+// work runs one worker: it takes inputs off its queue until it is closed
 // and drained. Once ctx is done the rest is dropped, not handled.
-func (s *Server) work(ctx context.Context) {
-	for j := range s.queue {
+func (s *Server) work(ctx context.Context, queue <-chan job) {
+	for j := range queue {
 		if ctx.Err() != nil {
 			s.report(KindDropped, j.msg.topic, errors.New("still queued when the shutdown drain time ran out; input dropped"))
 			continue
