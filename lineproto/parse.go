@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -267,6 +268,10 @@ func classTables() (meas, key [256]uint8) {
 // the number of escapes in the name and whether it has bytes ≥ 0x80.
 func scanName(b []byte, i int, tbl *[256]uint8) (end, nesc int, high bool) {
 	for {
+		// Four bytes a step while all are plain, to save branches.
+		for i+4 <= len(b) && tbl[b[i]]|tbl[b[i+1]]|tbl[b[i+2]]|tbl[b[i+3]] == clsPlain {
+			i += 4
+		}
 		for i < len(b) && tbl[b[i]] == clsPlain {
 			i++
 		}
@@ -409,14 +414,11 @@ func (ps *Parser) point(lineStart, i int) (int, error) {
 			i++
 		}
 		if !ps.eol(i) {
-			j = i
-			for j < n && b[j] != ' ' && b[j] != '\n' && b[j] != '\r' {
-				j++
-			}
-			t, err := ps.timestamp(i, j)
+			t, end, err := ps.timestamp(i)
 			if err != nil {
 				return 0, err
 			}
+			j = end
 			p.Time, p.HasTime = t, true
 			for i = j; i < n && b[i] == ' '; i++ {
 			}
@@ -604,21 +606,47 @@ func (ps *Parser) stringValue(i int, f *Field) (int, error) {
 	return end, nil
 }
 
-// timestamp parses the timestamp in body[i:j].
-func (ps *Parser) timestamp(i, j int) (int64, error) {
-	tok := ps.body[i:j]
-	t, e := parseInt(tok)
-	switch e {
-	case numSyntax:
-		return 0, ps.syntaxErr(i, "timestamp: invalid %s", quote(tok))
-	case numRange:
-		return 0, ps.syntaxErr(i, "timestamp: out of range %s", quote(tok))
+// timestamp parses the timestamp at body[i] and returns it in nanoseconds
+// and its end.
+func (ps *Parser) timestamp(i int) (int64, int, error) {
+	b := ps.body
+	n := len(b)
+	j := i
+	neg := b[j] == '-'
+	if neg {
+		j++
+	}
+	start := j
+	var v uint64
+	for ; j < n && isDigit(b[j]); j++ {
+		v = v*10 + uint64(b[j]-'0') // 19 digits cannot overflow
+	}
+	if j == start || j < n && b[j] != ' ' && b[j] != '\n' && b[j] != '\r' {
+		for j < n && b[j] != ' ' && b[j] != '\n' && b[j] != '\r' {
+			j++
+		}
+		return 0, 0, ps.syntaxErr(i, "timestamp: invalid %s", quote(b[i:j]))
+	}
+	if j-start > 19 {
+		var e numErr
+		if v, e = parseUint(b[start:j]); e != numOK {
+			return 0, 0, ps.syntaxErr(i, "timestamp: out of range %s", quote(b[i:j]))
+		}
+	}
+	var t int64
+	switch {
+	case neg && v <= 1<<63:
+		t = int64(-v)
+	case !neg && v <= math.MaxInt64:
+		t = int64(v)
+	default:
+		return 0, 0, ps.syntaxErr(i, "timestamp: out of range %s", quote(b[i:j]))
 	}
 	u := ps.unit
 	if t > maxTime/u || t < minTime/u {
-		return 0, ps.syntaxErr(i, "timestamp: out of range %s (in %v)", quote(tok), ps.prec)
+		return 0, 0, ps.syntaxErr(i, "timestamp: out of range %s (in %v)", quote(b[i:j]), ps.prec)
 	}
-	return t * u, nil
+	return t * u, j, nil
 }
 
 // sortTags sorts ps.tags by key and rejects a key given twice.

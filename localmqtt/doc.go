@@ -93,11 +93,15 @@
 // Config.MaxTopicBytes are refused. The embedded broker also refuses, by
 // disconnecting the client, any packet larger than MaxPayloadBytes +
 // MaxTopicBytes + 4 KiB; this applies to all traffic through it. At most
-// Config.Workers Backend calls run at once; up to Config.QueueLength more
-// inputs wait; an input arriving when the queue is full is dropped,
+// Config.Workers Backend calls run at once, each within
+// Config.BackendTimeout; up to Config.QueueLength more inputs wait, split
+// among the workers. Inputs for one sensor, or for one key, always go to
+// the same worker and are handled in the order they arrived (so a get after
+// a set of the same key sees it); inputs for different ones may be handled
+// in any order. An input that finds its worker's queue full is dropped,
 // counted and reported. The handler that receives messages never blocks on
-// the Backend: in embedded mode it runs in the broker's per-client read loop.
-// A panic while handling a message is recovered and counted.
+// the Backend: in embedded mode it runs in the broker's per-client read
+// loop. A panic while handling a message is recovered and counted.
 //
 // # Concurrency and lifecycle
 //
