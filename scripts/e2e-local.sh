@@ -70,24 +70,25 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d 'x' "$api/v1/kv/app/vis
 
 # MQTT: an op in, the retained document out, a read by request/response.
 mosquitto_pub -h "$mhost" -p "$mport" -t "$topic/kv/app/door/set" -m '{"type":"flag","op":"enable"}'
-poll sh -c "curl -sf '$api/v1/kv/app/door' | grep -q '\"value\":true'" || fail "MQTT op not applied"
+poll sh -c "curl -sf '$api/v1/kv/app/door' >'$dir/door' && grep -q '\"value\":true' '$dir/door'" || fail "MQTT op not applied"
 out=$(mosquitto_sub -h "$mhost" -p "$mport" -t "$topic/kv/app/door" -C 1 -W 10)
 expect '"value":true' "$out"
 mosquitto_sub -h "$mhost" -p "$mport" -t "$topic/kv/app/door/get/reply" -C 1 -W 10 >"$dir/reply" &
 sub=$!
-sleep 0.5 # let the subscription reach the broker before the request
-mosquitto_pub -h "$mhost" -p "$mport" -t "$topic/kv/app/door/get" -m get
-wait "$sub" || fail "no reply to a get request"
+# The subscriber may not be subscribed yet: ask until it has the reply.
+poll sh -c "mosquitto_pub -h '$mhost' -p '$mport' -t '$topic/kv/app/door/get' -m get && sleep 0.1 && test -s '$dir/reply'" ||
+	fail "no reply to a get request"
+wait "$sub" || fail "the reply subscriber failed"
 expect '"key":"door"' "$(cat "$dir/reply")"
 
 # MQTT: readings in, and a malformed one reported on the error topic.
 mosquitto_pub -h "$mhost" -p "$mport" -t "$topic/readings/boiler" -m 61.5
-poll sh -c "curl -sf '$api/v1/sensors' | grep -q '\"sensor\":\"boiler\"'" || fail "MQTT reading not stored"
+poll sh -c "curl -sf '$api/v1/sensors' >'$dir/sensors' && grep -q '\"sensor\":\"boiler\"' '$dir/sensors'" || fail "MQTT reading not stored"
 mosquitto_sub -h "$mhost" -p "$mport" -t "$topic/errors" -C 1 -W 10 >"$dir/errors" &
 sub=$!
-sleep 0.5 # let the subscription reach the broker before the bad payload
-mosquitto_pub -h "$mhost" -p "$mport" -t "$topic/readings/boiler" -m 'NaN'
-wait "$sub" || fail "no report on the error topic"
+poll sh -c "mosquitto_pub -h '$mhost' -p '$mport' -t '$topic/readings/boiler' -m NaN && sleep 0.1 && test -s '$dir/errors'" ||
+	fail "no report on the error topic"
+wait "$sub" || fail "the error subscriber failed"
 expect "$topic/readings/boiler" "$(cat "$dir/errors")"
 
 # HTTP: line protocol as Telegraf sends it, then a downsampled series.
@@ -99,6 +100,7 @@ out=$(curl -sS "$api/v1/series/env.temp,room=lab?from=-1h&step=1h&agg=count")
 expect '"value":2' "$out"
 out=$(curl -sS "$api/v1/status")
 expect '"replica"' "$out"
-curl -sf "$api/metrics" | grep -q '^edged_http_requests_total' || fail "/metrics lacks edged_http_requests_total"
+metrics=$(curl -sf "$api/metrics") || fail "GET /metrics failed"
+expect 'edged_http_requests_total{' "$metrics"
 
 echo "e2e-local: PASS"
