@@ -204,26 +204,4 @@ func parseUint(s []byte) (uint64, numErr) {
 	return v, numOK
 }
 
-// parseInt parses [ "-" ] digits into an int64.
-func parseInt(s []byte) (int64, numErr) {
-	neg := len(s) > 0 && s[0] == '-'
-	if neg {
-		s = s[1:]
-	}
-	u, e := parseUint(s)
-	if e != numOK {
-		return 0, e
-	}
-	if neg {
-		if u > 1<<63 {
-			return 0, numRange
-		}
-		return int64(-u), numOK
-	}
-	if u > math.MaxInt64 {
-		return 0, numRange
-	}
-	return int64(u), numOK
-}
-
 func isDigit(c byte) bool { return c-'0' < 10 }

@@ -40,9 +40,10 @@ func Parse(body []byte, prec Precision, now int64, lim Limits, fn func(*Point) e
 	return ps.Parse(body, prec, now, lim, fn)
 }
 
-// ParseAll parses body like Parse, in one pass, and returns all its points,
-// which the caller owns: convenient for small bodies (an MQTT message) and
-// tests. On error it returns no points.
+// ParseAll parses body like Parse and returns all its points, which the
+// caller owns: convenient for small bodies (an MQTT message) and tests. On
+// error it returns no points. It allocates the points, their tags and their
+// fields in three arrays, sized by the validating pass.
 func ParseAll(body []byte, prec Precision, now int64, lim Limits) ([]Point, error) {
 	ps := parserPool.Get().(*Parser)
 	defer parserPool.Put(ps)
@@ -62,6 +63,10 @@ type Parser struct {
 	unit    int64 // nanoseconds per unit of prec
 	now     int64 // the time of points without timestamp
 	deliver bool  // the pass that hands out points: strings are interned
+
+	// What the last pass saw: points, and the tags and fields (before
+	// removing duplicates) of all of them.
+	nPoints, nTags, nFields int
 
 	pt     Point
 	tags   []Tag
@@ -119,34 +124,30 @@ func (ps *Parser) ParseAll(body []byte, prec Precision, now int64, lim Limits) (
 		return nil, err
 	}
 	defer ps.finish()
-	// One pass, collecting into flat arrays that the points then share
-	// (each point's slices capped so that appending to one cannot
-	// overwrite the next).
-	type span struct{ t, f int }
-	var (
-		pts    []Point
-		spans  []span
-		tags   []Tag
-		fields []Field
-	)
-	ps.deliver = true
-	err := ps.run(func(p *Point) error {
-		pts = append(pts, Point{Measurement: p.Measurement, Time: p.Time, HasTime: p.HasTime})
-		tags = append(tags, p.Tags...)
-		fields = append(fields, p.Fields...)
-		spans = append(spans, span{len(tags), len(fields)})
-		return nil
-	})
-	if err != nil {
+	ps.deliver = false
+	if err := ps.run(nil); err != nil {
 		return nil, err
 	}
-	t0, f0 := 0, 0
-	for i, s := range spans {
-		if s.t > t0 {
-			pts[i].Tags = tags[t0:s.t:s.t]
+	// The first pass counted the points, tags and fields, so three arrays
+	// hold them all, and each point's slices are capped so that appending
+	// to one cannot overwrite the next.
+	pts := make([]Point, 0, ps.nPoints)
+	tags := make([]Tag, 0, ps.nTags)
+	fields := make([]Field, 0, ps.nFields)
+	ps.deliver = true
+	err := ps.run(func(p *Point) error {
+		q := Point{Measurement: p.Measurement, Time: p.Time, HasTime: p.HasTime}
+		if len(p.Tags) > 0 {
+			tags = append(tags, p.Tags...)
+			q.Tags = tags[len(tags)-len(p.Tags) : len(tags) : len(tags)]
 		}
-		pts[i].Fields = fields[f0:s.f:s.f]
-		t0, f0 = s.t, s.f
+		fields = append(fields, p.Fields...)
+		q.Fields = fields[len(fields)-len(p.Fields) : len(fields) : len(fields)]
+		pts = append(pts, q)
+		return nil
+	})
+	if err != nil { // cannot happen: the first pass accepted the body
+		return nil, err
 	}
 	return pts, nil
 }
@@ -187,7 +188,7 @@ func (ps *Parser) finish() {
 func (ps *Parser) run(fn func(*Point) error) error {
 	b := ps.body
 	n := len(b)
-	points := 0
+	ps.nPoints, ps.nTags, ps.nFields = 0, 0, 0
 	for i := 0; i < n; {
 		start := i
 		for i < n && (b[i] == ' ' || b[i] == '\t') {
@@ -213,15 +214,17 @@ func (ps *Parser) run(fn func(*Point) error) error {
 			}
 			continue
 		}
-		if points == ps.lim.MaxPoints {
+		if ps.nPoints == ps.lim.MaxPoints {
 			return ps.limitErr(i, "more than MaxPoints (%d) points in the body", ps.lim.MaxPoints)
 		}
-		points++
+		ps.nPoints++
 		next, err := ps.point(start, i)
 		if err != nil {
 			return err
 		}
 		i = next
+		ps.nTags += len(ps.pt.Tags)
+		ps.nFields += len(ps.pt.Fields)
 		if fn != nil {
 			if err := fn(&ps.pt); err != nil {
 				return err
@@ -268,10 +271,6 @@ func classTables() (meas, key [256]uint8) {
 // the number of escapes in the name and whether it has bytes ≥ 0x80.
 func scanName(b []byte, i int, tbl *[256]uint8) (end, nesc int, high bool) {
 	for {
-		// Four bytes a step while all are plain, to save branches.
-		for i+4 <= len(b) && tbl[b[i]]|tbl[b[i+1]]|tbl[b[i+2]]|tbl[b[i+3]] == clsPlain {
-			i += 4
-		}
 		for i < len(b) && tbl[b[i]] == clsPlain {
 			i++
 		}
@@ -427,7 +426,7 @@ func (ps *Parser) point(lineStart, i int) (int, error) {
 			}
 		}
 	} else if !ps.eol(i) {
-		return 0, ps.syntaxErr(i, "unexpected %s after field %s", quoteByte(b[i]), strconvQuote(fields[len(fields)-1].Key))
+		return 0, ps.syntaxErr(i, "unexpected %s after field %s", quoteByte(b[i]), quoteString(fields[len(fields)-1].Key))
 	}
 
 	// i is at the line end.
@@ -677,7 +676,7 @@ func (ps *Parser) sortTags() error {
 	}
 	for k := 1; k < len(tags); k++ {
 		if tags[k-1].Key == tags[k].Key {
-			return ps.syntaxErr(max(off[k-1], off[k]), "tag key %s: duplicate", strconvQuote(tags[k].Key))
+			return ps.syntaxErr(max(off[k-1], off[k]), "tag key %s: duplicate", quoteString(tags[k].Key))
 		}
 	}
 	return nil
@@ -865,11 +864,11 @@ func (p part) String() string {
 	case inTagKey:
 		return "tag key"
 	case inTagValue:
-		return "tag " + strconvQuote(p.key) + " value"
+		return "tag " + quoteString(p.key) + " value"
 	case inFieldKey:
 		return "field key"
 	case inFieldValue:
-		return "field " + strconvQuote(p.key) + " value"
+		return "field " + quoteString(p.key) + " value"
 	}
 	return "measurement"
 }
@@ -896,6 +895,6 @@ func quote(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
-func strconvQuote(s string) string { return quote(unsafe.Slice(unsafe.StringData(s), len(s))) }
+func quoteString(s string) string { return quote(unsafe.Slice(unsafe.StringData(s), len(s))) }
 
 func quoteByte(c byte) string { return fmt.Sprintf("%q", rune(c)) }

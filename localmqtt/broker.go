@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -149,6 +150,7 @@ type embedded struct {
 	srv    *mqtt.Server
 	inline *mqtt.Client
 	ln     net.Listener
+	up     atomic.Bool // between start and close
 }
 
 var _ transport = (*embedded)(nil)
@@ -179,7 +181,7 @@ func (e *embedded) start(ctx context.Context, s *Server) error {
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		InlineClient:           true,
-		Logger:                 e.log.With("part", "mqtt-broker"),
+		Logger:                 slog.New(brokerLog{e.log.Handler()}).With("part", "mqtt-broker"),
 		SysTopicResendInterval: 30,
 	})
 	if err := srv.AddHook(e.hook, nil); err != nil {
@@ -219,6 +221,7 @@ func (e *embedded) start(ctx context.Context, s *Server) error {
 			return fmt.Errorf("mqtt broker: subscribe %s: %w", f, err)
 		}
 	}
+	e.up.Store(true)
 	s.markReady()
 	return nil
 }
@@ -233,6 +236,7 @@ func (e *embedded) stopInputs() {
 }
 
 func (e *embedded) close() {
+	e.up.Store(false)
 	if e.srv != nil {
 		// Disconnects every client, closes the listener and waits for the
 		// clients' read loops.
@@ -260,6 +264,8 @@ func (e *embedded) publish(topic string, payload []byte, retain bool, qos byte, 
 
 func (e *embedded) connected() bool { return e.srv != nil }
 
+func (e *embedded) serving() bool { return e.up.Load() }
+
 func (e *embedded) mayRespond(requester, topic string) bool {
 	cl, ok := e.srv.Clients.Get(requester)
 	return ok && e.hook.OnACLCheck(cl, topic, true)
@@ -270,4 +276,38 @@ func (e *embedded) addr() net.Addr {
 		return nil
 	}
 	return e.ln.Addr()
+}
+
+// brokerLog is the handler of the embedded broker's log. mochi logs its
+// start and stop at info, which the Server logs itself, and every client
+// connection that ends without a DISCONNECT, routine for devices on a
+// LAN, as a warning with an empty message. Both go to debug.
+type brokerLog struct{ slog.Handler }
+
+func (h brokerLog) Enabled(ctx context.Context, l slog.Level) bool {
+	if l == slog.LevelInfo {
+		l = slog.LevelDebug
+	}
+	return h.Handler.Enabled(ctx, l)
+}
+
+func (h brokerLog) Handle(ctx context.Context, r slog.Record) error {
+	switch {
+	case r.Level == slog.LevelInfo:
+		r.Level = slog.LevelDebug
+	case r.Level == slog.LevelWarn && r.Message == "":
+		r.Level, r.Message = slog.LevelDebug, "mqtt client connection ended"
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h brokerLog) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return brokerLog{h.Handler.WithAttrs(attrs)}
+}
+
+func (h brokerLog) WithGroup(name string) slog.Handler {
+	return brokerLog{h.Handler.WithGroup(name)}
 }

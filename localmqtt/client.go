@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -44,6 +45,7 @@ type client struct {
 
 	c          paho.Client
 	stopDialer context.CancelFunc
+	subscribed atomic.Bool // the connection is up and the inputs subscribed
 
 	// mu guards closed; goroutines that call into the Server (the dialer,
 	// the on-connect handler) are counted in wg while closed is false, so
@@ -130,6 +132,7 @@ func (t *client) start(ctx context.Context, s *Server) error {
 		t.subscribe(c, s)
 	})
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		t.subscribed.Store(false)
 		t.log.Warn("mqtt connection lost; reconnecting", "broker", t.cfg.Broker, "err", err)
 	})
 	t.c = paho.NewClient(&opts)
@@ -142,6 +145,7 @@ func (t *client) start(ctx context.Context, s *Server) error {
 		defer t.wg.Done()
 		t.dial(dialing)
 	}()
+	s.markReady()
 	return nil
 }
 
@@ -208,8 +212,8 @@ func (t *client) subscribe(c paho.Client, s *Server) {
 			}
 		}
 	}
+	t.subscribed.Store(true)
 	t.log.Info("mqtt connected", "broker", t.cfg.Broker)
-	s.markReady()
 	s.changes.poke()
 }
 
@@ -218,6 +222,7 @@ func (t *client) stopInputs() {
 		return
 	}
 	t.stopDialer()
+	t.subscribed.Store(false)
 	// The broker keeps the persistent session and queues QoS 1 inputs for
 	// it until the node connects again.
 	t.c.Disconnect(disconnectQuiesce)
@@ -258,6 +263,8 @@ func (t *client) publish(topic string, payload []byte, retain bool, qos byte, _ 
 }
 
 func (t *client) connected() bool { return t.c != nil && t.c.IsConnectionOpen() }
+
+func (t *client) serving() bool { return t.subscribed.Load() }
 
 // mayRespond allows any Response Topic: paho speaks MQTT 3.1.1, so none
 // arrives in client mode, and the broker's ACL applies to the node's

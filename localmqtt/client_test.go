@@ -181,6 +181,14 @@ func TestClientModeRunStopsWhileBrokerDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready(): // the node starts although the broker is down
+	case <-timeAfter():
+		t.Fatal("not ready while the broker is down")
+	}
+	if srv.Connected() {
+		t.Error("Connected() with no broker")
+	}
 	cancel()
 	select {
 	case err := <-done:

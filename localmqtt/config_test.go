@@ -119,8 +119,8 @@ func TestModeOff(t *testing.T) {
 	case <-timeAfter():
 		t.Fatal("not ready")
 	}
-	if srv.Addr() != nil {
-		t.Errorf("Addr() = %v in mode off", srv.Addr())
+	if srv.Addr() != nil || srv.Connected() {
+		t.Errorf("Addr(), Connected() = %v, %v in mode off", srv.Addr(), srv.Connected())
 	}
 	cancel()
 	if err := <-done; err != nil {

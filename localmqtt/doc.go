@@ -108,8 +108,10 @@
 // New validates the configuration and reads password files; it starts
 // nothing. Run starts the broker or the connection, the workers and the
 // publisher of key changes, and blocks until its context is cancelled; then
-// it stops them in reverse order and waits for its goroutines. Stats is
-// safe to call at any time from any goroutine.
+// it stops them in reverse order and waits for its goroutines. Ready is
+// closed once Run has started (in client mode, before the broker is
+// necessarily reachable); Connected says whether inputs can arrive now.
+// Stats and Connected are safe to call at any time from any goroutine.
 //
 // Usage:
 //

@@ -199,6 +199,7 @@ func start(t testing.TB, cfg Config, be *fakeBackend) *Server {
 	case <-time.After(waitTime):
 		t.Fatal("backend not watched")
 	}
+	eventually(t, "connected", srv.Connected)
 	return srv
 }
 

@@ -72,6 +72,9 @@ type transport interface {
 	publish(topic string, payload []byte, retain bool, qos byte, correlation []byte) error
 	// connected reports whether publish can reach the broker now.
 	connected() bool
+	// serving reports whether inputs can arrive now: the broker runs, or
+	// the connection is up and subscribed.
+	serving() bool
 	// mayRespond reports whether the client requester (as named in message)
 	// may have replies published on topic, its MQTT 5 Response Topic.
 	mayRespond(requester, topic string) bool
@@ -195,10 +198,17 @@ func New(cfg Config, node string, backend Backend, opts Options) (*Server, error
 // "edged/<node name>".
 func (s *Server) Prefix() string { return s.prefix }
 
-// Ready returns a channel that is closed once Run serves: in embedded mode
-// once the broker listens and the node is subscribed; in client mode once
-// the node is first connected and subscribed; in mode off at once.
+// Ready returns a channel that is closed once Run has started: in
+// embedded mode once the broker listens and the node is subscribed; in
+// client mode once the node has started connecting (the broker may be
+// down: see Connected); in mode off at once.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Connected reports whether inputs can reach the node now: in embedded
+// mode while the broker runs; in client mode while the connection to the
+// broker is up and the node is subscribed; never in mode off. It is safe
+// to call at any time, for health checks.
+func (s *Server) Connected() bool { return s.tr != nil && s.tr.serving() }
 
 // Addr returns the address the embedded broker listens on, with the actual
 // port when Config.Addr asked for port 0. It returns nil in other modes and

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -323,3 +324,106 @@ func (db *DB) deleteKeys(keys [][]byte) error {
 // validFactTime reports whether t can be a reading time: bucketOf cannot
 // overflow for it.
 func validFactTime(t int64) bool { return t > math.MinInt64+FactBucket }
+
+// compactMin is how many fragments of one name, hour and origin make
+// CompactReadings merge them, and compactMax how many it merges in one
+// transaction.
+const (
+	compactMin = 8
+	compactMax = 2048
+)
+
+// CompactReadings merges the fragments of each name, hour and origin into
+// one when there are at least compactMin of them: a sensor polled every
+// second writes 3,600 small fragments an hour, which cost a key each to
+// store and to read. Each merge is one transaction that writes the merged
+// fragment under its first key and deletes the rest, so a crash leaves
+// either the parts or the whole. It returns the number of fragments
+// merged away.
+func (db *DB) CompactReadings() (int, error) {
+	total := 0
+	from := []byte{prefixFact}
+	for {
+		group, next, err := db.nextGroup(from)
+		if err != nil || group == nil {
+			return total, err
+		}
+		from = next
+		if len(group) < compactMin {
+			continue
+		}
+		if err := db.mergeFragments(group); err != nil {
+			return total, err
+		}
+		total += len(group) - 1
+	}
+}
+
+// nextGroup returns the keys of the first run of at least one fragment of
+// one name, bucket and origin at or after from (at most compactMax), and
+// the key to continue from; nil when there are no more.
+func (db *DB) nextGroup(from []byte) (group [][]byte, next []byte, err error) {
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixFact}})
+		defer it.Close()
+		for it.Seek(from); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < 26 {
+				return fmt.Errorf("%w: reading key %x", ErrCorrupt, k)
+			}
+			if len(group) > 0 && (len(group) == compactMax || !bytes.Equal(k[:len(k)-8], group[0][:len(group[0])-8])) {
+				break
+			}
+			group = append(group, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if len(group) > 0 {
+		next = append(slices.Clone(group[len(group)-1]), 0)
+	}
+	return group, next, err
+}
+
+// mergeFragments replaces the fragments under keys (one name, bucket and
+// origin, in seq order) by one under the first key.
+func (db *DB) mergeFragments(keys [][]byte) error {
+	txn := db.bdb.NewTransaction(true)
+	defer txn.Discard()
+	var all, fr fragment
+	all.Version = 1
+	for _, k := range keys {
+		item, err := txn.Get(k)
+		if err != nil {
+			return err
+		}
+		if err := item.Value(func(v []byte) error { return decodeFragment(v, &fr) }); err != nil {
+			return fmt.Errorf("%w: reading fragment %x: %v", ErrCorrupt, k, err)
+		}
+		if len(fr.Flags) > 0 && all.Flags == nil {
+			all.Flags = make([]byte, len(all.Times))
+		}
+		all.Seqs = append(all.Seqs, fr.Seqs...)
+		all.Times = append(all.Times, fr.Times...)
+		all.Values = append(all.Values, fr.Values...)
+		if all.Flags != nil {
+			if len(fr.Flags) > 0 {
+				all.Flags = append(all.Flags, fr.Flags...)
+			} else {
+				all.Flags = append(all.Flags, make([]byte, len(fr.Times))...)
+			}
+		}
+	}
+	enc, err := cbor.Marshal(&all)
+	if err != nil {
+		return err
+	}
+	if err := txn.Set(keys[0], enc); err != nil {
+		return err
+	}
+	for _, k := range keys[1:] {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return txn.Commit()
+}

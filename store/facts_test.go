@@ -116,3 +116,52 @@ func FuzzDecodeFragment(f *testing.F) {
 		}
 	})
 }
+
+func TestCompactReadingsKeepsEveryReading(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir(), Durability: None})
+	h := FactBucket
+	for i := range int64(30) {
+		commitFacts(t, db, "s", i*h/30) // 30 fragments in hour 0
+	}
+	commitFacts(t, db, "s", h+1, h+2) // one fragment in hour 1
+	for i := range int64(10) {
+		commitFacts(t, db, "t", i)
+	}
+	// A flagged reading among unflagged ones keeps its flag.
+	ctx := db.Context()
+	d := crdt.Dot{Replica: 1, Seq: ctx.Max(1) + 1}
+	ctx.Add(d)
+	if err := db.Commit(Batch{Context: ctx, Facts: []Fact{{Name: "t", Origin: 1, Seqs: []crdt.Seq{d.Seq},
+		Readings: []crdt.Reading{{Time: 20, Value: 20, Flags: crdt.FlagClockUnsynced}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]int64{"s": readingTimes(t, db, "s", 0, 2*h), "t": readingTimes(t, db, "t", 0, h)}
+	n, err := db.CompactReadings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 29+10 {
+		t.Errorf("merged away %d fragments, want 39", n)
+	}
+	for name, want := range before {
+		if got := readingTimes(t, db, name, 0, 2*h); !slices.Equal(got, want) {
+			t.Errorf("%s after compaction: %v, want %v", name, got, want)
+		}
+	}
+	flagged := 0
+	db.Readings("t", 0, h, func(_ crdt.ReplicaID, s crdt.Seq, r crdt.Reading) error {
+		if r.Flags != 0 {
+			flagged++
+			if s != d.Seq || r.Time != 20 {
+				t.Errorf("flag on the wrong reading: %d %+v", s, r)
+			}
+		}
+		return nil
+	})
+	if flagged != 1 {
+		t.Errorf("%d flagged readings, want 1", flagged)
+	}
+	if n, _ := db.CompactReadings(); n != 0 {
+		t.Errorf("a second compaction merged %d", n)
+	}
+}

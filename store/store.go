@@ -663,6 +663,11 @@ func (db *DB) collect() {
 		log.Debug("delta log collected", "entries", n)
 	}
 	db.retainReadings()
+	if n, err := db.CompactReadings(); err != nil {
+		log.Warn("readings compaction failed", "err", err)
+	} else if n > 0 {
+		log.Debug("readings compacted", "fragments", n)
+	}
 	if over := db.size.Load() - db.opts.Budget; db.opts.Budget > 0 && over > 0 {
 		// Drop the oldest entries (by origin and dot) worth the excess plus
 		// a tenth of the budget, so the budget is not hit again at once.
