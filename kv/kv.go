@@ -227,3 +227,22 @@ func (k *KV) List(ns, prefix, after string, limit int, fn func(Doc) error) (more
 	})
 	return more, err
 }
+
+// Each calls fn with the document of every key of every namespace, in
+// order. The key space is read in one snapshot.
+func (k *KV) Each(fn func(Doc) error) error {
+	return k.db.Scan("", "", 0, func(name string, vs map[crdt.Type]crdt.Value) error {
+		ns, key, ok := Split(name)
+		if !ok {
+			return nil
+		}
+		d, err := NewDoc(ns, key, vs)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fn(d)
+	})
+}

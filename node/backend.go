@@ -75,9 +75,27 @@ func (b *mqttBackend) Get(_ context.Context, ns, key string) ([]byte, error) {
 // watchBuffer is how many key changes may wait for the MQTT publisher.
 const watchBuffer = 1 << 14
 
+// Watch reports every key once (the retained documents of a broker that
+// restarted with the node are gone), then every change. A watcher that
+// fell behind starts over the same way, so no document stays stale.
 func (b *mqttBackend) Watch(ctx context.Context, fn func(ns, key string, doc []byte)) error {
 	for {
+		// Subscribe before the snapshot, so no change falls between them.
 		w := b.hub.Watch("", watchBuffer)
+		err := b.kv.Each(func(d kv.Doc) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			doc, err := json.Marshal(d)
+			if err != nil {
+				return err
+			}
+			fn(d.NS, d.Key, doc)
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			b.log.Warn("mqtt: publishing the key documents failed", "err", err)
+		}
 		for open := true; open; {
 			select {
 			case <-ctx.Done():
@@ -99,9 +117,7 @@ func (b *mqttBackend) Watch(ctx context.Context, fn func(ns, key string, doc []b
 				}
 			}
 		}
-		// Dropped for lagging: changes were lost; retained documents of
-		// those keys are stale until they change again.
-		b.log.Warn("mqtt: key changes came faster than they were published; some retained documents are stale until their keys change again")
+		b.log.Warn("mqtt: key changes came faster than they were published; republishing every key")
 	}
 }
 
