@@ -6,8 +6,9 @@
 //
 // Errors are JSON {"error": "...", "field": "..."} with a status that says
 // what went wrong: 400 malformed input, 401 missing or wrong token, 404 no
-// such key, 409 type mismatch, 413 too large, 415 wrong media type, 503
-// not ready or stopping, 507 out of disk or data budget.
+// such key, 409 type mismatch, 413 too large (a body, a value, or a write
+// over a line-protocol limit), 415 wrong media type, 503 not ready or
+// stopping, 507 out of disk or data budget.
 package api
 
 import (
@@ -27,6 +28,7 @@ import (
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/invalid"
 	"github.com/edged-dev/edged/kv"
+	"github.com/edged-dev/edged/lineproto"
 	"github.com/edged-dev/edged/series"
 	"github.com/edged-dev/edged/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,9 +66,10 @@ type Options struct {
 
 // API is the HTTP handler of a node.
 type API struct {
-	o   Options
-	mux *http.ServeMux
-	m   *metrics
+	o        Options
+	mux      *http.ServeMux
+	m        *metrics
+	patterns []string // the routes, for the OpenAPI test
 }
 
 // New returns the API for o.
@@ -81,6 +84,7 @@ func New(o Options) *API {
 	a.route("GET /healthz", a.healthz)
 	a.route("GET /readyz", a.readyz)
 	a.mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	a.patterns = append(a.patterns, "GET /metrics")
 	a.route("GET /v1/status", a.status)
 	a.route("GET /v1/kv/{ns}", a.list)
 	a.route("GET /v1/kv/{ns}/{key...}", a.get)
@@ -115,6 +119,7 @@ func (a *API) route(pattern string, h handler) {
 		hh = a.auth(hh)
 	}
 	a.mux.Handle(pattern, a.m.instrument(pattern, hh))
+	a.patterns = append(a.patterns, pattern)
 }
 
 // auth requires the bearer token, when there is one.
@@ -143,6 +148,8 @@ type errorBody struct {
 func statusOf(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, lineproto.ErrLimit):
+		return http.StatusRequestEntityTooLarge
 	case errors.As(err, new(*invalid.Error)), errors.Is(err, store.ErrInvalidName), errors.Is(err, crdt.ErrInvalidReading):
 		return http.StatusBadRequest
 	case errors.Is(err, errMediaType):

@@ -143,7 +143,7 @@ func LineProtocol(b []byte, prec lineproto.Precision, now time.Time) (rs []serie
 	})
 	if err != nil {
 		if _, ok := invalid.FieldOf(err); !ok {
-			err = invalid.Errorf("", "line protocol: %v", err)
+			err = invalid.Wrap("", fmt.Errorf("line protocol: %w", err))
 		}
 		return nil, 0, err
 	}

@@ -16,7 +16,17 @@ type Error struct {
 	Field string
 	// Msg says what is wrong, for people.
 	Msg string
+	// Err is the cause, if any, for errors.Is and errors.As.
+	Err error
 }
+
+// Wrap returns an *Error about field whose message and cause are err.
+func Wrap(field string, err error) *Error {
+	return &Error{Field: field, Msg: err.Error(), Err: err}
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf returns an *Error about field.
 func Errorf(field, format string, args ...any) *Error {
