@@ -129,6 +129,12 @@ func LineProtocol(b []byte, prec lineproto.Precision, now time.Time) (rs []serie
 		t := time.Unix(0, p.Time)
 		for _, f := range p.Fields {
 			v, ok := f.Number()
+			if f.Kind == lineproto.KindBool {
+				v, ok = 0, true
+				if f.Bool {
+					v = 1
+				}
+			}
 			if !ok {
 				skipped++
 				continue
@@ -166,6 +172,9 @@ func Payload(sensor string, b []byte, now time.Time) ([]series.Reading, error) {
 	if t[0] == '{' {
 		return JSON(t, sensor)
 	}
-	rs, _, err := LineProtocol(t, lineproto.Nanosecond, now)
+	rs, skipped, err := LineProtocol(t, lineproto.Nanosecond, now)
+	if err == nil && len(rs) == 0 {
+		return nil, invalid.Errorf("", "no readings in the payload (%d string fields skipped)", skipped)
+	}
 	return rs, err
 }
