@@ -95,6 +95,11 @@ type ReadingsConfig struct {
 	// deleted beyond it. 0 means no cap of its own.
 	MaxBytes int64 `yaml:"max_bytes"`
 
+	// SummaryRetention is how long per-minute summaries are kept,
+	// counted from their minute. Their removal replicates, so peers
+	// should agree on it. 0 keeps them forever.
+	SummaryRetention time.Duration `yaml:"summary_retention"`
+
 	// TrustClock turns off the detection of an unsynchronised clock
 	// (a board without RTC before NTP has set the time): readings the
 	// node stamps are then never flagged clock_unsynced.
@@ -110,6 +115,9 @@ func (c ReadingsConfig) Validate() error {
 	}
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("max_bytes: must not be negative (got %d)", c.MaxBytes))
+	}
+	if c.SummaryRetention < 0 {
+		errs = append(errs, fmt.Errorf("summary_retention: must not be negative (got %s)", c.SummaryRetention))
 	}
 	return errors.Join(errs...)
 }
@@ -193,7 +201,8 @@ func Default() Config {
 			GCInterval: 5 * time.Minute,
 		},
 		Readings: ReadingsConfig{
-			Retention: 7 * 24 * time.Hour,
+			Retention:        7 * 24 * time.Hour,
+			SummaryRetention: 30 * 24 * time.Hour,
 		},
 		MQTT:            localmqtt.DefaultConfig(),
 		Sensors:         sensors.DefaultConfig(),

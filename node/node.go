@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -185,6 +186,7 @@ func (n *Node) Run(ctx context.Context) error {
 			failed <- fmt.Errorf("node: mqtt: %w", err)
 		}
 	})
+	leaves.Go(func() { expireSummaries(leafCtx, ser, n.cfg.Readings.SummaryRetention, n.log) })
 	leaves.Go(func() {
 		if err := sensors.Run(leafCtx, n.cfg.Sensors, sensorSink(ser), sensors.Options{Logger: n.log}); err != nil {
 			failed <- fmt.Errorf("node: sensors: %w", err)
@@ -256,4 +258,32 @@ func readSecret(path string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
+}
+
+// expireInterval is how often old summaries are removed.
+const expireInterval = time.Hour
+
+// expireSummaries removes the summaries older than retention every
+// expireInterval (jittered, the first at a random offset) until ctx is
+// done. Zero retention keeps them.
+func expireSummaries(ctx context.Context, ser *series.Series, retention time.Duration, log *slog.Logger) {
+	if retention <= 0 {
+		return
+	}
+	t := time.NewTimer(rand.N(expireInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := ser.Expire(ctx, time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			log.Warn("summary retention failed", "err", err)
+		} else if n > 0 {
+			log.Info("summary retention", "removed", n)
+		}
+		t.Reset(expireInterval/2 + rand.N(expireInterval))
+	}
 }

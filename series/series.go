@@ -519,3 +519,54 @@ func (s *Series) summaries(ctx context.Context, esc string, from, to int64, fn f
 }
 
 var errStop = fmt.Errorf("series: stop")
+
+// Expire removes the per-minute summaries of windows that start before
+// before, for every sensor, and returns how many. The removal is an
+// ordinary CRDT remove, so peers with the same retention converge on it;
+// it goes through the engine in parts of opsPerCommit keys.
+func (s *Series) Expire(ctx context.Context, before time.Time) (int, error) {
+	cutoff := floorDiv(before.UnixNano(), int64(Window)) / 1e9
+	var sensors []string
+	err := s.db.Scan(latestPrefix, "", 0, func(name string, _ map[crdt.Type]crdt.Value) error {
+		sensors = append(sensors, strings.TrimPrefix(name, latestPrefix))
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var ops []engine.Op
+	removed := 0
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		if _, err := s.eng.DoAll(ctx, ops...); err != nil {
+			return err
+		}
+		removed += len(ops)
+		ops = ops[:0]
+		return nil
+	}
+	for _, esc := range sensors {
+		prefix := summaryPrefix + esc + "/"
+		err := s.db.Scan(prefix, "", 0, func(name string, _ map[crdt.Type]crdt.Value) error {
+			rest := strings.TrimPrefix(name, prefix)
+			w, ok := parseWindow(rest[:min(len(rest), 16)])
+			if !ok || strings.Contains(rest[min(len(rest), 17):], "/") {
+				return nil // another sensor's, whose escaped ID extends this one
+			}
+			if w >= cutoff {
+				return errStop
+			}
+			ops = append(ops, engine.Remove(name))
+			if len(ops) == opsPerCommit {
+				return flush()
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			return removed, err
+		}
+	}
+	return removed, flush()
+}

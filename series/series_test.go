@@ -217,3 +217,28 @@ func TestManySensorsIngestInParts(t *testing.T) {
 		t.Fatalf("%d sensors, want 2500", count)
 	}
 }
+
+func TestExpireRemovesOldSummaries(t *testing.T) {
+	s := newSeries(t, fixedClock(true))
+	ctx := context.Background()
+	for _, id := range []string{"a", "a.b"} {
+		for h := range 3 {
+			if _, err := s.Ingest(ctx, []Reading{{Sensor: id, Value: 1, Time: t0.Add(time.Duration(h) * time.Hour)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n, err := s.Expire(ctx, t0.Add(90*time.Minute))
+	if err != nil || n != 4 {
+		t.Fatalf("Expire = %d, %v; want 4 windows (two per sensor)", n, err)
+	}
+	for _, id := range []string{"a", "a.b"} {
+		pts, err := s.Run(ctx, Query{Sensor: id, From: t0, To: t0.Add(3 * time.Hour), Step: time.Minute, Agg: Count})
+		if err != nil || len(pts) != 1 || pts[0].Time != t0.Add(2*time.Hour).UnixNano() {
+			t.Errorf("%s after expiry: %+v %v, want the last window only", id, pts, err)
+		}
+	}
+	if n, _ := s.Expire(ctx, t0.Add(90*time.Minute)); n != 0 {
+		t.Errorf("a second Expire removed %d", n)
+	}
+}
