@@ -185,7 +185,8 @@ func TestHTTPOperations(t *testing.T) {
 		t.Fatal("no watch event")
 	}
 	b := c.expect("GET", "/metrics", "", 200, "edged_http_requests_total")
-	for _, m := range []string{"edged_kv_ops_total", "edged_store_bytes", "go_goroutines", "edged_http_request_duration_seconds"} {
+	for _, m := range []string{"edged_kv_ops_total", "edged_store_bytes", "go_goroutines", "edged_http_request_duration_seconds",
+		"edged_mqtt_received_total", `edged_mqtt_errors_total{kind="payload"}`, "edged_sensor_polls_total"} {
 		if !bytes.Contains(b, []byte(m)) {
 			t.Errorf("/metrics lacks %s", m)
 		}

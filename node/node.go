@@ -187,8 +187,10 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	})
 	leaves.Go(func() { expireSummaries(leafCtx, ser, n.cfg.Readings.SummaryRetention, n.log) })
+	var sensorStats sensors.Stats
+	reg.MustRegister(mqttCollector{mq}, sensorCounters(&sensorStats))
 	leaves.Go(func() {
-		if err := sensors.Run(leafCtx, n.cfg.Sensors, sensorSink(ser), sensors.Options{Logger: n.log}); err != nil {
+		if err := sensors.Run(leafCtx, n.cfg.Sensors, sensorSink(ser), sensors.Options{Logger: n.log, Stats: &sensorStats}); err != nil {
 			failed <- fmt.Errorf("node: sensors: %w", err)
 		}
 	})

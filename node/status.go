@@ -7,7 +7,6 @@ import (
 	"github.com/edged-dev/edged/identity"
 	"github.com/edged-dev/edged/series"
 	"github.com/edged-dev/edged/store"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // statusDoc is the answer of GET /v1/status. Peers, uplink and shedding
@@ -59,27 +58,3 @@ func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, st
 	return d
 }
 
-// storeCollector exports the store's statistics as Prometheus metrics.
-type storeCollector struct{ db *store.DB }
-
-var (
-	descStoreBytes   = prometheus.NewDesc("edged_store_bytes", "Bytes of the data directory.", nil, nil)
-	descReadingBytes = prometheus.NewDesc("edged_store_reading_bytes", "Bytes of stored readings, as of the last GC.", nil, nil)
-	descEvicted      = prometheus.NewDesc("edged_store_evicted_log_entries_total", "Delta-log entries dropped to meet the data budget.", nil, nil)
-	descDropped      = prometheus.NewDesc("edged_store_dropped_reading_fragments_total", "Reading fragments deleted by retention or budget.", nil, nil)
-)
-
-func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descStoreBytes
-	ch <- descReadingBytes
-	ch <- descEvicted
-	ch <- descDropped
-}
-
-func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.db.Stats()
-	ch <- prometheus.MustNewConstMetric(descStoreBytes, prometheus.GaugeValue, float64(st.Bytes))
-	ch <- prometheus.MustNewConstMetric(descReadingBytes, prometheus.GaugeValue, float64(st.ReadingBytes))
-	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(st.Evicted))
-	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.Dropped))
-}

@@ -1,0 +1,101 @@
+package node
+
+import (
+	"github.com/edged-dev/edged/localmqtt"
+	"github.com/edged-dev/edged/sensors"
+	"github.com/edged-dev/edged/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// storeCollector exports the store's statistics as Prometheus metrics.
+type storeCollector struct{ db *store.DB }
+
+var (
+	descStoreBytes   = prometheus.NewDesc("edged_store_bytes", "Bytes of the data directory.", nil, nil)
+	descReadingBytes = prometheus.NewDesc("edged_store_reading_bytes", "Bytes of stored readings, as of the last GC.", nil, nil)
+	descEvicted      = prometheus.NewDesc("edged_store_evicted_log_entries_total", "Delta-log entries dropped to meet the data budget.", nil, nil)
+	descDropped      = prometheus.NewDesc("edged_store_dropped_reading_fragments_total", "Reading fragments deleted by retention or budget.", nil, nil)
+)
+
+func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descStoreBytes
+	ch <- descReadingBytes
+	ch <- descEvicted
+	ch <- descDropped
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.db.Stats()
+	ch <- prometheus.MustNewConstMetric(descStoreBytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(descReadingBytes, prometheus.GaugeValue, float64(st.ReadingBytes))
+	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(st.Evicted))
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.Dropped))
+}
+
+// counter is one counter of a collector: its description and its value.
+type counter struct {
+	desc  *prometheus.Desc
+	value func() float64
+}
+
+// counters exports values read at scrape time as Prometheus counters.
+type counters []counter
+
+func (cs counters) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range cs {
+		ch <- c.desc
+	}
+}
+
+func (cs counters) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, c.value())
+	}
+}
+
+func newCounter(name, help string, value func() float64) counter {
+	return counter{prometheus.NewDesc(name, help, nil, nil), value}
+}
+
+// mqttCollector exports the local MQTT interface's counters.
+type mqttCollector struct{ s *localmqtt.Server }
+
+var (
+	descMQTT = map[string]*prometheus.Desc{
+		"received": prometheus.NewDesc("edged_mqtt_received_total", "MQTT messages on input topics, valid or not.", nil, nil),
+		"readings": prometheus.NewDesc("edged_mqtt_readings_total", "Readings stored from MQTT.", nil, nil),
+		"ops":      prometheus.NewDesc("edged_mqtt_ops_total", "Key operations applied from MQTT.", nil, nil),
+		"gets":     prometheus.NewDesc("edged_mqtt_gets_total", "Get requests answered over MQTT.", nil, nil),
+		"changes":  prometheus.NewDesc("edged_mqtt_changes_published_total", "Key documents published over MQTT.", nil, nil),
+	}
+	descMQTTErrors = prometheus.NewDesc("edged_mqtt_errors_total", "Refused or failed MQTT inputs and publications, by kind.", []string{"kind"}, nil)
+)
+
+func (mqttCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range descMQTT {
+		ch <- d
+	}
+	ch <- descMQTTErrors
+}
+
+func (c mqttCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	for name, v := range map[string]uint64{"received": st.Received, "readings": st.Readings, "ops": st.Ops, "gets": st.Gets, "changes": st.Changes} {
+		ch <- prometheus.MustNewConstMetric(descMQTT[name], prometheus.CounterValue, float64(v))
+	}
+	for k, v := range st.Errors {
+		ch <- prometheus.MustNewConstMetric(descMQTTErrors, prometheus.CounterValue, float64(v), k.String())
+	}
+}
+
+// sensorCounters exports the sensor adapters' counters.
+func sensorCounters(st *sensors.Stats) counters {
+	return counters{
+		newCounter("edged_sensor_polls_total", "Sensor adapter polls.", func() float64 { return float64(st.Polls.Load()) }),
+		newCounter("edged_sensor_poll_errors_total", "Sensor adapter polls that failed in whole or in part.", func() float64 { return float64(st.PollErrors.Load()) }),
+		newCounter("edged_sensor_readings_total", "Readings from sensor adapters stored.", func() float64 { return float64(st.Readings.Load()) }),
+		newCounter("edged_sensor_rejected_total", "NaN or infinite sensor values skipped.", func() float64 { return float64(st.Rejected.Load()) }),
+		newCounter("edged_sensor_sink_errors_total", "Sensor polls whose readings could not be stored.", func() float64 { return float64(st.SinkErrors.Load()) }),
+		newCounter("edged_sensor_panics_total", "Panics recovered in sensor adapters.", func() float64 { return float64(st.Panics.Load()) }),
+	}
+}
