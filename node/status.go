@@ -57,4 +57,3 @@ func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, st
 	d.Clock.Synced = clock == nil || clock.Synced()
 	return d
 }
-
