@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"github.com/edged-dev/edged/buildinfo"
 	"github.com/edged-dev/edged/config"
@@ -79,11 +80,31 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	n, err := node.New(cfg, newLogger(stderr, cfg.Log))
+	log := newLogger(stderr, cfg.Log)
+	n, err := node.New(cfg, log)
 	if err != nil {
 		return err
 	}
+	if limit, ok := memoryLimit(cfg.Store.Profile, os.LookupEnv); ok {
+		debug.SetMemoryLimit(limit)
+		log.Info("go memory limit set from store.profile", "bytes", limit)
+	}
 	return n.Run(ctx)
+}
+
+// lowMemoryLimit is the Go runtime's soft memory limit on the low-memory
+// profile: a node on a 512 MiB board collects garbage harder as its heap
+// nears it, instead of growing until the kernel's OOM killer steps in.
+const lowMemoryLimit = 256 << 20
+
+// memoryLimit returns the soft memory limit for a store profile, and
+// false when there is none to set: on the standard profile, or when the
+// GOMEMLIMIT environment variable already set one.
+func memoryLimit(profile string, lookup func(string) (string, bool)) (int64, bool) {
+	if _, set := lookup("GOMEMLIMIT"); set || profile != "low-memory" {
+		return 0, false
+	}
+	return lowMemoryLimit, true
 }
 
 // runConfig parses the flags of "edged run" and returns the valid

@@ -213,3 +213,17 @@ func assertContains(t testing.TB, what, text string, want []string) {
 // waitTimeout bounds every wait in these tests; it is generous so that a
 // loaded CI machine does not cause flakes.
 const waitTimeout = 30 * time.Second
+
+func TestMemoryLimit(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	if l, ok := memoryLimit("low-memory", none); !ok || l != lowMemoryLimit {
+		t.Errorf("low-memory: %d %v", l, ok)
+	}
+	if _, ok := memoryLimit("standard", none); ok {
+		t.Error("standard profile got a limit")
+	}
+	env := func(string) (string, bool) { return "100MiB", true }
+	if _, ok := memoryLimit("low-memory", env); ok {
+		t.Error("GOMEMLIMIT was overridden")
+	}
+}
