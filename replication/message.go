@@ -1,0 +1,169 @@
+package replication
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// Limits on what a message may hold.
+const (
+	// MaxReplicas bounds the entries of a vector.
+	MaxReplicas = 4096
+	// MaxEntries bounds the entries of one Entries message.
+	MaxEntries = 4096
+	// MaxMessageBytes bounds an encoded message.
+	MaxMessageBytes = 4 << 20
+)
+
+// Kind is the type of a message.
+type Kind uint8
+
+// The message kinds.
+const (
+	KindDigest Kind = iota + 1
+	KindVector
+	KindEntries
+	KindAck
+)
+
+var kindNames = map[Kind]string{KindDigest: "digest", KindVector: "vector", KindEntries: "entries", KindAck: "ack"}
+
+func (k Kind) String() string {
+	if n, ok := kindNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Entry is one delta-log entry: the delta of one operation of Origin,
+// covering its dots First…Last.
+type Entry struct {
+	Origin crdt.ReplicaID `cbor:"1,keyasint"`
+	First  crdt.Seq       `cbor:"2,keyasint"`
+	Last   crdt.Seq       `cbor:"3,keyasint"`
+	Delta  crdt.Causal    `cbor:"4,keyasint"`
+}
+
+// Message is one protocol message. Fields not used by its Kind are empty.
+type Message struct {
+	Version uint               `cbor:"1,keyasint"`
+	Kind    Kind               `cbor:"2,keyasint"`
+	Hash    []byte             `cbor:"3,keyasint,omitempty"` // Digest: SHA-256 of the sender's vector
+	Vector  crdt.VersionVector `cbor:"4,keyasint,omitempty"` // Vector, Ack: what the sender holds
+	Pull    bool               `cbor:"5,keyasint,omitempty"` // Vector: the sender wants what it lacks
+	Entries []Entry            `cbor:"6,keyasint,omitempty"` // Entries: in order per origin
+}
+
+// ErrInvalid: a message that breaks the protocol; it is dropped.
+var ErrInvalid = errors.New("replication: invalid message")
+
+// Digest returns the hash of a vector: SHA-256 of its sorted entries.
+func Digest(vv crdt.VersionVector) []byte {
+	rs := vv.Replicas()
+	slices.Sort(rs)
+	h := sha256.New()
+	var b [16]byte
+	for _, r := range rs {
+		if vv[r] == 0 {
+			continue
+		}
+		for i := range 8 {
+			b[i] = byte(uint64(r) >> (56 - 8*i))
+			b[8+i] = byte(uint64(vv[r]) >> (56 - 8*i))
+		}
+		h.Write(b[:])
+	}
+	return h.Sum(nil)
+}
+
+var (
+	encMode = func() cbor.EncMode {
+		em, err := cbor.CoreDetEncOptions().EncMode()
+		if err != nil {
+			panic(err) // the options are constants
+		}
+		return em
+	}()
+	decMode = func() cbor.DecMode {
+		dm, err := cbor.DecOptions{
+			MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 48,
+			IndefLength: cbor.IndefLengthForbidden, DupMapKey: cbor.DupMapKeyEnforcedAPF,
+		}.DecMode()
+		if err != nil {
+			panic(err) // the options are constants
+		}
+		return dm
+	}()
+)
+
+// Encode returns the CBOR encoding of m.
+func Encode(m Message) ([]byte, error) {
+	b, err := encMode.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxMessageBytes {
+		return nil, fmt.Errorf("replication: message of %d bytes, limit %d", len(b), MaxMessageBytes)
+	}
+	return b, nil
+}
+
+// Decode parses and validates a message. Errors wrap ErrInvalid.
+func Decode(b []byte) (Message, error) {
+	var m Message
+	if len(b) > MaxMessageBytes {
+		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalid, len(b), MaxMessageBytes)
+	}
+	if err := decMode.Unmarshal(b, &m); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := m.validate(); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// validate checks what a message can be checked for alone.
+func (m *Message) validate() error {
+	if m.Version != Version {
+		return fmt.Errorf("%w: version %d, this node speaks %d", ErrInvalid, m.Version, Version)
+	}
+	if len(m.Vector) > MaxReplicas {
+		return fmt.Errorf("%w: vector of %d replicas, limit %d", ErrInvalid, len(m.Vector), MaxReplicas)
+	}
+	for r, s := range m.Vector {
+		if r == 0 || s > crdt.MaxSeq {
+			return fmt.Errorf("%w: vector entry %s:%d", ErrInvalid, r, s)
+		}
+	}
+	if len(m.Entries) > MaxEntries {
+		return fmt.Errorf("%w: %d entries, limit %d", ErrInvalid, len(m.Entries), MaxEntries)
+	}
+	switch m.Kind {
+	case KindDigest:
+		if len(m.Hash) != sha256.Size {
+			return fmt.Errorf("%w: digest of %d bytes", ErrInvalid, len(m.Hash))
+		}
+	case KindVector, KindAck:
+	case KindEntries:
+		for i, e := range m.Entries {
+			if e.Origin == 0 || e.First == 0 || e.Last < e.First || e.Last > crdt.MaxSeq {
+				return fmt.Errorf("%w: entry %d covers %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)
+			}
+			if !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.First}) || !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.Last}) {
+				return fmt.Errorf("%w: entry %d: its delta does not hold its dots %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)
+			}
+		}
+	default:
+		return fmt.Errorf("%w: unknown kind %d", ErrInvalid, m.Kind)
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+// Package simtest is a deterministic simulator of edged nodes syncing with
+// the replication engine: an in-memory store per node (state, context and
+// delta log, kept across crashes), and a network that loses, duplicates,
+// reorders and partitions messages, all driven by one seeded source and
+// no wall clock. Tests and benchmarks of package replication use it.
+package simtest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/replication"
+)
+
+// Node is one simulated node.
+type Node struct {
+	ID    crdt.ReplicaID
+	Peer  replication.PeerID
+	State crdt.Causal // the whole key space (an ORMap) with its context
+	log   map[crdt.ReplicaID][]replication.Entry
+	Sync  *replication.Sync
+	peers []replication.PeerID
+	cfg   replication.Config
+	down  bool
+}
+
+var _ replication.Log = (*Node)(nil)
+
+// Vector implements replication.Log.
+func (n *Node) Vector() crdt.VersionVector {
+	vv := crdt.VersionVector{}
+	for o, es := range n.log {
+		if len(es) > 0 {
+			vv[o] = es[len(es)-1].Last
+		}
+	}
+	return vv
+}
+
+// Entries implements replication.Log.
+func (n *Node) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
+	es := n.log[origin]
+	i := sort.Search(len(es), func(i int) bool { return es[i].Last > after })
+	var out []replication.Entry
+	size := 0
+	for ; i < len(es); i++ {
+		b, err := es[i].Delta.MarshalCBOR()
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(out) > 0 && size+len(b) > maxBytes {
+			break
+		}
+		out = append(out, es[i])
+		size += len(b)
+	}
+	return out, size, nil
+}
+
+// apply merges entries into the node's store, as the engine's write path
+// does: in order, skipping those it holds.
+func (n *Node) apply(es []replication.Entry) error {
+	for _, e := range es {
+		have := n.Vector()[e.Origin]
+		if e.Last <= have {
+			continue
+		}
+		if e.First != have+1 {
+			return fmt.Errorf("node %s: entry %s:%d-%d after %d", n.ID, e.Origin, e.First, e.Last, have)
+		}
+		if err := n.State.Apply(e.Delta.Clone()); err != nil {
+			return err
+		}
+		n.log[e.Origin] = append(n.log[e.Origin], e)
+	}
+	return nil
+}
+
+// Write performs a local operation: mutate gets the key space's map and
+// a dot generator and returns the delta. Every operation takes at least
+// one dot, like the engine's.
+func (n *Node) Write(mutate func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error)) error {
+	m, _ := n.State.Value.(*crdt.ORMap)
+	if m == nil {
+		m = crdt.NewORMap(nil)
+	}
+	before := n.State.Ctx.Max(n.ID)
+	d, err := mutate(m, crdt.NewDotGen(&n.State.Ctx, n.ID))
+	if err != nil {
+		return err
+	}
+	if d.Ctx.Max(n.ID) <= before {
+		d.Ctx.Add(crdt.Dot{Replica: n.ID, Seq: before + 1})
+	}
+	e := replication.Entry{Origin: n.ID, First: before + 1, Last: d.Ctx.Max(n.ID), Delta: d}
+	return n.apply([]replication.Entry{e})
+}
+
+// Encoded returns the node's state encoded: equal states, equal bytes.
+func (n *Node) Encoded() string {
+	b, err := n.State.MarshalCBOR()
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// message is a message in flight.
+type message struct {
+	from, to replication.PeerID
+	data     []byte
+}
+
+// Net configures the network's faults, as probabilities per message.
+type Net struct {
+	Loss, Duplicate float64
+}
+
+// Sim is a set of nodes and the network between them.
+type Sim struct {
+	Nodes  []*Node
+	byPeer map[replication.PeerID]*Node
+	rng    *rand.Rand
+	net    Net
+	flight []message
+	cut    map[[2]replication.PeerID]bool
+	Bytes  uint64 // bytes sent on the wire, delivered or lost
+	Sent   uint64 // messages sent
+}
+
+// New returns n nodes, each a peer of every other (a mesh), seeded.
+func New(n int, seed uint64, net Net, cfg replication.Config) *Sim {
+	s := &Sim{byPeer: map[replication.PeerID]*Node{}, rng: rand.New(rand.NewPCG(seed, 7)), net: net, cut: map[[2]replication.PeerID]bool{}}
+	for i := range n {
+		node := &Node{ID: crdt.ReplicaID(i + 1), Peer: replication.PeerID(fmt.Sprintf("p%02d", i+1)), log: map[crdt.ReplicaID][]replication.Entry{}}
+		s.Nodes = append(s.Nodes, node)
+		s.byPeer[node.Peer] = node
+	}
+	for i, node := range s.Nodes {
+		for _, o := range s.Nodes {
+			if o != node {
+				node.peers = append(node.peers, o.Peer)
+			}
+		}
+		c := cfg
+		c.Seed = seed*1000 + uint64(i)
+		node.cfg = c
+		s.start(node)
+	}
+	return s
+}
+
+// start gives n a fresh engine with its peers.
+func (s *Sim) start(n *Node) {
+	n.Sync = replication.New(n, n.cfg)
+	for _, p := range n.peers {
+		n.Sync.AddPeer(p)
+	}
+}
+
+// SetPeers replaces the peers of node i (for topologies other than a mesh).
+func (s *Sim) SetPeers(i int, peers ...int) {
+	n := s.Nodes[i]
+	for _, p := range n.Sync.Peers() {
+		n.Sync.RemovePeer(p)
+	}
+	n.peers = nil
+	for _, j := range peers {
+		n.peers = append(n.peers, s.Nodes[j].Peer)
+		n.Sync.AddPeer(s.Nodes[j].Peer)
+	}
+}
+
+// Partition cuts the links between the groups (node indexes); nodes not
+// listed keep their links.
+func (s *Sim) Partition(groups ...[]int) {
+	for a, ga := range groups {
+		for b, gb := range groups {
+			if a == b {
+				continue
+			}
+			for _, i := range ga {
+				for _, j := range gb {
+					s.cut[[2]replication.PeerID{s.Nodes[i].Peer, s.Nodes[j].Peer}] = true
+				}
+			}
+		}
+	}
+}
+
+// Heal restores every link.
+func (s *Sim) Heal() { s.cut = map[[2]replication.PeerID]bool{} }
+
+// Crash stops node i: its engine's memory and the messages to it are
+// lost; its store is kept.
+func (s *Sim) Crash(i int) {
+	n := s.Nodes[i]
+	n.down = true
+	s.flight = slices.DeleteFunc(s.flight, func(m message) bool { return m.to == n.Peer })
+}
+
+// Restart starts node i again with a fresh engine over its store.
+func (s *Sim) Restart(i int) {
+	n := s.Nodes[i]
+	n.down = false
+	s.start(n)
+}
+
+func (s *Sim) send(from *Node, outs []replication.Out) error {
+	for _, o := range outs {
+		b, err := replication.Encode(o.Msg)
+		if err != nil {
+			return err
+		}
+		s.Sent++
+		s.Bytes += uint64(len(b))
+		if s.cut[[2]replication.PeerID{from.Peer, o.To}] || s.rng.Float64() < s.net.Loss {
+			continue
+		}
+		s.flight = append(s.flight, message{from: from.Peer, to: o.To, data: b})
+		if s.rng.Float64() < s.net.Duplicate {
+			s.flight = append(s.flight, message{from: from.Peer, to: o.To, data: b})
+		}
+	}
+	return nil
+}
+
+// Write has node i perform a local operation and push it eagerly.
+func (s *Sim) Write(i int, mutate func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error)) error {
+	n := s.Nodes[i]
+	if n.down {
+		return nil
+	}
+	if err := n.Write(mutate); err != nil {
+		return err
+	}
+	outs, err := n.Sync.Push()
+	if err != nil {
+		return err
+	}
+	return s.send(n, outs)
+}
+
+// Tick ticks every running node once.
+func (s *Sim) Tick() error {
+	for _, n := range s.Nodes {
+		if !n.down {
+			if err := s.send(n, n.Sync.Tick()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Deliver delivers one message in flight, chosen at random (so messages
+// are reordered), and reports whether there was one.
+func (s *Sim) Deliver() (bool, error) {
+	if len(s.flight) == 0 {
+		return false, nil
+	}
+	i := s.rng.IntN(len(s.flight))
+	m := s.flight[i]
+	s.flight = slices.Delete(s.flight, i, i+1)
+	to := s.byPeer[m.to]
+	if to.down {
+		return true, nil
+	}
+	msg, err := replication.Decode(m.data)
+	if err != nil {
+		return true, err
+	}
+	outs, apply, err := to.Sync.Step(m.from, msg)
+	if err != nil {
+		return true, err
+	}
+	if err := s.send(to, outs); err != nil {
+		return true, err
+	}
+	if len(apply) > 0 {
+		if err := to.apply(apply); err != nil {
+			return true, err
+		}
+		if err := s.send(to, to.Sync.Committed(m.from)); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// InFlight returns the number of messages in flight.
+func (s *Sim) InFlight() int { return len(s.flight) }
+
+// Round ticks every node and then delivers every message in flight,
+// including those sent in reply, until none is left.
+func (s *Sim) Round() error {
+	if err := s.Tick(); err != nil {
+		return err
+	}
+	for {
+		more, err := s.Deliver()
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// Converged reports whether every running node holds the same state.
+func (s *Sim) Converged() bool {
+	var first string
+	for i, n := range s.Nodes {
+		if i == 0 {
+			first = n.Encoded()
+		} else if n.Encoded() != first {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,296 @@
+package replication
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/edged-dev/edged/crdt"
+)
+
+// PeerID names a peer (its libp2p peer ID, as a string).
+type PeerID string
+
+// Log is the node's delta log as the engine reads it. The driver
+// implements it over the store; calls are synchronous.
+type Log interface {
+	// Vector returns the version vector of the entries the node holds:
+	// per origin, the last of its gap-free prefix.
+	Vector() crdt.VersionVector
+	// Entries returns origin's entries after seq after, in order: as many
+	// as fit in maxBytes of deltas, and at least one if there is one. It
+	// also returns their encoded size.
+	Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]Entry, int, error)
+}
+
+// Config tunes the engine.
+type Config struct {
+	// RoundTicks is how many ticks apart rounds with one peer start; each
+	// peer's rounds start at a random offset, and each interval is
+	// jittered by ±25%. Zero means 4.
+	RoundTicks int
+	// Fanout is how many peers Push sends new entries to. Zero means 3.
+	Fanout int
+	// MaxBatchBytes bounds the deltas of one Entries message. Zero means
+	// 256 KiB.
+	MaxBatchBytes int
+	// Seed seeds the engine's random choices (round offsets, jitter, push
+	// targets), so runs are reproducible.
+	Seed uint64
+}
+
+func (c Config) withDefaults() Config {
+	if c.RoundTicks <= 0 {
+		c.RoundTicks = 4
+	}
+	if c.Fanout <= 0 {
+		c.Fanout = 3
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 256 << 10
+	}
+	return c
+}
+
+// Out is a message to send.
+type Out struct {
+	To  PeerID
+	Msg Message
+}
+
+// Stats count what the engine did. Bytes are those of deltas in Entries
+// messages; the driver counts wire bytes.
+type Stats struct {
+	Rounds, Digests, Vectors, EntriesSent, EntriesReceived, Acks uint64
+	// Redundant counts received entries the node already held.
+	Redundant uint64
+	// Invalid counts dropped messages and entries.
+	Invalid    uint64
+	DeltaBytes uint64
+}
+
+// peer is what the engine knows of one peer.
+type peer struct {
+	// known is what the peer holds, as far as its own word (Vector, Ack)
+	// and what it sent us tell.
+	known crdt.VersionVector
+	// sent is how far we have sent each origin to it since its last
+	// word: entries in flight, not to be sent again.
+	sent      crdt.VersionVector
+	nextRound uint64
+}
+
+// Sync is the protocol engine of one node. It is not safe for concurrent
+// use: one driver goroutine owns it.
+type Sync struct {
+	cfg   Config
+	log   Log
+	rng   *rand.Rand
+	peers map[PeerID]*peer
+	tick  uint64
+	stats Stats
+}
+
+// New returns an engine over log.
+func New(log Log, cfg Config) *Sync {
+	cfg = cfg.withDefaults()
+	return &Sync{cfg: cfg, log: log, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)), peers: map[PeerID]*peer{}}
+}
+
+// Stats returns the counters.
+func (s *Sync) Stats() Stats { return s.stats }
+
+// AddPeer starts syncing with p; its first round comes within RoundTicks.
+// Adding a known peer changes nothing.
+func (s *Sync) AddPeer(p PeerID) {
+	if _, ok := s.peers[p]; ok {
+		return
+	}
+	s.peers[p] = &peer{known: crdt.VersionVector{}, sent: crdt.VersionVector{}, nextRound: s.tick + 1 + s.rng.Uint64N(uint64(s.cfg.RoundTicks))}
+}
+
+// RemovePeer stops syncing with p.
+func (s *Sync) RemovePeer(p PeerID) { delete(s.peers, p) }
+
+// Peers returns the peers, sorted.
+func (s *Sync) Peers() []PeerID {
+	ps := make([]PeerID, 0, len(s.peers))
+	for p := range s.peers {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// Known returns what the engine knows p holds (nil for an unknown peer):
+// the acknowledged vector that feeds the store's GC watermark for p.
+func (s *Sync) Known(p PeerID) crdt.VersionVector {
+	if pr := s.peers[p]; pr != nil {
+		return pr.known.Clone()
+	}
+	return nil
+}
+
+// Tick advances the engine's clock by one tick and starts the rounds that
+// are due: a Digest to each such peer.
+func (s *Sync) Tick() []Out {
+	s.tick++
+	var outs []Out
+	var digest []byte
+	for _, p := range s.Peers() {
+		pr := s.peers[p]
+		if pr.nextRound > s.tick {
+			continue
+		}
+		if digest == nil {
+			digest = Digest(s.log.Vector())
+		}
+		// In-flight state is forgotten each round, so a lost message is
+		// resent by the next round at the latest.
+		pr.sent = crdt.VersionVector{}
+		r := uint64(s.cfg.RoundTicks)
+		pr.nextRound = s.tick + r - r/4 + s.rng.Uint64N(r/2+1) // r ± 25%
+		s.stats.Rounds++
+		s.stats.Digests++
+		outs = append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindDigest, Hash: digest}})
+	}
+	return outs
+}
+
+// Push sends the entries that some peers lack to Fanout random peers,
+// after local writes: eager propagation between rounds.
+func (s *Sync) Push() ([]Out, error) {
+	ps := s.Peers()
+	s.rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+	var outs []Out
+	mine := s.log.Vector()
+	for _, p := range ps[:min(len(ps), s.cfg.Fanout)] {
+		o, err := s.missing(p, mine)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o...)
+	}
+	return outs, nil
+}
+
+// Step handles a message from a peer. It returns the messages to send and
+// the entries to apply, in order. After applying them durably the driver
+// calls Committed, which acknowledges them. An invalid message is dropped
+// and counted, with an error wrapping ErrInvalid.
+func (s *Sync) Step(from PeerID, m Message) (outs []Out, apply []Entry, err error) {
+	pr := s.peers[from]
+	if pr == nil {
+		s.stats.Invalid++
+		return nil, nil, fmt.Errorf("%w: from unknown peer %q", ErrInvalid, from)
+	}
+	if err := m.validate(); err != nil {
+		s.stats.Invalid++
+		return nil, nil, err
+	}
+	mine := s.log.Vector()
+	switch m.Kind {
+	case KindDigest:
+		if bytes.Equal(m.Hash, Digest(mine)) {
+			return nil, nil, nil // in step: nothing to say
+		}
+		s.stats.Vectors++
+		return []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}, nil, nil
+	case KindVector:
+		// The peer's own word: what it holds now, even if that is less
+		// than before (a restore from backup).
+		pr.known = m.Vector.Clone()
+		pr.sent = crdt.VersionVector{}
+		outs, err := s.missing(from, mine)
+		if err != nil {
+			return nil, nil, err
+		}
+		if m.Pull && mine.Compare(m.Vector) != crdt.Equal {
+			s.stats.Vectors++
+			outs = append(outs, Out{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine}})
+		}
+		return outs, nil, nil
+	case KindAck:
+		s.stats.Acks++
+		pr.known = m.Vector.Clone()
+		outs, err := s.missing(from, mine)
+		return outs, nil, err
+	case KindEntries:
+		return nil, s.accept(pr, mine, m.Entries), nil
+	}
+	return nil, nil, nil
+}
+
+// accept returns the entries of a message that extend the node's log,
+// in order. An entry the node holds is redundant; one after a gap (an
+// earlier message was lost) is dropped and will come again.
+func (s *Sync) accept(pr *peer, mine crdt.VersionVector, es []Entry) []Entry {
+	next := mine.Clone()
+	var apply []Entry
+	for _, e := range es {
+		s.stats.EntriesReceived++
+		// The sender holds what it sent: never send it back.
+		if e.Last > pr.known[e.Origin] && e.First <= pr.known[e.Origin]+1 {
+			pr.known[e.Origin] = e.Last
+		}
+		switch have := next[e.Origin]; {
+		case e.Last <= have:
+			s.stats.Redundant++
+		case e.First == have+1:
+			apply = append(apply, e)
+			next[e.Origin] = e.Last
+		default:
+			s.stats.Invalid++
+		}
+	}
+	return apply
+}
+
+// Committed tells the engine that entries from p were applied durably; it
+// returns the acknowledgement to send.
+func (s *Sync) Committed(p PeerID) []Out {
+	if s.peers[p] == nil {
+		return nil
+	}
+	return []Out{{To: p, Msg: Message{Version: Version, Kind: KindAck, Vector: s.log.Vector()}}}
+}
+
+// missing returns an Entries message with the next chunk of what p lacks
+// (what we hold beyond what it holds and what is in flight to it), or
+// nothing when it lacks nothing.
+func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
+	pr := s.peers[p]
+	origins := mine.Replicas()
+	slices.Sort(origins)
+	var batch []Entry
+	budget := s.cfg.MaxBatchBytes
+	for _, o := range origins {
+		from := max(pr.known[o], pr.sent[o])
+		if mine[o] <= from || budget <= 0 {
+			continue
+		}
+		es, n, err := s.log.Entries(o, from, budget)
+		if err != nil {
+			return nil, fmt.Errorf("replication: log of %s after %d: %w", o, from, err)
+		}
+		if len(es) == 0 {
+			continue
+		}
+		if len(batch)+len(es) > MaxEntries {
+			es = es[:MaxEntries-len(batch)]
+		}
+		batch = append(batch, es...)
+		pr.sent[o] = es[len(es)-1].Last
+		budget -= n
+		s.stats.DeltaBytes += uint64(n)
+		if len(batch) == MaxEntries {
+			break
+		}
+	}
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	s.stats.EntriesSent += uint64(len(batch))
+	return []Out{{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch}}}, nil
+}

@@ -1,0 +1,232 @@
+package replication_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/replication"
+	"github.com/edged-dev/edged/replication/simtest"
+)
+
+// randomOp returns a random operation on a few keys of every kind.
+func randomOp(rng *rand.Rand, wall int64) func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+	key := fmt.Sprint("k", rng.IntN(6))
+	elem := fmt.Sprint("e", rng.IntN(4))
+	switch rng.IntN(6) {
+	case 0:
+		return func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+			return m.Update(crdt.Field{Name: key, Type: crdt.TypeAWSet}, func(v crdt.Value) (crdt.Causal, error) { return v.(*crdt.AWSet).Add(g, elem), nil })
+		}
+	case 1:
+		return func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+			return m.Update(crdt.Field{Name: key, Type: crdt.TypeAWSet}, func(v crdt.Value) (crdt.Causal, error) { return v.(*crdt.AWSet).Remove(elem), nil })
+		}
+	case 2:
+		n := int64(rng.IntN(7)) - 3
+		return func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+			return m.Update(crdt.Field{Name: key, Type: crdt.TypePNCounter}, func(v crdt.Value) (crdt.Causal, error) { return v.(*crdt.PNCounter).Add(g, n) })
+		}
+	case 3:
+		return func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+			return m.Update(crdt.Field{Name: key, Type: crdt.TypeLWWRegister}, func(v crdt.Value) (crdt.Causal, error) {
+				return v.(*crdt.LWWRegister).Set(g, crdt.Timestamp{Wall: wall}, []byte(elem)), nil
+			})
+		}
+	case 4:
+		return func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+			return m.Update(crdt.Field{Name: key, Type: crdt.TypeMVRegister}, func(v crdt.Value) (crdt.Causal, error) { return v.(*crdt.MVRegister).Set(g, []byte(elem)), nil })
+		}
+	}
+	return func(m *crdt.ORMap, _ *crdt.DotGen) (crdt.Causal, error) { return m.Remove(key), nil }
+}
+
+// TestConvergesUnderFaults runs random writes on five nodes while the
+// network loses, duplicates and reorders messages, partitions come and go
+// and nodes crash; once everything heals, every node must hold the same
+// state, and every write any node made (and so acknowledged) must be in it.
+func TestConvergesUnderFaults(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			sim := simtest.New(5, seed, simtest.Net{Loss: 0.1, Duplicate: 0.1}, replication.Config{RoundTicks: 3, MaxBatchBytes: 2048})
+			rng := rand.New(rand.NewPCG(seed, 99))
+			written := map[crdt.Dot]bool{}
+			for step := range 400 {
+				switch r := rng.IntN(100); {
+				case r < 40:
+					i := rng.IntN(5)
+					before := sim.Nodes[i].State.Ctx.Max(sim.Nodes[i].ID)
+					if err := sim.Write(i, randomOp(rng, int64(step))); err != nil {
+						t.Fatal(err)
+					}
+					for s := before + 1; s <= sim.Nodes[i].State.Ctx.Max(sim.Nodes[i].ID); s++ {
+						written[crdt.Dot{Replica: sim.Nodes[i].ID, Seq: s}] = true
+					}
+				case r < 43:
+					sim.Partition([]int{0, 1}, []int{2, 3, 4})
+				case r < 46:
+					sim.Heal()
+				case r < 48:
+					sim.Crash(rng.IntN(5))
+				case r < 52:
+					sim.Restart(rng.IntN(5))
+				case r < 70:
+					if err := sim.Tick(); err != nil {
+						t.Fatal(err)
+					}
+				default:
+					if _, err := sim.Deliver(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			sim.Heal()
+			for i := range sim.Nodes {
+				sim.Restart(i)
+			}
+			rounds := 0
+			for ; !sim.Converged() || sim.InFlight() > 0; rounds++ {
+				if rounds == 300 {
+					t.Fatalf("not converged after %d rounds", rounds)
+				}
+				if err := sim.Round(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, n := range sim.Nodes {
+				for d := range written {
+					if !n.State.Ctx.Contains(d) {
+						t.Fatalf("node %s lost write %v", n.ID, d)
+					}
+				}
+			}
+			t.Logf("converged %d rounds after healing; %d writes, %d messages, %d bytes", rounds, len(written), sim.Sent, sim.Bytes)
+		})
+	}
+}
+
+// TestIdleRoundsAreSmall: once converged, a round costs a digest per
+// peer pair and nothing more.
+func TestIdleRoundsAreSmall(t *testing.T) {
+	sim := simtest.New(4, 1, simtest.Net{}, replication.Config{RoundTicks: 1})
+	for i := range 4 {
+		sim.Write(i, randomOp(rand.New(rand.NewPCG(uint64(i), 1)), 1))
+	}
+	for range 10 {
+		if err := sim.Round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !sim.Converged() {
+		t.Fatal("not converged")
+	}
+	before := sim.Bytes
+	const rounds = 20
+	for range rounds {
+		sim.Round()
+	}
+	pairs := 4 * 3 // each node starts a round with each peer
+	perPair := float64(sim.Bytes-before) / float64(rounds*pairs)
+	if perPair > 100 {
+		t.Errorf("idle round: %.0f bytes per peer pair, want ≤ 100", perPair)
+	}
+	t.Logf("idle round: %.0f bytes per peer pair", perPair)
+}
+
+// TestNoBackPropagation: on a line a–b–c, a's write reaches c through b,
+// and nothing of it comes back to a.
+func TestNoBackPropagation(t *testing.T) {
+	sim := simtest.New(3, 1, simtest.Net{}, replication.Config{RoundTicks: 1})
+	sim.SetPeers(0, 1)
+	sim.SetPeers(1, 0, 2)
+	sim.SetPeers(2, 1)
+	for k := range 20 {
+		sim.Write(0, randomOp(rand.New(rand.NewPCG(uint64(k), 2)), int64(k)))
+	}
+	for range 10 {
+		if err := sim.Round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !sim.Converged() {
+		t.Fatal("not converged")
+	}
+	if st := sim.Nodes[0].Sync.Stats(); st.EntriesReceived != 0 {
+		t.Errorf("a received %d entries back (%d redundant)", st.EntriesReceived, st.Redundant)
+	}
+	if st := sim.Nodes[2].Sync.Stats(); st.Redundant != 0 {
+		t.Errorf("c received %d redundant entries", st.Redundant)
+	}
+}
+
+func TestStepRefusesBadMessages(t *testing.T) {
+	sim := simtest.New(2, 1, simtest.Net{}, replication.Config{})
+	s := sim.Nodes[0].Sync
+	var ctx crdt.Context
+	ctx.Add(crdt.Dot{Replica: 9, Seq: 1})
+	for _, c := range []struct {
+		name string
+		from replication.PeerID
+		msg  replication.Message
+	}{
+		{"unknown peer", "stranger", replication.Message{Version: 1, Kind: replication.KindAck}},
+		{"newer version", "p02", replication.Message{Version: 2, Kind: replication.KindAck}},
+		{"unknown kind", "p02", replication.Message{Version: 1, Kind: 9}},
+		{"short digest", "p02", replication.Message{Version: 1, Kind: replication.KindDigest, Hash: []byte{1}}},
+		{"entry without origin", "p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{First: 1, Last: 1}}}},
+		{"entry whose delta lacks its dots", "p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 9, First: 1, Last: 2, Delta: crdt.Causal{Ctx: ctx}}}}},
+	} {
+		outs, apply, err := s.Step(c.from, c.msg)
+		if !errors.Is(err, replication.ErrInvalid) || len(outs)+len(apply) != 0 {
+			t.Errorf("%s: %v, %d outs, %d to apply", c.name, err, len(outs), len(apply))
+		}
+	}
+	// An entry after a gap is dropped (it will come again), not applied.
+	_, apply, err := s.Step("p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 9, First: 1, Last: 1, Delta: crdt.Causal{Ctx: ctx}}}})
+	if err != nil || len(apply) != 1 {
+		t.Fatalf("a good entry: %v, %d to apply", err, len(apply))
+	}
+	var ctx3 crdt.Context
+	ctx3.Add(crdt.Dot{Replica: 9, Seq: 3})
+	_, apply, _ = s.Step("p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 9, First: 3, Last: 3, Delta: crdt.Causal{Ctx: ctx3}}}})
+	if len(apply) != 0 {
+		t.Error("an entry after a gap was accepted")
+	}
+	if s.Stats().Invalid < 7 {
+		t.Errorf("Invalid = %d, want every bad message counted", s.Stats().Invalid)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	var ctx crdt.Context
+	ctx.Add(crdt.Dot{Replica: 1, Seq: 1})
+	for _, m := range []replication.Message{
+		{Version: 1, Kind: replication.KindDigest, Hash: replication.Digest(crdt.VersionVector{1: 2})},
+		{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{1: 2, 3: 4}, Pull: true},
+		{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 1, First: 1, Last: 1, Delta: crdt.Causal{Ctx: ctx}}}},
+	} {
+		b, err := replication.Encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := replication.Decode(b)
+		if err != nil {
+			if !errors.Is(err, replication.ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		again, err := replication.Encode(m)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		if _, err := replication.Decode(again); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
