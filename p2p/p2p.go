@@ -1,0 +1,372 @@
+// Package p2p connects a node to its peers over libp2p and drives the
+// replication engine: it is the I/O around the pure protocol of package
+// replication.
+//
+// The host speaks TCP with Noise and yamux; with a fleet key it only talks
+// to hosts that hold the same key (a libp2p private network), and with an
+// allowlist only to those peer IDs. Each protocol message travels on a
+// stream of its own under /edged/sync/1: a uvarint length, then the CBOR
+// message, within a deadline.
+//
+// One goroutine (Run) owns the engine. It ticks it, hands it received
+// messages, sends what it returns, applies received entries through the
+// node's write path (engine.Apply) and acknowledges them once they are
+// durable, and pushes local writes eagerly.
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/replication"
+	"github.com/edged-dev/edged/store"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Protocol is the stream protocol of anti-entropy messages.
+const Protocol protocol.ID = "/edged/sync/1"
+
+// streamTimeout bounds the exchange of one message on a stream.
+const streamTimeout = 10 * time.Second
+
+// Config configures the peer-to-peer side of a node.
+type Config struct {
+	// Addr is the multiaddr to listen on, e.g. /ip4/0.0.0.0/tcp/4001
+	// (port 0 picks one).
+	Addr string
+	// Peers are static peers, as /ip4/…/tcp/…/p2p/<peer ID>.
+	Peers []string
+	// FleetKeyFile holds the fleet's pre-shared key (32 bytes, hex): only
+	// hosts with the same key can connect. Empty means none.
+	FleetKeyFile string
+	// Tick is the period of the engine's ticks; rounds start every few.
+	Tick time.Duration
+}
+
+// Options are the node's parts the driver works with.
+type Options struct {
+	Key    crypto.PrivKey
+	DB     *store.DB
+	Engine *engine.Engine
+	Logger *slog.Logger
+}
+
+// Node is a node's peer-to-peer side. Create it with New, start it with
+// Run.
+type Node struct {
+	cfg   Config
+	o     Options
+	host  host.Host
+	sync  *replication.Sync
+	in    chan inbound
+	local chan struct{}
+	peers []peer.AddrInfo
+
+	mu    sync.Mutex
+	stats map[peer.ID]*PeerStats
+}
+
+// PeerStats is what /v1/status shows of a peer.
+type PeerStats struct {
+	Addr          string    `json:"addr,omitempty"`
+	LastMessage   time.Time `json:"last_message,omitzero"`
+	BytesSent     uint64    `json:"bytes_sent"`
+	BytesReceived uint64    `json:"bytes_received"`
+	Errors        uint64    `json:"errors"`
+}
+
+type inbound struct {
+	from peer.ID
+	msg  replication.Message
+}
+
+// New creates the libp2p host and listens; it connects to nobody yet.
+func New(cfg Config, o Options) (*Node, error) {
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(o.Key),
+		libp2p.ListenAddrStrings(cfg.Addr),
+		libp2p.NoTransports,
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.DisableRelay(),
+		libp2p.UserAgent("edged"),
+	}
+	if cfg.FleetKeyFile != "" {
+		psk, err := readPSK(cfg.FleetKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: fleet_key_file: %w", err)
+		}
+		opts = append(opts, libp2p.PrivateNetwork(psk))
+	}
+	var infos []peer.AddrInfo
+	for i, s := range cfg.Peers {
+		info, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: peers[%d]: %q: %w (want /ip4/HOST/tcp/PORT/p2p/PEER-ID)", i, s, err)
+		}
+		infos = append(infos, *info)
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: addr %q: %w", cfg.Addr, err)
+	}
+	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, 256), local: make(chan struct{}, 1), peers: infos, stats: map[peer.ID]*PeerStats{}}
+	n.sync = replication.New(storeLog{o.DB}, replication.Config{Seed: uint64(time.Now().UnixNano())})
+	h.SetStreamHandler(Protocol, n.receive)
+	return n, nil
+}
+
+// Addrs returns the addresses the host listens on, with its peer ID.
+func (n *Node) Addrs() []string {
+	var out []string
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.host.ID().String())
+	}
+	return out
+}
+
+// Notify tells the driver that local writes happened; it never blocks.
+func (n *Node) Notify() {
+	select {
+	case n.local <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns each peer's statistics.
+func (n *Node) Stats() map[string]PeerStats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := map[string]PeerStats{}
+	for p, s := range n.stats {
+		out[p.String()] = *s
+	}
+	return out
+}
+
+func (n *Node) peerStats(p peer.ID) *PeerStats {
+	s := n.stats[p]
+	if s == nil {
+		s = &PeerStats{}
+		n.stats[p] = s
+	}
+	return s
+}
+
+// Run connects to the static peers and drives the engine until ctx is
+// done; it then closes the host.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.host.Close()
+	for _, info := range n.peers {
+		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour*24*365)
+		n.sync.AddPeer(replication.PeerID(info.ID.String()))
+		n.mu.Lock()
+		n.peerStats(info.ID).Addr = addrString(info.Addrs)
+		n.mu.Unlock()
+	}
+	tick := time.NewTicker(n.cfg.Tick)
+	defer tick.Stop()
+	for {
+		var outs []replication.Out
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			outs = n.sync.Tick()
+		case <-n.local:
+			outs, err = n.sync.Push()
+		case m := <-n.in:
+			outs, err = n.step(ctx, m)
+		}
+		if err != nil {
+			n.o.Logger.Warn("p2p: sync step failed", "err", err)
+		}
+		for _, o := range outs {
+			n.send(ctx, o)
+		}
+	}
+}
+
+// step hands a message to the engine and applies what it accepts.
+func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
+	from := replication.PeerID(m.from.String())
+	// A host that got through the fleet key (and the allowlist) is a
+	// peer: one that dials us is synced with from then on.
+	n.sync.AddPeer(from)
+	outs, apply, err := n.sync.Step(from, m.msg)
+	if err != nil || len(apply) == 0 {
+		return outs, err
+	}
+	es := make([]store.Entry, len(apply))
+	for i, e := range apply {
+		es[i] = store.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
+	}
+	if err := n.o.Engine.Apply(ctx, es); err != nil {
+		return outs, fmt.Errorf("apply %d entries from %s: %w", len(es), m.from, err)
+	}
+	return append(outs, n.sync.Committed(from)...), nil
+}
+
+// send delivers one message on a stream of its own. A peer that does not
+// answer costs at most streamTimeout; its message is lost, and the next
+// round repairs that.
+func (n *Node) send(ctx context.Context, o replication.Out) {
+	id, err := peer.Decode(string(o.To))
+	if err != nil {
+		return
+	}
+	b, err := replication.Encode(o.Msg)
+	if err != nil {
+		n.o.Logger.Warn("p2p: encode failed", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, streamTimeout)
+	defer cancel()
+	err = func() error {
+		s, err := n.host.NewStream(ctx, id, Protocol)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		s.SetDeadline(time.Now().Add(streamTimeout))
+		w := bufio.NewWriter(s)
+		var l [binary.MaxVarintLen64]byte
+		w.Write(l[:binary.PutUvarint(l[:], uint64(len(b)))])
+		w.Write(b)
+		return w.Flush()
+	}()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.peerStats(id)
+	if err != nil {
+		st.Errors++
+		n.o.Logger.Debug("p2p: send failed", "peer", id, "err", err)
+		return
+	}
+	st.BytesSent += uint64(len(b))
+}
+
+// receive reads one message from an inbound stream and queues it for the
+// driver.
+func (n *Node) receive(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(streamTimeout))
+	from := s.Conn().RemotePeer()
+	r := bufio.NewReader(s)
+	size, err := binary.ReadUvarint(r)
+	if err == nil && size > replication.MaxMessageBytes {
+		err = fmt.Errorf("message of %d bytes, limit %d", size, replication.MaxMessageBytes)
+	}
+	var msg replication.Message
+	if err == nil {
+		b := make([]byte, size)
+		if _, err = io.ReadFull(r, b); err == nil {
+			msg, err = replication.Decode(b)
+		}
+	}
+	n.mu.Lock()
+	st := n.peerStats(from)
+	if err != nil {
+		st.Errors++
+		n.mu.Unlock()
+		n.o.Logger.Debug("p2p: bad message dropped", "peer", from, "err", err)
+		return
+	}
+	st.BytesReceived += size
+	st.LastMessage = time.Now()
+	if st.Addr == "" {
+		st.Addr = s.Conn().RemoteMultiaddr().String()
+	}
+	n.mu.Unlock()
+	// A peer that connects to us is a peer: the engine learns it on
+	// its first message, through the driver.
+	select {
+	case n.in <- inbound{from: from, msg: msg}:
+	default:
+		// The driver is behind: drop it; anti-entropy repairs it.
+	}
+}
+
+// readPSK reads a fleet key: 64 hex digits.
+func readPSK(path string) (pnet.PSK, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("%s: want 64 hex digits (32 bytes); generate one with: head -c 32 /dev/urandom | xxd -p -c 64", path)
+	}
+	return pnet.PSK(key), nil
+}
+
+func addrString(as []ma.Multiaddr) string {
+	if len(as) == 0 {
+		return ""
+	}
+	return as[0].String()
+}
+
+// storeLog serves the engine's reads of the log from the store.
+type storeLog struct{ db *store.DB }
+
+func (l storeLog) Vector() crdt.VersionVector {
+	c := l.db.Context()
+	return c.VersionVector()
+}
+
+var errFull = errors.New("batch full")
+
+func (l storeLog) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
+	var out []replication.Entry
+	size := 0
+	err := l.db.Entries(origin, after, func(e store.Entry) error {
+		if e.Last <= after {
+			return nil
+		}
+		b, err := e.Delta.MarshalCBOR()
+		if err != nil {
+			return err
+		}
+		if len(out) > 0 && size+len(b) > maxBytes {
+			return errFull
+		}
+		out = append(out, replication.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta})
+		size += len(b)
+		return nil
+	})
+	if errors.Is(err, errFull) {
+		err = nil
+	}
+	return out, size, err
+}

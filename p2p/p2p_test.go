@@ -1,0 +1,119 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/identity"
+	"github.com/edged-dev/edged/store"
+)
+
+type testNode struct {
+	db  *store.DB
+	eng *engine.Engine
+	p2p *Node
+}
+
+func startTestNode(t *testing.T, fleetKey string, peers ...string) *testNode {
+	t.Helper()
+	dir := t.TempDir()
+	id, err := identity.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{db: db}
+	tn.eng = engine.New(db, id.Replica, engine.Config{OnCommit: func([]string) {
+		if tn.p2p != nil {
+			tn.p2p.Notify()
+		}
+	}})
+	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: fleetKey, Tick: 20 * time.Millisecond},
+		Options{Key: id.Key, DB: db, Engine: tn.eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.p2p = n
+	ctx, cancel := context.WithCancel(context.Background())
+	engDone, p2pDone := make(chan error, 1), make(chan error, 1)
+	go func() { engDone <- tn.eng.Run(ctx) }()
+	go func() { p2pDone <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-p2pDone
+		<-engDone
+		db.Close()
+	})
+	return tn
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func counter(db *store.DB, name string) int64 {
+	vs, _ := db.Get(name)
+	if c, ok := vs[crdt.TypePNCounter].(*crdt.PNCounter); ok {
+		return c.Value()
+	}
+	return 0
+}
+
+func TestThreeNodesConverge(t *testing.T) {
+	a := startTestNode(t, "")
+	b := startTestNode(t, "", a.p2p.Addrs()[0])
+	c := startTestNode(t, "", b.p2p.Addrs()[0]) // c reaches a only through b
+	ctx := context.Background()
+	for i, n := range []*testNode{a, b, c} {
+		for range 5 {
+			if _, err := n.eng.Do(ctx, engine.Add("visits", int64(i+1))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := n.eng.Do(ctx, engine.AddElems("members", fmt.Sprint("n", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*testNode{a, b, c} {
+		waitFor(t, "convergence", func() bool { return counter(n.db, "visits") == 30 })
+	}
+	ca, cc := a.db.Context(), c.db.Context()
+	waitFor(t, "equal contexts", func() bool { ca, cc = a.db.Context(), c.db.Context(); return ca.Equal(&cc) })
+}
+
+func TestFleetKeyKeepsStrangersOut(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "fleet.key")
+	os.WriteFile(key, []byte("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"), 0o600)
+	other := filepath.Join(dir, "other.key")
+	os.WriteFile(other, []byte("ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"), 0o600)
+	a := startTestNode(t, key)
+	b := startTestNode(t, key, a.p2p.Addrs()[0])
+	stranger := startTestNode(t, other, a.p2p.Addrs()[0])
+	ctx := context.Background()
+	if _, err := a.eng.Do(ctx, engine.Add("x", 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fleet member to sync", func() bool { return counter(b.db, "x") == 1 })
+	// The stranger had as long as the member and got nothing.
+	if counter(stranger.db, "x") != 0 {
+		t.Fatal("a host without the fleet key got data")
+	}
+}
