@@ -127,10 +127,13 @@ func (a *API) auth(next http.Handler) http.Handler {
 	if a.o.Token == "" {
 		return next
 	}
-	want := []byte("Bearer " + a.o.Token)
+	want := []byte(a.o.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		// "Bearer" is the API's scheme; "Token" is what InfluxDB
+		// clients (Telegraf's influxdb_v2 output) send.
+		h := r.Header.Get("Authorization")
+		scheme, got, _ := strings.Cut(h, " ")
+		if (scheme != "Bearer" && scheme != "Token") || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edged"`)
 			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong bearer token (Authorization: Bearer <token from http.token_file>)"})
 			return
@@ -190,8 +193,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.Encode(v)
+	// The status is sent; a value that does not encode is a bug to see.
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		slog.Error("http answer not encoded", "err", err)
+	}
 }
 
 var errMediaType = errors.New("unsupported media type")

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -71,11 +73,23 @@ type sensorDoc struct {
 
 type readingDoc struct {
 	TS    time.Time `json:"ts"`
-	Value float64   `json:"value"`
+	Value number    `json:"value"`
 	// Unsynced marks a reading stamped while the node's clock was not
 	// synchronised.
 	Unsynced bool    `json:"clock_unsynced,omitempty"`
 	Count    *uint64 `json:"count,omitempty"`
+}
+
+// number is a float that encodes as null when it is not finite (a sum
+// that overflowed, and an average of it), which JSON cannot carry.
+type number float64
+
+func (n number) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(f)
 }
 
 func (a *API) sensors(w http.ResponseWriter, r *http.Request) error {
@@ -92,7 +106,7 @@ func (a *API) sensors(w http.ResponseWriter, r *http.Request) error {
 	}{Sensors: []sensorDoc{}}
 	err = a.o.Series.Sensors(q.Get("after"), limit, func(s series.Sensor) error {
 		out.Sensors = append(out.Sensors, sensorDoc{ID: s.ID, Unit: s.Latest.Unit, Latest: readingDoc{
-			TS: time.Unix(0, s.Latest.Time).UTC(), Value: s.Latest.Value, Unsynced: s.Latest.Flags&crdt.FlagClockUnsynced != 0}})
+			TS: time.Unix(0, s.Latest.Time).UTC(), Value: number(s.Latest.Value), Unsynced: s.Latest.Flags&crdt.FlagClockUnsynced != 0}})
 		return nil
 	})
 	if err != nil {
@@ -143,7 +157,7 @@ func (a *API) series(w http.ResponseWriter, r *http.Request) error {
 		out.Step, out.Agg = step.String(), agg
 	}
 	for i, p := range pts {
-		d := readingDoc{TS: time.Unix(0, p.Time).UTC(), Value: p.Value, Unsynced: p.Flags&crdt.FlagClockUnsynced != 0}
+		d := readingDoc{TS: time.Unix(0, p.Time).UTC(), Value: number(p.Value), Unsynced: p.Flags&crdt.FlagClockUnsynced != 0}
 		if step > 0 {
 			d.Count = &pts[i].Count
 		}

@@ -192,6 +192,15 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 	select {
 	case <-r.done:
 		return nil
+	case <-e.stopped:
+		// Run drained the queue when it stopped; a request sent after
+		// that is never answered, nor committed.
+		select {
+		case <-r.done:
+			return nil
+		default:
+			return ErrStopped
+		}
 	case <-ctx.Done():
 		// The operation may still commit; the caller stops waiting.
 		return ctx.Err()

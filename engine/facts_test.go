@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
@@ -129,4 +130,24 @@ func TestGroupTooBigForOneTransactionIsSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkReplay(t, db)
+}
+
+func TestDoAfterStopFailsAtOnce(t *testing.T) {
+	_, e, stop := open(t, t.TempDir(), 1)
+	stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			if _, err := e.Do(context.Background(), engine.Add("c", 1)); !errors.Is(err, engine.ErrStopped) {
+				t.Errorf("Do after stop = %v, want ErrStopped", err)
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Do after the engine stopped did not return")
+	}
 }

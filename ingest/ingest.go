@@ -143,7 +143,8 @@ func LineProtocol(b []byte, prec lineproto.Precision, now time.Time) (rs []serie
 				return invalid.Errorf("", "more than %d readings in one write", series.MaxReadings)
 			}
 			name = append(append(append(name[:0], p.Measurement...), '.'), f.Key...)
-			rs = append(rs, series.Reading{Sensor: string(name), Tags: tags, Value: v, Time: t})
+			// A point without a time was stamped with the node's clock.
+			rs = append(rs, series.Reading{Sensor: string(name), Tags: tags, Value: v, Time: t, NodeClock: !p.HasTime})
 		}
 		return nil
 	})

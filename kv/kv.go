@@ -53,8 +53,14 @@ func ValidateNS(ns string) error {
 }
 
 // ValidateKey checks a key: 1 to 512 bytes of UTF-8 without control
-// characters.
+// characters, whose '/'-separated segments are neither empty nor "." or
+// ".." (URL paths would not keep them).
 func ValidateKey(key string) error {
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return invalid.Errorf("key", "%q: empty, '.' and '..' segments are not allowed", key)
+		}
+	}
 	switch {
 	case key == "" || len(key) > MaxKeyBytes:
 		return invalid.Errorf("key", "must be 1 to %d bytes (got %d)", MaxKeyBytes, len(key))

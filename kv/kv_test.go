@@ -73,6 +73,11 @@ func TestOperationsAndTheirValues(t *testing.T) {
 		t.Fatalf("List page 1 = %v more=%v %v", keys, more, err)
 	}
 	keys = nil
+	k.List("app", "s", "f", 10, func(d Doc) error { keys = append(keys, d.Key); return nil })
+	if len(keys) != 1 || keys[0] != "s" {
+		t.Errorf("List with prefix s after f (which sorts before it) = %v, want [s]", keys)
+	}
+	keys = nil
 	more, _ = k.List("app", "", "m", 10, func(d Doc) error { keys = append(keys, d.Key); return nil })
 	if more || len(keys) != 3 || keys[0] != "mv" || keys[2] != "s" {
 		t.Fatalf("List after m = %v more=%v", keys, more)
@@ -98,7 +103,7 @@ func TestDecodeOpErrorsNameTheField(t *testing.T) {
 			t.Errorf("DecodeOp(%s) = %v, want an error about %q", c.op, err, c.field)
 		}
 	}
-	for _, c := range []struct{ ns, key string }{{"", "k"}, {"App", "k"}, {"_r", "k"}, {"a", ""}, {"a", "x\ny"}} {
+	for _, c := range []struct{ ns, key string }{{"", "k"}, {"App", "k"}, {"_r", "k"}, {"a", ""}, {"a", "x\ny"}, {"a", "b//c"}, {"a", "../x"}, {"a", "x/."}} {
 		if _, err := Name(c.ns, c.key); err == nil {
 			t.Errorf("Name(%q, %q) accepted", c.ns, c.key)
 		}

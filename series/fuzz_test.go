@@ -9,7 +9,7 @@ import (
 
 // FuzzDecodeRecords feeds arbitrary bytes, as a peer could, to the
 // decoders of summaries and latest readings: they fail cleanly, and what
-// they accept holds numbers only.
+// they accept holds finite readings (a sum may have overflowed).
 func FuzzDecodeRecords(f *testing.F) {
 	f.Add(summary{Count: 2, Sum: 3, Min: 1, Max: 2, LastTime: 5, Last: 2}.encode())
 	f.Add(Latest{Time: 1, Value: 2, Unit: "C"}.encode())
@@ -20,7 +20,7 @@ func FuzzDecodeRecords(f *testing.F) {
 		d := reg.Set(crdt.NewDotGen(&ctx, 1), crdt.Timestamp{}, b)
 		reg = d.Value.(*crdt.LWWRegister)
 		if s, err := decodeSummary(reg); err == nil {
-			for _, v := range []float64{s.Sum, s.Min, s.Max, s.Last} {
+			for _, v := range []float64{s.Min, s.Max, s.Last} {
 				if math.IsNaN(v) || math.IsInf(v, 0) {
 					t.Fatalf("accepted %v in %+v", v, s)
 				}

@@ -63,7 +63,8 @@ const (
 	// may be.
 	MaxFuture = 24 * time.Hour
 	// opsPerCommit bounds the operations of one atomic part of an
-	// ingest, so that it fits one transaction of the low-memory profile.
+	// ingest, so that it fits one transaction of the low-memory profile
+	// (each writes about two keys, a transaction holds about 12,000).
 	opsPerCommit = 1500
 )
 
@@ -115,7 +116,7 @@ func SensorID(name string, tags map[string]string) (string, error) {
 		if len(name) > MaxSensorBytes {
 			return "", invalid.Errorf("sensor", "%d bytes, limit %d", len(name), MaxSensorBytes)
 		}
-		return name, nil
+		return name, checkEscaped(name)
 	}
 	keys := make([]string, 0, len(tags))
 	for k := range tags {
@@ -139,7 +140,20 @@ func SensorID(name string, tags map[string]string) (string, error) {
 	if b.Len() > MaxSensorBytes {
 		return "", invalid.Errorf("sensor", "with its tags %d bytes, limit %d", b.Len(), MaxSensorBytes)
 	}
-	return b.String(), nil
+	return b.String(), checkEscaped(b.String())
+}
+
+// maxEscapedBytes bounds an escaped sensor ID, so that the longest name
+// made of it (a summary's) fits the store's name limit.
+const maxEscapedBytes = store.MaxNameBytes - len(summaryPrefix) - 2*(1+16)
+
+// checkEscaped refuses an ID whose escaped form is too long: characters
+// outside ASCII take three bytes per byte.
+func checkEscaped(id string) error {
+	if n := len(escape(id)); n > maxEscapedBytes {
+		return invalid.Errorf("sensor", "%d bytes once escaped for key names, limit %d: use a shorter name (non-ASCII characters take 3 bytes per byte)", n, maxEscapedBytes)
+	}
+	return nil
 }
 
 // escapeTag escapes the separators of a sensor ID as line protocol does.
@@ -185,10 +199,13 @@ func floorDiv(t, d int64) int64 {
 }
 
 // Ingest validates and stores readings. Each reading's errors name its
-// index (readings[3].value). Readings are stored in parts of at most a
-// few hundred sensors, each part atomically; an error after the first
-// part reports how many readings were stored before it. It returns the
-// number of readings stored.
+// index (readings[3].value); nothing is stored when one is refused.
+// Storing takes an operation per sensor for its readings, one per minute
+// window each sensor's readings touch, and one per sensor for its latest
+// value; up to opsPerCommit (1,500) of them are stored atomically, and a
+// larger write in parts of that size, in order. An error after the first
+// part says how many readings were stored. It returns the number of
+// readings stored.
 func (s *Series) Ingest(ctx context.Context, rs []Reading) (int, error) {
 	if len(rs) > MaxReadings {
 		return 0, invalid.Errorf("readings", "%d readings, limit %d per write", len(rs), MaxReadings)
@@ -244,34 +261,41 @@ func (s *Series) Ingest(ctx context.Context, rs []Reading) (int, error) {
 		sn.rs = append(sn.rs, cr)
 	}
 
+	// Each part is atomic. A sensor's operations (facts, then its
+	// windows' summaries, then its latest) may span parts, in order.
+	type part struct {
+		op       engine.Op
+		readings int // readings stored by op: its facts
+	}
+	var parts []part
+	for _, sn := range order {
+		for i, op := range s.ops(sn.id, sn.unit, sn.rs) {
+			p := part{op: op}
+			if i == 0 {
+				p.readings = len(sn.rs)
+			}
+			parts = append(parts, p)
+		}
+	}
 	stored := 0
-	var ops []engine.Op
-	pending := 0
-	flush := func() error {
-		if len(ops) == 0 {
-			return nil
+	ops := make([]engine.Op, 0, min(len(parts), opsPerCommit))
+	for start := 0; start < len(parts); start += opsPerCommit {
+		chunk := parts[start:min(start+opsPerCommit, len(parts))]
+		ops = ops[:0]
+		n := 0
+		for _, p := range chunk {
+			ops = append(ops, p.op)
+			n += p.readings
 		}
 		if _, err := s.eng.DoAll(ctx, ops...); err != nil {
-			if stored > 0 {
-				return fmt.Errorf("stored %d of %d readings, then: %w", stored, len(rs), err)
+			if start > 0 {
+				return stored, fmt.Errorf("stored %d of %d readings, then: %w", stored, len(rs), err)
 			}
-			return err
+			return 0, err
 		}
-		stored += pending
-		ops, pending = ops[:0], 0
-		return nil
+		stored += n
 	}
-	for _, sn := range order {
-		sensorOps := s.ops(sn.id, sn.unit, sn.rs)
-		if len(ops)+len(sensorOps) > opsPerCommit {
-			if err := flush(); err != nil {
-				return stored, err
-			}
-		}
-		ops = append(ops, sensorOps...)
-		pending += len(sn.rs)
-	}
-	return stored, flush()
+	return stored, nil
 }
 
 // ops returns the operations that store readings rs of sensor id: the

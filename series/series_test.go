@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,5 +241,29 @@ func TestExpireRemovesOldSummaries(t *testing.T) {
 	}
 	if n, _ := s.Expire(ctx, t0.Add(90*time.Minute)); n != 0 {
 		t.Errorf("a second Expire removed %d", n)
+	}
+}
+
+func TestLargeWritesAreStoredInParts(t *testing.T) {
+	s := newSeries(t, fixedClock(true))
+	ctx := context.Background()
+	// A week of one sensor at one reading a minute: 10,080 windows, more
+	// operations than one transaction holds.
+	var rs []Reading
+	for i := range 7 * 24 * 60 {
+		rs = append(rs, Reading{Sensor: "backfill", Value: 1, Time: t0.Add(time.Duration(i-7*24*60) * time.Minute)})
+	}
+	if n, err := s.Ingest(ctx, rs); err != nil || n != len(rs) {
+		t.Fatalf("Ingest = %d, %v", n, err)
+	}
+	pts, err := s.Run(ctx, Query{Sensor: "backfill", From: t0.Add(-7 * 24 * time.Hour), To: t0, Step: 24 * time.Hour, Agg: Count})
+	if err != nil || len(pts) != 7 || pts[0].Value != 1440 {
+		t.Fatalf("daily counts %+v %v", pts, err)
+	}
+	// A name that fits in bytes but not once escaped is refused up front.
+	long := strings.Repeat("é", 200)
+	_, err = s.Ingest(ctx, []Reading{{Sensor: "ok", Value: 1}, {Sensor: long, Value: 1}})
+	if f, _ := invalid.FieldOf(err); f != "readings[1].sensor" {
+		t.Errorf("long escaped name: %v", err)
 	}
 }

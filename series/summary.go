@@ -87,7 +87,9 @@ func decodeSummary(reg *crdt.LWWRegister) (summary, error) {
 	if err := valueMode.Unmarshal(b, &s); err != nil {
 		return summary{}, fmt.Errorf("decode: %w", err)
 	}
-	for _, f := range []float64{s.Sum, s.Min, s.Max, s.Last} {
+	// Sum may overflow to an infinity (or NaN, from both) with finite
+	// readings; the others are readings' values.
+	for _, f := range []float64{s.Min, s.Max, s.Last} {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return summary{}, errBadNumber
 		}

@@ -127,10 +127,11 @@ func encodeFacts(f Fact, set func(k, v []byte) error) error {
 	return nil
 }
 
-// fragmentMode decodes fragments with limits: a fragment never holds more
-// readings than fit in one transaction.
+// fragmentMode decodes fragments with limits above the largest fragment
+// a commit (MaxReadings in one write, a 4 MiB sync message) or a
+// compaction (compactMaxBytes) can make.
 var fragmentMode = func() cbor.DecMode {
-	dm, err := cbor.DecOptions{MaxArrayElements: 1 << 20, MaxMapPairs: 16, MaxNestedLevels: 4, IndefLength: cbor.IndefLengthForbidden}.DecMode()
+	dm, err := cbor.DecOptions{MaxArrayElements: 1 << 22, MaxMapPairs: 16, MaxNestedLevels: 4, IndefLength: cbor.IndefLengthForbidden}.DecMode()
 	if err != nil {
 		panic(err) // the options are constants
 	}
@@ -331,6 +332,9 @@ func validFactTime(t int64) bool { return t > math.MinInt64+FactBucket }
 const (
 	compactMin = 8
 	compactMax = 2048
+	// compactMaxBytes caps a merged fragment, so merging never makes one
+	// that is slow to rewrite or beyond the decoder's limits.
+	compactMaxBytes = 1 << 20
 )
 
 // CompactReadings merges the fragments of each name, hour and origin into
@@ -360,21 +364,25 @@ func (db *DB) CompactReadings() (int, error) {
 }
 
 // nextGroup returns the keys of the first run of at least one fragment of
-// one name, bucket and origin at or after from (at most compactMax), and
+// one name, bucket and origin at or after from (at most compactMax of
+// them and compactMaxBytes of values: a full fragment stays alone), and
 // the key to continue from; nil when there are no more.
 func (db *DB) nextGroup(from []byte) (group [][]byte, next []byte, err error) {
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixFact}})
 		defer it.Close()
+		bytesIn := int64(0)
 		for it.Seek(from); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) < 26 {
 				return fmt.Errorf("%w: reading key %x", ErrCorrupt, k)
 			}
-			if len(group) > 0 && (len(group) == compactMax || !bytes.Equal(k[:len(k)-8], group[0][:len(group[0])-8])) {
+			size := it.Item().ValueSize()
+			if len(group) > 0 && (len(group) == compactMax || bytesIn+size > compactMaxBytes || !bytes.Equal(k[:len(k)-8], group[0][:len(group[0])-8])) {
 				break
 			}
 			group = append(group, it.Item().KeyCopy(nil))
+			bytesIn += size
 		}
 		return nil
 	})

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/edged-dev/edged/crdt"
 )
 
@@ -163,5 +164,38 @@ func TestCompactReadingsKeepsEveryReading(t *testing.T) {
 	}
 	if n, _ := db.CompactReadings(); n != 0 {
 		t.Errorf("a second compaction merged %d", n)
+	}
+}
+
+func TestCompactionKeepsFragmentsBounded(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir(), Durability: None})
+	const commits, per = 100, 2000
+	for c := range int64(commits) {
+		times := make([]int64, per)
+		for i := range times {
+			times[i] = c*per + int64(i)
+		}
+		commitFacts(t, db, "busy", times...)
+	}
+	for range 3 { // repeated GCs must not grow a fragment past the cap
+		if _, err := db.CompactReadings(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readingTimes(t, db, "busy", 0, FactBucket); len(got) != commits*per {
+		t.Fatalf("%d readings after compaction, want %d", len(got), commits*per)
+	}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixFact}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if sz := it.Item().ValueSize(); sz > compactMaxBytes+64<<10 {
+				t.Errorf("fragment of %d bytes, cap %d", sz, compactMaxBytes)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -203,6 +204,9 @@ func (db *DB) Scan(prefix, after string, limit int, fn func(name string, values 
 		start := p
 		if after != "" {
 			start = append(nameKey(after), 0) // the smallest key after it
+			if bytes.Compare(start, p) < 0 {
+				start = p // after sorts before the prefix: from its start
+			}
 		}
 		n := 0
 		for it.Seek(start); it.Valid() && (limit == 0 || n < limit); it.Next() {

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,12 +22,32 @@ import (
 type apiClient struct {
 	base  string
 	token string
+	http  *http.Client
 }
 
 func newAPIClient(cfg config.Config) (*apiClient, error) {
-	c := &apiClient{base: "http://" + cfg.HTTP.Addr}
-	if cfg.HTTP.TLSCertFile != "" {
-		c.base = "https://" + cfg.HTTP.Addr
+	host, port, err := net.SplitHostPort(cfg.HTTP.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http.addr: %w", err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1" // a node listening on every address answers here
+	}
+	c := &apiClient{base: "http://" + net.JoinHostPort(host, port), http: http.DefaultClient}
+	if f := cfg.HTTP.TLSCertFile; f != "" {
+		// Trust the node's own certificate as well as the system's roots,
+		// so a self-signed one works from the node's machine.
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("http.tls_cert_file: %w", err)
+		}
+		roots.AppendCertsFromPEM(pem)
+		c.base = "https://" + net.JoinHostPort(host, port)
+		c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	}
 	if f := cfg.HTTP.TokenFile; f != "" {
 		b, err := os.ReadFile(f)
@@ -49,7 +72,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte) (*
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("the node's HTTP API at %s does not answer: %w", c.base, err)
 	}
@@ -136,14 +159,6 @@ func keyPath(arg string) (string, error) {
 	if !ok || ns == "" || key == "" {
 		return "", fmt.Errorf("%q: want NS/KEY, such as app/door", arg)
 	}
-	return "/v1/kv/" + ns + "/" + escapePath(key), nil
-}
-
-// escapePath escapes each segment of a key, keeping its slashes.
-func escapePath(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
-	}
-	return strings.Join(segs, "/")
+	// Escaped whole, '/' included: the server would clean "a/../b".
+	return "/v1/kv/" + ns + "/" + url.PathEscape(key), nil
 }
