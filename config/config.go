@@ -17,6 +17,9 @@ import (
 	"fmt"
 	"github.com/edged-dev/edged/localmqtt"
 	"github.com/edged-dev/edged/sensors"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"net"
 	"slices"
 	"strconv"
@@ -43,6 +46,9 @@ type Config struct {
 
 	// MQTT configures the local MQTT interface.
 	MQTT localmqtt.Config `yaml:"mqtt"`
+
+	// P2P configures replication with peers over libp2p.
+	P2P P2PConfig `yaml:"p2p"`
 
 	// Sensors lists the sensor adapters the node polls.
 	Sensors sensors.Config `yaml:"sensors"`
@@ -81,6 +87,52 @@ type HTTPConfig struct {
 	// PEM certificate (chain) and key. Empty means plain HTTP.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+}
+
+// P2PConfig configures replication with peers over libp2p.
+type P2PConfig struct {
+	// Addr is the libp2p multiaddr to listen on, such as
+	// /ip4/0.0.0.0/tcp/4001 (port 0 picks one). Empty turns replication
+	// off. On any address but a loopback one, FleetKeyFile is required.
+	Addr string `yaml:"addr"`
+
+	// Peers are static peers: /ip4/HOST/tcp/PORT/p2p/PEER-ID (their
+	// addresses and peer IDs, as their logs print them at start).
+	Peers []string `yaml:"peers"`
+
+	// FleetKeyFile names a file holding the fleet's key, 64 hex digits:
+	// only nodes with the same key can connect. Generate one with
+	// head -c 32 /dev/urandom | xxd -p -c 64.
+	FleetKeyFile string `yaml:"fleet_key_file"`
+
+	// Tick is the period of the replication engine's clock; a sync round
+	// with each peer starts every four ticks or so. Must be positive.
+	Tick time.Duration `yaml:"tick"`
+}
+
+// Validate reports every problem in c, each prefixed with its field's YAML
+// name.
+func (c P2PConfig) Validate() error {
+	var errs []error
+	if c.Addr != "" {
+		a, err := ma.NewMultiaddr(c.Addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("addr: %q is not a multiaddr such as /ip4/0.0.0.0/tcp/4001: %w", c.Addr, err))
+		} else if ip, err := manet.ToIP(a); err == nil && !ip.IsLoopback() && c.FleetKeyFile == "" {
+			errs = append(errs, fmt.Errorf("fleet_key_file: required when addr %q is not a loopback address: any host could join", c.Addr))
+		}
+	} else if len(c.Peers) > 0 {
+		errs = append(errs, errors.New("addr: required to sync with peers"))
+	}
+	for i, p := range c.Peers {
+		if _, err := peer.AddrInfoFromString(p); err != nil {
+			errs = append(errs, fmt.Errorf("peers[%d]: %q: want /ip4/HOST/tcp/PORT/p2p/PEER-ID (%v)", i, p, err))
+		}
+	}
+	if c.Tick <= 0 {
+		errs = append(errs, fmt.Errorf("tick: must be positive (got %s)", c.Tick))
+	}
+	return errors.Join(errs...)
 }
 
 // ReadingsConfig configures how sensor readings are kept.
@@ -205,6 +257,7 @@ func Default() Config {
 			SummaryRetention: 30 * 24 * time.Hour,
 		},
 		MQTT:            localmqtt.DefaultConfig(),
+		P2P:             P2PConfig{Tick: time.Second},
 		Sensors:         sensors.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 	}
@@ -221,6 +274,7 @@ func (c Config) Validate() error {
 		prefixEach("store.", c.Store.Validate()),
 		prefixEach("readings.", c.Readings.Validate()),
 		prefixEach("mqtt.", c.MQTT.Validate()),
+		prefixEach("p2p.", c.P2P.Validate()),
 		prefixEach("sensors.", c.Sensors.Validate()),
 	)
 	if c.ShutdownTimeout <= 0 {

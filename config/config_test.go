@@ -162,6 +162,14 @@ func TestValidate(t *testing.T) {
 			want: []string{`http.token_file: required when addr "0.0.0.0:8080" is not a loopback address: anyone on the network could write`},
 		},
 		{
+			name: "p2p on the network without a fleet key",
+			edit: func(c *Config) { c.P2P.Addr = "/ip4/0.0.0.0/tcp/4001"; c.P2P.Peers = []string{"/ip4/1.2.3.4/tcp/1"} },
+			want: []string{
+				`p2p.fleet_key_file: required when addr "/ip4/0.0.0.0/tcp/4001" is not a loopback address: any host could join`,
+				`p2p.peers[0]: "/ip4/1.2.3.4/tcp/1": want /ip4/HOST/tcp/PORT/p2p/PEER-ID (invalid p2p multiaddr)`,
+			},
+		},
+		{
 			name: "half of TLS",
 			edit: func(c *Config) { c.HTTP.TLSCertFile = "cert.pem" },
 			want: []string{"http.tls_cert_file, tls_key_file: set both or neither"},
@@ -206,6 +214,7 @@ func TestValidate(t *testing.T) {
 					HTTP:            HTTPConfig{Addr: "localhost:http"},
 					Log:             LogConfig{Level: "verbose", Format: "xml"},
 					MQTT:            localmqtt.DefaultConfig(),
+					P2P:             Default().P2P,
 					ShutdownTimeout: -time.Second,
 				}
 			},
@@ -264,6 +273,7 @@ func TestApplyEnv(t *testing.T) {
 					Store:           StoreConfig{Profile: "standard", Durability: "none", BudgetBytes: 1000000, MinFreeBytes: 5, GCInterval: time.Minute},
 					Readings:        Default().Readings,
 					MQTT:            localmqtt.DefaultConfig(),
+					P2P:             Default().P2P,
 					ShutdownTimeout: 2 * time.Minute,
 				}
 			},

@@ -31,6 +31,7 @@ import (
 	"github.com/edged-dev/edged/identity"
 	"github.com/edged-dev/edged/kv"
 	"github.com/edged-dev/edged/localmqtt"
+	"github.com/edged-dev/edged/p2p"
 	"github.com/edged-dev/edged/sensors"
 	"github.com/edged-dev/edged/series"
 	"github.com/edged-dev/edged/store"
@@ -66,6 +67,7 @@ type Node struct {
 	ready    chan struct{}
 	addr     net.Addr // set once, before ready is closed
 	mqttAddr net.Addr // likewise; nil unless MQTT is embedded
+	p2pAddrs []string // likewise; nil unless p2p is on
 }
 
 // New returns a node for cfg that logs to logger. It validates cfg and
@@ -91,6 +93,10 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // MQTTAddr returns the address of the embedded MQTT broker, or nil. Call
 // it only after Ready is closed.
 func (n *Node) MQTTAddr() net.Addr { return n.mqttAddr }
+
+// P2PAddrs returns the multiaddrs (with /p2p/<peer ID>) peers reach this
+// node at, or nil. Call it only after Ready is closed.
+func (n *Node) P2PAddrs() []string { return n.p2pAddrs }
 
 // Addr returns the address the HTTP API listens on, with the actual port
 // when http.addr asked for port 0. Call it only after Ready is closed.
@@ -127,7 +133,20 @@ func (n *Node) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), storeCollector{db})
 
 	hub := kv.NewHub()
-	eng := engine.New(db, id.Replica, engine.Config{Logger: n.log, OnCommit: hub.Notify})
+	var peers *p2p.Node // set before the engine runs, when p2p is on
+	eng := engine.New(db, id.Replica, engine.Config{Logger: n.log, OnCommit: func(names []string) {
+		hub.Notify(names)
+		if peers != nil {
+			peers.Notify()
+		}
+	}})
+	if n.cfg.P2P.Addr != "" {
+		peers, err = p2p.New(p2p.Config{Addr: n.cfg.P2P.Addr, Peers: n.cfg.P2P.Peers, FleetKeyFile: n.cfg.P2P.FleetKeyFile, Tick: n.cfg.P2P.Tick},
+			p2p.Options{Key: id.Key, DB: db, Engine: eng, Logger: n.log})
+		if err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+	}
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(engCtx) }()
@@ -148,7 +167,7 @@ func (n *Node) Run(ctx context.Context) error {
 	a := api.New(api.Options{
 		DB: db, KV: kvs, Series: ser, Hub: hub, Token: token,
 		Ready:    ready.Load,
-		Status:   func() any { return n.status(id, db, clock, started) },
+		Status:   func() any { return n.status(id, db, clock, peers, started) },
 		Registry: reg, Gatherer: reg, Logger: n.log,
 	})
 
@@ -175,7 +194,7 @@ func (n *Node) Run(ctx context.Context) error {
 	leafCtx, stopLeaves := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLeaves()
 	var leaves sync.WaitGroup
-	failed := make(chan error, 2)
+	failed := make(chan error, 3)
 	mq, err := localmqtt.New(n.cfg.MQTT, n.name, &mqttBackend{kv: kvs, series: ser, hub: hub, now: time.Now, log: n.log}, localmqtt.Options{Logger: n.log})
 	if err != nil {
 		srv.Close()
@@ -187,6 +206,13 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	})
 	leaves.Go(func() { expireSummaries(leafCtx, ser, n.cfg.Readings.SummaryRetention, n.log) })
+	if peers != nil {
+		leaves.Go(func() {
+			if err := peers.Run(leafCtx); err != nil {
+				failed <- fmt.Errorf("node: p2p: %w", err)
+			}
+		})
+	}
 	var sensorStats sensors.Stats
 	reg.MustRegister(mqttCollector{mq}, sensorCounters(&sensorStats))
 	leaves.Go(func() {
@@ -209,12 +235,16 @@ func (n *Node) Run(ctx context.Context) error {
 
 	n.addr = ln.Addr()
 	n.mqttAddr = mq.Addr()
+	if peers != nil {
+		n.p2pAddrs = peers.Addrs()
+	}
 	ready.Store(true)
 	close(n.ready)
 	n.log.Info("node started",
 		"name", n.name,
 		"addr", n.addr.String(),
 		"mqtt", n.cfg.MQTT.Mode,
+		"p2p", n.p2pAddrs,
 		"data_dir", n.cfg.Node.DataDir,
 		"peer_id", id.PeerID.String(),
 		"replica", id.Replica.String(),

@@ -5,6 +5,7 @@ import (
 
 	"github.com/edged-dev/edged/buildinfo"
 	"github.com/edged-dev/edged/identity"
+	"github.com/edged-dev/edged/p2p"
 	"github.com/edged-dev/edged/series"
 	"github.com/edged-dev/edged/store"
 )
@@ -35,12 +36,12 @@ type statusDoc struct {
 	Clock struct {
 		Synced bool `json:"synced"`
 	} `json:"clock"`
-	Peers    any `json:"peers"`
-	Uplink   any `json:"uplink"`
-	Shedding any `json:"shedding"`
+	Peers    map[string]p2p.PeerStats `json:"peers"`
+	Uplink   any                      `json:"uplink"`
+	Shedding any                      `json:"shedding"`
 }
 
-func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, started time.Time) statusDoc {
+func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, peers *p2p.Node, started time.Time) statusDoc {
 	var d statusDoc
 	d.Node.Name, d.Node.PeerID, d.Node.Replica = n.name, id.PeerID.String(), id.Replica.String()
 	d.Version, d.Commit = buildinfo.Version, buildinfo.Commit
@@ -55,5 +56,8 @@ func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, st
 	d.Store.Bytes, d.Store.BudgetBytes, d.Store.ReadingBytes = st.Bytes, st.Budget, st.ReadingBytes
 	d.Store.Evicted, d.Store.Dropped = st.Evicted, st.Dropped
 	d.Clock.Synced = clock == nil || clock.Synced()
+	if peers != nil {
+		d.Peers = peers.Stats()
+	}
 	return d
 }

@@ -116,6 +116,13 @@ func runConfig(args []string, stderr io.Writer) (config.Config, error) {
 	dataDir := fs.String("data-dir", "", "keep the node's data in `DIR` (sets node.data_dir)")
 	httpAddr := fs.String("http-addr", "", "serve the HTTP API on host:port `ADDR` (sets http.addr)")
 	logLevel := fs.String("log-level", "", "log at `LEVEL`: debug, info, warn or error (sets log.level)")
+	p2pAddr := fs.String("p2p-addr", "", "replicate with peers, listening on libp2p `MULTIADDR` (sets p2p.addr)")
+	fleetKey := fs.String("fleet-key", "", "the fleet's key `FILE` (sets p2p.fleet_key_file)")
+	var peers []string
+	fs.Func("peer", "a static peer `MULTIADDR` /ip4/…/tcp/…/p2p/<peer ID>; repeatable (sets p2p.peers)", func(s string) error {
+		peers = append(peers, s)
+		return nil
+	})
 	if err := parseArgs(fs, args, 0); err != nil {
 		return config.Config{}, err
 	}
@@ -131,6 +138,12 @@ func runConfig(args []string, stderr io.Writer) (config.Config, error) {
 			cfg.HTTP.Addr = *httpAddr
 		case "log-level":
 			cfg.Log.Level = *logLevel
+		case "p2p-addr":
+			cfg.P2P.Addr = *p2pAddr
+		case "fleet-key":
+			cfg.P2P.FleetKeyFile = *fleetKey
+		case "peer":
+			cfg.P2P.Peers = peers
 		}
 	})
 	return cfg, cfg.Validate()
