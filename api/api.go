@@ -50,6 +50,8 @@ type Options struct {
 	Hub    *kv.Hub
 	// Status returns the document of GET /v1/status.
 	Status func() any
+	// Peers returns the document of GET /v1/peers.
+	Peers func() any
 	// Ready reports whether the node serves requests (GET /readyz).
 	Ready func() bool
 	// Token, when not empty, is required as "Authorization: Bearer
@@ -86,6 +88,7 @@ func New(o Options) *API {
 	a.mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
 	a.patterns = append(a.patterns, "GET /metrics")
 	a.route("GET /v1/status", a.status)
+	a.route("GET /v1/peers", a.peers)
 	a.route("GET /v1/kv/{ns}", a.list)
 	a.route("GET /v1/kv/{ns}/{key...}", a.get)
 	a.route("POST /v1/kv/{ns}/{key...}", a.post)
@@ -246,6 +249,11 @@ func (a *API) readyz(w http.ResponseWriter, _ *http.Request) error {
 
 func (a *API) status(w http.ResponseWriter, _ *http.Request) error {
 	writeJSON(w, http.StatusOK, a.o.Status())
+	return nil
+}
+
+func (a *API) peers(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"peers": a.o.Peers()})
 	return nil
 }
 

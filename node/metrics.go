@@ -2,6 +2,8 @@ package node
 
 import (
 	"github.com/edged-dev/edged/localmqtt"
+	"github.com/edged-dev/edged/p2p"
+	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/sensors"
 	"github.com/edged-dev/edged/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,5 +99,31 @@ func sensorCounters(st *sensors.Stats) counters {
 		newCounter("edged_sensor_rejected_total", "NaN or infinite sensor values skipped.", func() float64 { return float64(st.Rejected.Load()) }),
 		newCounter("edged_sensor_sink_errors_total", "Sensor polls whose readings could not be stored.", func() float64 { return float64(st.SinkErrors.Load()) }),
 		newCounter("edged_sensor_panics_total", "Panics recovered in sensor adapters.", func() float64 { return float64(st.Panics.Load()) }),
+	}
+}
+
+// p2pCounters exports the replication counters.
+func p2pCounters(n *p2p.Node) counters {
+	stat := func(f func(replication.Stats) uint64) func() float64 {
+		return func() float64 { return float64(f(n.SyncStats())) }
+	}
+	peers := func(f func(p2p.PeerStats) uint64) func() float64 {
+		return func() float64 {
+			var sum uint64
+			for _, s := range n.Stats() {
+				sum += f(s)
+			}
+			return float64(sum)
+		}
+	}
+	return counters{
+		newCounter("edged_sync_rounds_total", "Anti-entropy rounds started.", stat(func(s replication.Stats) uint64 { return s.Rounds })),
+		newCounter("edged_sync_entries_sent_total", "Delta-log entries sent to peers.", stat(func(s replication.Stats) uint64 { return s.EntriesSent })),
+		newCounter("edged_sync_entries_received_total", "Delta-log entries received from peers.", stat(func(s replication.Stats) uint64 { return s.EntriesReceived })),
+		newCounter("edged_sync_redundant_entries_total", "Received entries this node already held.", stat(func(s replication.Stats) uint64 { return s.Redundant })),
+		newCounter("edged_sync_invalid_total", "Messages and entries from peers dropped as invalid.", stat(func(s replication.Stats) uint64 { return s.Invalid })),
+		newCounter("edged_sync_bytes_sent_total", "Bytes of sync messages sent.", peers(func(s p2p.PeerStats) uint64 { return s.BytesSent })),
+		newCounter("edged_sync_bytes_received_total", "Bytes of sync messages received.", peers(func(s p2p.PeerStats) uint64 { return s.BytesReceived })),
+		newCounter("edged_sync_errors_total", "Failed sends and unreadable messages.", peers(func(s p2p.PeerStats) uint64 { return s.Errors })),
 	}
 }

@@ -166,8 +166,14 @@ func (n *Node) Run(ctx context.Context) error {
 	var ready atomic.Bool
 	a := api.New(api.Options{
 		DB: db, KV: kvs, Series: ser, Hub: hub, Token: token,
-		Ready:    ready.Load,
-		Status:   func() any { return n.status(id, db, clock, peers, started) },
+		Ready:  ready.Load,
+		Status: func() any { return n.status(id, db, clock, peers, started) },
+		Peers: func() any {
+			if peers == nil {
+				return map[string]p2p.PeerStats{}
+			}
+			return peers.Stats()
+		},
 		Registry: reg, Gatherer: reg, Logger: n.log,
 	})
 
@@ -207,6 +213,7 @@ func (n *Node) Run(ctx context.Context) error {
 	})
 	leaves.Go(func() { expireSummaries(leafCtx, ser, n.cfg.Readings.SummaryRetention, n.log) })
 	if peers != nil {
+		reg.MustRegister(p2pCounters(peers))
 		leaves.Go(func() {
 			if err := peers.Run(leafCtx); err != nil {
 				failed <- fmt.Errorf("node: p2p: %w", err)

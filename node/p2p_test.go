@@ -49,9 +49,16 @@ func TestNodesReplicate(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_, body := b.do("GET", "/v1/status", "", nil)
-	var st struct{ Peers map[string]struct{ BytesSent, BytesReceived uint64 } }
+	var st struct {
+		Peers map[string]struct{ BytesSent, BytesReceived uint64 }
+	}
 	json.Unmarshal(body, &st)
 	if len(st.Peers) != 2 {
 		t.Errorf("b's status lists %d peers, want 2: %s", len(st.Peers), body)
+	}
+	b.expect("GET", "/v1/peers", "", 200, `"bytes_received"`)
+	metrics := string(b.expect("GET", "/metrics", "", 200, "edged_sync_rounds_total"))
+	if !strings.Contains(metrics, "edged_sync_entries_received_total") {
+		t.Error("/metrics lacks the sync counters")
 	}
 }

@@ -84,8 +84,9 @@ type Node struct {
 	local chan struct{}
 	peers []peer.AddrInfo
 
-	mu    sync.Mutex
-	stats map[peer.ID]*PeerStats
+	mu        sync.Mutex
+	stats     map[peer.ID]*PeerStats
+	syncStats replication.Stats // a copy, refreshed by Run
 }
 
 // PeerStats is what /v1/status shows of a peer.
@@ -214,7 +215,17 @@ func (n *Node) Run(ctx context.Context) error {
 		for _, o := range outs {
 			n.send(ctx, o)
 		}
+		n.mu.Lock()
+		n.syncStats = n.sync.Stats()
+		n.mu.Unlock()
 	}
+}
+
+// SyncStats returns the replication engine's counters.
+func (n *Node) SyncStats() replication.Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.syncStats
 }
 
 // step hands a message to the engine and applies what it accepts.
