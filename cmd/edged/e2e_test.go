@@ -159,6 +159,7 @@ type process struct {
 
 	mu     sync.Mutex
 	stderr strings.Builder
+	p2p    []string // the node's p2p addresses, once it started
 }
 
 // start runs bin with args and env added to the environment. The process
@@ -185,8 +186,14 @@ func start(t testing.TB, bin string, env []string, args ...string) *process {
 			p.mu.Lock()
 			p.stderr.WriteString(sc.Text() + "\n")
 			p.mu.Unlock()
-			var rec struct{ Msg, Addr string }
+			var rec struct {
+				Msg, Addr string
+				P2P       []string
+			}
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "node started" {
+				p.mu.Lock()
+				p.p2p = rec.P2P
+				p.mu.Unlock()
 				p.addr <- rec.Addr
 			}
 		}
