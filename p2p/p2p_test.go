@@ -21,13 +21,17 @@ type testNode struct {
 }
 
 func startTestNode(t *testing.T, fleetKey string, peers ...string) *testNode {
+	return startBenchNode(t, store.None, fleetKey, peers...)
+}
+
+func startBenchNode(t testing.TB, durability store.Durability, fleetKey string, peers ...string) *testNode {
 	t.Helper()
 	dir := t.TempDir()
 	id, err := identity.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), Durability: store.None})
+	db, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), Durability: durability})
 	if err != nil {
 		t.Fatal(err)
 	}

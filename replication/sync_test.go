@@ -3,6 +3,7 @@ package replication_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -229,4 +230,35 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-decode: %v", err)
 		}
 	})
+}
+
+// TestOneWriteReachesAFiftyNodeMeshQuickly: a write spreads through a
+// 50-node mesh within 2·log2(50) ≈ 11 rounds (here 4 ticks each), by
+// eager push to three peers and then anti-entropy rounds.
+func TestOneWriteReachesAFiftyNodeMeshQuickly(t *testing.T) {
+	const n, roundTicks = 50, 4
+	for seed := range uint64(5) {
+		sim := simtest.New(n, seed, simtest.Net{}, replication.Config{RoundTicks: roundTicks})
+		if err := sim.Write(0, randomOp(rand.New(rand.NewPCG(seed, 3)), 1)); err != nil {
+			t.Fatal(err)
+		}
+		dot := crdt.Dot{Replica: sim.Nodes[0].ID, Seq: 1}
+		ticks := 0
+		for {
+			all := true
+			for _, node := range sim.Nodes {
+				all = all && node.State.Ctx.Contains(dot)
+			}
+			if all {
+				break
+			}
+			if err := sim.Round(); err != nil { // one tick, then every message
+				t.Fatal(err)
+			}
+			ticks++
+		}
+		if rounds := float64(ticks) / roundTicks; rounds > 2*math.Log2(n) {
+			t.Errorf("seed %d: %.1f rounds to reach every node, want ≤ %.1f", seed, rounds, 2*math.Log2(n))
+		}
+	}
 }

@@ -129,11 +129,13 @@ type Sim struct {
 	cut    map[[2]replication.PeerID]bool
 	Bytes  uint64 // bytes sent on the wire, delivered or lost
 	Sent   uint64 // messages sent
+	// ByKind splits Bytes by message kind.
+	ByKind map[replication.Kind]uint64
 }
 
 // New returns n nodes, each a peer of every other (a mesh), seeded.
 func New(n int, seed uint64, net Net, cfg replication.Config) *Sim {
-	s := &Sim{byPeer: map[replication.PeerID]*Node{}, rng: rand.New(rand.NewPCG(seed, 7)), net: net, cut: map[[2]replication.PeerID]bool{}}
+	s := &Sim{byPeer: map[replication.PeerID]*Node{}, rng: rand.New(rand.NewPCG(seed, 7)), net: net, cut: map[[2]replication.PeerID]bool{}, ByKind: map[replication.Kind]uint64{}}
 	for i := range n {
 		node := &Node{ID: crdt.ReplicaID(i + 1), Peer: replication.PeerID(fmt.Sprintf("p%02d", i+1)), log: map[crdt.ReplicaID][]replication.Entry{}}
 		s.Nodes = append(s.Nodes, node)
@@ -217,6 +219,7 @@ func (s *Sim) send(from *Node, outs []replication.Out) error {
 		}
 		s.Sent++
 		s.Bytes += uint64(len(b))
+		s.ByKind[o.Msg.Kind] += uint64(len(b))
 		if s.cut[[2]replication.PeerID{from.Peer, o.To}] || s.rng.Float64() < s.net.Loss {
 			continue
 		}
