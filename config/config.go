@@ -50,6 +50,11 @@ type Config struct {
 	// P2P configures replication with peers over libp2p.
 	P2P P2PConfig `yaml:"p2p"`
 
+	// Namespaces gives namespaces a scope other than "fleet" (replicated
+	// to peers and the cloud): "cloud" (the cloud only) or "local" (never
+	// leaves the node). Peers should agree on it.
+	Namespaces map[string]string `yaml:"namespaces"`
+
 	// Sensors lists the sensor adapters the node polls.
 	Sensors sensors.Config `yaml:"sensors"`
 
@@ -135,6 +140,41 @@ func (c P2PConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+func validScope(s string) bool { return s == "fleet" || s == "cloud" || s == "local" }
+
+// validateNamespaces reports each namespace whose name or scope is wrong.
+func validateNamespaces(ns map[string]string) []error {
+	names := make([]string, 0, len(ns))
+	for n := range ns {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, n := range names {
+		if !validNamespace(n) {
+			errs = append(errs, fmt.Errorf("namespaces.%s: not a namespace (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)", n))
+		}
+		if !validScope(ns[n]) {
+			errs = append(errs, fmt.Errorf("namespaces.%s: scope must be fleet, cloud or local (got %q)", n, ns[n]))
+		}
+	}
+	return errs
+}
+
+// validNamespace mirrors kv.ValidateNS (config does not import the key
+// space).
+func validNamespace(ns string) bool {
+	if ns == "" || len(ns) > 63 {
+		return false
+	}
+	for i, c := range []byte(ns) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')) {
+			return false
+		}
+	}
+	return true
+}
+
 // ReadingsConfig configures how sensor readings are kept.
 type ReadingsConfig struct {
 	// Retention is how long readings are kept, counted from their time;
@@ -152,6 +192,11 @@ type ReadingsConfig struct {
 	// should agree on it. 0 keeps them forever.
 	SummaryRetention time.Duration `yaml:"summary_retention"`
 
+	// Scope is where raw readings go: "fleet" (peers and the cloud),
+	// "cloud" (the cloud only: peers get the per-minute summaries and
+	// latest values, not every reading) or "local".
+	Scope string `yaml:"scope"`
+
 	// TrustClock turns off the detection of an unsynchronised clock
 	// (a board without RTC before NTP has set the time): readings the
 	// node stamps are then never flagged clock_unsynced.
@@ -167,6 +212,9 @@ func (c ReadingsConfig) Validate() error {
 	}
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("max_bytes: must not be negative (got %d)", c.MaxBytes))
+	}
+	if !validScope(c.Scope) {
+		errs = append(errs, fmt.Errorf("scope: must be fleet, cloud or local (got %q)", c.Scope))
 	}
 	if c.SummaryRetention < 0 {
 		errs = append(errs, fmt.Errorf("summary_retention: must not be negative (got %s)", c.SummaryRetention))
@@ -255,6 +303,7 @@ func Default() Config {
 		Readings: ReadingsConfig{
 			Retention:        7 * 24 * time.Hour,
 			SummaryRetention: 30 * 24 * time.Hour,
+			Scope:            "cloud",
 		},
 		MQTT:            localmqtt.DefaultConfig(),
 		P2P:             P2PConfig{Tick: time.Second},
@@ -275,6 +324,7 @@ func (c Config) Validate() error {
 		prefixEach("readings.", c.Readings.Validate()),
 		prefixEach("mqtt.", c.MQTT.Validate()),
 		prefixEach("p2p.", c.P2P.Validate()),
+		validateNamespaces(c.Namespaces),
 		prefixEach("sensors.", c.Sensors.Validate()),
 	)
 	if c.ShutdownTimeout <= 0 {

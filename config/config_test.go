@@ -170,6 +170,14 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "namespace scopes",
+			edit: func(c *Config) { c.Namespaces = map[string]string{"secrets": "local", "Bad": "cloud", "x": "peers"} },
+			want: []string{
+				`namespaces.Bad: not a namespace (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)`,
+				`namespaces.x: scope must be fleet, cloud or local (got "peers")`,
+			},
+		},
+		{
 			name: "half of TLS",
 			edit: func(c *Config) { c.HTTP.TLSCertFile = "cert.pem" },
 			want: []string{"http.tls_cert_file, tls_key_file: set both or neither"},
@@ -227,6 +235,7 @@ func TestValidate(t *testing.T) {
 				`store.profile: must be low-memory or standard (got "")`,
 				`store.durability: must be fsync or none (got "")`,
 				"store.gc_interval: must be positive (got 0s)",
+				`readings.scope: must be fleet, cloud or local (got "")`,
 				"shutdown_timeout: must be positive (got -1s)",
 			},
 		},

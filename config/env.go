@@ -44,9 +44,10 @@ func leaves(v reflect.Value, path []string, fn func(path []string, field reflect
 		switch field := v.Field(i); field.Kind() {
 		case reflect.Struct:
 			leaves(field, fieldPath, fn)
-		case reflect.Slice:
-			// Lists (sensor adapters, MQTT users) are set in the file
-			// only: one variable cannot hold a list of records.
+		case reflect.Slice, reflect.Map:
+			// Lists (sensor adapters, MQTT users) and maps (namespace
+			// scopes) are set in the file only: one variable cannot hold
+			// a list of records.
 		default:
 			fn(fieldPath, field)
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/edged-dev/edged/kv"
 	"github.com/edged-dev/edged/localmqtt"
 	"github.com/edged-dev/edged/p2p"
+	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/sensors"
 	"github.com/edged-dev/edged/series"
 	"github.com/edged-dev/edged/store"
@@ -142,7 +143,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}})
 	if n.cfg.P2P.Addr != "" {
 		peers, err = p2p.New(p2p.Config{Addr: n.cfg.P2P.Addr, Peers: n.cfg.P2P.Peers, FleetKeyFile: n.cfg.P2P.FleetKeyFile, Tick: n.cfg.P2P.Tick},
-			p2p.Options{Key: id.Key, DB: db, Engine: eng, Logger: n.log})
+			p2p.Options{Key: id.Key, DB: db, Engine: eng, Scope: scopes(n.cfg), Logger: n.log})
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
 		}
@@ -324,5 +325,23 @@ func expireSummaries(ctx context.Context, ser *series.Series, retention time.Dur
 			log.Info("summary retention", "removed", n)
 		}
 		t.Reset(expireInterval/2 + rand.N(expireInterval))
+	}
+}
+
+// scopes returns where each key name's data goes, from cfg: a user key by
+// its namespace (fleet unless namespaces says otherwise), raw readings by
+// readings.scope, their summaries and latest values to the fleet.
+func scopes(cfg config.Config) func(name string) replication.Scope {
+	readings, _ := replication.ParseScope(cfg.Readings.Scope)
+	byNS := map[string]replication.Scope{}
+	for ns, s := range cfg.Namespaces {
+		byNS[ns], _ = replication.ParseScope(s)
+	}
+	return func(name string) replication.Scope {
+		ns, _, _ := strings.Cut(name, "/")
+		if ns == series.FactsNamespace {
+			return readings
+		}
+		return byNS[ns] // Fleet when absent
 	}
 }

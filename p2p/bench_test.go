@@ -23,7 +23,7 @@ func BenchmarkLoopbackSync(b *testing.B) {
 }
 
 func benchmarkLoopbackSync(b *testing.B, durability store.Durability) {
-	a := startBenchNode(b, store.None, "")
+	a := startBenchNode(b, nodeOpts{durability: store.None})
 	ctx := context.Background()
 	errs := make(chan error, 64)
 	for i := 0; i < b.N; i += 64 {
@@ -41,7 +41,7 @@ func benchmarkLoopbackSync(b *testing.B, durability store.Durability) {
 		}
 	}
 	b.ResetTimer()
-	c := startBenchNode(b, durability, "", a.p2p.Addrs()[0])
+	c := startBenchNode(b, nodeOpts{durability: durability}, a.p2p.Addrs()[0])
 	av := a.db.Context()
 	for {
 		cv := c.db.Context()

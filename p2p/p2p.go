@@ -70,6 +70,9 @@ type Options struct {
 	Key    crypto.PrivKey
 	DB     *store.DB
 	Engine *engine.Engine
+	// Scope says where a key name's data goes; only Fleet fields are
+	// sent to peers. Nil means every key is Fleet.
+	Scope  func(name string) replication.Scope
 	Logger *slog.Logger
 }
 
@@ -141,7 +144,7 @@ func New(cfg Config, o Options) (*Node, error) {
 		return nil, fmt.Errorf("p2p: addr %q: %w", cfg.Addr, err)
 	}
 	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, 256), local: make(chan struct{}, 1), peers: infos, stats: map[peer.ID]*PeerStats{}}
-	n.sync = replication.New(storeLog{o.DB}, replication.Config{Seed: uint64(time.Now().UnixNano())})
+	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano())})
 	h.SetStreamHandler(Protocol, n.receive)
 	return n, nil
 }
@@ -348,8 +351,16 @@ func addrString(as []ma.Multiaddr) string {
 	return as[0].String()
 }
 
-// storeLog serves the engine's reads of the log from the store.
-type storeLog struct{ db *store.DB }
+// storeLog serves the engine's reads of the log from the store, with
+// the fields outside the fleet scope withheld.
+type storeLog struct {
+	db    *store.DB
+	scope func(name string) replication.Scope
+}
+
+func (l storeLog) fleet(name string) bool {
+	return l.scope == nil || l.scope(name) == replication.Fleet
+}
 
 func (l storeLog) Vector() crdt.VersionVector {
 	c := l.db.Context()
@@ -365,14 +376,15 @@ func (l storeLog) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) (
 		if e.Last <= after {
 			return nil
 		}
-		b, err := e.Delta.MarshalCBOR()
+		re := replication.Restrict(replication.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}, l.fleet)
+		b, err := re.Delta.MarshalCBOR()
 		if err != nil {
 			return err
 		}
 		if len(out) > 0 && size+len(b) > maxBytes {
 			return errFull
 		}
-		out = append(out, replication.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta})
+		out = append(out, re)
 		size += len(b)
 		return nil
 	})

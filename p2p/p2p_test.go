@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/identity"
+	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -21,17 +23,24 @@ type testNode struct {
 }
 
 func startTestNode(t *testing.T, fleetKey string, peers ...string) *testNode {
-	return startBenchNode(t, store.None, fleetKey, peers...)
+	return startBenchNode(t, nodeOpts{durability: store.None, fleetKey: fleetKey}, peers...)
 }
 
-func startBenchNode(t testing.TB, durability store.Durability, fleetKey string, peers ...string) *testNode {
+// nodeOpts are the settings a test node differs in.
+type nodeOpts struct {
+	durability store.Durability
+	fleetKey   string
+	scope      func(string) replication.Scope
+}
+
+func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 	t.Helper()
 	dir := t.TempDir()
 	id, err := identity.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), Durability: durability})
+	db, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), Durability: no.durability})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +50,8 @@ func startBenchNode(t testing.TB, durability store.Durability, fleetKey string, 
 			tn.p2p.Notify()
 		}
 	}})
-	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: fleetKey, Tick: 20 * time.Millisecond},
-		Options{Key: id.Key, DB: db, Engine: tn.eng})
+	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: no.fleetKey, Tick: 20 * time.Millisecond},
+		Options{Key: id.Key, DB: db, Engine: tn.eng, Scope: no.scope})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,5 +128,31 @@ func TestFleetKeyKeepsStrangersOut(t *testing.T) {
 	// The stranger had as long as the member and got nothing.
 	if counter(stranger.db, "x") != 0 {
 		t.Fatal("a host without the fleet key got data")
+	}
+}
+
+func TestScopesKeepLocalDataHome(t *testing.T) {
+	local := func(name string) replication.Scope {
+		if strings.HasPrefix(name, "secret/") {
+			return replication.Local
+		}
+		return replication.Fleet
+	}
+	a := startBenchNode(t, nodeOpts{durability: store.None, scope: local})
+	b := startBenchNode(t, nodeOpts{durability: store.None, scope: local}, a.p2p.Addrs()[0])
+	ctx := context.Background()
+	// One operation touching both scopes, and one of each alone.
+	if _, err := a.eng.DoAll(ctx, engine.Add("secret/pin", 1), engine.Add("pub/both", 1)); err != nil {
+		t.Fatal(err)
+	}
+	a.eng.Do(ctx, engine.Add("secret/only", 1))
+	a.eng.Do(ctx, engine.Add("pub/only", 1))
+	waitFor(t, "the fleet keys", func() bool { return counter(b.db, "pub/both") == 1 && counter(b.db, "pub/only") == 1 })
+	ca := a.db.Context()
+	waitFor(t, "b's vector to cover a's local writes too", func() bool { cb := b.db.Context(); return cb.Equal(&ca) })
+	for _, name := range []string{"secret/pin", "secret/only"} {
+		if vs, _ := b.db.Get(name); vs != nil {
+			t.Errorf("%s reached a peer: %v", name, vs)
+		}
 	}
 }

@@ -40,10 +40,14 @@ import (
 	"github.com/edged-dev/edged/store"
 )
 
+// FactsNamespace is the first segment of the names holding raw readings,
+// which replication scopes apart (readings.scope).
+const FactsNamespace = "_r"
+
 // Name prefixes of the key space that belong to this package. User
 // namespaces cannot start with '_'.
 const (
-	factsPrefix   = "_r/"
+	factsPrefix   = FactsNamespace + "/"
 	latestPrefix  = "_l/"
 	summaryPrefix = "_s/"
 )
