@@ -60,6 +60,7 @@ type Message struct {
 	Vector  crdt.VersionVector `cbor:"4,keyasint,omitempty"` // Vector, Ack: what the sender holds
 	Pull    bool               `cbor:"5,keyasint,omitempty"` // Vector: the sender wants what it lacks
 	Entries []Entry            `cbor:"6,keyasint,omitempty"` // Entries: in order per origin
+	More    bool               `cbor:"7,keyasint,omitempty"` // Entries: more follow once acknowledged
 }
 
 // ErrInvalid: a message that breaks the protocol; it is dropped.

@@ -79,6 +79,8 @@ type peer struct {
 	// word: entries in flight, not to be sent again.
 	sent      crdt.VersionVector
 	nextRound uint64
+	// ackWanted: its last Entries said more would follow an Ack.
+	ackWanted bool
 }
 
 // Sync is the protocol engine of one node. It is not safe for concurrent
@@ -217,6 +219,7 @@ func (s *Sync) Step(from PeerID, m Message) (outs []Out, apply []Entry, err erro
 		outs, err := s.missing(from, mine)
 		return outs, nil, err
 	case KindEntries:
+		pr.ackWanted = m.More
 		return nil, s.accept(pr, mine, m.Entries), nil
 	}
 	return nil, nil, nil
@@ -237,7 +240,10 @@ func (s *Sync) accept(pr *peer, mine crdt.VersionVector, es []Entry) []Entry {
 		switch have := next[e.Origin]; {
 		case e.Last <= have:
 			s.stats.Redundant++
-		case e.First == have+1:
+		case e.First <= have+1:
+			// It extends the log, maybe overlapping what is held (a
+			// group joined differently elsewhere): joins are
+			// idempotent, so the held part changes nothing.
 			apply = append(apply, e)
 			next[e.Origin] = e.Last
 		default:
@@ -248,12 +254,32 @@ func (s *Sync) accept(pr *peer, mine crdt.VersionVector, es []Entry) []Entry {
 }
 
 // Committed tells the engine that entries from p were applied durably; it
-// returns the acknowledgement to send.
+// returns the acknowledgement to send when p has more to send (a catch-up
+// streams at the pace of commits). Otherwise p learns what this node holds
+// from its vector in the next round.
 func (s *Sync) Committed(p PeerID) []Out {
-	if s.peers[p] == nil {
+	pr := s.peers[p]
+	if pr == nil || !pr.ackWanted {
 		return nil
 	}
+	pr.ackWanted = false
 	return []Out{{To: p, Msg: Message{Version: Version, Kind: KindAck, Vector: s.log.Vector()}}}
+}
+
+// join joins consecutive entries of one origin into one delta group
+// covering all their dots: repeated updates of a key (a counter, a
+// register) then cost one update, not one per write.
+func join(es []Entry) (Entry, error) {
+	if len(es) == 1 {
+		return es[0], nil
+	}
+	g := Entry{Origin: es[0].Origin, First: es[0].First, Last: es[len(es)-1].Last, Delta: es[0].Delta.Clone()}
+	for _, e := range es[1:] {
+		if err := g.Delta.JoinDelta(e.Delta); err != nil {
+			return Entry{}, err
+		}
+	}
+	return g, nil
 }
 
 // missing returns an Entries message with the next chunk of what p lacks
@@ -277,11 +303,12 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		if len(es) == 0 {
 			continue
 		}
-		if len(batch)+len(es) > MaxEntries {
-			es = es[:MaxEntries-len(batch)]
+		group, err := join(es)
+		if err != nil {
+			return nil, fmt.Errorf("replication: join entries of %s: %w", o, err)
 		}
-		batch = append(batch, es...)
-		pr.sent[o] = es[len(es)-1].Last
+		batch = append(batch, group)
+		pr.sent[o] = group.Last
 		budget -= n
 		s.stats.DeltaBytes += uint64(n)
 		if len(batch) == MaxEntries {
@@ -291,6 +318,10 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 	if len(batch) == 0 {
 		return nil, nil
 	}
+	more := false
+	for _, o := range origins {
+		more = more || mine[o] > max(pr.known[o], pr.sent[o])
+	}
 	s.stats.EntriesSent += uint64(len(batch))
-	return []Out{{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch}}}, nil
+	return []Out{{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more}}}, nil
 }

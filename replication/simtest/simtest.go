@@ -68,7 +68,7 @@ func (n *Node) apply(es []replication.Entry) error {
 		if e.Last <= have {
 			continue
 		}
-		if e.First != have+1 {
+		if e.First > have+1 {
 			return fmt.Errorf("node %s: entry %s:%d-%d after %d", n.ID, e.Origin, e.First, e.Last, have)
 		}
 		if err := n.State.Apply(e.Delta.Clone()); err != nil {
