@@ -273,11 +273,14 @@ func join(es []Entry) (Entry, error) {
 	if len(es) == 1 {
 		return es[0], nil
 	}
-	g := Entry{Origin: es[0].Origin, First: es[0].First, Last: es[len(es)-1].Last, Delta: es[0].Delta.Clone()}
+	// Logs may hold overlapping groups (joined differently by other
+	// peers), so the group ends at the largest Last, not the last one's.
+	g := Entry{Origin: es[0].Origin, First: es[0].First, Last: es[0].Last, Delta: es[0].Delta.Clone()}
 	for _, e := range es[1:] {
 		if err := g.Delta.JoinDelta(e.Delta); err != nil {
 			return Entry{}, err
 		}
+		g.Last = max(g.Last, e.Last)
 	}
 	return g, nil
 }
