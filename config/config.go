@@ -98,7 +98,8 @@ type HTTPConfig struct {
 type P2PConfig struct {
 	// Addr is the libp2p multiaddr to listen on, such as
 	// /ip4/0.0.0.0/tcp/4001 (port 0 picks one). Empty turns replication
-	// off. On any address but a loopback one, FleetKeyFile is required.
+	// off. On any address but a loopback one, FleetKeyFile or Allow is
+	// required.
 	Addr string `yaml:"addr"`
 
 	// Peers are static peers: /ip4/HOST/tcp/PORT/p2p/PEER-ID (their
@@ -109,6 +110,9 @@ type P2PConfig struct {
 	// only nodes with the same key can connect. Generate one with
 	// head -c 32 /dev/urandom | xxd -p -c 64.
 	FleetKeyFile string `yaml:"fleet_key_file"`
+
+	// Allow, when not empty, lists the only peer IDs this node talks to.
+	Allow []string `yaml:"allow"`
 
 	// Tick is the period of the replication engine's clock; a sync round
 	// with each peer starts every four ticks or so. Must be positive.
@@ -123,8 +127,8 @@ func (c P2PConfig) Validate() error {
 		a, err := ma.NewMultiaddr(c.Addr)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("addr: %q is not a multiaddr such as /ip4/0.0.0.0/tcp/4001: %w", c.Addr, err))
-		} else if ip, err := manet.ToIP(a); err == nil && !ip.IsLoopback() && c.FleetKeyFile == "" {
-			errs = append(errs, fmt.Errorf("fleet_key_file: required when addr %q is not a loopback address: any host could join", c.Addr))
+		} else if ip, err := manet.ToIP(a); err == nil && !ip.IsLoopback() && c.FleetKeyFile == "" && len(c.Allow) == 0 {
+			errs = append(errs, fmt.Errorf("fleet_key_file: required (or allow) when addr %q is not a loopback address: any host could join", c.Addr))
 		}
 	} else if len(c.Peers) > 0 {
 		errs = append(errs, errors.New("addr: required to sync with peers"))
@@ -132,6 +136,11 @@ func (c P2PConfig) Validate() error {
 	for i, p := range c.Peers {
 		if _, err := peer.AddrInfoFromString(p); err != nil {
 			errs = append(errs, fmt.Errorf("peers[%d]: %q: want /ip4/HOST/tcp/PORT/p2p/PEER-ID (%v)", i, p, err))
+		}
+	}
+	for i, id := range c.Allow {
+		if _, err := peer.Decode(id); err != nil {
+			errs = append(errs, fmt.Errorf("allow[%d]: %q is not a peer ID", i, id))
 		}
 	}
 	if c.Tick <= 0 {

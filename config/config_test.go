@@ -165,7 +165,7 @@ func TestValidate(t *testing.T) {
 			name: "p2p on the network without a fleet key",
 			edit: func(c *Config) { c.P2P.Addr = "/ip4/0.0.0.0/tcp/4001"; c.P2P.Peers = []string{"/ip4/1.2.3.4/tcp/1"} },
 			want: []string{
-				`p2p.fleet_key_file: required when addr "/ip4/0.0.0.0/tcp/4001" is not a loopback address: any host could join`,
+				`p2p.fleet_key_file: required (or allow) when addr "/ip4/0.0.0.0/tcp/4001" is not a loopback address: any host could join`,
 				`p2p.peers[0]: "/ip4/1.2.3.4/tcp/1": want /ip4/HOST/tcp/PORT/p2p/PEER-ID (invalid p2p multiaddr)`,
 			},
 		},

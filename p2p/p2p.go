@@ -61,6 +61,8 @@ type Config struct {
 	// FleetKeyFile holds the fleet's pre-shared key (32 bytes, hex): only
 	// hosts with the same key can connect. Empty means none.
 	FleetKeyFile string
+	// Allow, when not empty, lists the only peer IDs the host talks to.
+	Allow []string
 	// Tick is the period of the engine's ticks; rounds start every few.
 	Tick time.Duration
 }
@@ -131,6 +133,18 @@ func New(cfg Config, o Options) (*Node, error) {
 		}
 		opts = append(opts, libp2p.PrivateNetwork(psk))
 	}
+	if len(cfg.Allow) > 0 {
+		gater, err := newAllowlist(cfg.Allow)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: %w", err)
+		}
+		opts = append(opts, libp2p.ConnectionGater(gater))
+	}
+	rm, err := resourceManager()
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	opts = append(opts, libp2p.ResourceManager(rm))
 	var infos []peer.AddrInfo
 	for i, s := range cfg.Peers {
 		info, err := peer.AddrInfoFromString(s)

@@ -31,11 +31,16 @@ type nodeOpts struct {
 	durability store.Durability
 	fleetKey   string
 	scope      func(string) replication.Scope
+	dir        string   // data directory; empty: a new one
+	allow      []string // peer IDs
 }
 
 func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 	t.Helper()
-	dir := t.TempDir()
+	dir := no.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	id, err := identity.Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +55,7 @@ func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 			tn.p2p.Notify()
 		}
 	}})
-	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: no.fleetKey, Tick: 20 * time.Millisecond},
+	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: no.fleetKey, Allow: no.allow, Tick: 20 * time.Millisecond},
 		Options{Key: id.Key, DB: db, Engine: tn.eng, Scope: no.scope})
 	if err != nil {
 		t.Fatal(err)
@@ -154,5 +159,24 @@ func TestScopesKeepLocalDataHome(t *testing.T) {
 		if vs, _ := b.db.Get(name); vs != nil {
 			t.Errorf("%s reached a peer: %v", name, vs)
 		}
+	}
+}
+
+func TestAllowlistAdmitsOnlyListedPeers(t *testing.T) {
+	bDir := t.TempDir()
+	bID, err := identity.Load(bDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startBenchNode(t, nodeOpts{durability: store.None, allow: []string{bID.PeerID.String()}})
+	b := startBenchNode(t, nodeOpts{durability: store.None, dir: bDir}, a.p2p.Addrs()[0])
+	stranger := startBenchNode(t, nodeOpts{durability: store.None}, a.p2p.Addrs()[0])
+	ctx := context.Background()
+	if _, err := a.eng.Do(ctx, engine.Add("x", 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the listed peer to sync", func() bool { return counter(b.db, "x") == 1 })
+	if counter(stranger.db, "x") != 0 {
+		t.Fatal("a peer not on the allowlist got data")
 	}
 }
