@@ -89,6 +89,10 @@ type Node struct {
 	local chan struct{}
 	peers []peer.AddrInfo
 
+	// outboxes and senders belong to Run's goroutine.
+	outboxes map[peer.ID]chan []byte
+	senders  sync.WaitGroup
+
 	mu        sync.Mutex
 	stats     map[peer.ID]*PeerStats
 	syncStats replication.Stats // a copy, refreshed by Run
@@ -157,7 +161,8 @@ func New(cfg Config, o Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: addr %q: %w", cfg.Addr, err)
 	}
-	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, 256), local: make(chan struct{}, 1), peers: infos, stats: map[peer.ID]*PeerStats{}}
+	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, 256), local: make(chan struct{}, 1), peers: infos,
+		outboxes: map[peer.ID]chan []byte{}, stats: map[peer.ID]*PeerStats{}}
 	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano())})
 	h.SetStreamHandler(Protocol, n.receive)
 	return n, nil
@@ -204,6 +209,8 @@ func (n *Node) peerStats(p peer.ID) *PeerStats {
 // done; it then closes the host.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.host.Close()
+	// The senders stop with ctx; the host closes after them.
+	defer n.senders.Wait()
 	for _, info := range n.peers {
 		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour*24*365)
 		n.sync.AddPeer(replication.PeerID(info.ID.String()))
@@ -265,9 +272,13 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 	return append(outs, n.sync.Committed(from)...), nil
 }
 
-// send delivers one message on a stream of its own. A peer that does not
-// answer costs at most streamTimeout; its message is lost, and the next
-// round repairs that.
+// outboxLen bounds the messages waiting for one peer; more are dropped
+// (anti-entropy repairs that), so a slow or unreachable peer never holds
+// up the driver or the other peers.
+const outboxLen = 64
+
+// send queues one message for its peer's sender goroutine, started on
+// first use; it never blocks.
 func (n *Node) send(ctx context.Context, o replication.Out) {
 	id, err := peer.Decode(string(o.To))
 	if err != nil {
@@ -278,30 +289,61 @@ func (n *Node) send(ctx context.Context, o replication.Out) {
 		n.o.Logger.Warn("p2p: encode failed", "err", err)
 		return
 	}
+	box := n.outboxes[id]
+	if box == nil {
+		box = make(chan []byte, outboxLen)
+		n.outboxes[id] = box
+		n.senders.Go(func() { n.sender(ctx, id, box) })
+	}
+	select {
+	case box <- b:
+	default:
+		n.mu.Lock()
+		n.peerStats(id).Errors++
+		n.mu.Unlock()
+	}
+}
+
+// sender delivers a peer's messages in order, each on a stream of its
+// own. A peer that does not answer costs its own queue at most
+// streamTimeout per message; what is lost, the next round repairs.
+func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan []byte) {
+	for {
+		var b []byte
+		select {
+		case <-ctx.Done():
+			return
+		case b = <-box:
+		}
+		err := n.write(ctx, id, b)
+		n.mu.Lock()
+		st := n.peerStats(id)
+		if err != nil {
+			st.Errors++
+			n.mu.Unlock()
+			n.o.Logger.Debug("p2p: send failed", "peer", id, "err", err)
+			continue
+		}
+		st.BytesSent += uint64(len(b))
+		n.mu.Unlock()
+	}
+}
+
+// write sends one framed message on a new stream to id.
+func (n *Node) write(ctx context.Context, id peer.ID, b []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, streamTimeout)
 	defer cancel()
-	err = func() error {
-		s, err := n.host.NewStream(ctx, id, Protocol)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		s.SetDeadline(time.Now().Add(streamTimeout))
-		w := bufio.NewWriter(s)
-		var l [binary.MaxVarintLen64]byte
-		w.Write(l[:binary.PutUvarint(l[:], uint64(len(b)))])
-		w.Write(b)
-		return w.Flush()
-	}()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	st := n.peerStats(id)
+	s, err := n.host.NewStream(ctx, id, Protocol)
 	if err != nil {
-		st.Errors++
-		n.o.Logger.Debug("p2p: send failed", "peer", id, "err", err)
-		return
+		return err
 	}
-	st.BytesSent += uint64(len(b))
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(streamTimeout))
+	w := bufio.NewWriter(s)
+	var l [binary.MaxVarintLen64]byte
+	w.Write(l[:binary.PutUvarint(l[:], uint64(len(b)))])
+	w.Write(b)
+	return w.Flush()
 }
 
 // receive reads one message from an inbound stream and queues it for the
