@@ -161,7 +161,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: addr %q: %w", cfg.Addr, err)
 	}
-	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, 256), local: make(chan struct{}, 1), peers: infos,
+	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, inboxLen), local: make(chan struct{}, 1), peers: infos,
 		outboxes: map[peer.ID]chan []byte{}, stats: map[peer.ID]*PeerStats{}}
 	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano())})
 	h.SetStreamHandler(Protocol, n.receive)
@@ -271,6 +271,10 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 	}
 	return append(outs, n.sync.Committed(from)...), nil
 }
+
+// inboxLen bounds the received messages waiting for the driver: with
+// messages of up to replication.MaxMessageBytes, 64 MiB at worst.
+const inboxLen = 16
 
 // outboxLen bounds the messages waiting for one peer; more are dropped
 // (anti-entropy repairs that), so a slow or unreachable peer never holds
