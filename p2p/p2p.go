@@ -105,6 +105,9 @@ type PeerStats struct {
 	BytesSent     uint64    `json:"bytes_sent"`
 	BytesReceived uint64    `json:"bytes_received"`
 	Errors        uint64    `json:"errors"`
+	// Lag is how many of this node's dots the peer is not known to hold,
+	// as of the last tick.
+	Lag uint64 `json:"lag_deltas"`
 }
 
 type inbound struct {
@@ -228,6 +231,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			outs = n.sync.Tick()
+			n.measureLag()
 		case <-n.local:
 			outs, err = n.sync.Push()
 		case m := <-n.in:
@@ -242,6 +246,32 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Lock()
 		n.syncStats = n.sync.Stats()
 		n.mu.Unlock()
+	}
+}
+
+// measureLag records, for each peer, how far behind this node it is known
+// to be.
+func (n *Node) measureLag() {
+	mine := n.sync.Vector()
+	lags := map[peer.ID]uint64{}
+	for _, p := range n.sync.Peers() {
+		id, err := peer.Decode(string(p))
+		if err != nil {
+			continue
+		}
+		known := n.sync.Known(p)
+		var lag uint64
+		for o, s := range mine {
+			if s > known[o] {
+				lag += uint64(s - known[o])
+			}
+		}
+		lags[id] = lag
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, lag := range lags {
+		n.peerStats(id).Lag = lag
 	}
 }
 

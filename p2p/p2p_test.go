@@ -115,6 +115,15 @@ func TestThreeNodesConverge(t *testing.T) {
 	}
 	ca, cc := a.db.Context(), c.db.Context()
 	waitFor(t, "equal contexts", func() bool { ca, cc = a.db.Context(), c.db.Context(); return ca.Equal(&cc) })
+	waitFor(t, "b to know its peers hold everything", func() bool {
+		st := b.p2p.Stats()
+		for _, s := range st {
+			if s.Lag != 0 {
+				return false
+			}
+		}
+		return len(st) == 2
+	})
 }
 
 func TestFleetKeyKeepsStrangersOut(t *testing.T) {

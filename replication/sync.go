@@ -125,6 +125,9 @@ func (s *Sync) Peers() []PeerID {
 	return ps
 }
 
+// Vector returns what this node holds, from its log.
+func (s *Sync) Vector() crdt.VersionVector { return s.log.Vector() }
+
 // Known returns what the engine knows p holds (nil for an unknown peer):
 // the acknowledged vector that feeds the store's GC watermark for p.
 func (s *Sync) Known(p PeerID) crdt.VersionVector {
@@ -195,7 +198,8 @@ func (s *Sync) Step(from PeerID, m Message) (outs []Out, apply []Entry, err erro
 	switch m.Kind {
 	case KindDigest:
 		if bytes.Equal(m.Hash, Digest(mine)) {
-			return nil, nil, nil // in step: nothing to say
+			pr.known = mine.Clone() // in step: it holds what we hold
+			return nil, nil, nil
 		}
 		s.stats.Vectors++
 		return []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}, nil, nil
