@@ -66,7 +66,11 @@ type Stats struct {
 	// Redundant counts received entries the node already held.
 	Redundant uint64
 	// Invalid counts dropped messages and entries.
-	Invalid    uint64
+	Invalid uint64
+	// Unservable counts sends skipped because the log no longer holds
+	// what a peer lacks (collected, or evicted by the data budget): that
+	// peer needs a state transfer.
+	Unservable uint64
 	DeltaBytes uint64
 }
 
@@ -308,6 +312,12 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 			return nil, fmt.Errorf("replication: log of %s after %d: %w", o, from, err)
 		}
 		if len(es) == 0 {
+			continue
+		}
+		if es[0].First > from+1 {
+			// The log starts after what the peer holds: sending this
+			// would leave a gap it can never fill.
+			s.stats.Unservable++
 			continue
 		}
 		group, err := join(es)

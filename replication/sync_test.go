@@ -262,3 +262,31 @@ func TestOneWriteReachesAFiftyNodeMeshQuickly(t *testing.T) {
 		}
 	}
 }
+
+// gappyLog is a log whose entries of origin 9 start at 5: the first four
+// were collected.
+type gappyLog struct{}
+
+func (gappyLog) Vector() crdt.VersionVector { return crdt.VersionVector{9: 6} }
+func (gappyLog) Entries(origin crdt.ReplicaID, after crdt.Seq, _ int) ([]replication.Entry, int, error) {
+	var ctx crdt.Context
+	ctx.AddRange(9, 5, 6)
+	return []replication.Entry{{Origin: 9, First: 5, Last: 6, Delta: crdt.Causal{Ctx: ctx}}}, 10, nil
+}
+
+func TestEntriesPastAGapAreNotSent(t *testing.T) {
+	s := replication.New(gappyLog{}, replication.Config{})
+	s.AddPeer("p")
+	outs, _, err := s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outs {
+		if o.Msg.Kind == replication.KindEntries {
+			t.Errorf("sent entries %d-%d to a peer that lacks 1-4", o.Msg.Entries[0].First, o.Msg.Entries[0].Last)
+		}
+	}
+	if s.Stats().Unservable != 1 {
+		t.Errorf("Unservable = %d, want 1", s.Stats().Unservable)
+	}
+}
