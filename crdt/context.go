@@ -39,6 +39,10 @@ func (c *Context) Max(r ReplicaID) Seq {
 	return m
 }
 
+// Prefix returns the end of r's contiguous prefix: every dot of r up to it
+// has been seen (the version vector's entry for r).
+func (c *Context) Prefix(r ReplicaID) Seq { return c.vv[r] }
+
 // Add records that d has been seen.
 func (c *Context) Add(d Dot) {
 	if !d.valid() || c.Contains(d) {

@@ -421,6 +421,13 @@ func (w *work) applyRemote(en store.Entry) error {
 	if w.ctx.Contains(crdt.Dot{Replica: en.Origin, Seq: en.First}) && w.ctx.Contains(crdt.Dot{Replica: en.Origin, Seq: en.Last}) {
 		return nil // already applied
 	}
+	if have := w.ctx.Prefix(en.Origin); en.First <= have && en.Last > have {
+		// A group that overlaps what is held (joined differently by
+		// another peer) is logged from its first new dot, so each
+		// origin's log keys stay increasing and never nest: the entry
+		// before a dot is always the one that covers it.
+		en.First = have + 1
+	}
 	m, ok := en.Delta.Value.(*crdt.ORMap)
 	if en.Delta.Value != nil && !ok {
 		return fmt.Errorf("engine: log entry %s:%d holds a %s, not a key-space delta", en.Origin, en.First, en.Delta.Value.Type())

@@ -151,3 +151,58 @@ func TestDoAfterStopFailsAtOnce(t *testing.T) {
 		t.Fatal("Do after the engine stopped did not return")
 	}
 }
+
+// TestOverlappingGroupsKeepTheLogServable: a group joined differently by
+// another peer may overlap what a node holds; the node logs it from its
+// first new dot, so that asking the log for what follows any dot finds it.
+func TestOverlappingGroupsKeepTheLogServable(t *testing.T) {
+	db, e, _ := open(t, t.TempDir(), 1)
+	ctx := context.Background()
+	// Ten single-dot entries of replica 9, each adding an element.
+	var es []store.Entry
+	for i := range crdt.Seq(10) {
+		var c crdt.Context
+		for s := crdt.Seq(1); s <= i; s++ {
+			c.Add(crdt.Dot{Replica: 9, Seq: s})
+		}
+		d, err := crdt.NewORMap(nil).Update(crdt.Field{Name: "s", Type: crdt.TypeAWSet}, func(v crdt.Value) (crdt.Causal, error) {
+			return v.(*crdt.AWSet).Add(crdt.NewDotGen(&c, 9), fmt.Sprint("e", i+1)), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, store.Entry{Origin: 9, First: i + 1, Last: i + 1, Delta: d})
+	}
+	group := func(from, to int) store.Entry {
+		g := store.Entry{Origin: 9, First: es[from-1].First, Last: es[to-1].Last, Delta: es[from-1].Delta.Clone()}
+		for _, x := range es[from:to] {
+			if err := g.Delta.JoinDelta(x.Delta); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return g
+	}
+	for _, batch := range [][]store.Entry{es[:4], {group(5, 7)}, {group(1, 10)}} {
+		if err := e.Apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for after := crdt.Seq(0); after < 10; after++ {
+		var got []store.Entry
+		db.Entries(9, after, func(x store.Entry) error { got = append(got, x); return nil })
+		covered := after
+		for _, x := range got {
+			if x.First > covered+1 {
+				break
+			}
+			covered = max(covered, x.Last)
+		}
+		if covered != 10 {
+			t.Errorf("entries after %d cover up to %d, want 10: %v", after, covered, got)
+		}
+	}
+	vs, _ := db.Get("s")
+	if n := vs[crdt.TypeAWSet].(*crdt.AWSet).Len(); n != 10 {
+		t.Errorf("set holds %d elements, want 10", n)
+	}
+}

@@ -121,6 +121,12 @@ func BenchmarkSyncBytes(b *testing.B) {
 					b.ReportMetric(float64(sim.Bytes)/float64(full), "ratio")
 					b.ReportMetric(float64(sim.Bytes), "bytes")
 					b.ReportMetric(float64(full), "full-state-bytes")
+					var recv, redundant uint64
+					for _, n := range sim.Nodes {
+						recv += n.Sync.Stats().EntriesReceived
+						redundant += n.Sync.Stats().Redundant
+					}
+					b.ReportMetric(float64(redundant)/float64(recv), "redundant-share")
 					for k, n := range sim.ByKind {
 						b.ReportMetric(float64(n)/float64(sim.Bytes), k.String()+"-share")
 					}

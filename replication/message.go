@@ -8,6 +8,7 @@ import (
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/fxamacker/cbor/v2"
+	"github.com/klauspost/compress/snappy"
 )
 
 // Version is the protocol version this package speaks.
@@ -105,7 +106,18 @@ var (
 	}()
 )
 
-// Encode returns the CBOR encoding of m.
+// Framing: the first byte of an encoded message names its codec.
+const (
+	codecCBOR   = 0 // CBOR as is: small messages
+	codecSnappy = 1 // Snappy-compressed CBOR: entries, whose field names and
+	// CBOR keys repeat
+)
+
+// compressAbove is the size from which a message is compressed.
+const compressAbove = 256
+
+// Encode returns the encoding of m: a codec byte, then its CBOR, Snappy-
+// compressed when that is smaller.
 func Encode(m Message) ([]byte, error) {
 	b, err := encMode.Marshal(m)
 	if err != nil {
@@ -114,14 +126,34 @@ func Encode(m Message) ([]byte, error) {
 	if len(b) > MaxMessageBytes {
 		return nil, fmt.Errorf("replication: message of %d bytes, limit %d", len(b), MaxMessageBytes)
 	}
-	return b, nil
+	if len(b) > compressAbove {
+		z := snappy.Encode(nil, b)
+		if len(z) < len(b) {
+			return append([]byte{codecSnappy}, z...), nil
+		}
+	}
+	return append([]byte{codecCBOR}, b...), nil
 }
 
 // Decode parses and validates a message. Errors wrap ErrInvalid.
 func Decode(b []byte) (Message, error) {
 	var m Message
-	if len(b) > MaxMessageBytes {
+	if len(b) == 0 || len(b) > MaxMessageBytes+1 {
 		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalid, len(b), MaxMessageBytes)
+	}
+	switch codec, body := b[0], b[1:]; codec {
+	case codecCBOR:
+		b = body
+	case codecSnappy:
+		n, err := snappy.DecodedLen(body)
+		if err != nil || n > MaxMessageBytes {
+			return m, fmt.Errorf("%w: compressed message of %d bytes (limit %d): %v", ErrInvalid, n, MaxMessageBytes, err)
+		}
+		if b, err = snappy.Decode(nil, body); err != nil {
+			return m, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	default:
+		return m, fmt.Errorf("%w: unknown codec %d", ErrInvalid, codec)
 	}
 	if err := decMode.Unmarshal(b, &m); err != nil {
 		return Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -71,6 +71,7 @@ func (n *Node) apply(es []replication.Entry) error {
 		if e.First > have+1 {
 			return fmt.Errorf("node %s: entry %s:%d-%d after %d", n.ID, e.Origin, e.First, e.Last, have)
 		}
+		e.First = have + 1 // logged from its first new dot, as the engine does
 		if err := n.State.Apply(e.Delta.Clone()); err != nil {
 			return err
 		}
