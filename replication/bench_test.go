@@ -8,6 +8,7 @@ import (
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/replication/simtest"
+	"github.com/klauspost/compress/snappy"
 )
 
 // topology wires n nodes: each gets the peers returned for its index.
@@ -89,11 +90,12 @@ func BenchmarkSyncBytes(b *testing.B) {
 						sim.SetPeers(i, top.peers(i, nodes)...)
 					}
 					rng := rand.New(rand.NewPCG(1, 2))
-					var full uint64
+					var full, fullZ uint64 // full state as is, and Snappy-compressed
 					round := func() {
 						for i, n := range sim.Nodes {
 							enc, _ := n.State.MarshalCBOR()
 							full += uint64(len(enc) * len(top.peers(i, nodes)))
+							fullZ += uint64(len(snappy.Encode(nil, enc)) * len(top.peers(i, nodes)))
 						}
 						for range roundTicks {
 							if err := sim.Round(); err != nil {
@@ -119,6 +121,7 @@ func BenchmarkSyncBytes(b *testing.B) {
 						round()
 					}
 					b.ReportMetric(float64(sim.Bytes)/float64(full), "ratio")
+					b.ReportMetric(float64(sim.Bytes)/float64(fullZ), "ratio-vs-snappy")
 					b.ReportMetric(float64(sim.Bytes), "bytes")
 					b.ReportMetric(float64(full), "full-state-bytes")
 					var recv, redundant uint64
