@@ -138,7 +138,7 @@ func (a *API) auth(next http.Handler) http.Handler {
 		scheme, got, _ := strings.Cut(h, " ")
 		if (scheme != "Bearer" && scheme != "Token") || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edged"`)
-			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong bearer token (Authorization: Bearer <token from http.token_file>)"})
+			a.writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong bearer token (Authorization: Bearer <token from http.token_file>)"})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -190,15 +190,15 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case http.StatusServiceUnavailable, http.StatusInsufficientStorage:
 		w.Header().Set("Retry-After", "10")
 	}
-	writeJSON(w, code, body)
+	a.writeJSON(w, code, body)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+func (a *API) writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	// The status is sent; a value that does not encode is a bug to see.
 	if err := json.NewEncoder(w).Encode(v); err != nil {
-		slog.Error("http answer not encoded", "err", err)
+		a.o.Logger.Error("http answer not encoded", "err", err)
 	}
 }
 
@@ -234,26 +234,26 @@ func body(w http.ResponseWriter, r *http.Request, limit int64, types ...string) 
 }
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	a.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	return nil
 }
 
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request) error {
 	if a.o.Ready != nil && !a.o.Ready() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		a.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	a.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	return nil
 }
 
 func (a *API) status(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, a.o.Status())
+	a.writeJSON(w, http.StatusOK, a.o.Status())
 	return nil
 }
 
 func (a *API) peers(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"peers": a.o.Peers()})
+	a.writeJSON(w, http.StatusOK, map[string]any{"peers": a.o.Peers()})
 	return nil
 }
 

@@ -13,7 +13,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, d)
+	a.writeJSON(w, http.StatusOK, d)
 	return nil
 }
 
@@ -27,7 +27,7 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a.m.ops.WithLabelValues(d.Type).Inc()
-	writeJSON(w, http.StatusOK, d)
+	a.writeJSON(w, http.StatusOK, d)
 	return nil
 }
 
@@ -64,7 +64,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	if more && len(out.Keys) > 0 {
 		out.Next = out.Keys[len(out.Keys)-1].Key
 	}
-	writeJSON(w, http.StatusOK, out)
+	a.writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -33,7 +33,7 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, stored{Stored: n})
+	a.writeJSON(w, http.StatusOK, stored{Stored: n})
 	return nil
 }
 
@@ -112,7 +112,7 @@ func (a *API) sensors(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	a.writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -163,7 +163,7 @@ func (a *API) series(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.Points[i] = d
 	}
-	writeJSON(w, http.StatusOK, out)
+	a.writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
