@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/store"
 )
@@ -55,4 +56,67 @@ func benchmarkLoopbackSync(b *testing.B, durability store.Durability) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deltas/s")
+}
+
+// BenchmarkChangedKeysInALargeStore: two nodes in step on a store of
+// 1,000,000 keys; a then changes k keys, and the bytes both send until b
+// holds the changes are compared with the encoded deltas of those changes.
+//
+//	go test -run '^$' -bench ChangedKeys -benchtime 1x -timeout 30m ./p2p
+func BenchmarkChangedKeysInALargeStore(b *testing.B) {
+	const keys, batch = 1_000_000, 1000
+	a := startBenchNode(b, nodeOpts{durability: store.None})
+	ctx := context.Background()
+	for i := 0; i < keys; i += batch {
+		ops := make([]engine.Op, batch)
+		for j := range ops {
+			ops[j] = engine.Set(fmt.Sprintf("k%07d", i+j), []byte("v0"))
+		}
+		if _, err := a.eng.DoAll(ctx, ops...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := startBenchNode(b, nodeOpts{durability: store.None}, a.p2p.Addrs()[0])
+	inStep := func() bool { av, cv := a.db.Context(), c.db.Context(); return av.Equal(&cv) }
+	for !inStep() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, k := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprint("k=", k), func(b *testing.B) {
+			for b.Loop() {
+				sent := func() uint64 {
+					var n uint64
+					for _, s := range a.p2p.Stats() {
+						n += s.BytesSent
+					}
+					for _, s := range c.p2p.Stats() {
+						n += s.BytesSent
+					}
+					return n
+				}
+				before := sent()
+				var deltas int
+				for i := range k {
+					name := fmt.Sprintf("k%07d", (i*7919)%keys)
+					if _, err := a.eng.Do(ctx, engine.Set(name, []byte("changed"))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				// The deltas of the k changes, as the log holds them.
+				av := a.db.Context()
+				a.db.Entries(a.eng.Replica(), av.VersionVector()[a.eng.Replica()]-crdt.Seq(k), func(e store.Entry) error {
+					enc, _ := e.Delta.MarshalCBOR()
+					deltas += len(enc)
+					return nil
+				})
+				for !inStep() {
+					time.Sleep(5 * time.Millisecond)
+				}
+				// Let the round in flight finish before counting.
+				time.Sleep(200 * time.Millisecond)
+				b.ReportMetric(float64(sent()-before)/float64(deltas), "wire/deltas")
+				b.ReportMetric(float64(deltas), "delta-bytes")
+			}
+		})
+	}
 }
