@@ -85,8 +85,9 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	hlc     *crdt.HLC
-	ctx     crdt.Context // committed context; owned by Run
-	cache   *cache       // committed records of recently used keys; owned by Run
+	ctx     crdt.Context       // committed context; owned by Run
+	logvv   crdt.VersionVector // committed log vector (store.DB.LogVector); owned by Run
+	cache   *cache             // committed records of recently used keys; owned by Run
 	reqs    chan *request
 	stopped chan struct{}
 }
@@ -125,6 +126,7 @@ func New(db *store.DB, replica crdt.ReplicaID, cfg Config) *Engine {
 	return &Engine{
 		db: db, replica: replica, cfg: cfg, log: cfg.Logger, hlc: hlc,
 		ctx:     db.Context(),
+		logvv:   db.LogVector(),
 		cache:   newCache(cfg.CacheBytes),
 		reqs:    make(chan *request, cfg.QueueLen),
 		stopped: make(chan struct{}),
@@ -280,7 +282,7 @@ func (e *Engine) commit(batch []*request) {
 			return
 		}
 		if err == nil {
-			e.ctx = w.ctx
+			e.ctx, e.logvv = w.ctx, w.logvv
 			names := make([]string, 0, len(w.encoded))
 			for name, enc := range w.encoded {
 				e.cache.put(name, enc)
@@ -308,6 +310,7 @@ func (e *Engine) commit(batch []*request) {
 type work struct {
 	e       *Engine
 	ctx     crdt.Context
+	logvv   crdt.VersionVector
 	names   map[string]map[crdt.Type]crdt.Value
 	encoded map[string][]byte // new record of each touched name; nil: deleted
 	entries []store.Entry
@@ -315,7 +318,7 @@ type work struct {
 }
 
 func newWork(e *Engine) *work {
-	return &work{e: e, ctx: e.ctx.Clone(), names: map[string]map[crdt.Type]crdt.Value{}, encoded: map[string][]byte{}}
+	return &work{e: e, ctx: e.ctx.Clone(), logvv: e.logvv.Clone(), names: map[string]map[crdt.Type]crdt.Value{}, encoded: map[string][]byte{}}
 }
 
 // fields returns the working state of name, decoded afresh from the cache
@@ -386,7 +389,9 @@ func (w *work) do(r *request) error {
 		group.Ctx.Add(dot)
 		w.ctx.Add(dot)
 	}
-	w.entries = append(w.entries, store.Entry{Origin: w.e.replica, First: before + 1, Last: group.Ctx.Max(w.e.replica), Delta: group})
+	last := group.Ctx.Max(w.e.replica)
+	w.entries = append(w.entries, store.Entry{Origin: w.e.replica, First: before + 1, Last: last, Delta: group})
+	w.logvv[w.e.replica] = last
 	return nil
 }
 
@@ -418,16 +423,22 @@ func (w *work) applyRemote(en store.Entry) error {
 	if en.Origin == 0 || en.First == 0 || en.Last < en.First {
 		return fmt.Errorf("engine: invalid log entry %s:%d-%d", en.Origin, en.First, en.Last)
 	}
-	if w.ctx.Contains(crdt.Dot{Replica: en.Origin, Seq: en.First}) && w.ctx.Contains(crdt.Dot{Replica: en.Origin, Seq: en.Last}) {
-		return nil // already applied
+	// What the log received decides, not the context: a context may
+	// cover an origin's dots (another delta superseded them) before
+	// their entry arrives, and the entry must still be applied for its
+	// own context, or an entry it superseded could survive here.
+	have := w.logvv[en.Origin]
+	if en.Last <= have {
+		return nil // received before
 	}
-	if have := w.ctx.Prefix(en.Origin); en.First <= have && en.Last > have {
-		// A group that overlaps what is held (joined differently by
-		// another peer) is logged from its first new dot, so each
-		// origin's log keys stay increasing and never nest: the entry
-		// before a dot is always the one that covers it.
-		en.First = have + 1
+	if en.First > have+1 {
+		return fmt.Errorf("engine: log entry %s:%d-%d after a gap (the log holds up to %d)", en.Origin, en.First, en.Last, have)
 	}
+	// A group that overlaps what is held (joined differently by another
+	// peer) is logged from its first new dot, so each origin's log keys
+	// stay increasing and never nest: the entry before a dot is always
+	// the one that covers it.
+	en.First = have + 1
 	m, ok := en.Delta.Value.(*crdt.ORMap)
 	if en.Delta.Value != nil && !ok {
 		return fmt.Errorf("engine: log entry %s:%d holds a %s, not a key-space delta", en.Origin, en.First, en.Delta.Value.Type())
@@ -448,6 +459,9 @@ func (w *work) apply(en store.Entry) error {
 		return err
 	}
 	w.entries = append(w.entries, en)
+	if en.First <= w.logvv[en.Origin]+1 && en.Last > w.logvv[en.Origin] {
+		w.logvv[en.Origin] = en.Last
+	}
 	return nil
 }
 
@@ -513,5 +527,5 @@ func (w *work) facts(name string, v crdt.Value) {
 }
 
 func (w *work) batch() store.Batch {
-	return store.Batch{Names: w.encoded, Entries: w.entries, Facts: w.fs, Context: w.ctx, HLC: w.e.hlc.Last()}
+	return store.Batch{Names: w.encoded, Entries: w.entries, Facts: w.fs, Context: w.ctx, HLC: w.e.hlc.Last(), LogVector: w.logvv}
 }

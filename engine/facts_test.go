@@ -206,3 +206,47 @@ func TestOverlappingGroupsKeepTheLogServable(t *testing.T) {
 		t.Errorf("set holds %d elements, want 10", n)
 	}
 }
+
+// TestEntriesAreAppliedForTheirContexts: an entry whose dots a node's
+// context already covers (another delta superseded them) is still applied
+// when it arrives, because its own context may supersede something else.
+func TestEntriesAreAppliedForTheirContexts(t *testing.T) {
+	db, e, _ := open(t, t.TempDir(), 9)
+	ctx := context.Background()
+	f := crdt.Field{Name: "r", Type: crdt.TypeMVRegister}
+	set := func(state *crdt.Causal, origin crdt.ReplicaID, v string) store.Entry {
+		m, _ := state.Value.(*crdt.ORMap)
+		if m == nil {
+			m = crdt.NewORMap(nil)
+		}
+		seq := state.Ctx.Max(origin) + 1
+		d, err := m.Update(f, func(x crdt.Value) (crdt.Causal, error) {
+			return x.(*crdt.MVRegister).Set(crdt.NewDotGen(&state.Ctx, origin), []byte(`"`+v+`"`)), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := state.Apply(d.Clone()); err != nil {
+			t.Fatal(err)
+		}
+		return store.Entry{Origin: origin, First: seq, Last: seq, Delta: d}
+	}
+	// Replica 3 sets c; replica 1, having seen it, sets a; replica 2,
+	// having seen that, sets b. The register holds b alone.
+	var world crdt.Causal
+	e3 := set(&world, 3, "c")
+	e1 := set(&world, 1, "a")
+	e2 := set(&world, 2, "b")
+	// They arrive in the opposite order.
+	for _, en := range []store.Entry{e2, e1, e3} {
+		if err := e.Apply(ctx, []store.Entry{en}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs, _ := db.Get("r")
+	got := vs[crdt.TypeMVRegister].(*crdt.MVRegister).Values()
+	if len(got) != 1 || string(got[0]) != `"b"` {
+		t.Fatalf("register holds %q, want only \"b\"", got)
+	}
+	checkReplay(t, db)
+}

@@ -452,10 +452,8 @@ func (l storeLog) fleet(name string) bool {
 	return l.scope == nil || l.scope(name) == replication.Fleet
 }
 
-func (l storeLog) Vector() crdt.VersionVector {
-	c := l.db.Context()
-	return c.VersionVector()
-}
+// Vector is the log's vector, not the context's: see store.DB.LogVector.
+func (l storeLog) Vector() crdt.VersionVector { return l.db.LogVector() }
 
 var errFull = errors.New("batch full")
 

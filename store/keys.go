@@ -16,7 +16,7 @@ import (
 //	'l' origin(8) first(8)   → delta-log entry (logRecord), big-endian so entries sort by origin, then dot
 //	'w' destination          → acknowledged version vector of a destination
 //	'r' name 0 bucket origin seq → readings (see facts.go)
-//	'm' name                 → metadata: format version, HLC
+//	'm' name                 → metadata: format version, HLC, log vector
 const (
 	prefixName      = 'k'
 	prefixLog       = 'l'
@@ -28,6 +28,7 @@ var (
 	keyContext = []byte{'c'}
 	keyFormat  = []byte("mformat")
 	keyHLC     = []byte("mhlc")
+	keyLogVV   = []byte("mlogvv")
 )
 
 // Limits on what the store accepts.

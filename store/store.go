@@ -36,6 +36,7 @@ type DB struct {
 
 	mu     sync.RWMutex
 	ctx    crdt.Context // committed context; the copy readers get
+	logvv  crdt.VersionVector
 	hlc    crdt.Timestamp
 	closed bool
 
@@ -112,7 +113,21 @@ func (db *DB) load() error {
 		if err := getCBOR(txn, keyContext, &db.ctx); err != nil {
 			return err
 		}
-		return getCBOR(txn, keyHLC, &db.hlc)
+		if err := getCBOR(txn, keyHLC, &db.hlc); err != nil {
+			return err
+		}
+		if _, err := txn.Get(keyLogVV); err == nil {
+			return getCBOR(txn, keyLogVV, &db.logvv)
+		}
+		// A directory written before the log vector was kept: derive it
+		// from the log once; the next commit stores it.
+		db.logvv = crdt.VersionVector{}
+		return db.entriesIn(txn, []byte{prefixLog}, []byte{prefixLog}, func(e Entry) error {
+			if e.First <= db.logvv[e.Origin]+1 && e.Last > db.logvv[e.Origin] {
+				db.logvv[e.Origin] = e.Last
+			}
+			return nil
+		})
 	})
 }
 
@@ -322,6 +337,9 @@ type Batch struct {
 	// HLC is the clock's last reading, persisted so that it never runs
 	// backwards across restarts.
 	HLC crdt.Timestamp
+	// LogVector is, per origin, the last dot of the gap-free run of
+	// entries the log received (see LogVector).
+	LogVector crdt.VersionVector
 }
 
 // Commit writes b in one Badger transaction and, with Fsync durability,
@@ -402,6 +420,13 @@ func (db *DB) Commit(b Batch) error {
 	if err := set(keyHLC, hlc); err != nil {
 		return err
 	}
+	logvv, err := cbor.Marshal(b.LogVector)
+	if err != nil {
+		return err
+	}
+	if err := set(keyLogVV, logvv); err != nil {
+		return err
+	}
 	if err := txn.Commit(); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return fmt.Errorf("%w: %v", ErrDiskFull, err)
@@ -412,8 +437,21 @@ func (db *DB) Commit(b Batch) error {
 	db.mu.Lock()
 	db.ctx = b.Context.Clone()
 	db.hlc = b.HLC
+	db.logvv = b.LogVector.Clone()
 	db.mu.Unlock()
 	return nil
+}
+
+// LogVector returns, per origin, the last dot of the gap-free run of
+// entries the log has received (whether or not collected since). It can
+// be behind the context's vector: a delta's context may cover another
+// origin's dots before their entries arrive, and those entries must still
+// be applied, for their own contexts. Replication asks peers for what
+// lies beyond it.
+func (db *DB) LogVector() crdt.VersionVector {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.logvv.Clone()
 }
 
 // checkFree refuses to write when the disk is nearly full.
@@ -459,27 +497,30 @@ func (db *DB) AllEntries(fn func(Entry) error) error {
 }
 
 func (db *DB) entries(prefix, seek []byte, fn func(Entry) error) error {
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix})
-		defer it.Close()
-		if seek == nil {
-			seek = prefix
-		}
-		for it.Seek(seek); it.Valid(); it.Next() {
-			e, err := decodeEntry(it.Item())
-			if err != nil {
-				return err
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := db.bdb.View(func(txn *badger.Txn) error { return db.entriesIn(txn, prefix, seek, fn) })
 	if errors.Is(err, ErrStop) {
 		return nil
 	}
 	return err
+}
+
+// entriesIn is entries within a transaction.
+func (db *DB) entriesIn(txn *badger.Txn, prefix, seek []byte, fn func(Entry) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix})
+	defer it.Close()
+	if seek == nil {
+		seek = prefix
+	}
+	for it.Seek(seek); it.Valid(); it.Next() {
+		e, err := decodeEntry(it.Item())
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErrStop ends an iteration early without error.
