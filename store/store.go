@@ -338,7 +338,7 @@ type Batch struct {
 	// backwards across restarts.
 	HLC crdt.Timestamp
 	// LogVector is, per origin, the last dot of the gap-free run of
-	// entries the log received (see LogVector).
+	// entries the log received (see LogVector); nil leaves it as it is.
 	LogVector crdt.VersionVector
 }
 
@@ -420,12 +420,14 @@ func (db *DB) Commit(b Batch) error {
 	if err := set(keyHLC, hlc); err != nil {
 		return err
 	}
-	logvv, err := cbor.Marshal(b.LogVector)
-	if err != nil {
-		return err
-	}
-	if err := set(keyLogVV, logvv); err != nil {
-		return err
+	if b.LogVector != nil {
+		logvv, err := cbor.Marshal(b.LogVector)
+		if err != nil {
+			return err
+		}
+		if err := set(keyLogVV, logvv); err != nil {
+			return err
+		}
 	}
 	if err := txn.Commit(); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
@@ -437,7 +439,9 @@ func (db *DB) Commit(b Batch) error {
 	db.mu.Lock()
 	db.ctx = b.Context.Clone()
 	db.hlc = b.HLC
-	db.logvv = b.LogVector.Clone()
+	if b.LogVector != nil {
+		db.logvv = b.LogVector.Clone()
+	}
 	db.mu.Unlock()
 	return nil
 }

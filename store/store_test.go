@@ -303,3 +303,24 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatal("restore of a truncated backup succeeded")
 	}
 }
+
+func TestLogVectorIsKeptAndDerived(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir, Durability: None})
+	commitOp(t, db, "a", "x") // batches without a log vector, as before it existed
+	commitOp(t, db, "a", "y")
+	db.Close()
+	db = openT(t, Options{Dir: dir, Durability: None})
+	if got := db.LogVector(); got[1] != 2 {
+		t.Fatalf("log vector derived from the log = %v, want 1:2", got)
+	}
+	ctx := db.Context()
+	if err := db.Commit(Batch{Context: ctx, LogVector: crdt.VersionVector{1: 2, 7: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir, Durability: None})
+	if got := db.LogVector(); got[7] != 5 || got[1] != 2 {
+		t.Fatalf("log vector after reopen = %v, want the one committed", got)
+	}
+}
