@@ -108,6 +108,9 @@ type PeerStats struct {
 	// Lag is how many of this node's dots the peer is not known to hold,
 	// as of the last tick.
 	Lag uint64 `json:"lag_deltas"`
+	// InStepAt is when the peer was last known to hold everything this
+	// node holds (Lag 0): how old its lag is.
+	InStepAt time.Time `json:"in_step_at,omitzero"`
 }
 
 type inbound struct {
@@ -268,10 +271,15 @@ func (n *Node) measureLag() {
 		}
 		lags[id] = lag
 	}
+	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for id, lag := range lags {
-		n.peerStats(id).Lag = lag
+		st := n.peerStats(id)
+		st.Lag = lag
+		if lag == 0 {
+			st.InStepAt = now
+		}
 	}
 }
 

@@ -118,7 +118,7 @@ func TestThreeNodesConverge(t *testing.T) {
 	waitFor(t, "b to know its peers hold everything", func() bool {
 		st := b.p2p.Stats()
 		for _, s := range st {
-			if s.Lag != 0 {
+			if s.Lag != 0 || s.InStepAt.IsZero() {
 				return false
 			}
 		}
