@@ -361,6 +361,9 @@ func (w *work) do(r *request) error {
 		return nil
 	}
 	before := w.ctx.Max(w.e.replica)
+	if before > crdt.MaxSeq-1<<31 {
+		return fmt.Errorf("engine: replica %s has used up its sequence numbers (%d); give the node a new identity", w.e.replica, before)
+	}
 	now := w.e.hlc.Now()
 	var group crdt.Causal
 	r.values = make([]crdt.Value, len(r.ops))

@@ -26,6 +26,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edged-dev/edged/crdt"
@@ -89,6 +90,8 @@ type Node struct {
 	local chan struct{}
 	peers []peer.AddrInfo
 
+	queued atomic.Int64 // wire bytes of the messages in the inbox
+
 	// outboxes and senders belong to Run's goroutine.
 	outboxes map[peer.ID]chan []byte
 	senders  sync.WaitGroup
@@ -116,6 +119,7 @@ type PeerStats struct {
 type inbound struct {
 	from peer.ID
 	msg  replication.Message
+	size int64 // bytes on the wire
 }
 
 // New creates the libp2p host and listens; it connects to nobody yet.
@@ -238,6 +242,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-n.local:
 			outs, err = n.sync.Push()
 		case m := <-n.in:
+			n.queued.Add(-m.size)
 			outs, err = n.step(ctx, m)
 		}
 		if err != nil {
@@ -310,9 +315,13 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 	return append(outs, n.sync.Committed(from)...), nil
 }
 
-// inboxLen bounds the received messages waiting for the driver: with
-// messages of up to replication.MaxMessageBytes, 64 MiB at worst.
-const inboxLen = 16
+// inboxLen bounds the received messages waiting for the driver, and
+// inboxBytes their size on the wire: decoded, a message takes up to about
+// 15 times that, so the queue stays near 60 MiB at worst.
+const (
+	inboxLen   = 16
+	inboxBytes = 4 << 20
+)
 
 // outboxLen bounds the messages waiting for one peer; more are dropped
 // (anti-entropy repairs that), so a slow or unreachable peer never holds
@@ -396,8 +405,11 @@ func (n *Node) receive(s network.Stream) {
 	from := s.Conn().RemotePeer()
 	r := bufio.NewReader(s)
 	size, err := binary.ReadUvarint(r)
-	if err == nil && size > replication.MaxMessageBytes {
+	if err == nil && size > replication.MaxMessageBytes+1 {
 		err = fmt.Errorf("message of %d bytes, limit %d", size, replication.MaxMessageBytes)
+	}
+	if err == nil && n.queued.Load()+int64(size) > inboxBytes {
+		err = errors.New("inbox full: message dropped; anti-entropy will repair it")
 	}
 	var msg replication.Message
 	if err == nil {
@@ -422,10 +434,12 @@ func (n *Node) receive(s network.Stream) {
 	n.mu.Unlock()
 	// A peer that connects to us is a peer: the engine learns it on
 	// its first message, through the driver.
+	n.queued.Add(int64(size))
 	select {
-	case n.in <- inbound{from: from, msg: msg}:
+	case n.in <- inbound{from: from, msg: msg, size: int64(size)}:
 	default:
 		// The driver is behind: drop it; anti-entropy repairs it.
+		n.queued.Add(-int64(size))
 	}
 }
 

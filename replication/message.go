@@ -16,8 +16,16 @@ const Version = 1
 
 // Limits on what a message may hold.
 const (
-	// MaxReplicas bounds the entries of a vector.
-	MaxReplicas = 4096
+	// MaxReplicas bounds the entries of a vector, and so the origins a
+	// node takes entries from (a larger vector would be refused by every
+	// peer and stop sync).
+	MaxReplicas = 16384
+	// MaxSeqAccepted bounds the dots of received entries, leaving room
+	// below crdt.MaxSeq so a node never runs out of dots of its own.
+	MaxSeqAccepted = crdt.MaxSeq - 1<<32
+	// MaxCloudDots bounds the out-of-order dots of the contexts of one
+	// message: stored contexts are rewritten on every commit.
+	MaxCloudDots = 4096
 	// MaxEntries bounds the entries of one Entries message.
 	MaxEntries = 4096
 	// MaxMessageBytes bounds an encoded message.
@@ -173,7 +181,7 @@ func (m *Message) validate() error {
 		return fmt.Errorf("%w: vector of %d replicas, limit %d", ErrInvalid, len(m.Vector), MaxReplicas)
 	}
 	for r, s := range m.Vector {
-		if r == 0 || s > crdt.MaxSeq {
+		if r == 0 || s > MaxSeqAccepted {
 			return fmt.Errorf("%w: vector entry %s:%d", ErrInvalid, r, s)
 		}
 	}
@@ -187,9 +195,13 @@ func (m *Message) validate() error {
 		}
 	case KindVector, KindAck:
 	case KindEntries:
+		cloud := 0
 		for i, e := range m.Entries {
-			if e.Origin == 0 || e.First == 0 || e.Last < e.First || e.Last > crdt.MaxSeq {
+			if e.Origin == 0 || e.First == 0 || e.Last < e.First || e.Last > MaxSeqAccepted {
 				return fmt.Errorf("%w: entry %d covers %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)
+			}
+			if cloud += len(e.Delta.Ctx.Cloud()); cloud > MaxCloudDots {
+				return fmt.Errorf("%w: contexts with more than %d out-of-order dots", ErrInvalid, MaxCloudDots)
 			}
 			if !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.First}) || !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.Last}) {
 				return fmt.Errorf("%w: entry %d: its delta does not hold its dots %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)

@@ -245,7 +245,11 @@ func (s *Sync) accept(pr *peer, mine crdt.VersionVector, es []Entry) []Entry {
 		if e.Last > pr.known[e.Origin] && e.First <= pr.known[e.Origin]+1 {
 			pr.known[e.Origin] = e.Last
 		}
-		switch have := next[e.Origin]; {
+		switch have, known := next[e.Origin]; {
+		case !known && len(next) >= MaxReplicas:
+			// One origin more would make this node's vector one that
+			// every peer refuses.
+			s.stats.Invalid++
 		case e.Last <= have:
 			s.stats.Redundant++
 		case e.First <= have+1:

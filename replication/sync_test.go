@@ -290,3 +290,47 @@ func TestEntriesPastAGapAreNotSent(t *testing.T) {
 		t.Errorf("Unservable = %d, want 1", s.Stats().Unservable)
 	}
 }
+
+// wideLog is a log that already has entries from MaxReplicas origins.
+type wideLog struct{ vv crdt.VersionVector }
+
+func (l wideLog) Vector() crdt.VersionVector { return l.vv }
+func (wideLog) Entries(crdt.ReplicaID, crdt.Seq, int) ([]replication.Entry, int, error) {
+	return nil, 0, nil
+}
+
+func TestHostileEntriesAreRefused(t *testing.T) {
+	one := func(origin crdt.ReplicaID, first, last crdt.Seq, cloud int) replication.Message {
+		var c crdt.Context
+		c.Add(crdt.Dot{Replica: origin, Seq: first})
+		if last <= crdt.MaxSeq {
+			c.Add(crdt.Dot{Replica: origin, Seq: last})
+		}
+		for i := range cloud {
+			c.Add(crdt.Dot{Replica: 77, Seq: crdt.Seq(2*i + 3)}) // out of order: a cloud
+		}
+		return replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: origin, First: first, Last: last, Delta: crdt.Causal{Ctx: c}}}}
+	}
+	vv := crdt.VersionVector{}
+	for i := range replication.MaxReplicas {
+		vv[crdt.ReplicaID(i+1)] = 1
+	}
+	s := replication.New(wideLog{vv}, replication.Config{})
+	s.AddPeer("p")
+	// Dots near the end of the sequence space.
+	if _, _, err := s.Step("p", one(5, 2, replication.MaxSeqAccepted+1, 0)); !errors.Is(err, replication.ErrInvalid) {
+		t.Errorf("an entry up to the end of the sequence space: %v", err)
+	}
+	// A context cloud too large to keep.
+	if _, _, err := s.Step("p", one(5, 2, 2, replication.MaxCloudDots+1)); !errors.Is(err, replication.ErrInvalid) {
+		t.Errorf("an entry with a huge context: %v", err)
+	}
+	// One origin more than any vector may hold.
+	if _, apply, err := s.Step("p", one(crdt.ReplicaID(replication.MaxReplicas+1), 1, 1, 0)); err != nil || len(apply) != 0 {
+		t.Errorf("an entry from origin number %d: %v, %d to apply", replication.MaxReplicas+1, err, len(apply))
+	}
+	// Known origins still sync.
+	if _, apply, _ := s.Step("p", one(5, 2, 2, 0)); len(apply) != 1 {
+		t.Error("an entry from a known origin was refused")
+	}
+}
