@@ -122,6 +122,7 @@ func p2pCounters(n *p2p.Node) counters {
 		newCounter("edged_sync_entries_received_total", "Delta-log entries received from peers.", stat(func(s replication.Stats) uint64 { return s.EntriesReceived })),
 		newCounter("edged_sync_redundant_entries_total", "Received entries this node already held.", stat(func(s replication.Stats) uint64 { return s.Redundant })),
 		newCounter("edged_sync_invalid_total", "Messages and entries from peers dropped as invalid.", stat(func(s replication.Stats) uint64 { return s.Invalid })),
+		newCounter("edged_sync_own_ahead_total", "Peer vectors holding more of this node's own writes than it does (restored with its old identity: give it a new one).", stat(func(s replication.Stats) uint64 { return s.OwnAhead })),
 		newCounter("edged_sync_unservable_total", "Sends skipped because the log no longer holds what a peer lacks (it needs a state transfer, not built yet).", stat(func(s replication.Stats) uint64 { return s.Unservable })),
 		newCounter("edged_sync_bytes_sent_total", "Bytes of sync messages sent.", peers(func(s p2p.PeerStats) uint64 { return s.BytesSent })),
 		newCounter("edged_sync_bytes_received_total", "Bytes of sync messages received.", peers(func(s p2p.PeerStats) uint64 { return s.BytesReceived })),

@@ -173,7 +173,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, inboxLen), local: make(chan struct{}, 1), peers: infos,
 		outboxes: map[peer.ID]chan []byte{}, stats: map[peer.ID]*PeerStats{}}
-	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano())})
+	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano()), Self: o.Engine.Replica()})
 	h.SetStreamHandler(Protocol, n.receive)
 	return n, nil
 }
@@ -251,8 +251,12 @@ func (n *Node) Run(ctx context.Context) error {
 		for _, o := range outs {
 			n.send(ctx, o)
 		}
+		st := n.sync.Stats()
 		n.mu.Lock()
-		n.syncStats = n.sync.Stats()
+		if st.OwnAhead > n.syncStats.OwnAhead {
+			n.o.Logger.Error("p2p: peers hold writes of this node that it lacks: it was restored from a backup with its old identity; its new writes reuse their dots and peers drop them. Stop it and start it with a new identity.key (docs/OPERATIONS.md, Backup and restore)")
+		}
+		n.syncStats = st
 		n.mu.Unlock()
 	}
 }

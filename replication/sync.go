@@ -38,6 +38,9 @@ type Config struct {
 	// Seed seeds the engine's random choices (round offsets, jitter, push
 	// targets), so runs are reproducible.
 	Seed uint64
+	// Self is this node's replica ID, to notice peers that hold more of
+	// its own writes than it does (see Stats.OwnAhead). Zero: not checked.
+	Self crdt.ReplicaID
 }
 
 func (c Config) withDefaults() Config {
@@ -67,6 +70,11 @@ type Stats struct {
 	Redundant uint64
 	// Invalid counts dropped messages and entries.
 	Invalid uint64
+	// OwnAhead counts vectors from peers that hold more of this node's
+	// own writes than it does: it was restored from a backup with its old
+	// identity, and its next writes reuse dots that peers already hold
+	// (and drop). It needs a new identity.
+	OwnAhead uint64
 	// Unservable counts sends skipped because the log no longer holds
 	// what a peer lacks (collected, or evicted by the data budget): that
 	// peer needs a state transfer.
@@ -208,6 +216,7 @@ func (s *Sync) Step(from PeerID, m Message) (outs []Out, apply []Entry, err erro
 		s.stats.Vectors++
 		return []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}, nil, nil
 	case KindVector:
+		s.checkOwn(m.Vector, mine)
 		// The peer's own word: what it holds now, even if that is less
 		// than before (a restore from backup).
 		pr.known = m.Vector.Clone()
@@ -222,6 +231,7 @@ func (s *Sync) Step(from PeerID, m Message) (outs []Out, apply []Entry, err erro
 		}
 		return outs, nil, nil
 	case KindAck:
+		s.checkOwn(m.Vector, mine)
 		s.stats.Acks++
 		pr.known = m.Vector.Clone()
 		outs, err := s.missing(from, mine)
@@ -231,6 +241,14 @@ func (s *Sync) Step(from PeerID, m Message) (outs []Out, apply []Entry, err erro
 		return nil, s.accept(pr, mine, m.Entries), nil
 	}
 	return nil, nil, nil
+}
+
+// checkOwn counts a peer vector that is ahead of this node on its own
+// writes.
+func (s *Sync) checkOwn(theirs, mine crdt.VersionVector) {
+	if s.cfg.Self != 0 && theirs[s.cfg.Self] > mine[s.cfg.Self] {
+		s.stats.OwnAhead++
+	}
 }
 
 // accept returns the entries of a message that extend the node's log,

@@ -334,3 +334,16 @@ func TestHostileEntriesAreRefused(t *testing.T) {
 		t.Error("an entry from a known origin was refused")
 	}
 }
+
+func TestPeersAheadOnOwnWritesAreNoticed(t *testing.T) {
+	s := replication.New(wideLog{crdt.VersionVector{7: 3}}, replication.Config{Self: 7})
+	s.AddPeer("p")
+	s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{7: 3}})
+	if s.Stats().OwnAhead != 0 {
+		t.Fatal("a peer level with this node counted as ahead")
+	}
+	s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{7: 5}})
+	if s.Stats().OwnAhead != 1 {
+		t.Fatal("a peer holding more of this node's writes went unnoticed")
+	}
+}
