@@ -13,18 +13,19 @@ package config
 
 import (
 	"errors"
-
 	"fmt"
-	"github.com/edged-dev/edged/localmqtt"
-	"github.com/edged-dev/edged/sensors"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edged-dev/edged/invalid"
+	"github.com/edged-dev/edged/localmqtt"
+	"github.com/edged-dev/edged/sensors"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // Config is the whole configuration of a node.
@@ -326,15 +327,15 @@ func Default() Config {
 // debug, info, warn, error (got "verbose")`. It returns nil if c is valid.
 func (c Config) Validate() error {
 	errs := slices.Concat(
-		prefixEach("node.", c.Node.Validate()),
-		prefixEach("http.", c.HTTP.Validate()),
-		prefixEach("log.", c.Log.Validate()),
-		prefixEach("store.", c.Store.Validate()),
-		prefixEach("readings.", c.Readings.Validate()),
-		prefixEach("mqtt.", c.MQTT.Validate()),
-		prefixEach("p2p.", c.P2P.Validate()),
+		invalid.PrefixEach("node.", c.Node.Validate()),
+		invalid.PrefixEach("http.", c.HTTP.Validate()),
+		invalid.PrefixEach("log.", c.Log.Validate()),
+		invalid.PrefixEach("store.", c.Store.Validate()),
+		invalid.PrefixEach("readings.", c.Readings.Validate()),
+		invalid.PrefixEach("mqtt.", c.MQTT.Validate()),
+		invalid.PrefixEach("p2p.", c.P2P.Validate()),
 		validateNamespaces(c.Namespaces),
-		prefixEach("sensors.", c.Sensors.Validate()),
+		invalid.PrefixEach("sensors.", c.Sensors.Validate()),
 	)
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive (got %s)", c.ShutdownTimeout))
@@ -396,24 +397,6 @@ func (c LogConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("format: must be one of %s (got %q)", strings.Join(formats, ", "), c.Format))
 	}
 	return errors.Join(errs...)
-}
-
-// prefixEach returns the problems joined in err, such as those a section's
-// Validate reports, each prefixed with prefix: the section's name, so that
-// every message starts with the full field path, or the file they are in.
-func prefixEach(prefix string, err error) []error {
-	if err == nil {
-		return nil
-	}
-	errs := []error{err}
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = joined.Unwrap()
-	}
-	qualified := make([]error, len(errs))
-	for i, e := range errs {
-		qualified[i] = fmt.Errorf("%s%w", prefix, e)
-	}
-	return qualified
 }
 
 // validName reports whether name is a valid NodeConfig.Name. The rule keeps

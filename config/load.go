@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/edged-dev/edged/invalid"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -21,7 +23,7 @@ func Load(path string) (Config, error) {
 	}
 	cfg, err := Parse(data)
 	if err != nil {
-		return Config{}, errors.Join(prefixEach(path+": ", err)...)
+		return Config{}, errors.Join(invalid.PrefixEach(path+": ", err)...)
 	}
 	return cfg, nil
 }

@@ -50,3 +50,21 @@ func FieldOf(err error) (string, bool) {
 	}
 	return "", false
 }
+
+// PrefixEach returns the problems joined in err (by errors.Join), each
+// prefixed with prefix, such as a configuration section's name, so that
+// every message starts with the full path of its field.
+func PrefixEach(prefix string, err error) []error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	qualified := make([]error, len(errs))
+	for i, e := range errs {
+		qualified[i] = fmt.Errorf("%s%w", prefix, e)
+	}
+	return qualified
+}

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/edged-dev/edged/invalid"
 )
 
 // Bounds on every adapter's interval.
@@ -49,17 +51,17 @@ func DefaultConfig() Config { return Config{} }
 func (c Config) Validate() error {
 	var errs []error
 	for i, e := range c.Thermal {
-		errs = append(errs, prefixEach(fmt.Sprintf("thermal[%d].", i), e.Validate())...)
+		errs = append(errs, invalid.PrefixEach(fmt.Sprintf("thermal[%d].", i), e.Validate())...)
 	}
 	for i, e := range c.Hwmon {
-		errs = append(errs, prefixEach(fmt.Sprintf("hwmon[%d].", i), e.Validate())...)
+		errs = append(errs, invalid.PrefixEach(fmt.Sprintf("hwmon[%d].", i), e.Validate())...)
 	}
 	for i, e := range c.OneWire {
-		errs = append(errs, prefixEach(fmt.Sprintf("onewire[%d].", i), e.Validate())...)
+		errs = append(errs, invalid.PrefixEach(fmt.Sprintf("onewire[%d].", i), e.Validate())...)
 	}
 	execNames := make(map[string]int)
 	for i, e := range c.Exec {
-		errs = append(errs, prefixEach(fmt.Sprintf("exec[%d].", i), e.Validate())...)
+		errs = append(errs, invalid.PrefixEach(fmt.Sprintf("exec[%d].", i), e.Validate())...)
 		if first, dup := execNames[e.Name]; dup && e.Name != "" {
 			errs = append(errs, fmt.Errorf("exec[%d].name: %q is already the name of exec[%d]", i, e.Name, first))
 		} else {
@@ -68,7 +70,7 @@ func (c Config) Validate() error {
 	}
 	simNames := make(map[string]int)
 	for i, e := range c.Simulated {
-		errs = append(errs, prefixEach(fmt.Sprintf("simulated[%d].", i), e.Validate())...)
+		errs = append(errs, invalid.PrefixEach(fmt.Sprintf("simulated[%d].", i), e.Validate())...)
 		if first, dup := simNames[e.Name]; dup && e.Name != "" {
 			errs = append(errs, fmt.Errorf("simulated[%d].name: %q is already the name of simulated[%d]", i, e.Name, first))
 		} else {
@@ -186,21 +188,4 @@ func validPath(s string) bool {
 
 func wordByte(b byte) bool {
 	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_' || b == '-'
-}
-
-// prefixEach returns the problems joined in err, each prefixed with
-// prefix, so that every message starts with the full field path.
-func prefixEach(prefix string, err error) []error {
-	if err == nil {
-		return nil
-	}
-	errs := []error{err}
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = joined.Unwrap()
-	}
-	qualified := make([]error, len(errs))
-	for i, e := range errs {
-		qualified[i] = fmt.Errorf("%s%w", prefix, e)
-	}
-	return qualified
 }
