@@ -265,49 +265,10 @@ func (db *DB) DropReadings(before int64, maxBytes int64) (int, error) {
 	if len(buckets) == 0 || buckets[0] >= cutoff {
 		return 0, nil
 	}
-	return db.dropKeys([]byte{prefixFact}, func(k []byte) bool {
-		b, ok := factBucket(k)
-		return ok && b < cutoff
+	return db.dropWhere([]byte{prefixFact}, false, func(item *badger.Item) (bool, bool, error) {
+		b, ok := factBucket(item.Key())
+		return ok && b < cutoff, false, nil
 	})
-}
-
-// dropKeys deletes the keys under prefix for which drop is true, in chunks
-// so that its memory stays small, and returns how many.
-func (db *DB) dropKeys(prefix []byte, drop func(k []byte) bool) (int, error) {
-	total := 0
-	from := prefix
-	for {
-		var keys [][]byte
-		more := false
-		err := db.bdb.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-			defer it.Close()
-			scanned := 0
-			for it.Seek(from); it.Valid(); it.Next() {
-				if scanned == dropChunk {
-					more = true
-					break
-				}
-				scanned++
-				k := it.Item().Key()
-				from = append(it.Item().KeyCopy(from[:0:0]), 0)
-				if drop(k) {
-					keys = append(keys, it.Item().KeyCopy(nil))
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return total, err
-		}
-		if err := db.deleteKeys(keys); err != nil {
-			return total, err
-		}
-		total += len(keys)
-		if !more {
-			return total, nil
-		}
-	}
 }
 
 // deleteKeys deletes keys in write batches.

@@ -601,32 +601,50 @@ var dropChunk = 4096
 // maxBytes of keys and values when maxBytes > 0. It works in chunks so its
 // memory stays small whatever the size of the log.
 func (db *DB) dropEntries(drop func(Entry) bool, maxBytes int64) (int, error) {
-	var (
-		freed int64
-		total int
-		from  = []byte{prefixLog}
-	)
+	var freed int64
+	return db.dropWhere([]byte{prefixLog}, true, func(item *badger.Item) (bool, bool, error) {
+		if maxBytes > 0 && freed >= maxBytes {
+			return false, true, nil
+		}
+		e, err := decodeEntry(item)
+		if err != nil || !drop(e) {
+			return false, false, err
+		}
+		freed += item.EstimatedSize()
+		return true, false, nil
+	})
+}
+
+// dropWhere deletes the keys under prefix for which drop says so, until
+// it says stop. It reads dropChunk keys per transaction (with their values
+// when values is set) and deletes them in a write batch, so its memory
+// stays small whatever the number of keys. It returns how many it deleted.
+func (db *DB) dropWhere(prefix []byte, values bool, drop func(item *badger.Item) (del, stop bool, err error)) (int, error) {
+	total := 0
+	from := prefix
 	for {
 		var keys [][]byte
 		more := false
 		err := db.bdb.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixLog}})
+			it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: values, PrefetchSize: 64, Prefix: prefix})
 			defer it.Close()
 			scanned := 0
 			for it.Seek(from); it.Valid(); it.Next() {
-				if scanned == dropChunk || (maxBytes > 0 && freed >= maxBytes) {
-					more = scanned == dropChunk
+				if scanned == dropChunk {
+					more = true
 					break
 				}
 				scanned++
-				from = append(it.Item().KeyCopy(from[:0]), 0) // resume after this key
-				e, err := decodeEntry(it.Item())
+				from = append(it.Item().KeyCopy(from[:0:0]), 0) // resume after this key
+				del, stop, err := drop(it.Item())
 				if err != nil {
 					return err
 				}
-				if drop(e) {
+				if stop {
+					break
+				}
+				if del {
 					keys = append(keys, it.Item().KeyCopy(nil))
-					freed += it.Item().EstimatedSize()
 				}
 			}
 			return nil
