@@ -6,29 +6,17 @@ import (
 	"testing"
 
 	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/engine/enginetest"
 	"github.com/edged-dev/edged/invalid"
-	"github.com/edged-dev/edged/store"
 )
 
 func newKV(t *testing.T, hub *Hub) *KV {
 	t.Helper()
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := engine.Config{}
 	if hub != nil {
 		cfg.OnCommit = hub.Notify
 	}
-	eng := engine.New(db, 1, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		db.Close()
-	})
+	db, eng := enginetest.Start(t, 1, cfg)
 	return New(db, eng)
 }
 

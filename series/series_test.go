@@ -11,8 +11,8 @@ import (
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/engine/enginetest"
 	"github.com/edged-dev/edged/invalid"
-	"github.com/edged-dev/edged/store"
 )
 
 type fixedClock bool
@@ -23,19 +23,7 @@ var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
 func newSeries(t testing.TB, clock Clock) *Series {
 	t.Helper()
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := engine.New(db, 7, engine.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		db.Close()
-	})
+	db, eng := enginetest.Start(t, 7, engine.Config{})
 	return New(db, eng, clock, func() time.Time { return t0.Add(48 * time.Hour) })
 }
 
