@@ -95,6 +95,7 @@ type Engine struct {
 type request struct {
 	ops     []Op          // one local operation, made of these
 	entries []store.Entry // remote deltas, when ops is nil
+	page    *Page         // a page of state transfer, when ops is nil
 	values  []crdt.Value  // result: each field's state after its op
 	err     error
 	done    chan struct{}
@@ -315,6 +316,10 @@ type work struct {
 	encoded map[string][]byte // new record of each touched name; nil: deleted
 	entries []store.Entry
 	fs      []store.Fact
+	// transfer is the state transfer progress to store; transferDone
+	// deletes it.
+	transfer     *store.Transfer
+	transferDone bool
 }
 
 func newWork(e *Engine) *work {
@@ -352,6 +357,9 @@ func (w *work) fields(name string) (map[crdt.Type]crdt.Value, error) {
 var errPartial = errors.New("engine: operation failed midway")
 
 func (w *work) do(r *request) error {
+	if r.page != nil {
+		return w.join(r.page)
+	}
 	if r.ops == nil {
 		for _, en := range r.entries {
 			if err := w.applyRemote(en); err != nil {
@@ -530,5 +538,6 @@ func (w *work) facts(name string, v crdt.Value) {
 }
 
 func (w *work) batch() store.Batch {
-	return store.Batch{Names: w.encoded, Entries: w.entries, Facts: w.fs, Context: w.ctx, HLC: w.e.hlc.Last(), LogVector: w.logvv}
+	return store.Batch{Names: w.encoded, Entries: w.entries, Facts: w.fs, Context: w.ctx, HLC: w.e.hlc.Last(), LogVector: w.logvv,
+		Transfer: w.transfer, TransferDone: w.transferDone}
 }

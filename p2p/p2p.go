@@ -11,7 +11,11 @@
 // One goroutine (Run) owns the engine. It ticks it, hands it received
 // messages, sends what it returns, applies received entries through the
 // node's write path (engine.Apply) and acknowledges them once they are
-// durable, and pushes local writes eagerly.
+// durable, joins pages of state transfer (engine.Join) with their
+// progress, and pushes local writes eagerly. It also keeps each peer's
+// acknowledged vector as the store's GC watermark "peer/<peer ID>", so the
+// log keeps what some peer still lacks; a peer behind what the log holds
+// is caught up by state transfer.
 package p2p
 
 import (
@@ -96,6 +100,10 @@ type Node struct {
 	outboxes map[peer.ID]chan []byte
 	senders  sync.WaitGroup
 
+	// marks are the watermarks as last stored; they belong to Run's
+	// goroutine.
+	marks map[replication.PeerID]crdt.VersionVector
+
 	mu        sync.Mutex
 	stats     map[peer.ID]*PeerStats
 	syncStats replication.Stats // a copy, refreshed by Run
@@ -174,8 +182,70 @@ func New(cfg Config, o Options) (*Node, error) {
 	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, inboxLen), local: make(chan struct{}, 1), peers: infos,
 		outboxes: map[peer.ID]chan []byte{}, stats: map[peer.ID]*PeerStats{}}
 	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano()), Self: o.Engine.Replica()})
+	if err := n.restore(); err != nil {
+		h.Close()
+		return nil, err
+	}
 	h.SetStreamHandler(Protocol, n.receive)
 	return n, nil
+}
+
+// watermarkPrefix prefixes the store's watermark of each peer.
+const watermarkPrefix = "peer/"
+
+// restore loads the peers' watermarks and resumes an interrupted state
+// transfer.
+func (n *Node) restore() error {
+	marks, err := n.o.DB.Watermarks()
+	if err != nil {
+		return fmt.Errorf("p2p: watermarks: %w", err)
+	}
+	n.marks = map[replication.PeerID]crdt.VersionVector{}
+	for dest, vv := range marks {
+		if p, ok := strings.CutPrefix(dest, watermarkPrefix); ok {
+			n.marks[replication.PeerID(p)] = vv
+		}
+	}
+	t, err := n.o.DB.Transfer()
+	if err != nil {
+		return fmt.Errorf("p2p: state transfer progress: %w", err)
+	}
+	if t != nil {
+		n.sync.Resume(replication.PeerID(t.From), t.Cursor, t.Base, t.BaseVector)
+		n.o.Logger.Info("p2p: resuming state transfer", "from", t.From, "after", t.Cursor)
+	}
+	return nil
+}
+
+// addPeer starts syncing with p. A peer new to this node gets an empty
+// watermark at once: until it acknowledges something, the log keeps
+// everything for it.
+func (n *Node) addPeer(p replication.PeerID) {
+	n.sync.AddPeer(p)
+	if _, ok := n.marks[p]; ok {
+		return
+	}
+	n.setMark(p, crdt.VersionVector{})
+}
+
+func (n *Node) setMark(p replication.PeerID, vv crdt.VersionVector) {
+	if err := n.o.DB.SetWatermark(watermarkPrefix+string(p), vv); err != nil {
+		n.o.Logger.Warn("p2p: store watermark failed", "peer", p, "err", err)
+		return
+	}
+	n.marks[p] = vv
+}
+
+// updateMarks stores the watermarks of the peers whose acknowledged
+// vector changed.
+func (n *Node) updateMarks() {
+	for _, p := range n.sync.Peers() {
+		known := n.sync.Known(p)
+		if known == nil || known.Compare(n.marks[p]) == crdt.Equal {
+			continue
+		}
+		n.setMark(p, known)
+	}
 }
 
 // Addrs returns the addresses the host listens on, with its peer ID.
@@ -223,7 +293,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.senders.Wait()
 	for _, info := range n.peers {
 		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour*24*365)
-		n.sync.AddPeer(replication.PeerID(info.ID.String()))
+		n.addPeer(replication.PeerID(info.ID.String()))
 		n.mu.Lock()
 		n.peerStats(info.ID).Addr = addrString(info.Addrs)
 		n.mu.Unlock()
@@ -239,6 +309,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-tick.C:
 			outs = n.sync.Tick()
 			n.measureLag()
+			n.updateMarks()
 		case <-n.local:
 			outs, err = n.sync.Push()
 		case m := <-n.in:
@@ -304,19 +375,43 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 	from := replication.PeerID(m.from.String())
 	// A host that got through the fleet key (and the allowlist) is a
 	// peer: one that dials us is synced with from then on.
-	n.sync.AddPeer(from)
-	outs, apply, err := n.sync.Step(from, m.msg)
-	if err != nil || len(apply) == 0 {
+	n.addPeer(from)
+	res, err := n.sync.Step(from, m.msg)
+	outs := res.Out
+	if err != nil {
 		return outs, err
 	}
-	es := make([]store.Entry, len(apply))
-	for i, e := range apply {
-		es[i] = store.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
+	if len(res.Apply) > 0 {
+		es := make([]store.Entry, len(res.Apply))
+		for i, e := range res.Apply {
+			es[i] = store.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
+		}
+		if err := n.o.Engine.Apply(ctx, es); err != nil {
+			return outs, fmt.Errorf("apply %d entries from %s: %w", len(es), m.from, err)
+		}
+		outs = append(outs, n.sync.Committed(from)...)
 	}
-	if err := n.o.Engine.Apply(ctx, es); err != nil {
-		return outs, fmt.Errorf("apply %d entries from %s: %w", len(es), m.from, err)
+	if p := res.Page; p != nil {
+		if err := n.o.Engine.Join(ctx, n.page(p)); err != nil {
+			return outs, fmt.Errorf("state transfer from %s: join %d states after %q: %w", m.from, len(p.States), p.After, err)
+		}
+		if p.Done {
+			n.o.Logger.Info("p2p: state transfer done", "from", m.from)
+		}
+		outs = append(outs, n.sync.PageCommitted(from)...)
 	}
-	return append(outs, n.sync.Committed(from)...), nil
+	return outs, nil
+}
+
+// page converts a page of state transfer for the engine.
+func (n *Node) page(p *replication.Page) *engine.Page {
+	recs := make([]store.Record, len(p.States))
+	for i, st := range p.States {
+		recs[i] = store.Record{Name: st.Name, Enc: st.Record}
+	}
+	l := storeLog{db: n.o.DB, scope: n.o.Scope}
+	return &engine.Page{After: p.After, Last: p.Last, Records: recs, Ctx: p.Ctx, Keep: l.fleet, Done: p.Done,
+		Progress: store.Transfer{Version: 1, From: string(p.From), Cursor: p.Last, Base: p.Base, BaseVector: p.BaseVector}}
 }
 
 // inboxLen bounds the received messages waiting for the driver, and
@@ -480,6 +575,17 @@ func (l storeLog) fleet(name string) bool {
 
 // Vector is the log's vector, not the context's: see store.DB.LogVector.
 func (l storeLog) Vector() crdt.VersionVector { return l.db.LogVector() }
+
+func (l storeLog) Context() crdt.Context { return l.db.Context() }
+
+func (l storeLog) States(after, upto string, maxBytes int) ([]replication.State, bool, error) {
+	recs, complete, err := l.db.Records(after, upto, maxBytes, l.fleet)
+	states := make([]replication.State, len(recs))
+	for i, r := range recs {
+		states[i] = replication.State{Name: r.Name, Record: r.Enc}
+	}
+	return states, complete, err
+}
 
 var errFull = errors.New("batch full")
 

@@ -41,9 +41,14 @@ const (
 	KindVector
 	KindEntries
 	KindAck
+	KindOffer
+	KindRangeReq
+	KindRange
+	KindStates
 )
 
-var kindNames = map[Kind]string{KindDigest: "digest", KindVector: "vector", KindEntries: "entries", KindAck: "ack"}
+var kindNames = map[Kind]string{KindDigest: "digest", KindVector: "vector", KindEntries: "entries", KindAck: "ack",
+	KindOffer: "offer", KindRangeReq: "range-req", KindRange: "range", KindStates: "states"}
 
 func (k Kind) String() string {
 	if n, ok := kindNames[k]; ok {
@@ -65,11 +70,18 @@ type Entry struct {
 type Message struct {
 	Version uint               `cbor:"1,keyasint"`
 	Kind    Kind               `cbor:"2,keyasint"`
-	Hash    []byte             `cbor:"3,keyasint,omitempty"` // Digest: SHA-256 of the sender's vector
-	Vector  crdt.VersionVector `cbor:"4,keyasint,omitempty"` // Vector, Ack: what the sender holds
+	Hash    []byte             `cbor:"3,keyasint,omitempty"` // Digest: SHA-256 of the sender's vector; Range: of the range's states
+	Vector  crdt.VersionVector `cbor:"4,keyasint,omitempty"` // Vector, Ack, Range, States: what the sender holds
 	Pull    bool               `cbor:"5,keyasint,omitempty"` // Vector: the sender wants what it lacks
 	Entries []Entry            `cbor:"6,keyasint,omitempty"` // Entries: in order per origin
 	More    bool               `cbor:"7,keyasint,omitempty"` // Entries: more follow once acknowledged
+	// State transfer (transfer.go).
+	After  string        `cbor:"8,keyasint,omitempty"`  // RangeReq, Range, States: the range starts after this name
+	Last   string        `cbor:"9,keyasint,omitempty"`  // and ends at this one ("": the end)
+	Full   bool          `cbor:"10,keyasint,omitempty"` // RangeReq: the states, not their digest
+	Done   bool          `cbor:"11,keyasint,omitempty"` // Range, States: nothing follows
+	States []State       `cbor:"12,keyasint,omitempty"` // States: in name order
+	Ctx    *crdt.Context `cbor:"13,keyasint,omitempty"` // Range, States: the sender's context
 }
 
 // ErrInvalid: a message that breaks the protocol; it is dropped.
@@ -177,13 +189,8 @@ func (m *Message) validate() error {
 	if m.Version != Version {
 		return fmt.Errorf("%w: version %d, this node speaks %d", ErrInvalid, m.Version, Version)
 	}
-	if len(m.Vector) > MaxReplicas {
-		return fmt.Errorf("%w: vector of %d replicas, limit %d", ErrInvalid, len(m.Vector), MaxReplicas)
-	}
-	for r, s := range m.Vector {
-		if r == 0 || s > MaxSeqAccepted {
-			return fmt.Errorf("%w: vector entry %s:%d", ErrInvalid, r, s)
-		}
+	if err := validVector(m.Vector); err != nil {
+		return err
 	}
 	if len(m.Entries) > MaxEntries {
 		return fmt.Errorf("%w: %d entries, limit %d", ErrInvalid, len(m.Entries), MaxEntries)
@@ -207,8 +214,23 @@ func (m *Message) validate() error {
 				return fmt.Errorf("%w: entry %d: its delta does not hold its dots %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)
 			}
 		}
+	case KindOffer, KindRangeReq, KindRange, KindStates:
+		return m.validateTransfer()
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrInvalid, m.Kind)
+	}
+	return nil
+}
+
+// validVector checks a vector's size and entries.
+func validVector(vv crdt.VersionVector) error {
+	if len(vv) > MaxReplicas {
+		return fmt.Errorf("%w: vector of %d replicas, limit %d", ErrInvalid, len(vv), MaxReplicas)
+	}
+	for r, s := range vv {
+		if r == 0 || s > MaxSeqAccepted {
+			return fmt.Errorf("%w: vector entry %s:%d", ErrInvalid, r, s)
+		}
 	}
 	return nil
 }

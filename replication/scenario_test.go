@@ -29,6 +29,12 @@ import (
 //	set I SET ELEM...                    node I's set holds exactly these (- for none)
 //	counter I COUNTER N                  node I's counter is N
 //	differ I J                           nodes I and J hold different states
+//	fill I PREFIX N                      node I adds an element to N sets PREFIX000…
+//	gc I                                 node I collects what every peer acknowledged
+//	truncate I                           node I drops its whole log (a data budget)
+//	log I N                              node I's log holds N entries
+//	transfers I N                        node I finished N state transfers
+//	transferring I                       node I is catching up by state transfer
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	if len(files) == 0 {
@@ -161,6 +167,33 @@ func runScenario(t *testing.T, path string) {
 			}
 			if got != int64(num(3)) {
 				fail("counter is %d", got)
+			}
+		case "fill":
+			for k := range num(3) {
+				name := fmt.Sprintf("%s%03d", args[2], k)
+				if err = sim.Write(num(1), func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+					return m.Update(crdt.Field{Name: name, Type: crdt.TypeAWSet}, func(v crdt.Value) (crdt.Causal, error) {
+						return v.(*crdt.AWSet).Add(g, strings.Repeat("x", 64)), nil
+					})
+				}); err != nil {
+					break
+				}
+			}
+		case "gc":
+			sim.Nodes[num(1)].Collect()
+		case "truncate":
+			sim.Nodes[num(1)].Truncate()
+		case "log":
+			if got := sim.Nodes[num(1)].LogLen(); got != num(2) {
+				fail("log holds %d entries", got)
+			}
+		case "transfers":
+			if got := sim.Nodes[num(1)].Sync.Stats().TransfersDone; got != uint64(num(2)) {
+				fail("%d transfers done", got)
+			}
+		case "transferring":
+			if _, ok := sim.Nodes[num(1)].Sync.Transferring(); !ok {
+				fail("no state transfer in progress")
 			}
 		case "differ":
 			if sim.Nodes[num(1)].Encoded() == sim.Nodes[num(2)].Encoded() {

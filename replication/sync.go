@@ -22,6 +22,13 @@ type Log interface {
 	// as fit in maxBytes of deltas, and at least one if there is one. It
 	// also returns their encoded size.
 	Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]Entry, int, error)
+	// Context returns the node's causal context.
+	Context() crdt.Context
+	// States returns the states of the keys named after after and up to
+	// upto (to the end when upto is ""), in name order: as many as fit in
+	// maxBytes of records (at least one; all when maxBytes is 0), and
+	// whether they are all there are in that range.
+	States(after, upto string, maxBytes int) (states []State, complete bool, err error)
 }
 
 // Config tunes the engine.
@@ -77,9 +84,15 @@ type Stats struct {
 	OwnAhead uint64
 	// Unservable counts sends skipped because the log no longer holds
 	// what a peer lacks (collected, or evicted by the data budget): that
-	// peer needs a state transfer.
+	// peer is offered a state transfer.
 	Unservable uint64
 	DeltaBytes uint64
+	// State transfer: Offers sent; transfers started as a client, done
+	// and abandoned (a silent server); ranges skipped as equal; states
+	// sent and received; entries deferred (not applied) while a transfer
+	// ran.
+	Offers, Transfers, TransfersDone, TransfersAbandoned uint64
+	RangesSkipped, StatesSent, StatesReceived, Deferred  uint64
 }
 
 // peer is what the engine knows of one peer.
@@ -93,6 +106,10 @@ type peer struct {
 	nextRound uint64
 	// ackWanted: its last Entries said more would follow an Ack.
 	ackWanted bool
+	// heard: it has spoken since AddPeer, so known is its word.
+	heard bool
+	// offered: it was offered a state transfer this round.
+	offered bool
 }
 
 // Sync is the protocol engine of one node. It is not safe for concurrent
@@ -104,6 +121,7 @@ type Sync struct {
 	peers map[PeerID]*peer
 	tick  uint64
 	stats Stats
+	xfer  *transfer // the state transfer this node is the client of
 }
 
 // New returns an engine over log.
@@ -140,10 +158,12 @@ func (s *Sync) Peers() []PeerID {
 // Vector returns what this node holds, from its log.
 func (s *Sync) Vector() crdt.VersionVector { return s.log.Vector() }
 
-// Known returns what the engine knows p holds (nil for an unknown peer):
-// the acknowledged vector that feeds the store's GC watermark for p.
+// Known returns what the engine knows p holds: the acknowledged vector
+// that feeds the store's GC watermark for p. It is nil for an unknown
+// peer, and for one not heard from since AddPeer (after a restart the
+// engine knows nothing of its peers, and the last watermark stands).
 func (s *Sync) Known(p PeerID) crdt.VersionVector {
-	if pr := s.peers[p]; pr != nil {
+	if pr := s.peers[p]; pr != nil && pr.heard {
 		return pr.known.Clone()
 	}
 	return nil
@@ -153,7 +173,7 @@ func (s *Sync) Known(p PeerID) crdt.VersionVector {
 // are due: a Digest to each such peer.
 func (s *Sync) Tick() []Out {
 	s.tick++
-	var outs []Out
+	outs := s.tickTransfer()
 	var digest []byte
 	for _, p := range s.Peers() {
 		pr := s.peers[p]
@@ -166,6 +186,7 @@ func (s *Sync) Tick() []Out {
 		// In-flight state is forgotten each round, so a lost message is
 		// resent by the next round at the latest.
 		pr.sent = crdt.VersionVector{}
+		pr.offered = false
 		r := uint64(s.cfg.RoundTicks)
 		pr.nextRound = s.tick + r - r/4 + s.rng.Uint64N(r/2+1) // r ± 25%
 		s.stats.Rounds++
@@ -192,29 +213,45 @@ func (s *Sync) Push() ([]Out, error) {
 	return outs, nil
 }
 
-// Step handles a message from a peer. It returns the messages to send and
-// the entries to apply, in order. After applying them durably the driver
-// calls Committed, which acknowledges them. An invalid message is dropped
-// and counted, with an error wrapping ErrInvalid.
-func (s *Sync) Step(from PeerID, m Message) (outs []Out, apply []Entry, err error) {
+// Result is what Step asks the driver to do.
+type Result struct {
+	// Out are the messages to send.
+	Out []Out
+	// Apply are log entries to apply durably, in order; then call
+	// Committed.
+	Apply []Entry
+	// Page is a range of state to join durably; then call PageCommitted.
+	Page *Page
+}
+
+// Step handles a message from a peer. An invalid message is dropped and
+// counted, with an error wrapping ErrInvalid.
+func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 	pr := s.peers[from]
 	if pr == nil {
 		s.stats.Invalid++
-		return nil, nil, fmt.Errorf("%w: from unknown peer %q", ErrInvalid, from)
+		return Result{}, fmt.Errorf("%w: from unknown peer %q", ErrInvalid, from)
 	}
 	if err := m.validate(); err != nil {
 		s.stats.Invalid++
-		return nil, nil, err
+		return Result{}, err
 	}
+	pr.heard = true
 	mine := s.log.Vector()
+	// While a transfer runs the node takes no entries (see transfer.go),
+	// so it does not ask for them either.
+	paused := s.xfer != nil
 	switch m.Kind {
 	case KindDigest:
 		if bytes.Equal(m.Hash, Digest(mine)) {
 			pr.known = mine.Clone() // in step: it holds what we hold
-			return nil, nil, nil
+			return Result{}, nil
+		}
+		if paused {
+			return Result{}, nil
 		}
 		s.stats.Vectors++
-		return []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}, nil, nil
+		return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}}, nil
 	case KindVector:
 		s.checkOwn(m.Vector, mine)
 		// The peer's own word: what it holds now, even if that is less
@@ -223,24 +260,41 @@ func (s *Sync) Step(from PeerID, m Message) (outs []Out, apply []Entry, err erro
 		pr.sent = crdt.VersionVector{}
 		outs, err := s.missing(from, mine)
 		if err != nil {
-			return nil, nil, err
+			return Result{}, err
 		}
-		if m.Pull && mine.Compare(m.Vector) != crdt.Equal {
+		if m.Pull && !paused && mine.Compare(m.Vector) != crdt.Equal {
 			s.stats.Vectors++
 			outs = append(outs, Out{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine}})
 		}
-		return outs, nil, nil
+		return Result{Out: outs}, nil
 	case KindAck:
 		s.checkOwn(m.Vector, mine)
 		s.stats.Acks++
 		pr.known = m.Vector.Clone()
 		outs, err := s.missing(from, mine)
-		return outs, nil, err
+		return Result{Out: outs}, err
 	case KindEntries:
+		if paused {
+			s.stats.Deferred += uint64(len(m.Entries))
+			return Result{}, nil
+		}
 		pr.ackWanted = m.More
-		return nil, s.accept(pr, mine, m.Entries), nil
+		return Result{Apply: s.accept(pr, mine, m.Entries)}, nil
+	case KindOffer:
+		if paused {
+			return Result{}, nil
+		}
+		return Result{Out: s.startTransfer(from)}, nil
+	case KindRangeReq:
+		outs, err := s.serveRange(from, m)
+		return Result{Out: outs}, err
+	case KindRange:
+		outs, page, err := s.onRange(from, m)
+		return Result{Out: outs, Page: page}, err
+	case KindStates:
+		return Result{Page: s.onStates(from, m)}, nil
 	}
-	return nil, nil, nil
+	return Result{}, nil
 }
 
 // checkOwn counts a peer vector that is ahead of this node on its own
@@ -323,6 +377,7 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 	origins := mine.Replicas()
 	slices.Sort(origins)
 	var batch []Entry
+	unservable := false
 	budget := s.cfg.MaxBatchBytes
 	for _, o := range origins {
 		from := max(pr.known[o], pr.sent[o])
@@ -333,13 +388,12 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		if err != nil {
 			return nil, fmt.Errorf("replication: log of %s after %d: %w", o, from, err)
 		}
-		if len(es) == 0 {
-			continue
-		}
-		if es[0].First > from+1 {
-			// The log starts after what the peer holds: sending this
-			// would leave a gap it can never fill.
+		if len(es) == 0 || es[0].First > from+1 {
+			// The log no longer holds what the peer lacks (it was
+			// collected, or came by state transfer): sending what
+			// follows would leave a gap it can never fill.
 			s.stats.Unservable++
+			unservable = true
 			continue
 		}
 		group, err := join(es)
@@ -354,13 +408,19 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 			break
 		}
 	}
+	var outs []Out
+	if unservable && !pr.offered {
+		pr.offered = true
+		s.stats.Offers++
+		outs = append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindOffer}})
+	}
 	if len(batch) == 0 {
-		return nil, nil
+		return outs, nil
 	}
 	more := false
 	for _, o := range origins {
 		more = more || mine[o] > max(pr.known[o], pr.sent[o])
 	}
 	s.stats.EntriesSent += uint64(len(batch))
-	return []Out{{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more}}}, nil
+	return append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more}}), nil
 }

@@ -45,8 +45,8 @@ func randomOp(rng *rand.Rand, wall int64) func(m *crdt.ORMap, g *crdt.DotGen) (c
 }
 
 // TestConvergesUnderFaults runs random writes on five nodes while the
-// network loses, duplicates and reorders messages, partitions come and go
-// and nodes crash; once everything heals, every node must hold the same
+// network loses, duplicates and reorders messages, partitions come and go,
+// nodes crash, and logs are collected or dropped whole; once everything heals, every node must hold the same
 // state, and every write any node made (and so acknowledged) must be in it.
 func TestConvergesUnderFaults(t *testing.T) {
 	for seed := range uint64(20) {
@@ -73,6 +73,12 @@ func TestConvergesUnderFaults(t *testing.T) {
 					sim.Crash(rng.IntN(5))
 				case r < 52:
 					sim.Restart(rng.IntN(5))
+				case r < 54:
+					sim.Nodes[rng.IntN(5)].Collect()
+				case r < 55:
+					// A data budget drops a whole log: what it held reaches
+					// the others only by state transfer.
+					sim.Nodes[rng.IntN(5)].Truncate()
 				case r < 70:
 					if err := sim.Tick(); err != nil {
 						t.Fatal(err)
@@ -103,7 +109,11 @@ func TestConvergesUnderFaults(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("converged %d rounds after healing; %d writes, %d messages, %d bytes", rounds, len(written), sim.Sent, sim.Bytes)
+			transfers := uint64(0)
+			for _, n := range sim.Nodes {
+				transfers += n.Sync.Stats().TransfersDone
+			}
+			t.Logf("converged %d rounds after healing; %d writes, %d messages, %d bytes, %d state transfers", rounds, len(written), sim.Sent, sim.Bytes, transfers)
 		})
 	}
 }
@@ -179,20 +189,20 @@ func TestStepRefusesBadMessages(t *testing.T) {
 		{"entry without origin", "p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{First: 1, Last: 1}}}},
 		{"entry whose delta lacks its dots", "p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 9, First: 1, Last: 2, Delta: crdt.Causal{Ctx: ctx}}}}},
 	} {
-		outs, apply, err := s.Step(c.from, c.msg)
-		if !errors.Is(err, replication.ErrInvalid) || len(outs)+len(apply) != 0 {
-			t.Errorf("%s: %v, %d outs, %d to apply", c.name, err, len(outs), len(apply))
+		res, err := s.Step(c.from, c.msg)
+		if !errors.Is(err, replication.ErrInvalid) || len(res.Out)+len(res.Apply) != 0 || res.Page != nil {
+			t.Errorf("%s: %v, %+v", c.name, err, res)
 		}
 	}
 	// An entry after a gap is dropped (it will come again), not applied.
-	_, apply, err := s.Step("p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 9, First: 1, Last: 1, Delta: crdt.Causal{Ctx: ctx}}}})
-	if err != nil || len(apply) != 1 {
-		t.Fatalf("a good entry: %v, %d to apply", err, len(apply))
+	res, err := s.Step("p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 9, First: 1, Last: 1, Delta: crdt.Causal{Ctx: ctx}}}})
+	if err != nil || len(res.Apply) != 1 {
+		t.Fatalf("a good entry: %v, %d to apply", err, len(res.Apply))
 	}
 	var ctx3 crdt.Context
 	ctx3.Add(crdt.Dot{Replica: 9, Seq: 3})
-	_, apply, _ = s.Step("p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 9, First: 3, Last: 3, Delta: crdt.Causal{Ctx: ctx3}}}})
-	if len(apply) != 0 {
+	res, _ = s.Step("p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 9, First: 3, Last: 3, Delta: crdt.Causal{Ctx: ctx3}}}})
+	if len(res.Apply) != 0 {
 		t.Error("an entry after a gap was accepted")
 	}
 	if s.Stats().Invalid < 7 {
@@ -207,6 +217,9 @@ func FuzzDecode(f *testing.F) {
 		{Version: 1, Kind: replication.KindDigest, Hash: replication.Digest(crdt.VersionVector{1: 2})},
 		{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{1: 2, 3: 4}, Pull: true},
 		{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 1, First: 1, Last: 1, Delta: crdt.Causal{Ctx: ctx}}}},
+		{Version: 1, Kind: replication.KindRangeReq, After: "a", Last: "b", Full: true},
+		{Version: 1, Kind: replication.KindRange, After: "a", Last: "b", Hash: make([]byte, 32), Ctx: &ctx, Vector: crdt.VersionVector{1: 1}},
+		{Version: 1, Kind: replication.KindStates, Done: true, Ctx: &ctx, States: []replication.State{{Name: "k", Record: []byte{0xa0}}}},
 	} {
 		b, err := replication.Encode(m)
 		if err != nil {
@@ -265,7 +278,15 @@ func TestOneWriteReachesAFiftyNodeMeshQuickly(t *testing.T) {
 
 // gappyLog is a log whose entries of origin 9 start at 5: the first four
 // were collected.
-type gappyLog struct{}
+type gappyLog struct{ noStates }
+
+// noStates gives a test log an empty key space.
+type noStates struct{}
+
+func (noStates) Context() crdt.Context { return crdt.Context{} }
+func (noStates) States(string, string, int) ([]replication.State, bool, error) {
+	return nil, true, nil
+}
 
 func (gappyLog) Vector() crdt.VersionVector { return crdt.VersionVector{9: 6} }
 func (gappyLog) Entries(origin crdt.ReplicaID, after crdt.Seq, _ int) ([]replication.Entry, int, error) {
@@ -277,11 +298,11 @@ func (gappyLog) Entries(origin crdt.ReplicaID, after crdt.Seq, _ int) ([]replica
 func TestEntriesPastAGapAreNotSent(t *testing.T) {
 	s := replication.New(gappyLog{}, replication.Config{})
 	s.AddPeer("p")
-	outs, _, err := s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{}})
+	res, err := s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range outs {
+	for _, o := range res.Out {
 		if o.Msg.Kind == replication.KindEntries {
 			t.Errorf("sent entries %d-%d to a peer that lacks 1-4", o.Msg.Entries[0].First, o.Msg.Entries[0].Last)
 		}
@@ -292,7 +313,10 @@ func TestEntriesPastAGapAreNotSent(t *testing.T) {
 }
 
 // wideLog is a log that already has entries from MaxReplicas origins.
-type wideLog struct{ vv crdt.VersionVector }
+type wideLog struct {
+	noStates
+	vv crdt.VersionVector
+}
 
 func (l wideLog) Vector() crdt.VersionVector { return l.vv }
 func (wideLog) Entries(crdt.ReplicaID, crdt.Seq, int) ([]replication.Entry, int, error) {
@@ -315,28 +339,28 @@ func TestHostileEntriesAreRefused(t *testing.T) {
 	for i := range replication.MaxReplicas {
 		vv[crdt.ReplicaID(i+1)] = 1
 	}
-	s := replication.New(wideLog{vv}, replication.Config{})
+	s := replication.New(wideLog{vv: vv}, replication.Config{})
 	s.AddPeer("p")
 	// Dots near the end of the sequence space.
-	if _, _, err := s.Step("p", one(5, 2, replication.MaxSeqAccepted+1, 0)); !errors.Is(err, replication.ErrInvalid) {
+	if _, err := s.Step("p", one(5, 2, replication.MaxSeqAccepted+1, 0)); !errors.Is(err, replication.ErrInvalid) {
 		t.Errorf("an entry up to the end of the sequence space: %v", err)
 	}
 	// A context cloud too large to keep.
-	if _, _, err := s.Step("p", one(5, 2, 2, replication.MaxCloudDots+1)); !errors.Is(err, replication.ErrInvalid) {
+	if _, err := s.Step("p", one(5, 2, 2, replication.MaxCloudDots+1)); !errors.Is(err, replication.ErrInvalid) {
 		t.Errorf("an entry with a huge context: %v", err)
 	}
 	// One origin more than any vector may hold.
-	if _, apply, err := s.Step("p", one(crdt.ReplicaID(replication.MaxReplicas+1), 1, 1, 0)); err != nil || len(apply) != 0 {
-		t.Errorf("an entry from origin number %d: %v, %d to apply", replication.MaxReplicas+1, err, len(apply))
+	if res, err := s.Step("p", one(crdt.ReplicaID(replication.MaxReplicas+1), 1, 1, 0)); err != nil || len(res.Apply) != 0 {
+		t.Errorf("an entry from origin number %d: %v, %d to apply", replication.MaxReplicas+1, err, len(res.Apply))
 	}
 	// Known origins still sync.
-	if _, apply, _ := s.Step("p", one(5, 2, 2, 0)); len(apply) != 1 {
+	if res, _ := s.Step("p", one(5, 2, 2, 0)); len(res.Apply) != 1 {
 		t.Error("an entry from a known origin was refused")
 	}
 }
 
 func TestPeersAheadOnOwnWritesAreNoticed(t *testing.T) {
-	s := replication.New(wideLog{crdt.VersionVector{7: 3}}, replication.Config{Self: 7})
+	s := replication.New(wideLog{vv: crdt.VersionVector{7: 3}}, replication.Config{Self: 7})
 	s.AddPeer("p")
 	s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{7: 3}})
 	if s.Stats().OwnAhead != 0 {

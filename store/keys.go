@@ -16,7 +16,7 @@ import (
 //	'l' origin(8) first(8)   → delta-log entry (logRecord), big-endian so entries sort by origin, then dot
 //	'w' destination          → acknowledged version vector of a destination
 //	'r' name 0 bucket origin seq → readings (see facts.go)
-//	'm' name                 → metadata: format version, HLC, log vector
+//	'm' name                 → metadata: format version, HLC, log vector, state transfer progress
 const (
 	prefixName      = 'k'
 	prefixLog       = 'l'
@@ -29,6 +29,8 @@ var (
 	keyFormat  = []byte("mformat")
 	keyHLC     = []byte("mhlc")
 	keyLogVV   = []byte("mlogvv")
+	// keyTransfer holds the progress of a state transfer (Transfer).
+	keyTransfer = []byte("mxfer")
 )
 
 // Limits on what the store accepts.

@@ -340,6 +340,10 @@ type Batch struct {
 	// LogVector is, per origin, the last dot of the gap-free run of
 	// entries the log received (see LogVector); nil leaves it as it is.
 	LogVector crdt.VersionVector
+	// Transfer, when set, replaces the state transfer progress; with
+	// TransferDone the progress is deleted.
+	Transfer     *Transfer
+	TransferDone bool
 }
 
 // Commit writes b in one Badger transaction and, with Fsync durability,
@@ -419,6 +423,11 @@ func (db *DB) Commit(b Batch) error {
 	}
 	if err := set(keyHLC, hlc); err != nil {
 		return err
+	}
+	if b.Transfer != nil || b.TransferDone {
+		if err := setTransfer(txn, b.Transfer); err != nil {
+			return err
+		}
 	}
 	if b.LogVector != nil {
 		logvv, err := cbor.Marshal(b.LogVector)

@@ -1,8 +1,9 @@
 // Package simtest is a deterministic simulator of edged nodes syncing with
-// the replication engine: an in-memory store per node (state, context and
-// delta log, kept across crashes), and a network that loses, duplicates,
-// reorders and partitions messages, all driven by one seeded source and
-// no wall clock. Tests and benchmarks of package replication use it.
+// the replication engine: an in-memory store per node (state, context,
+// delta log, GC watermarks and state transfer progress, kept across
+// crashes), and a network that loses, duplicates, reorders and partitions
+// messages, all driven by one seeded source and no wall clock. Tests and
+// benchmarks of package replication use it.
 package simtest
 
 import (
@@ -21,6 +22,11 @@ type Node struct {
 	Peer  replication.PeerID
 	State crdt.Causal // the whole key space (an ORMap) with its context
 	log   map[crdt.ReplicaID][]replication.Entry
+	logvv crdt.VersionVector // per origin, the end of the entries received
+	// marks are the peers' acknowledged vectors: the GC watermarks.
+	marks map[replication.PeerID]crdt.VersionVector
+	// xfer is the persisted progress of a state transfer.
+	xfer  *replication.Page
 	Sync  *replication.Sync
 	peers []replication.PeerID
 	cfg   replication.Config
@@ -30,14 +36,136 @@ type Node struct {
 var _ replication.Log = (*Node)(nil)
 
 // Vector implements replication.Log.
-func (n *Node) Vector() crdt.VersionVector {
-	vv := crdt.VersionVector{}
-	for o, es := range n.log {
-		if len(es) > 0 {
-			vv[o] = es[len(es)-1].Last
+func (n *Node) Vector() crdt.VersionVector { return n.logvv.Clone() }
+
+// Context implements replication.Log.
+func (n *Node) Context() crdt.Context { return n.State.Ctx.Clone() }
+
+// records returns the node's fields by name.
+func (n *Node) records() map[string]map[crdt.Field]crdt.Value {
+	out := map[string]map[crdt.Field]crdt.Value{}
+	if m, ok := n.State.Value.(*crdt.ORMap); ok {
+		for _, f := range m.Fields() {
+			if out[f.Name] == nil {
+				out[f.Name] = map[crdt.Field]crdt.Value{}
+			}
+			out[f.Name][f] = m.Field(f)
 		}
 	}
-	return vv
+	return out
+}
+
+// States implements replication.Log: a name's record is the encoding of
+// the map of its fields.
+func (n *Node) States(after, upto string, maxBytes int) ([]replication.State, bool, error) {
+	recs := n.records()
+	var names []string
+	for name := range recs {
+		if name > after && (upto == "" || name <= upto) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var out []replication.State
+	size := 0
+	for _, name := range names {
+		b, err := crdt.MarshalValue(crdt.NewORMap(recs[name]))
+		if err != nil {
+			return nil, false, err
+		}
+		if maxBytes > 0 && len(out) > 0 && size+len(b) > maxBytes {
+			return out, false, nil
+		}
+		out = append(out, replication.State{Name: name, Record: b})
+		size += len(b)
+	}
+	return out, true, nil
+}
+
+// join joins a page of a state transfer into the node's state, as the
+// store does: each name in the page's range with the page's context.
+func (n *Node) join(p *replication.Page) error {
+	in := func(name string) bool { return name > p.After && (p.Last == "" || name <= p.Last) }
+	remote := map[string]map[crdt.Field]crdt.Value{}
+	for _, st := range p.States {
+		v, err := crdt.UnmarshalValue(st.Record)
+		if err != nil {
+			return err
+		}
+		m := v.(*crdt.ORMap)
+		remote[st.Name] = map[crdt.Field]crdt.Value{}
+		for _, f := range m.Fields() {
+			remote[st.Name][f] = m.Field(f)
+		}
+	}
+	fields := map[crdt.Field]crdt.Value{}
+	for name, fs := range n.records() {
+		for f, v := range fs {
+			if !in(name) {
+				fields[f] = v
+			} else if remote[name] == nil {
+				remote[name] = map[crdt.Field]crdt.Value{f: nil}
+			} else if _, ok := remote[name][f]; !ok {
+				remote[name][f] = nil
+			}
+		}
+	}
+	local := n.records()
+	for name, fs := range remote {
+		for f, d := range fs {
+			v, err := crdt.JoinValue(local[name][f], &n.State.Ctx, d, &p.Ctx)
+			if err != nil {
+				return err
+			}
+			if v != nil {
+				fields[f] = v
+			}
+		}
+	}
+	n.State.Value = nil
+	if len(fields) > 0 {
+		n.State.Value = crdt.NewORMap(fields)
+	}
+	n.xfer = p
+	if p.Done {
+		n.State.Ctx.Merge(&p.Base)
+		n.logvv.Merge(p.BaseVector)
+		n.xfer = nil
+	}
+	return nil
+}
+
+// Collect deletes the log entries that every peer has acknowledged, as
+// the store's GC does, and returns how many.
+func (n *Node) Collect() int {
+	if len(n.marks) < len(n.peers) {
+		return 0 // a peer not heard from yet holds everything
+	}
+	dropped := 0
+	for o, es := range n.log {
+		n.log[o] = slices.DeleteFunc(es, func(e replication.Entry) bool {
+			for _, vv := range n.marks {
+				if vv[o] < e.Last {
+					return false
+				}
+			}
+			dropped++
+			return true
+		})
+	}
+	return dropped
+}
+
+// Truncate deletes the whole log, as the store's data budget may.
+func (n *Node) Truncate() { n.log = map[crdt.ReplicaID][]replication.Entry{} }
+
+// LogLen returns the number of entries in the node's log.
+func (n *Node) LogLen() int {
+	l := 0
+	for _, es := range n.log {
+		l += len(es)
+	}
+	return l
 }
 
 // Entries implements replication.Log.
@@ -64,7 +192,7 @@ func (n *Node) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]r
 // does: in order, skipping those it holds.
 func (n *Node) apply(es []replication.Entry) error {
 	for _, e := range es {
-		have := n.Vector()[e.Origin]
+		have := n.logvv[e.Origin]
 		if e.Last <= have {
 			continue
 		}
@@ -76,6 +204,7 @@ func (n *Node) apply(es []replication.Entry) error {
 			return err
 		}
 		n.log[e.Origin] = append(n.log[e.Origin], e)
+		n.logvv[e.Origin] = e.Last
 	}
 	return nil
 }
@@ -138,7 +267,8 @@ type Sim struct {
 func New(n int, seed uint64, net Net, cfg replication.Config) *Sim {
 	s := &Sim{byPeer: map[replication.PeerID]*Node{}, rng: rand.New(rand.NewPCG(seed, 7)), net: net, cut: map[[2]replication.PeerID]bool{}, ByKind: map[replication.Kind]uint64{}}
 	for i := range n {
-		node := &Node{ID: crdt.ReplicaID(i + 1), Peer: replication.PeerID(fmt.Sprintf("p%02d", i+1)), log: map[crdt.ReplicaID][]replication.Entry{}}
+		node := &Node{ID: crdt.ReplicaID(i + 1), Peer: replication.PeerID(fmt.Sprintf("p%02d", i+1)), log: map[crdt.ReplicaID][]replication.Entry{},
+			logvv: crdt.VersionVector{}, marks: map[replication.PeerID]crdt.VersionVector{}}
 		s.Nodes = append(s.Nodes, node)
 		s.byPeer[node.Peer] = node
 	}
@@ -161,6 +291,19 @@ func (s *Sim) start(n *Node) {
 	n.Sync = replication.New(n, n.cfg)
 	for _, p := range n.peers {
 		n.Sync.AddPeer(p)
+	}
+	if n.xfer != nil {
+		n.Sync.Resume(n.xfer.From, n.xfer.Last, n.xfer.Base, n.xfer.BaseVector)
+	}
+}
+
+// mark records the peers' acknowledged vectors as watermarks, as the
+// driver does.
+func (n *Node) mark() {
+	for _, p := range n.peers {
+		if k := n.Sync.Known(p); k != nil {
+			n.marks[p] = k
+		}
 	}
 }
 
@@ -277,21 +420,30 @@ func (s *Sim) Deliver() (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	outs, apply, err := to.Sync.Step(m.from, msg)
+	res, err := to.Sync.Step(m.from, msg)
 	if err != nil {
 		return true, err
 	}
-	if err := s.send(to, outs); err != nil {
+	if err := s.send(to, res.Out); err != nil {
 		return true, err
 	}
-	if len(apply) > 0 {
-		if err := to.apply(apply); err != nil {
+	if len(res.Apply) > 0 {
+		if err := to.apply(res.Apply); err != nil {
 			return true, err
 		}
 		if err := s.send(to, to.Sync.Committed(m.from)); err != nil {
 			return true, err
 		}
 	}
+	if res.Page != nil {
+		if err := to.join(res.Page); err != nil {
+			return true, err
+		}
+		if err := s.send(to, to.Sync.PageCommitted(m.from)); err != nil {
+			return true, err
+		}
+	}
+	to.mark()
 	return true, nil
 }
 

@@ -1,0 +1,91 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/replication"
+	"github.com/edged-dev/edged/store"
+)
+
+func logLen(t *testing.T, db *store.DB) int {
+	t.Helper()
+	n := 0
+	if err := db.AllEntries(func(store.Entry) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func records(t *testing.T, db *store.DB, keep func(string) bool) []store.Record {
+	t.Helper()
+	recs, _, err := db.Records("", "", 0, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// TestLateNodeCatchesUpByStateTransfer: once every peer acknowledged the
+// log it is collected; a node that joins later cannot be caught up from
+// it and gets the state instead (local keys withheld), removals included,
+// and then syncs by the log again.
+func TestLateNodeCatchesUpByStateTransfer(t *testing.T) {
+	scope := func(name string) replication.Scope {
+		if strings.HasPrefix(name, "secret/") {
+			return replication.Local
+		}
+		return replication.Fleet
+	}
+	a := startBenchNode(t, nodeOpts{durability: store.None, scope: scope})
+	b := startBenchNode(t, nodeOpts{durability: store.None, scope: scope}, a.p2p.Addrs()[0])
+	ctx := context.Background()
+	for i := range 300 {
+		if _, err := a.eng.DoAll(ctx, engine.Add(fmt.Sprintf("count/%03d", i), int64(i)), engine.AddElems("members", fmt.Sprint("m", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.eng.Do(ctx, engine.Add("secret/pin", 1234))
+	a.eng.Do(ctx, engine.RemoveElems("members", "m7"))
+	a.eng.Do(ctx, engine.Remove("count/100"))
+	fleet := func(name string) bool { return scope(name) == replication.Fleet }
+	waitFor(t, "b to converge", func() bool { return slices.EqualFunc(records(t, a.db, fleet), records(t, b.db, nil), recordEqual) })
+
+	// Once a knows that b holds everything, GC empties both logs.
+	waitFor(t, "the logs to be collected", func() bool {
+		a.db.CollectGarbage()
+		b.db.CollectGarbage()
+		return logLen(t, a.db) == 0 && logLen(t, b.db) == 0
+	})
+	marks, err := a.db.Watermarks()
+	if err != nil || marks["peer/"+b.p2p.host.ID().String()] == nil {
+		t.Fatalf("a's watermarks: %v, %v", marks, err)
+	}
+
+	c := startBenchNode(t, nodeOpts{durability: store.None, scope: scope}, a.p2p.Addrs()[0])
+	waitFor(t, "c to catch up", func() bool { return slices.EqualFunc(records(t, a.db, fleet), records(t, c.db, nil), recordEqual) })
+	if st := c.p2p.SyncStats(); st.TransfersDone != 1 || st.StatesReceived < 300 {
+		t.Errorf("c: %d transfers done, %d states received", st.TransfersDone, st.StatesReceived)
+	}
+	if vs, _ := c.db.Get("secret/pin"); vs != nil {
+		t.Error("a local key reached c by state transfer")
+	}
+	if vs, _ := c.db.Get("count/100"); vs != nil {
+		t.Error("a removed key reached c")
+	}
+	if tr, _ := c.db.Transfer(); tr != nil {
+		t.Errorf("the finished transfer's progress is still stored: %+v", tr)
+	}
+	// The log takes over again, both ways.
+	c.eng.Do(ctx, engine.Add("count/000", 5))
+	a.eng.Do(ctx, engine.Add("count/001", 5))
+	waitFor(t, "writes after the transfer", func() bool {
+		return counter(a.db, "count/000") == 5 && counter(b.db, "count/000") == 5 && counter(c.db, "count/001") == 6
+	})
+}
+
+func recordEqual(x, y store.Record) bool { return x.Name == y.Name && string(x.Enc) == string(y.Enc) }

@@ -1,0 +1,153 @@
+package replication_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/replication"
+	"github.com/edged-dev/edged/replication/simtest"
+)
+
+// fill has node i add one element to each of n sets.
+func fill(t *testing.T, sim *simtest.Sim, i, n int, prefix, elem string) {
+	t.Helper()
+	for k := range n {
+		name := fmt.Sprintf("%s%04d", prefix, k)
+		err := sim.Write(i, func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+			return m.Update(crdt.Field{Name: name, Type: crdt.TypeAWSet}, func(v crdt.Value) (crdt.Causal, error) {
+				return v.(*crdt.AWSet).Add(g, elem), nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// converge runs rounds until every node is equal.
+func converge(t *testing.T, sim *simtest.Sim) {
+	t.Helper()
+	for r := 0; !sim.Converged() || sim.InFlight() > 0; r++ {
+		if r == 300 {
+			t.Fatal("not converged after 300 rounds")
+		}
+		if err := sim.Round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTransferSkipsEqualRanges: a node that missed one change among 2,000
+// keys, which no log holds any more, fetches the states of that key's
+// range only; the other ranges cost their digests.
+func TestTransferSkipsEqualRanges(t *testing.T) {
+	sim := simtest.New(2, 1, simtest.Net{}, replication.Config{RoundTicks: 2, MaxBatchBytes: 8 << 10})
+	fill(t, sim, 0, 2000, "k", strings.Repeat("a", 32))
+	converge(t, sim)
+	full, _, err := sim.Nodes[0].States("", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateBytes := 0
+	for _, st := range full {
+		stateBytes += len(st.Name) + len(st.Record)
+	}
+	sim.Partition([]int{0}, []int{1})
+	fill(t, sim, 0, 1, "k1234", "b") // one new key, k12340000
+	sim.Nodes[0].Truncate()
+	sim.Heal()
+	before := sim.Bytes
+	converge(t, sim)
+	st := sim.Nodes[1].Sync.Stats()
+	if st.TransfersDone != 1 {
+		t.Fatalf("%d transfers done, want 1", st.TransfersDone)
+	}
+	if st.RangesSkipped == 0 || st.StatesReceived > 200 {
+		t.Errorf("%d ranges skipped, %d states received of %d", st.RangesSkipped, st.StatesReceived, len(full))
+	}
+	sent := sim.Bytes - before
+	t.Logf("caught up with %d bytes on the wire for %d bytes of state (%.3f×), %d ranges skipped, %d states sent",
+		sent, stateBytes, float64(sent)/float64(stateBytes), st.RangesSkipped, st.StatesReceived)
+	if float64(sent) > 0.25*float64(stateBytes) {
+		t.Errorf("sent %d bytes to repair one key of %d bytes of state", sent, stateBytes)
+	}
+}
+
+// TestTransferResumesAfterCrash: a node that crashes during a transfer
+// continues after a restart from the last range it joined, not from the
+// start.
+func TestTransferResumesAfterCrash(t *testing.T) {
+	const keys = 1000
+	sim := simtest.New(2, 3, simtest.Net{}, replication.Config{RoundTicks: 2, MaxBatchBytes: 4 << 10})
+	sim.Partition([]int{0}, []int{1})
+	fill(t, sim, 0, keys, "k", strings.Repeat("a", 32))
+	sim.Nodes[0].Truncate()
+	sim.Heal()
+	// Deliver until node 1 has joined a few pages.
+	for sim.Nodes[1].Sync.Stats().StatesReceived < keys/2 {
+		more, err := sim.Deliver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			if err := sim.Tick(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sim.Crash(1)
+	sim.Restart(1)
+	if _, ok := sim.Nodes[1].Sync.Transferring(); !ok {
+		t.Fatal("the restarted node did not resume its transfer")
+	}
+	converge(t, sim)
+	sent := sim.Nodes[0].Sync.Stats().StatesSent
+	if sent >= keys+keys/2 {
+		t.Errorf("%d states sent for %d keys: the transfer started over", sent, keys)
+	}
+	if sim.Nodes[1].Sync.Stats().TransfersDone != 1 {
+		t.Error("the resumed transfer did not finish")
+	}
+}
+
+func TestHostileTransferMessagesAreRefused(t *testing.T) {
+	var ctx crdt.Context
+	long := strings.Repeat("n", replication.MaxNameBytes+1)
+	hash := make([]byte, 32)
+	for _, c := range []struct {
+		name string
+		msg  replication.Message
+	}{
+		{"range bound too long", replication.Message{Kind: replication.KindRangeReq, After: long}},
+		{"empty range", replication.Message{Kind: replication.KindRangeReq, After: "b", Last: "a"}},
+		{"range without context", replication.Message{Kind: replication.KindRange, Hash: hash, Done: true}},
+		{"short range digest", replication.Message{Kind: replication.KindRange, Hash: hash[:4], Done: true, Ctx: &ctx}},
+		{"open range not last", replication.Message{Kind: replication.KindRange, Hash: hash, Ctx: &ctx}},
+		{"states out of order", replication.Message{Kind: replication.KindStates, Last: "z", Ctx: &ctx,
+			States: []replication.State{{Name: "b"}, {Name: "a"}}}},
+		{"state outside its range", replication.Message{Kind: replication.KindStates, After: "m", Last: "p", Ctx: &ctx,
+			States: []replication.State{{Name: "q"}}}},
+		{"state without a name", replication.Message{Kind: replication.KindStates, Done: true, Ctx: &ctx,
+			States: []replication.State{{}}}},
+	} {
+		c.msg.Version = replication.Version
+		b, err := replication.Encode(c.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := replication.Decode(b); !errors.Is(err, replication.ErrInvalid) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// States nobody asked for change nothing.
+	s := replication.New(gappyLog{}, replication.Config{})
+	s.AddPeer("p")
+	res, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindStates, Done: true, Ctx: &ctx,
+		States: []replication.State{{Name: "a", Record: []byte{1}}}})
+	if err != nil || res.Page != nil {
+		t.Errorf("unrequested states: %v, page %v", err, res.Page)
+	}
+}
