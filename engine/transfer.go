@@ -112,4 +112,3 @@ func (w *work) join(p *Page) error {
 	w.transfer = &prog
 	return nil
 }
-
