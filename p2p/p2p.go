@@ -122,6 +122,9 @@ type PeerStats struct {
 	// InStepAt is when the peer was last known to hold everything this
 	// node holds (Lag 0): how old its lag is.
 	InStepAt time.Time `json:"in_step_at,omitzero"`
+	// StateTransfer: this node is catching up from the peer by state
+	// transfer.
+	StateTransfer bool `json:"state_transfer,omitempty"`
 }
 
 type inbound struct {
@@ -328,6 +331,10 @@ func (n *Node) Run(ctx context.Context) error {
 			n.o.Logger.Error("p2p: peers hold writes of this node that it lacks: it was restored from a backup with its old identity; its new writes reuse their dots and peers drop them. Stop it and start it with a new identity.key (docs/OPERATIONS.md, Backup and restore)")
 		}
 		n.syncStats = st
+		from, transferring := n.sync.Transferring()
+		for id, ps := range n.stats {
+			ps.StateTransfer = transferring && string(from) == id.String()
+		}
 		n.mu.Unlock()
 	}
 }
