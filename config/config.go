@@ -118,6 +118,10 @@ type P2PConfig struct {
 	// Tick is the period of the replication engine's clock; a sync round
 	// with each peer starts every four ticks or so. Must be positive.
 	Tick time.Duration `yaml:"tick"`
+
+	// QUIC adds a QUIC listener (UDP, same port number) to a TCP addr
+	// when no fleet key is set; libp2p private networks are TCP only.
+	QUIC bool `yaml:"quic"`
 }
 
 // Validate reports every problem in c, each prefixed with its field's YAML
@@ -316,7 +320,7 @@ func Default() Config {
 			Scope:            "cloud",
 		},
 		MQTT:            localmqtt.DefaultConfig(),
-		P2P:             P2PConfig{Tick: time.Second},
+		P2P:             P2PConfig{Tick: time.Second, QUIC: true},
 		Sensors:         sensors.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 	}

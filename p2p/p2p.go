@@ -2,9 +2,10 @@
 // replication engine: it is the I/O around the pure protocol of package
 // replication.
 //
-// The host speaks TCP with Noise and yamux; with a fleet key it only talks
-// to hosts that hold the same key (a libp2p private network), and with an
-// allowlist only to those peer IDs. Each protocol message travels on a
+// The host speaks TCP with Noise and yamux, and QUIC on the same port
+// number (UDP) where no fleet key is set: libp2p private networks work over
+// TCP only. With a fleet key it only talks to hosts that hold the same key,
+// and with an allowlist only to those peer IDs. Each protocol message travels on a
 // stream of its own under /edged/sync/1: a uvarint length, then the CBOR
 // message, within a deadline.
 //
@@ -46,6 +47,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -70,6 +72,9 @@ type Config struct {
 	Allow []string
 	// Tick is the period of the engine's ticks; rounds start every few.
 	Tick time.Duration
+	// NoQUIC turns off the QUIC listener that a host without a fleet key
+	// adds to a TCP Addr.
+	NoQUIC bool
 }
 
 // Options are the node's parts the driver works with.
@@ -141,9 +146,9 @@ func New(cfg Config, o Options) (*Node, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	listen := []string{cfg.Addr}
 	opts := []libp2p.Option{
 		libp2p.Identity(o.Key),
-		libp2p.ListenAddrStrings(cfg.Addr),
 		libp2p.NoTransports,
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(noise.ID, noise.New),
@@ -157,7 +162,13 @@ func New(cfg Config, o Options) (*Node, error) {
 			return nil, fmt.Errorf("p2p: fleet_key_file: %w", err)
 		}
 		opts = append(opts, libp2p.PrivateNetwork(psk))
+	} else if !cfg.NoQUIC {
+		opts = append(opts, libp2p.Transport(libp2pquic.NewTransport))
+		if q, ok := quicAddr(cfg.Addr); ok {
+			listen = append(listen, q)
+		}
 	}
+	opts = append(opts, libp2p.ListenAddrStrings(listen...))
 	if len(cfg.Allow) > 0 {
 		gater, err := newAllowlist(cfg.Allow)
 		if err != nil {
@@ -547,6 +558,16 @@ func (n *Node) receive(s network.Stream) {
 		// The driver is behind: drop it; anti-entropy repairs it.
 		n.queued.Add(-int64(size))
 	}
+}
+
+// quicAddr returns the QUIC address with the port number of a TCP
+// address: /ip4/H/tcp/P → /ip4/H/udp/P/quic-v1.
+func quicAddr(addr string) (string, bool) {
+	i := strings.LastIndex(addr, "/tcp/")
+	if i < 0 || strings.Contains(addr[i+len("/tcp/"):], "/") {
+		return "", false
+	}
+	return addr[:i] + "/udp/" + addr[i+len("/tcp/"):] + "/quic-v1", true
 }
 
 // readPSK reads a fleet key: 64 hex digits.

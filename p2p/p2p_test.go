@@ -231,3 +231,29 @@ func TestUnresponsivePeerDoesNotStallOthers(t *testing.T) {
 		t.Errorf("20 writes took %s to reach the good peer: the silent one held them up", d)
 	}
 }
+
+func TestQUICWithoutFleetKey(t *testing.T) {
+	a := startTestNode(t, "")
+	var quicAddr string
+	for _, addr := range a.p2p.Addrs() {
+		if strings.Contains(addr, "/quic-v1/") {
+			quicAddr = addr
+		}
+	}
+	if quicAddr == "" {
+		t.Fatalf("no QUIC address among %v", a.p2p.Addrs())
+	}
+	b := startTestNode(t, "", quicAddr)
+	if _, err := b.eng.Do(context.Background(), engine.Add("visits", 3)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a write over QUIC", func() bool { return counter(a.db, "visits") == 3 })
+
+	key := filepath.Join(t.TempDir(), "fleet.key")
+	os.WriteFile(key, []byte("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"), 0o600)
+	for _, addr := range startTestNode(t, key).p2p.Addrs() {
+		if !strings.Contains(addr, "/tcp/") {
+			t.Errorf("a host with a fleet key listens on %s: private networks are TCP only", addr)
+		}
+	}
+}
