@@ -73,6 +73,13 @@ type NodeConfig struct {
 	// the host name.
 	Name string `yaml:"name"`
 
+	// Fleet names the fleet the node belongs to, with the same rules as
+	// Name. Peers only sync within a fleet: messages from a node of
+	// another fleet (or none) are dropped. It is a label, not a secret:
+	// keep strangers out with p2p.fleet_key_file or p2p.allow. Empty means
+	// no fleet.
+	Fleet string `yaml:"fleet"`
+
 	// DataDir is the directory that holds the node's durable state. It is
 	// created, with its parents, if missing. Must not be empty.
 	DataDir string `yaml:"data_dir"`
@@ -353,6 +360,9 @@ func (c NodeConfig) Validate() error {
 	var errs []error
 	if c.Name != "" && !validName(c.Name) {
 		errs = append(errs, fmt.Errorf("name: must be at most 63 letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Name))
+	}
+	if c.Fleet != "" && !validName(c.Fleet) {
+		errs = append(errs, fmt.Errorf("fleet: must be at most 63 letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Fleet))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: must not be empty"))

@@ -17,6 +17,7 @@ type statusDoc struct {
 		Name    string `json:"name"`
 		PeerID  string `json:"peer_id"`
 		Replica string `json:"replica"`
+		Fleet   string `json:"fleet,omitempty"`
 	} `json:"node"`
 	Version       string  `json:"version"`
 	Commit        string  `json:"commit"`
@@ -43,7 +44,7 @@ type statusDoc struct {
 
 func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, peers *p2p.Node, started time.Time) statusDoc {
 	var d statusDoc
-	d.Node.Name, d.Node.PeerID, d.Node.Replica = n.name, id.PeerID.String(), id.Replica.String()
+	d.Node.Name, d.Node.PeerID, d.Node.Replica, d.Node.Fleet = n.name, id.PeerID.String(), id.Replica.String(), n.cfg.Node.Fleet
 	d.Version, d.Commit = buildinfo.Version, buildinfo.Commit
 	d.UptimeSeconds = time.Since(started).Seconds()
 	ctx := db.Context()

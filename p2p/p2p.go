@@ -75,6 +75,9 @@ type Config struct {
 	// NoQUIC turns off the QUIC listener that a host without a fleet key
 	// adds to a TCP Addr.
 	NoQUIC bool
+	// Fleet is the fleet name sent with every message; messages of another
+	// fleet are dropped.
+	Fleet string
 }
 
 // Options are the node's parts the driver works with.
@@ -130,6 +133,9 @@ type PeerStats struct {
 	// StateTransfer: this node is catching up from the peer by state
 	// transfer.
 	StateTransfer bool `json:"state_transfer,omitempty"`
+	// OtherFleet is the fleet of a peer whose messages are dropped because
+	// it is not this node's.
+	OtherFleet *string `json:"other_fleet,omitempty"`
 }
 
 type inbound struct {
@@ -452,6 +458,7 @@ func (n *Node) send(ctx context.Context, o replication.Out) {
 	if err != nil {
 		return
 	}
+	o.Msg.Fleet = n.cfg.Fleet
 	b, err := replication.Encode(o.Msg)
 	if err != nil {
 		n.o.Logger.Warn("p2p: encode failed", "err", err)
@@ -543,6 +550,17 @@ func (n *Node) receive(s network.Stream) {
 		n.o.Logger.Debug("p2p: bad message dropped", "peer", from, "err", err)
 		return
 	}
+	if msg.Fleet != n.cfg.Fleet {
+		st.Errors++
+		changed := st.OtherFleet == nil || *st.OtherFleet != msg.Fleet
+		st.OtherFleet = &msg.Fleet
+		n.mu.Unlock()
+		if changed {
+			n.o.Logger.Warn("p2p: ignoring a node of another fleet", "peer", from, "its_fleet", msg.Fleet, "fleet", n.cfg.Fleet)
+		}
+		return
+	}
+	st.OtherFleet = nil
 	st.BytesReceived += size
 	st.LastMessage = time.Now()
 	if st.Addr == "" {

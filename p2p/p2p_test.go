@@ -34,6 +34,7 @@ type nodeOpts struct {
 	scope      func(string) replication.Scope
 	dir        string   // data directory; empty: a new one
 	allow      []string // peer IDs
+	fleet      string
 }
 
 func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
@@ -56,7 +57,7 @@ func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 			tn.p2p.Notify()
 		}
 	}})
-	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: no.fleetKey, Allow: no.allow, Tick: 20 * time.Millisecond},
+	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: no.fleetKey, Allow: no.allow, Fleet: no.fleet, Tick: 20 * time.Millisecond},
 		Options{Key: id.Key, DB: db, Engine: tn.eng, Scope: no.scope})
 	if err != nil {
 		t.Fatal(err)
@@ -255,5 +256,28 @@ func TestQUICWithoutFleetKey(t *testing.T) {
 		if !strings.Contains(addr, "/tcp/") {
 			t.Errorf("a host with a fleet key listens on %s: private networks are TCP only", addr)
 		}
+	}
+}
+
+func TestNodesOfAnotherFleetAreIgnored(t *testing.T) {
+	start := func(fleet string, peers ...string) *testNode {
+		return startBenchNode(t, nodeOpts{durability: store.None, fleet: fleet}, peers...)
+	}
+	a := start("north")
+	b := start("north", a.p2p.Addrs()[0])
+	c := start("south", a.p2p.Addrs()[0])
+	ctx := context.Background()
+	b.eng.Do(ctx, engine.Add("visits", 1))
+	c.eng.Do(ctx, engine.Add("visits", 10))
+	waitFor(t, "b's write at a", func() bool { return counter(a.db, "visits") >= 1 })
+	waitFor(t, "a to notice c's fleet", func() bool {
+		st, ok := a.p2p.Stats()[c.p2p.host.ID().String()]
+		return ok && st.OtherFleet != nil && *st.OtherFleet == "south"
+	})
+	if got := counter(a.db, "visits"); got != 1 {
+		t.Errorf("a counts %d visits: a write of another fleet got in", got)
+	}
+	if got := counter(c.db, "visits"); got != 10 {
+		t.Errorf("c counts %d visits: a write of another fleet got in", got)
 	}
 }

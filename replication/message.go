@@ -30,6 +30,8 @@ const (
 	MaxEntries = 4096
 	// MaxMessageBytes bounds an encoded message.
 	MaxMessageBytes = 4 << 20
+	// MaxFleetBytes bounds a fleet name.
+	MaxFleetBytes = 63
 )
 
 // Kind is the type of a message.
@@ -82,6 +84,9 @@ type Message struct {
 	Done   bool          `cbor:"11,keyasint,omitempty"` // Range, States: nothing follows
 	States []State       `cbor:"12,keyasint,omitempty"` // States: in name order
 	Ctx    *crdt.Context `cbor:"13,keyasint,omitempty"` // Range, States: the sender's context
+	// Fleet is the sender's fleet name; the driver drops messages of
+	// another fleet.
+	Fleet string `cbor:"14,keyasint,omitempty"`
 }
 
 // ErrInvalid: a message that breaks the protocol; it is dropped.
@@ -191,6 +196,9 @@ func (m *Message) validate() error {
 	}
 	if err := validVector(m.Vector); err != nil {
 		return err
+	}
+	if len(m.Fleet) > MaxFleetBytes {
+		return fmt.Errorf("%w: fleet name of %d bytes, limit %d", ErrInvalid, len(m.Fleet), MaxFleetBytes)
 	}
 	if len(m.Entries) > MaxEntries {
 		return fmt.Errorf("%w: %d entries, limit %d", ErrInvalid, len(m.Entries), MaxEntries)

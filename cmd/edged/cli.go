@@ -118,6 +118,7 @@ func runConfig(args []string, stderr io.Writer) (config.Config, error) {
 	logLevel := fs.String("log-level", "", "log at `LEVEL`: debug, info, warn or error (sets log.level)")
 	p2pAddr := fs.String("p2p-addr", "", "replicate with peers, listening on libp2p `MULTIADDR` (sets p2p.addr)")
 	fleetKey := fs.String("fleet-key", "", "the fleet's key `FILE` (sets p2p.fleet_key_file)")
+	fleet := fs.String("fleet", "", "sync only with nodes of fleet `NAME` (sets node.fleet)")
 	var peers []string
 	fs.Func("peer", "a static peer `MULTIADDR` /ip4/…/tcp/…/p2p/<peer ID>; repeatable (sets p2p.peers)", func(s string) error {
 		peers = append(peers, s)
@@ -142,6 +143,8 @@ func runConfig(args []string, stderr io.Writer) (config.Config, error) {
 			cfg.P2P.Addr = *p2pAddr
 		case "fleet-key":
 			cfg.P2P.FleetKeyFile = *fleetKey
+		case "fleet":
+			cfg.Node.Fleet = *fleet
 		case "peer":
 			cfg.P2P.Peers = peers
 		}
