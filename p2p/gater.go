@@ -2,12 +2,14 @@ package p2p
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	basicconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -51,4 +53,18 @@ const fdLimit = 256
 func resourceManager() (network.ResourceManager, error) {
 	limits := rcmgr.DefaultLimits
 	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(memoryLimit, fdLimit)))
+}
+
+// Connection manager watermarks: above connHigh connections the host
+// closes the least useful ones down to connLow, sparing connections
+// younger than connGrace and static peers (protected). A site's fleet is a
+// few dozen gateways; the resource manager's limits stay the hard cap.
+const (
+	connLow   = 48
+	connHigh  = 96
+	connGrace = time.Minute
+)
+
+func connManager() (*basicconnmgr.BasicConnMgr, error) {
+	return basicconnmgr.NewConnManager(connLow, connHigh, basicconnmgr.WithGracePeriod(connGrace))
 }

@@ -186,7 +186,11 @@ func New(cfg Config, o Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
-	opts = append(opts, libp2p.ResourceManager(rm))
+	cm, err := connManager()
+	if err != nil {
+		return nil, fmt.Errorf("p2p: connection manager: %w", err)
+	}
+	opts = append(opts, libp2p.ResourceManager(rm), libp2p.ConnectionManager(cm))
 	var infos []peer.AddrInfo
 	for i, s := range cfg.Peers {
 		info, err := peer.AddrInfoFromString(s)
@@ -313,6 +317,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.senders.Wait()
 	for _, info := range n.peers {
 		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour*24*365)
+		n.host.ConnManager().Protect(info.ID, "static-peer")
 		n.addPeer(replication.PeerID(info.ID.String()))
 		n.mu.Lock()
 		n.peerStats(info.ID).Addr = addrString(info.Addrs)
