@@ -206,4 +206,7 @@ func runScenario(t *testing.T, path string) {
 			fail("%v", err)
 		}
 	}
+	if sim != nil {
+		t.Logf("%d messages, %d bytes on the wire", sim.Sent, sim.Bytes)
+	}
 }
