@@ -87,6 +87,10 @@ type Message struct {
 	// Fleet is the sender's fleet name; the driver drops messages of
 	// another fleet.
 	Fleet string `cbor:"14,keyasint,omitempty"`
+	// Req identifies a RangeReq; its Range or States answer carries it
+	// back, so a late answer to an older request is never taken for the
+	// current one.
+	Req uint64 `cbor:"15,keyasint,omitempty"`
 }
 
 // ErrInvalid: a message that breaks the protocol; it is dropped.

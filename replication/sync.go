@@ -187,13 +187,18 @@ func (s *Sync) Tick() []Out {
 		// resent by the next round at the latest.
 		pr.sent = crdt.VersionVector{}
 		pr.offered = false
-		r := uint64(s.cfg.RoundTicks)
-		pr.nextRound = s.tick + r - r/4 + s.rng.Uint64N(r/2+1) // r ± 25%
+		s.schedule(pr)
 		s.stats.Rounds++
 		s.stats.Digests++
 		outs = append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindDigest, Hash: digest}})
 	}
 	return outs
+}
+
+// schedule sets a peer's next round one interval from now, ±25%.
+func (s *Sync) schedule(pr *peer) {
+	r := uint64(s.cfg.RoundTicks)
+	pr.nextRound = s.tick + r - r/4 + s.rng.Uint64N(r/2+1)
 }
 
 // Push sends the entries that some peers lack to Fanout random peers,
@@ -247,6 +252,11 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 			pr.known = mine.Clone() // in step: it holds what we hold
 			return Result{}, nil
 		}
+		// The peer started a round that will sync both ways: ours can
+		// wait an interval, so a busy link has one round per interval,
+		// not one from each side. (Idle links keep both: an equal digest
+		// tells only its receiver that the two are in step.)
+		s.schedule(pr)
 		if paused {
 			return Result{}, nil
 		}
@@ -262,7 +272,9 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if m.Pull && !paused && mine.Compare(m.Vector) != crdt.Equal {
+		// Our vector only when the peer holds something we lack: what it
+		// lacks of ours is on its way in the entries.
+		if m.Pull && !paused && (m.Vector.Compare(mine) == crdt.After || m.Vector.Compare(mine) == crdt.Concurrent) {
 			s.stats.Vectors++
 			outs = append(outs, Out{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine}})
 		}

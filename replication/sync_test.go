@@ -49,7 +49,7 @@ func randomOp(rng *rand.Rand, wall int64) func(m *crdt.ORMap, g *crdt.DotGen) (c
 // nodes crash, and logs are collected or dropped whole; once everything heals, every node must hold the same
 // state, and every write any node made (and so acknowledged) must be in it.
 func TestConvergesUnderFaults(t *testing.T) {
-	for seed := range uint64(20) {
+	for seed := range uint64(60) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			sim := simtest.New(5, seed, simtest.Net{Loss: 0.1, Duplicate: 0.1}, replication.Config{RoundTicks: 3, MaxBatchBytes: 2048})
 			rng := rand.New(rand.NewPCG(seed, 99))

@@ -120,7 +120,12 @@ func (s *Sync) nextRequest() Message {
 	return Message{Version: Version, Kind: KindRangeReq, After: t.cursor, Full: err == nil && len(mine) == 0}
 }
 
+// ask sends a request of the transfer. A new request gets a new Req; one
+// asked again keeps it.
 func (s *Sync) ask(m Message) []Out {
+	if m.Req == 0 {
+		m.Req = s.rng.Uint64() | 1
+	}
 	s.xfer.req, s.xfer.waited = m, 0
 	return []Out{{To: s.xfer.from, Msg: m}}
 }
@@ -149,7 +154,7 @@ func (s *Sync) serveRange(from PeerID, m Message) ([]Out, error) {
 	// hold at least what they say (see Page.Ctx).
 	vv := s.log.Vector()
 	ctx := s.log.Context()
-	reply := Message{Version: Version, After: m.After, Vector: vv, Ctx: &ctx}
+	reply := Message{Version: Version, After: m.After, Vector: vv, Ctx: &ctx, Req: m.Req}
 	upto := ""
 	if m.Full {
 		upto = m.Last
@@ -215,9 +220,11 @@ func (s *Sync) onStates(from PeerID, m Message) *Page {
 	return t.pageOf(from, m)
 }
 
-// answers reports whether m answers the transfer's pending request.
+// answers reports whether m answers the transfer's pending request. A
+// late answer to an earlier request (of this transfer or of one before
+// it) must not be taken: its states may have been read before the base.
 func (t *transfer) answers(from PeerID, m Message) bool {
-	if t == nil || t.page != nil || from != t.from || m.After != t.req.After {
+	if t == nil || t.page != nil || from != t.from || m.Req != t.req.Req || m.After != t.req.After {
 		return false
 	}
 	return (m.Kind == KindStates) == t.req.Full

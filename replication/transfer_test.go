@@ -151,3 +151,28 @@ func TestHostileTransferMessagesAreRefused(t *testing.T) {
 		t.Errorf("unrequested states: %v, page %v", err, res.Page)
 	}
 }
+
+// TestLateAnswersAreNotTaken: an answer to an earlier request (delayed by
+// the network, or sent to the engine before a restart) may hold states
+// read before the transfer's base; only the answer to the current request
+// is joined.
+func TestLateAnswersAreNotTaken(t *testing.T) {
+	var ctx crdt.Context
+	s := replication.New(gappyLog{}, replication.Config{})
+	s.AddPeer("p")
+	res, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindOffer})
+	if err != nil || len(res.Out) != 1 || res.Out[0].Msg.Kind != replication.KindRangeReq || res.Out[0].Msg.Req == 0 {
+		t.Fatalf("an offer: %v, %+v", err, res.Out)
+	}
+	req := res.Out[0].Msg
+	answer := replication.Message{Version: replication.Version, Kind: replication.KindStates, Done: true, Ctx: &ctx,
+		States: []replication.State{{Name: "a", Record: []byte{1}}}}
+	answer.Req = req.Req + 2
+	if res, _ := s.Step("p", answer); res.Page != nil {
+		t.Fatal("an answer to another request was joined")
+	}
+	answer.Req = req.Req
+	if res, _ := s.Step("p", answer); res.Page == nil {
+		t.Fatal("the answer to the current request was not joined")
+	}
+}
