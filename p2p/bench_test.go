@@ -3,27 +3,33 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/identity"
 	"github.com/edged-dev/edged/store"
 )
 
 // BenchmarkLoopbackSync measures sync throughput between two nodes on
 // loopback: a holds b.N delta-log entries (counter ops on 1,000 keys),
 // then b starts with a as its peer, and the clock runs until b holds them
-// all, committed with the durability named.
+// all, committed with the durability named. b holds a write of its own,
+// so it is not a new node, which would get the state instead of the log.
 //
 //	go test -run '^$' -bench LoopbackSync -benchtime 100000x ./p2p
+// The new-node case runs b with nothing of its own, which is caught up by
+// state transfer instead.
 func BenchmarkLoopbackSync(b *testing.B) {
 	for _, d := range []store.Durability{store.Fsync, store.None} {
-		b.Run("durability="+string(d), func(b *testing.B) { benchmarkLoopbackSync(b, d) })
+		b.Run("durability="+string(d), func(b *testing.B) { benchmarkLoopbackSync(b, d, false) })
 	}
+	b.Run("new-node", func(b *testing.B) { benchmarkLoopbackSync(b, store.Fsync, true) })
 }
 
-func benchmarkLoopbackSync(b *testing.B, durability store.Durability) {
+func benchmarkLoopbackSync(b *testing.B, durability store.Durability, empty bool) {
 	a := startBenchNode(b, nodeOpts{durability: store.None})
 	ctx := context.Background()
 	errs := make(chan error, 64)
@@ -41,12 +47,17 @@ func benchmarkLoopbackSync(b *testing.B, durability store.Durability) {
 			}
 		}
 	}
+	dir := b.TempDir()
+	if !empty {
+		writeOffline(b, dir, engine.Add("own", 1))
+	}
 	b.ResetTimer()
-	c := startBenchNode(b, nodeOpts{durability: durability}, a.p2p.Addrs()[0])
-	av := a.db.Context()
+	c := startBenchNode(b, nodeOpts{durability: durability, dir: dir}, a.p2p.Addrs()[0])
+	actx := a.db.Context()
+	av := actx.VersionVector()
 	for {
-		cv := c.db.Context()
-		if cv.Equal(&av) {
+		cctx := c.db.Context()
+		if o := cctx.VersionVector().Compare(av); o == crdt.After || o == crdt.Equal {
 			break
 		}
 		if b.Elapsed() > 5*time.Minute {
@@ -56,6 +67,30 @@ func benchmarkLoopbackSync(b *testing.B, durability store.Durability) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deltas/s")
+}
+
+// writeOffline performs op in the store of dir, as its node.
+func writeOffline(tb testing.TB, dir string, op engine.Op) {
+	tb.Helper()
+	id, err := identity.Load(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), Durability: store.None})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	eng := engine.New(db, id.Replica, engine.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	_, err = eng.Do(ctx, op)
+	cancel()
+	<-done
+	if err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // BenchmarkChangedKeysInALargeStore: two nodes in step on a store of

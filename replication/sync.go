@@ -110,7 +110,13 @@ type peer struct {
 	heard bool
 	// offered: it was offered a state transfer this round.
 	offered bool
+	// emptyOffers counts the offers made because it held nothing.
+	emptyOffers int
 }
+
+// emptyOffers is how many times a peer that holds nothing is offered a
+// state transfer before it is sent the log instead.
+const emptyOffers = 2
 
 // Sync is the protocol engine of one node. It is not safe for concurrent
 // use: one driver goroutine owns it.
@@ -381,19 +387,49 @@ func join(es []Entry) (Entry, error) {
 	return g, nil
 }
 
+// withinCloud returns the first entries of es whose contexts' out-of-order
+// dots fit in *cloud (at least one when first, the message's first
+// group), takes them from *cloud, and scales their byte count n to what is
+// kept. A group joined from many entries has as many out-of-order dots as
+// they have together (its context does not start at the origin's first
+// dot), and a receiver refuses a message with more than MaxCloudDots.
+func withinCloud(es []Entry, n int, cloud *int, first bool) ([]Entry, int) {
+	for i, e := range es {
+		c := len(e.Delta.Ctx.Cloud())
+		if c > *cloud && (i > 0 || !first) {
+			return es[:i], n * i / len(es)
+		}
+		*cloud -= c
+	}
+	return es, n
+}
+
 // missing returns an Entries message with the next chunk of what p lacks
 // (what we hold beyond what it holds and what is in flight to it), or
 // nothing when it lacks nothing.
 func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 	pr := s.peers[p]
+	if pr.heard && len(pr.known) == 0 && len(pr.sent) == 0 && len(mine) > 0 && pr.emptyOffers < emptyOffers {
+		// A peer that holds nothing (a new node) is offered the state
+		// rather than the log: each key once, not every write it had.
+		// One that does not take it (an older version) gets the log.
+		if pr.offered {
+			return nil, nil
+		}
+		pr.offered = true
+		pr.emptyOffers++
+		s.stats.Offers++
+		return []Out{{To: p, Msg: Message{Version: Version, Kind: KindOffer}}}, nil
+	}
 	origins := mine.Replicas()
 	slices.Sort(origins)
 	var batch []Entry
 	unservable := false
 	budget := s.cfg.MaxBatchBytes
+	cloud := MaxCloudDots // out-of-order dots the receiver takes in one message
 	for _, o := range origins {
 		from := max(pr.known[o], pr.sent[o])
-		if mine[o] <= from || budget <= 0 {
+		if mine[o] <= from || budget <= 0 || cloud <= 0 {
 			continue
 		}
 		es, n, err := s.log.Entries(o, from, budget)
@@ -407,6 +443,9 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 			s.stats.Unservable++
 			unservable = true
 			continue
+		}
+		if es, n = withinCloud(es, n, &cloud, len(batch) == 0); len(es) == 0 {
+			break // the message is full
 		}
 		group, err := join(es)
 		if err != nil {

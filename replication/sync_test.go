@@ -298,7 +298,7 @@ func (gappyLog) Entries(origin crdt.ReplicaID, after crdt.Seq, _ int) ([]replica
 func TestEntriesPastAGapAreNotSent(t *testing.T) {
 	s := replication.New(gappyLog{}, replication.Config{})
 	s.AddPeer("p")
-	res, err := s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{}})
+	res, err := s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{7: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,4 +370,45 @@ func TestPeersAheadOnOwnWritesAreNoticed(t *testing.T) {
 	if s.Stats().OwnAhead != 1 {
 		t.Fatal("a peer holding more of this node's writes went unnoticed")
 	}
+}
+
+// TestGroupsStayWithinTheCloudLimit: a long run of one origin's entries,
+// joined into a group, has one out-of-order dot per write in its context;
+// the sender cuts the group so that every receiver takes the message.
+func TestGroupsStayWithinTheCloudLimit(t *testing.T) {
+	sim := simtest.New(1, 1, simtest.Net{}, replication.Config{})
+	const writes = 3 * replication.MaxCloudDots
+	for i := range writes {
+		err := sim.Nodes[0].Write(func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+			return m.Update(crdt.Field{Name: "s", Type: crdt.TypeAWSet}, func(v crdt.Value) (crdt.Causal, error) {
+				return v.(*crdt.AWSet).Add(g, fmt.Sprint(i)), nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := replication.New(sim.Nodes[0], replication.Config{MaxBatchBytes: 64 << 20})
+	s.AddPeer("p")
+	res, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{sim.Nodes[0].ID: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range res.Out {
+		if o.Msg.Kind != replication.KindEntries {
+			continue
+		}
+		b, err := replication.Encode(o.Msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := replication.Decode(b); err != nil {
+			t.Fatalf("the receiver refuses the message: %v", err)
+		}
+		if e := o.Msg.Entries[0]; e.First != 11 || e.Last < replication.MaxCloudDots/2 {
+			t.Errorf("sent %d-%d: too little per message", e.First, e.Last)
+		}
+		return
+	}
+	t.Fatal("no entries sent")
 }

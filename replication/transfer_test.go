@@ -176,3 +176,30 @@ func TestLateAnswersAreNotTaken(t *testing.T) {
 		t.Fatal("the answer to the current request was not joined")
 	}
 }
+
+// TestNewNodeGetsTheLogIfItIgnoresOffers: a peer that holds nothing is
+// offered the state; one that does not take it (an older version drops the
+// unknown kind) gets the log after two offers.
+func TestNewNodeGetsTheLogIfItIgnoresOffers(t *testing.T) {
+	sim := simtest.New(1, 1, simtest.Net{}, replication.Config{})
+	fill(t, sim, 0, 3, "k", "x")
+	s := replication.New(sim.Nodes[0], replication.Config{RoundTicks: 2})
+	s.AddPeer("old")
+	var kinds []replication.Kind
+	for range 3 {
+		res, err := s.Step("old", replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{}, Pull: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Out {
+			kinds = append(kinds, o.Msg.Kind)
+		}
+		for range 4 {
+			s.Tick() // the next round
+		}
+	}
+	want := []replication.Kind{replication.KindOffer, replication.KindOffer, replication.KindEntries}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Errorf("sent %v, want %v", kinds, want)
+	}
+}
