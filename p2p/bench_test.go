@@ -20,6 +20,7 @@ import (
 // so it is not a new node, which would get the state instead of the log.
 //
 //	go test -run '^$' -bench LoopbackSync -benchtime 100000x ./p2p
+//
 // The new-node case runs b with nothing of its own, which is caught up by
 // state transfer instead.
 func BenchmarkLoopbackSync(b *testing.B) {
