@@ -17,12 +17,10 @@ import (
 // loopback: a holds b.N delta-log entries (counter ops on 1,000 keys),
 // then b starts with a as its peer, and the clock runs until b holds them
 // all, committed with the durability named. b holds a write of its own,
-// so it is not a new node, which would get the state instead of the log.
+// so it is not a new node, which would get the state instead of the log;
+// the new-node case runs b with nothing of its own, to measure that.
 //
 //	go test -run '^$' -bench LoopbackSync -benchtime 100000x ./p2p
-//
-// The new-node case runs b with nothing of its own, which is caught up by
-// state transfer instead.
 func BenchmarkLoopbackSync(b *testing.B) {
 	for _, d := range []store.Durability{store.Fsync, store.None} {
 		b.Run("durability="+string(d), func(b *testing.B) { benchmarkLoopbackSync(b, d, false) })
