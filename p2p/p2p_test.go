@@ -281,3 +281,20 @@ func TestNodesOfAnotherFleetAreIgnored(t *testing.T) {
 		t.Errorf("c counts %d visits: a write of another fleet got in", got)
 	}
 }
+
+// TestBigBatchesReplicate: one write of 10,000 readings takes 10,000 dots,
+// which its entry's context lists out of order; peers take it.
+func TestBigBatchesReplicate(t *testing.T) {
+	a := startTestNode(t, "")
+	a.eng.Do(context.Background(), engine.Add("first", 1)) // so the batch's dots do not start at 1
+	b := startTestNode(t, "", a.p2p.Addrs()[0])
+	rs := make([]crdt.Reading, 10_000)
+	for i := range rs {
+		rs[i] = crdt.Reading{Time: int64(i+1) * 1e9, Value: float64(i)}
+	}
+	if _, err := a.eng.Do(context.Background(), engine.AddReadings("temp", rs...)); err != nil {
+		t.Fatal(err)
+	}
+	last := crdt.Dot{Replica: a.eng.Replica(), Seq: 10_001}
+	waitFor(t, "the batch at b", func() bool { c := b.db.Context(); return c.Contains(last) })
+}

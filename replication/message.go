@@ -24,7 +24,8 @@ const (
 	// below crdt.MaxSeq so a node never runs out of dots of its own.
 	MaxSeqAccepted = crdt.MaxSeq - 1<<32
 	// MaxCloudDots bounds the out-of-order dots of the contexts of one
-	// message: stored contexts are rewritten on every commit.
+	// message (Entry.strayDots): stored contexts are rewritten on every
+	// commit.
 	MaxCloudDots = 4096
 	// MaxEntries bounds the entries of one Entries message.
 	MaxEntries = 4096
@@ -91,6 +92,20 @@ type Message struct {
 	// back, so a late answer to an older request is never taken for the
 	// current one.
 	Req uint64 `cbor:"15,keyasint,omitempty"`
+}
+
+// strayDots counts the out-of-order dots of e's context that are not e's
+// own. Its own dots, First…Last of its origin, are out of order in the
+// message but not at a receiver, which applies e only right after the
+// dot before First: there they join its version vector.
+func (e *Entry) strayDots() int {
+	n := 0
+	for _, d := range e.Delta.Ctx.Cloud() {
+		if d.Replica != e.Origin || d.Seq < e.First || d.Seq > e.Last {
+			n++
+		}
+	}
+	return n
 }
 
 // ErrInvalid: a message that breaks the protocol; it is dropped.
@@ -219,7 +234,7 @@ func (m *Message) validate() error {
 			if e.Origin == 0 || e.First == 0 || e.Last < e.First || e.Last > MaxSeqAccepted {
 				return fmt.Errorf("%w: entry %d covers %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)
 			}
-			if cloud += len(e.Delta.Ctx.Cloud()); cloud > MaxCloudDots {
+			if cloud += e.strayDots(); cloud > MaxCloudDots {
 				return fmt.Errorf("%w: contexts with more than %d out-of-order dots", ErrInvalid, MaxCloudDots)
 			}
 			if !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.First}) || !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.Last}) {

@@ -387,15 +387,15 @@ func join(es []Entry) (Entry, error) {
 	return g, nil
 }
 
-// withinCloud returns the first entries of es whose contexts' out-of-order
-// dots fit in *cloud (at least one when first, the message's first
-// group), takes them from *cloud, and scales their byte count n to what is
-// kept. A group joined from many entries has as many out-of-order dots as
-// they have together (its context does not start at the origin's first
-// dot), and a receiver refuses a message with more than MaxCloudDots.
+// withinCloud returns the first entries of es whose contexts' stray dots
+// fit in *cloud (at least one when first, the message's first group),
+// takes them from *cloud, and scales their byte count n to what is kept.
+// A group joined from many entries has the stray dots of them all (a
+// counter's delta lists the dot it replaces), and a receiver refuses a
+// message with more than MaxCloudDots.
 func withinCloud(es []Entry, n int, cloud *int, first bool) ([]Entry, int) {
 	for i, e := range es {
-		c := len(e.Delta.Ctx.Cloud())
+		c := e.strayDots()
 		if c > *cloud && (i > 0 || !first) {
 			return es[:i], n * i / len(es)
 		}
