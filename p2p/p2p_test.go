@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,9 @@ type testNode struct {
 	db  *store.DB
 	eng *engine.Engine
 	p2p *Node
+	// stop stops the node and closes its store; it runs at the end of
+	// the test if not before.
+	stop func()
 }
 
 func startTestNode(t *testing.T, fleetKey string, peers ...string) *testNode {
@@ -35,6 +39,7 @@ type nodeOpts struct {
 	dir        string   // data directory; empty: a new one
 	allow      []string // peer IDs
 	fleet      string
+	tick       time.Duration // 0: 20 ms
 }
 
 func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
@@ -57,7 +62,10 @@ func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 			tn.p2p.Notify()
 		}
 	}})
-	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: no.fleetKey, Allow: no.allow, Fleet: no.fleet, Tick: 20 * time.Millisecond},
+	if no.tick == 0 {
+		no.tick = 20 * time.Millisecond
+	}
+	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: no.fleetKey, Allow: no.allow, Fleet: no.fleet, Tick: no.tick},
 		Options{Key: id.Key, DB: db, Engine: tn.eng, Scope: no.scope})
 	if err != nil {
 		t.Fatal(err)
@@ -67,12 +75,16 @@ func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 	engDone, p2pDone := make(chan error, 1), make(chan error, 1)
 	go func() { engDone <- tn.eng.Run(ctx) }()
 	go func() { p2pDone <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-p2pDone
-		<-engDone
-		db.Close()
-	})
+	var once sync.Once
+	tn.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-p2pDone
+			<-engDone
+			db.Close()
+		})
+	}
+	t.Cleanup(tn.stop)
 	return tn
 }
 

@@ -3,9 +3,11 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/replication"
@@ -89,3 +91,44 @@ func TestLateNodeCatchesUpByStateTransfer(t *testing.T) {
 }
 
 func recordEqual(x, y store.Record) bool { return x.Name == y.Name && string(x.Enc) == string(y.Enc) }
+
+// TestTransferResumesAfterRestart: a node stopped in the middle of a state
+// transfer resumes it from its stored progress when it starts again, and
+// does not fetch the whole state again.
+func TestTransferResumesAfterRestart(t *testing.T) {
+	const keys = 60_000
+	a := startBenchNode(t, nodeOpts{durability: store.None})
+	ctx := context.Background()
+	for i := 0; i < keys; i += 1000 {
+		ops := make([]engine.Op, 1000)
+		for j := range ops {
+			ops[j] = engine.Set(fmt.Sprintf("k%06d", i+j), []byte(strings.Repeat("v", 16)))
+		}
+		if _, err := a.eng.DoAll(ctx, ops...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	c := startBenchNode(t, nodeOpts{durability: store.None, dir: dir}, a.p2p.Addrs()[0])
+	waitFor(t, "c to join a first page", func() bool { tr, _ := c.db.Transfer(); return tr != nil })
+	c.stop()
+	db, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := db.Transfer()
+	db.Close()
+	if err != nil || tr == nil {
+		t.Fatalf("c finished its transfer before it was stopped (%v): make the state larger", err)
+	}
+
+	// A slower clock: a's sends to c stall for a few seconds after c's
+	// restart (libp2p notices the old connection's end), and a transfer
+	// is given up after five tries of two rounds each.
+	c = startBenchNode(t, nodeOpts{durability: store.None, dir: dir, tick: 250 * time.Millisecond}, a.p2p.Addrs()[0])
+	waitFor(t, "c to catch up", func() bool { return slices.EqualFunc(records(t, a.db, nil), records(t, c.db, nil), recordEqual) })
+	st := c.p2p.SyncStats()
+	if st.TransfersDone != 1 || st.StatesReceived >= keys {
+		t.Errorf("after the restart: %d transfers done, %d of %d states received (resumed after %q)", st.TransfersDone, st.StatesReceived, keys, tr.Cursor)
+	}
+}

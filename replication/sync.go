@@ -128,6 +128,8 @@ type Sync struct {
 	tick  uint64
 	stats Stats
 	xfer  *transfer // the state transfer this node is the client of
+	// abandoned is the last transfer given up on a silent server.
+	abandoned *transfer
 }
 
 // New returns an engine over log.

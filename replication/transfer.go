@@ -41,7 +41,8 @@ import (
 const MaxNameBytes = 1024
 
 // transferTries is how many times a client asks again before it gives up
-// on a silent server; another peer's Offer starts a new transfer.
+// on a silent server. A later Offer from the same server resumes where it
+// was; one from another peer starts a new transfer.
 const transferTries = 5
 
 // State is the state of one key as the node's store encodes it; opaque to
@@ -104,10 +105,17 @@ func (s *Sync) Resume(p PeerID, cursor string, base crdt.Context, basevv crdt.Ve
 	s.xfer.waited = s.cfg.RoundTicks * 2 // ask at the next tick
 }
 
-// startTransfer begins a state transfer from p.
+// startTransfer begins a state transfer from p, or resumes the one given
+// up on p if there is one (its progress is stored: a restart would resume
+// it too).
 func (s *Sync) startTransfer(p PeerID) []Out {
 	s.stats.Transfers++
-	s.xfer = &transfer{from: p}
+	if t := s.abandoned; t != nil && t.from == p {
+		s.xfer, s.abandoned = t, nil
+		t.tries, t.req = 0, Message{}
+		return s.ask(s.nextRequest())
+	}
+	s.xfer, s.abandoned = &transfer{from: p}, nil
 	return s.ask(s.nextRequest())
 }
 
@@ -142,7 +150,7 @@ func (s *Sync) tickTransfer() []Out {
 	}
 	if t.tries++; t.tries > transferTries {
 		s.stats.TransfersAbandoned++
-		s.xfer = nil
+		s.xfer, s.abandoned = nil, t
 		return nil
 	}
 	return s.ask(t.req)

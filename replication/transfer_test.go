@@ -203,3 +203,34 @@ func TestNewNodeGetsTheLogIfItIgnoresOffers(t *testing.T) {
 		t.Errorf("sent %v, want %v", kinds, want)
 	}
 }
+
+// TestAbandonedTransferResumes: a transfer given up on a silent server
+// resumes from its cursor when that server offers again; another server
+// starts afresh.
+func TestAbandonedTransferResumes(t *testing.T) {
+	var ctx crdt.Context
+	s := replication.New(gappyLog{}, replication.Config{RoundTicks: 2})
+	s.AddPeer("p")
+	s.AddPeer("q")
+	offer := replication.Message{Version: replication.Version, Kind: replication.KindOffer}
+	res, _ := s.Step("p", offer)
+	req := res.Out[0].Msg
+	res, _ = s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindStates, Req: req.Req, Last: "k", Ctx: &ctx,
+		States: []replication.State{{Name: "k", Record: []byte{1}}}})
+	if res.Page == nil {
+		t.Fatal("the first page was not taken")
+	}
+	s.PageCommitted("p")
+	for s.Stats().TransfersAbandoned == 0 {
+		s.Tick()
+	}
+	if res, _ = s.Step("p", offer); len(res.Out) != 1 || res.Out[0].Msg.After != "k" {
+		t.Fatalf("the same server's offer: %+v, want a request after k", res.Out)
+	}
+	for s.Stats().TransfersAbandoned == 1 {
+		s.Tick()
+	}
+	if res, _ = s.Step("q", offer); len(res.Out) != 1 || res.Out[0].Msg.After != "" {
+		t.Fatalf("another server's offer: %+v, want a request from the start", res.Out)
+	}
+}
