@@ -422,6 +422,7 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 	}
 	if p := res.Page; p != nil {
 		if err := n.o.Engine.Join(ctx, n.page(p)); err != nil {
+			n.sync.PageFailed(from)
 			return outs, fmt.Errorf("state transfer from %s: join %d states after %q: %w", m.from, len(p.States), p.After, err)
 		}
 		if p.Done {

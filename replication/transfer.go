@@ -271,6 +271,16 @@ func (s *Sync) PageCommitted(p PeerID) []Out {
 	return s.ask(s.nextRequest())
 }
 
+// PageFailed tells the engine that the page from p could not be joined
+// (the store refused it: a full disk, a budget). The transfer asks for the
+// range again after two rounds, and is given up after its tries, so the
+// node does not stay paused.
+func (s *Sync) PageFailed(p PeerID) {
+	if t := s.xfer; t != nil && t.from == p && t.page != nil {
+		t.page = nil
+	}
+}
+
 // hashStates returns the digest of a range of states: SHA-256 of each
 // name and record, length-prefixed.
 func hashStates(states []State) []byte {

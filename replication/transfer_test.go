@@ -234,3 +234,37 @@ func TestAbandonedTransferResumes(t *testing.T) {
 		t.Fatalf("another server's offer: %+v, want a request from the start", res.Out)
 	}
 }
+
+// TestFailedPageIsAskedAgain: a page the store could not join is asked
+// for again, and a transfer whose pages keep failing is given up, so the
+// node does not stay paused.
+func TestFailedPageIsAskedAgain(t *testing.T) {
+	var ctx crdt.Context
+	s := replication.New(gappyLog{}, replication.Config{RoundTicks: 2})
+	s.AddPeer("p")
+	res, _ := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindOffer})
+	req := res.Out[0].Msg
+	page := replication.Message{Version: replication.Version, Kind: replication.KindStates, Req: req.Req, Done: true, Ctx: &ctx,
+		States: []replication.State{{Name: "k", Record: []byte{1}}}}
+	if res, _ = s.Step("p", page); res.Page == nil {
+		t.Fatal("the page was not taken")
+	}
+	s.PageFailed("p")
+	var again []replication.Message
+	for range 8 {
+		for _, o := range s.Tick() {
+			if o.Msg.Kind == replication.KindRangeReq {
+				again = append(again, o.Msg)
+			}
+		}
+	}
+	if len(again) == 0 || again[0].After != req.After || again[0].Req != req.Req {
+		t.Fatalf("asked again: %+v", again)
+	}
+	for range 100 {
+		s.Tick()
+	}
+	if _, ok := s.Transferring(); ok {
+		t.Error("still transferring: the node would stay paused")
+	}
+}
