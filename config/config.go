@@ -129,6 +129,12 @@ type P2PConfig struct {
 	// QUIC adds a QUIC listener (UDP, same port number) to a TCP addr
 	// when no fleet key is set; libp2p private networks are TCP only.
 	QUIC bool `yaml:"quic"`
+
+	// ForgetAfter is how long a dead or departed peer keeps holding back
+	// the collection of the delta log (its watermark). After that the log
+	// is collected without it, and it is caught up by state transfer when
+	// it returns. Must be positive.
+	ForgetAfter time.Duration `yaml:"forget_after"`
 }
 
 // Validate reports every problem in c, each prefixed with its field's YAML
@@ -154,6 +160,9 @@ func (c P2PConfig) Validate() error {
 		if _, err := peer.Decode(id); err != nil {
 			errs = append(errs, fmt.Errorf("allow[%d]: %q is not a peer ID", i, id))
 		}
+	}
+	if c.ForgetAfter <= 0 {
+		errs = append(errs, fmt.Errorf("forget_after: must be positive (got %s)", c.ForgetAfter))
 	}
 	if c.Tick <= 0 {
 		errs = append(errs, fmt.Errorf("tick: must be positive (got %s)", c.Tick))
@@ -327,7 +336,7 @@ func Default() Config {
 			Scope:            "cloud",
 		},
 		MQTT:            localmqtt.DefaultConfig(),
-		P2P:             P2PConfig{Tick: time.Second, QUIC: true},
+		P2P:             P2PConfig{Tick: time.Second, QUIC: true, ForgetAfter: 24 * time.Hour},
 		Sensors:         sensors.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 	}

@@ -102,6 +102,25 @@ func sensorCounters(st *sensors.Stats) counters {
 	}
 }
 
+// peerStates exports how many peers are in each membership state.
+type peerStates struct{ n *p2p.Node }
+
+var descPeers = prometheus.NewDesc("edged_peers", "Peers by membership state (alive, suspect, dead, left).", []string{"state"}, nil)
+
+func (peerStates) Describe(ch chan<- *prometheus.Desc) { ch <- descPeers }
+
+func (c peerStates) Collect(ch chan<- prometheus.Metric) {
+	count := map[string]float64{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	for _, s := range c.n.Stats() {
+		if s.State != "" {
+			count[s.State]++
+		}
+	}
+	for state, v := range count {
+		ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, v, state)
+	}
+}
+
 // p2pCounters exports the replication counters.
 func p2pCounters(n *p2p.Node) counters {
 	stat := func(f func(replication.Stats) uint64) func() float64 {

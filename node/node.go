@@ -142,7 +142,8 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}})
 	if n.cfg.P2P.Addr != "" {
-		peers, err = p2p.New(p2p.Config{Addr: n.cfg.P2P.Addr, Peers: n.cfg.P2P.Peers, FleetKeyFile: n.cfg.P2P.FleetKeyFile, Allow: n.cfg.P2P.Allow, Tick: n.cfg.P2P.Tick, NoQUIC: !n.cfg.P2P.QUIC, Fleet: n.cfg.Node.Fleet},
+		peers, err = p2p.New(p2p.Config{Addr: n.cfg.P2P.Addr, Peers: n.cfg.P2P.Peers, FleetKeyFile: n.cfg.P2P.FleetKeyFile, Allow: n.cfg.P2P.Allow, Tick: n.cfg.P2P.Tick, NoQUIC: !n.cfg.P2P.QUIC, Fleet: n.cfg.Node.Fleet,
+			ForgetAfter: n.cfg.P2P.ForgetAfter},
 			p2p.Options{Key: id.Key, DB: db, Engine: eng, Scope: scopes(n.cfg), Logger: n.log})
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
@@ -214,7 +215,7 @@ func (n *Node) Run(ctx context.Context) error {
 	})
 	leaves.Go(func() { expireSummaries(leafCtx, ser, n.cfg.Readings.SummaryRetention, n.log) })
 	if peers != nil {
-		reg.MustRegister(p2pCounters(peers))
+		reg.MustRegister(p2pCounters(peers), peerStates{peers})
 		leaves.Go(func() {
 			if err := peers.Run(leafCtx); err != nil {
 				failed <- fmt.Errorf("node: p2p: %w", err)

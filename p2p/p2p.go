@@ -36,6 +36,7 @@ import (
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/membership"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
 	"github.com/libp2p/go-libp2p"
@@ -43,6 +44,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -78,6 +80,10 @@ type Config struct {
 	// Fleet is the fleet name sent with every message; messages of another
 	// fleet are dropped.
 	Fleet string
+	// ForgetAfter is how long a dead (or departed) peer keeps holding back
+	// the collection of the log with its watermark; after that it is
+	// caught up by state transfer when it returns. Zero means 24 hours.
+	ForgetAfter time.Duration
 }
 
 // Options are the node's parts the driver works with.
@@ -109,8 +115,14 @@ type Node struct {
 	senders  sync.WaitGroup
 
 	// marks are the watermarks as last stored; they belong to Run's
-	// goroutine.
+	// goroutine, as do the membership fields below.
 	marks map[replication.PeerID]crdt.VersionVector
+	// members judges peers alive, suspect, dead or left.
+	members *membership.Table
+	// persisted is when each peer's KnownPeer was last stored.
+	persisted map[replication.PeerID]time.Time
+	// forgotten are the peers whose watermark was dropped (ForgetAfter).
+	forgotten map[replication.PeerID]bool
 
 	mu        sync.Mutex
 	stats     map[peer.ID]*PeerStats
@@ -130,6 +142,10 @@ type PeerStats struct {
 	// InStepAt is when the peer was last known to hold everything this
 	// node holds (Lag 0): how old its lag is.
 	InStepAt time.Time `json:"in_step_at,omitzero"`
+	// State is what the failure detector makes of the peer: alive,
+	// suspect, dead or left; StateSince is when it became so.
+	State      string    `json:"state,omitempty"`
+	StateSince time.Time `json:"state_since,omitzero"`
 	// StateTransfer: this node is catching up from the peer by state
 	// transfer.
 	StateTransfer bool `json:"state_transfer,omitempty"`
@@ -148,6 +164,9 @@ type inbound struct {
 func New(cfg Config, o Options) (*Node, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
+	}
+	if cfg.ForgetAfter <= 0 {
+		cfg.ForgetAfter = 24 * time.Hour
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -205,7 +224,10 @@ func New(cfg Config, o Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, inboxLen), local: make(chan struct{}, 1), peers: infos,
 		outboxes: map[peer.ID]chan []byte{}, stats: map[peer.ID]*PeerStats{}}
-	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano()), Self: o.Engine.Replica()})
+	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano()), Self: o.Engine.Replica(), RoundTicks: roundTicks})
+	mc := membership.DefaultConfig()
+	mc.Interval = roundTicks * cfg.Tick
+	n.members, n.persisted, n.forgotten = membership.New(mc), map[replication.PeerID]time.Time{}, map[replication.PeerID]bool{}
 	if err := n.restore(); err != nil {
 		h.Close()
 		return nil, err
@@ -213,6 +235,9 @@ func New(cfg Config, o Options) (*Node, error) {
 	h.SetStreamHandler(Protocol, n.receive)
 	return n, nil
 }
+
+// roundTicks is how many ticks apart sync rounds with a peer start.
+const roundTicks = 4
 
 // watermarkPrefix prefixes the store's watermark of each peer.
 const watermarkPrefix = "peer/"
@@ -228,6 +253,27 @@ func (n *Node) restore() error {
 	for dest, vv := range marks {
 		if p, ok := strings.CutPrefix(dest, watermarkPrefix); ok {
 			n.marks[replication.PeerID(p)] = vv
+		}
+	}
+	known, err := n.o.DB.KnownPeers()
+	if err != nil {
+		return fmt.Errorf("p2p: known peers: %w", err)
+	}
+	now := time.Now()
+	for id, kp := range known {
+		pid, err := peer.Decode(id)
+		if err != nil {
+			continue
+		}
+		for _, s := range kp.Addrs {
+			if a, err := ma.NewMultiaddr(s); err == nil {
+				n.host.Peerstore().AddAddr(pid, a, peerstore.PermanentAddrTTL)
+			}
+		}
+		n.addPeer(replication.PeerID(id))
+		n.members.Add(id, time.UnixMilli(kp.LastSeen), now)
+		if kp.Left {
+			n.members.Leave(id, time.UnixMilli(kp.LastSeen))
 		}
 	}
 	t, err := n.o.DB.Transfer()
@@ -265,7 +311,7 @@ func (n *Node) setMark(p replication.PeerID, vv crdt.VersionVector) {
 func (n *Node) updateMarks() {
 	for _, p := range n.sync.Peers() {
 		known := n.sync.Known(p)
-		if known == nil || known.Compare(n.marks[p]) == crdt.Equal {
+		if known == nil || n.forgotten[p] || known.Compare(n.marks[p]) == crdt.Equal {
 			continue
 		}
 		n.setMark(p, known)
@@ -316,9 +362,10 @@ func (n *Node) Run(ctx context.Context) error {
 	// The senders stop with ctx; the host closes after them.
 	defer n.senders.Wait()
 	for _, info := range n.peers {
-		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour*24*365)
+		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.PermanentAddrTTL)
 		n.host.ConnManager().Protect(info.ID, "static-peer")
 		n.addPeer(replication.PeerID(info.ID.String()))
+		n.members.Add(info.ID.String(), time.Time{}, time.Now())
 		n.mu.Lock()
 		n.peerStats(info.ID).Addr = addrString(info.Addrs)
 		n.mu.Unlock()
@@ -330,11 +377,13 @@ func (n *Node) Run(ctx context.Context) error {
 		var err error
 		select {
 		case <-ctx.Done():
+			n.leave()
 			return nil
 		case <-tick.C:
 			outs = n.sync.Tick()
 			n.measureLag()
 			n.updateMarks()
+			n.judge(time.Now())
 		case <-n.local:
 			outs, err = n.sync.Push()
 		case m := <-n.in:
@@ -405,6 +454,9 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 	// A host that got through the fleet key (and the allowlist) is a
 	// peer: one that dials us is synced with from then on.
 	n.addPeer(from)
+	if n.heard(from, m.msg.Kind == replication.KindLeave, time.Now()) {
+		return nil, nil
+	}
 	res, err := n.sync.Step(from, m.msg)
 	outs := res.Out
 	if err != nil {

@@ -40,6 +40,7 @@ type nodeOpts struct {
 	allow      []string // peer IDs
 	fleet      string
 	tick       time.Duration // 0: 20 ms
+	forget     time.Duration // ForgetAfter
 }
 
 func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
@@ -65,7 +66,7 @@ func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 	if no.tick == 0 {
 		no.tick = 20 * time.Millisecond
 	}
-	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: no.fleetKey, Allow: no.allow, Fleet: no.fleet, Tick: no.tick},
+	n, err := New(Config{Addr: "/ip4/127.0.0.1/tcp/0", Peers: peers, FleetKeyFile: no.fleetKey, Allow: no.allow, Fleet: no.fleet, Tick: no.tick, ForgetAfter: no.forget},
 		Options{Key: id.Key, DB: db, Engine: tn.eng, Scope: no.scope})
 	if err != nil {
 		t.Fatal(err)

@@ -48,10 +48,12 @@ const (
 	KindRangeReq
 	KindRange
 	KindStates
+	// KindLeave: the sender is shutting down; the driver handles it.
+	KindLeave
 )
 
 var kindNames = map[Kind]string{KindDigest: "digest", KindVector: "vector", KindEntries: "entries", KindAck: "ack",
-	KindOffer: "offer", KindRangeReq: "range-req", KindRange: "range", KindStates: "states"}
+	KindOffer: "offer", KindRangeReq: "range-req", KindRange: "range", KindStates: "states", KindLeave: "leave"}
 
 func (k Kind) String() string {
 	if n, ok := kindNames[k]; ok {
@@ -227,7 +229,7 @@ func (m *Message) validate() error {
 		if len(m.Hash) != sha256.Size {
 			return fmt.Errorf("%w: digest of %d bytes", ErrInvalid, len(m.Hash))
 		}
-	case KindVector, KindAck:
+	case KindVector, KindAck, KindLeave:
 	case KindEntries:
 		cloud := 0
 		for i, e := range m.Entries {

@@ -15,6 +15,7 @@ import (
 //	'c'                      → the store's causal context (crdt.Context)
 //	'l' origin(8) first(8)   → delta-log entry (logRecord), big-endian so entries sort by origin, then dot
 //	'w' destination          → acknowledged version vector of a destination
+//	'p' peer ID              → what is known of a peer (KnownPeer)
 //	'r' name 0 bucket origin seq → readings (see facts.go)
 //	'm' name                 → metadata: format version, HLC, log vector, state transfer progress
 const (
@@ -22,6 +23,7 @@ const (
 	prefixLog       = 'l'
 	prefixWatermark = 'w'
 	prefixFact      = 'r'
+	prefixPeer      = 'p'
 )
 
 var (

@@ -1,0 +1,41 @@
+package p2p
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/store"
+)
+
+func (tn *testNode) id() string { return tn.p2p.host.ID().String() }
+
+func stateOf(a, b *testNode) string { return a.p2p.Stats()[b.id()].State }
+
+// TestMembership: a peer that shuts down says so (left); one that vanishes
+// is suspected, then dead, and once gone longer than ForgetAfter no longer
+// holds back the collection of the log; back, it holds it again.
+func TestMembership(t *testing.T) {
+	a := startBenchNode(t, nodeOpts{durability: store.None, forget: time.Second})
+	b := startBenchNode(t, nodeOpts{durability: store.None}, a.p2p.Addrs()[0])
+	c := startBenchNode(t, nodeOpts{durability: store.None}, a.p2p.Addrs()[0])
+	a.eng.Do(context.Background(), engine.Add("x", 1))
+	waitFor(t, "a to hear b and c", func() bool { return stateOf(a, b) == "alive" && stateOf(a, c) == "alive" })
+
+	b.stop()
+	waitFor(t, "b to have left", func() bool { return stateOf(a, b) == "left" })
+
+	c.p2p.host.Close() // gone without a word
+	waitFor(t, "c to be suspected", func() bool { s := stateOf(a, c); return s == "suspect" || s == "dead" })
+	waitFor(t, "c to be dead", func() bool { return stateOf(a, c) == "dead" })
+	waitFor(t, "c's watermark to go", func() bool {
+		marks, _ := a.db.Watermarks()
+		_, ok := marks["peer/"+c.id()]
+		return !ok
+	})
+	known, err := a.db.KnownPeers()
+	if err != nil || known[c.id()].LastSeen == 0 || !known[b.id()].Left {
+		t.Errorf("known peers: %+v, %v", known, err)
+	}
+}
