@@ -39,3 +39,21 @@ func TestMembership(t *testing.T) {
 		t.Errorf("known peers: %+v, %v", known, err)
 	}
 }
+
+// TestRestartedNodeReconnectsToKnownPeers: a node restarted without any
+// configured peer dials the peers it knew.
+func TestRestartedNodeReconnectsToKnownPeers(t *testing.T) {
+	a := startBenchNode(t, nodeOpts{durability: store.None})
+	dir := t.TempDir()
+	b := startBenchNode(t, nodeOpts{durability: store.None, dir: dir}, a.p2p.Addrs()[0])
+	waitFor(t, "b to know a", func() bool {
+		known, _ := b.db.KnownPeers()
+		return len(known[a.id()].Addrs) > 0
+	})
+	b.stop()
+	b = startBenchNode(t, nodeOpts{durability: store.None, dir: dir}) // no peers configured
+	if _, err := a.eng.Do(context.Background(), engine.Add("after", 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a's write at the restarted b", func() bool { return counter(b.db, "after") == 1 })
+}
