@@ -130,6 +130,23 @@ type P2PConfig struct {
 	// when no fleet key is set; libp2p private networks are TCP only.
 	QUIC bool `yaml:"quic"`
 
+	// MDNS advertises the node and finds peers of its fleet on the LAN
+	// (mDNS service _edged._tcp). Turn it off for nodes that must not
+	// announce themselves.
+	MDNS bool `yaml:"mdns"`
+
+	// MDNSInterfaces are the interfaces mDNS uses; empty means every one
+	// that is up and multicast-capable (not loopback).
+	MDNSInterfaces []string `yaml:"mdns_interfaces"`
+
+	// MDNSIPv4Only keeps mDNS to IPv4: the library's IPv6 has known
+	// problems.
+	MDNSIPv4Only bool `yaml:"mdns_ipv4_only"`
+
+	// MDNSInterval is how often mDNS browses for peers (±25%). Must be
+	// positive.
+	MDNSInterval time.Duration `yaml:"mdns_interval"`
+
 	// ForgetAfter is how long a dead or departed peer keeps holding back
 	// the collection of the delta log (its watermark). After that the log
 	// is collected without it, and it is caught up by state transfer when
@@ -160,6 +177,9 @@ func (c P2PConfig) Validate() error {
 		if _, err := peer.Decode(id); err != nil {
 			errs = append(errs, fmt.Errorf("allow[%d]: %q is not a peer ID", i, id))
 		}
+	}
+	if c.MDNSInterval <= 0 {
+		errs = append(errs, fmt.Errorf("mdns_interval: must be positive (got %s)", c.MDNSInterval))
 	}
 	if c.ForgetAfter <= 0 {
 		errs = append(errs, fmt.Errorf("forget_after: must be positive (got %s)", c.ForgetAfter))
@@ -336,7 +356,7 @@ func Default() Config {
 			Scope:            "cloud",
 		},
 		MQTT:            localmqtt.DefaultConfig(),
-		P2P:             P2PConfig{Tick: time.Second, QUIC: true, ForgetAfter: 24 * time.Hour},
+		P2P:             P2PConfig{Tick: time.Second, QUIC: true, ForgetAfter: 24 * time.Hour, MDNS: true, MDNSIPv4Only: true, MDNSInterval: 30 * time.Second},
 		Sensors:         sensors.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 	}

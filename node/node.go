@@ -27,6 +27,7 @@ import (
 	"github.com/edged-dev/edged/buildinfo"
 	"github.com/edged-dev/edged/clocksync"
 	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/discovery"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/identity"
 	"github.com/edged-dev/edged/kv"
@@ -143,7 +144,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}})
 	if n.cfg.P2P.Addr != "" {
 		peers, err = p2p.New(p2p.Config{Addr: n.cfg.P2P.Addr, Peers: n.cfg.P2P.Peers, FleetKeyFile: n.cfg.P2P.FleetKeyFile, Allow: n.cfg.P2P.Allow, Tick: n.cfg.P2P.Tick, NoQUIC: !n.cfg.P2P.QUIC, Fleet: n.cfg.Node.Fleet,
-			ForgetAfter: n.cfg.P2P.ForgetAfter},
+			ForgetAfter: n.cfg.P2P.ForgetAfter, Name: n.name, MDNS: mdnsConfig(n.cfg.P2P)},
 			p2p.Options{Key: id.Key, DB: db, Engine: eng, Scope: scopes(n.cfg), Logger: n.log})
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
@@ -345,4 +346,12 @@ func scopes(cfg config.Config) func(name string) replication.Scope {
 		}
 		return byNS[ns] // Fleet when absent
 	}
+}
+
+// mdnsConfig returns the discovery settings, or nil when mDNS is off.
+func mdnsConfig(c config.P2PConfig) *discovery.Config {
+	if !c.MDNS {
+		return nil
+	}
+	return &discovery.Config{Interfaces: c.MDNSInterfaces, IPv4Only: c.MDNSIPv4Only, Interval: c.MDNSInterval}
 }

@@ -2,15 +2,20 @@ package p2p
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/discovery"
 	"github.com/edged-dev/edged/membership"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // persistEvery is how often a live peer's last sighting is stored.
@@ -127,4 +132,67 @@ func (n *Node) leave() {
 		wg.Go(func() { n.write(ctx, id, b) })
 	}
 	wg.Wait()
+}
+
+// dialTimeout bounds a dial of a discovered candidate, and maxDials the
+// dials under way.
+const (
+	dialTimeout = 10 * time.Second
+	maxDials    = 4
+)
+
+// discover runs mDNS until ctx is done; without a usable interface it
+// logs why and gives up (static and known peers still work).
+func (n *Node) discover(ctx context.Context) {
+	port := 0
+	for _, a := range n.host.Addrs() {
+		if p, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			port, _ = strconv.Atoi(p)
+			break
+		}
+	}
+	self := discovery.Self{PeerID: n.host.ID().String(), Fleet: n.fleetTag, Name: n.cfg.Name, Port: port}
+	err := discovery.Run(ctx, *n.cfg.MDNS, self, func(c discovery.Candidate) {
+		select {
+		case n.found <- c:
+		default: // Run is behind: the next browse finds it again
+		}
+	}, n.o.Logger)
+	if err != nil {
+		n.o.Logger.Warn("p2p: mDNS discovery is off", "err", err)
+	}
+}
+
+// dial connects to a discovered candidate that is not a peer yet. The
+// host authenticates it (Noise, fleet key, allowlist); once connected it
+// becomes a peer.
+func (n *Node) dial(ctx context.Context, c discovery.Candidate) {
+	id, err := peer.Decode(c.PeerID)
+	if err != nil || id == n.host.ID() {
+		return
+	}
+	// A known peer that is not connected is dialed too: it may be back
+	// at a new address.
+	if n.host.Network().Connectedness(id) == network.Connected || n.dials.Load() >= maxDials {
+		return
+	}
+	addr, err := manet.FromNetAddr(&net.TCPAddr{IP: c.IP, Port: c.Port})
+	if err != nil {
+		return
+	}
+	n.dials.Add(1)
+	n.senders.Go(func() {
+		defer n.dials.Add(-1)
+		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+		if err := n.host.Connect(ctx, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}}); err != nil {
+			n.o.Logger.Debug("p2p: discovered peer not reached", "peer", c.PeerID, "addr", addr, "err", err)
+			return
+		}
+		n.o.Logger.Info("p2p: discovered peer", "peer", c.PeerID, "name", c.Name, "addr", addr)
+		select {
+		case n.dialed <- id:
+		case <-ctx.Done():
+		}
+	})
 }

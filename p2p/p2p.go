@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/discovery"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/membership"
 	"github.com/edged-dev/edged/replication"
@@ -80,6 +81,10 @@ type Config struct {
 	// Fleet is the fleet name sent with every message; messages of another
 	// fleet are dropped.
 	Fleet string
+	// MDNS, when set, advertises the node and finds peers on the LAN.
+	MDNS *discovery.Config
+	// Name is the node's name, advertised by mDNS.
+	Name string
 	// ForgetAfter is how long a dead (or departed) peer keeps holding back
 	// the collection of the log with its watermark; after that it is
 	// caught up by state transfer when it returns. Zero means 24 hours.
@@ -106,9 +111,16 @@ type Node struct {
 	sync  *replication.Sync
 	in    chan inbound
 	local chan struct{}
+	// found carries mDNS candidates, and dialed the peers reached by
+	// dialing them, to Run.
+	found  chan discovery.Candidate
+	dialed chan peer.ID
+	// fleetTag marks this fleet's mDNS records.
+	fleetTag string
 	peers []peer.AddrInfo
 
 	queued atomic.Int64 // wire bytes of the messages in the inbox
+	dials  atomic.Int64 // dials of discovered peers under way
 
 	// outboxes and senders belong to Run's goroutine.
 	outboxes map[peer.ID]chan []byte
@@ -181,9 +193,10 @@ func New(cfg Config, o Options) (*Node, error) {
 		libp2p.DisableRelay(),
 		libp2p.UserAgent("edged"),
 	}
+	var psk pnet.PSK
 	if cfg.FleetKeyFile != "" {
-		psk, err := readPSK(cfg.FleetKeyFile)
-		if err != nil {
+		var err error
+		if psk, err = readPSK(cfg.FleetKeyFile); err != nil {
 			return nil, fmt.Errorf("p2p: fleet_key_file: %w", err)
 		}
 		opts = append(opts, libp2p.PrivateNetwork(psk))
@@ -223,6 +236,7 @@ func New(cfg Config, o Options) (*Node, error) {
 		return nil, fmt.Errorf("p2p: addr %q: %w", cfg.Addr, err)
 	}
 	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, inboxLen), local: make(chan struct{}, 1), peers: infos,
+		found: make(chan discovery.Candidate, 64), dialed: make(chan peer.ID, 64), fleetTag: discovery.FleetTag(psk, cfg.Fleet),
 		outboxes: map[peer.ID]chan []byte{}, stats: map[peer.ID]*PeerStats{}}
 	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano()), Self: o.Engine.Replica(), RoundTicks: roundTicks})
 	mc := membership.DefaultConfig()
@@ -370,6 +384,9 @@ func (n *Node) Run(ctx context.Context) error {
 		n.peerStats(info.ID).Addr = addrString(info.Addrs)
 		n.mu.Unlock()
 	}
+	if n.cfg.MDNS != nil {
+		n.senders.Go(func() { n.discover(ctx) })
+	}
 	tick := time.NewTicker(n.cfg.Tick)
 	defer tick.Stop()
 	for {
@@ -377,6 +394,9 @@ func (n *Node) Run(ctx context.Context) error {
 		var err error
 		select {
 		case <-ctx.Done():
+			// The goodbye goes last, after every other message, or a
+			// late one would make the peer think this node is back.
+			n.senders.Wait()
 			n.leave()
 			return nil
 		case <-tick.C:
@@ -386,6 +406,12 @@ func (n *Node) Run(ctx context.Context) error {
 			n.judge(time.Now())
 		case <-n.local:
 			outs, err = n.sync.Push()
+		case c := <-n.found:
+			n.dial(ctx, c)
+		case id := <-n.dialed:
+			p := replication.PeerID(id.String())
+			n.addPeer(p)
+			n.members.Add(string(p), time.Time{}, time.Now())
 		case m := <-n.in:
 			n.queued.Add(-m.size)
 			outs, err = n.step(ctx, m)

@@ -119,6 +119,7 @@ func runConfig(args []string, stderr io.Writer) (config.Config, error) {
 	p2pAddr := fs.String("p2p-addr", "", "replicate with peers, listening on libp2p `MULTIADDR` (sets p2p.addr)")
 	fleetKey := fs.String("fleet-key", "", "the fleet's key `FILE` (sets p2p.fleet_key_file)")
 	fleet := fs.String("fleet", "", "sync only with nodes of fleet `NAME` (sets node.fleet)")
+	mdns := fs.Bool("mdns", true, "advertise the node and find peers on the LAN over mDNS (sets p2p.mdns)")
 	var peers []string
 	fs.Func("peer", "a static peer `MULTIADDR` /ip4/…/tcp/…/p2p/<peer ID>; repeatable (sets p2p.peers)", func(s string) error {
 		peers = append(peers, s)
@@ -145,6 +146,8 @@ func runConfig(args []string, stderr io.Writer) (config.Config, error) {
 			cfg.P2P.FleetKeyFile = *fleetKey
 		case "fleet":
 			cfg.Node.Fleet = *fleet
+		case "mdns":
+			cfg.P2P.MDNS = *mdns
 		case "peer":
 			cfg.P2P.Peers = peers
 		}
