@@ -3,8 +3,8 @@ package discovery
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"

@@ -117,7 +117,7 @@ type Node struct {
 	dialed chan peer.ID
 	// fleetTag marks this fleet's mDNS records.
 	fleetTag string
-	peers []peer.AddrInfo
+	peers    []peer.AddrInfo
 
 	queued atomic.Int64 // wire bytes of the messages in the inbox
 	dials  atomic.Int64 // dials of discovered peers under way
