@@ -47,9 +47,12 @@ test:
 	$(MAKE) e2e
 
 # The built binary driven through HTTP and MQTT by curl and the mosquitto
-# clients (skipped with a message where they are missing, failed under CI).
+# clients, then five of them in network namespaces on one LAN finding each
+# other over mDNS (scripts/testbed.sh: needs root and iproute2). Each is
+# skipped with a message where what it needs is missing, failed under CI.
 e2e: build
 	./scripts/e2e-local.sh bin/edged
+	./scripts/testbed.sh bin/edged 5
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

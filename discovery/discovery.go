@@ -127,9 +127,18 @@ func Run(ctx context.Context, cfg Config, self Self, found func(Candidate), logg
 		return fmt.Errorf("discovery: could not advertise on any of %d interfaces", len(ifaces))
 	}
 	logger.Info("discovery: advertising", "service", Service, "interfaces", len(servers), "fleet_tag", self.Fleet)
+	failed := map[string]string{} // the last error logged per interface
 	for {
 		for _, ifc := range ifaces {
-			browse(ctx, ifc, cfg.IPv4Only, self, found, quiet)
+			err := browse(ctx, ifc, cfg.IPv4Only, self, found, quiet)
+			if msg := fmt.Sprint(err); err != nil && failed[ifc.Name] != msg {
+				// The library joins the multicast group on the interface
+				// of the default route: a LAN without one needs a route
+				// for multicast.
+				logger.Warn("discovery: browse failed (on a network without a default route, add one for multicast: ip route add 224.0.0.0/4 dev "+ifc.Name+")",
+					"interface", ifc.Name, "err", err)
+			}
+			failed[ifc.Name] = fmt.Sprint(err)
 		}
 		wait := cfg.Interval - cfg.Interval/4 + rand.N(cfg.Interval/2+1)
 		select {
@@ -141,7 +150,7 @@ func Run(ctx context.Context, cfg Config, self Self, found func(Candidate), logg
 }
 
 // browse queries one interface and hands over the candidates.
-func browse(ctx context.Context, ifc net.Interface, v4only bool, self Self, found func(Candidate), logger *log.Logger) {
+func browse(ctx context.Context, ifc net.Interface, v4only bool, self Self, found func(Candidate), logger *log.Logger) error {
 	entries := make(chan *mdns.ServiceEntry, maxPerBrowse)
 	done := make(chan struct{})
 	go func() {
@@ -158,9 +167,10 @@ func browse(ctx context.Context, ifc net.Interface, v4only bool, self Self, foun
 	}()
 	p := &mdns.QueryParam{Service: Service, Domain: "local", Timeout: 2 * time.Second, Interface: &ifc,
 		Entries: entries, DisableIPv6: v4only, Logger: logger}
-	mdns.QueryContext(ctx, p) // errors: an interface that cannot multicast; the next browse tries again
+	err := mdns.QueryContext(ctx, p)
 	close(entries)
 	<-done
+	return err
 }
 
 // errSkip marks a record that is not a candidate.

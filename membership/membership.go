@@ -119,7 +119,10 @@ func (t *Table) Remove(id string) { delete(t.members, id) }
 func (t *Table) Heartbeat(id string, now time.Time) (Change, bool) {
 	t.Add(id, now, now)
 	m := t.members[id]
-	if d := now.Sub(m.LastSeen); d > 0 {
+	// A silence that made the peer suspect (or dead, or gone) was an
+	// outage, not an interval: learning it would slow the detection of
+	// the next one.
+	if d := now.Sub(m.LastSeen); d > 0 && m.State == Alive {
 		d := max(d, t.cfg.Interval).Seconds()
 		if len(m.intervals) < t.cfg.Window {
 			m.intervals = append(m.intervals, d)

@@ -98,3 +98,22 @@ func TestRestoredPeerCountsFromItsLastSighting(t *testing.T) {
 		t.Errorf("changes %v", changes)
 	}
 }
+
+// TestOutagesAreNotLearned: a peer back from a minute-long partition is
+// detected as fast as before when it then fails.
+func TestOutagesAreNotLearned(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	beats := idleBeats(rng, time.Minute)
+	for _, b := range idleBeats(rng, time.Minute) {
+		beats = append(beats, 2*time.Minute+b) // back after a minute's silence
+	}
+	last := beats[len(beats)-1]
+	tb := New(DefaultConfig())
+	changes, at := run(tb, "p", beats, 4*time.Minute)
+	if n := len(changes); n < 2 || changes[n-1].To != Dead {
+		t.Fatalf("changes %v", changes)
+	}
+	if dead := at[len(at)-1] - last; dead > 10*time.Second {
+		t.Errorf("dead %v after the last heartbeat, want ≤ 10 s", dead)
+	}
+}
