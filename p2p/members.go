@@ -163,21 +163,26 @@ func (n *Node) discover(ctx context.Context) {
 	}
 }
 
-// dial connects to a discovered candidate that is not a peer yet. The
-// host authenticates it (Noise, fleet key, allowlist); once connected it
-// becomes a peer.
-func (n *Node) dial(ctx context.Context, c discovery.Candidate) {
+// dialCandidate dials a peer found by mDNS.
+func (n *Node) dialCandidate(ctx context.Context, c discovery.Candidate) {
 	id, err := peer.Decode(c.PeerID)
-	if err != nil || id == n.host.ID() {
-		return
-	}
-	// A known peer that is not connected is dialed too: it may be back
-	// at a new address.
-	if n.host.Network().Connectedness(id) == network.Connected || n.dials.Load() >= maxDials {
+	if err != nil {
 		return
 	}
 	addr, err := manet.FromNetAddr(&net.TCPAddr{IP: c.IP, Port: c.Port})
 	if err != nil {
+		return
+	}
+	n.dial(ctx, id, c.Name, addr)
+}
+
+// dial connects to a found peer that is not connected. The host
+// authenticates it (Noise, fleet key, allowlist); once connected it becomes
+// a peer.
+func (n *Node) dial(ctx context.Context, id peer.ID, name string, addrs ...ma.Multiaddr) {
+	// A known peer that is not connected is dialed too: it may be back
+	// at a new address.
+	if id == n.host.ID() || n.host.Network().Connectedness(id) == network.Connected || n.dials.Load() >= maxDials {
 		return
 	}
 	n.dials.Add(1)
@@ -185,14 +190,75 @@ func (n *Node) dial(ctx context.Context, c discovery.Candidate) {
 		defer n.dials.Add(-1)
 		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		defer cancel()
-		if err := n.host.Connect(ctx, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}}); err != nil {
-			n.o.Logger.Debug("p2p: discovered peer not reached", "peer", c.PeerID, "addr", addr, "err", err)
+		if err := n.host.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs}); err != nil {
+			n.o.Logger.Debug("p2p: found peer not reached", "peer", id, "addrs", addrs, "err", err)
 			return
 		}
-		n.o.Logger.Info("p2p: discovered peer", "peer", c.PeerID, "name", c.Name, "addr", addr)
+		n.o.Logger.Info("p2p: found peer", "peer", id, "name", name, "addrs", addrs)
 		select {
 		case n.dialed <- id:
 		case <-ctx.Done():
 		}
 	})
+}
+
+// exchangeTicks is how many ticks apart a node tells its peers about its
+// other peers (peer exchange).
+const exchangeTicks = 30
+
+// exchange returns, for each alive peer, a message with the addresses of
+// the node's other alive peers: peers beyond the LAN (or with mDNS off)
+// learn of each other through any peer they share.
+func (n *Node) exchange() []replication.Out {
+	var alive []replication.PeerAddrs
+	for _, m := range n.members.Members() {
+		id, err := peer.Decode(m.ID)
+		if err != nil || m.State != membership.Alive {
+			continue
+		}
+		pa := replication.PeerAddrs{ID: m.ID}
+		for _, a := range n.host.Peerstore().Addrs(id) {
+			if len(pa.Addrs) < 8 {
+				pa.Addrs = append(pa.Addrs, a.String())
+			}
+		}
+		if len(pa.Addrs) > 0 && len(alive) < replication.MaxExchangedPeers {
+			alive = append(alive, pa)
+		}
+	}
+	if len(alive) < 2 {
+		return nil // a peer learns nothing from its own address
+	}
+	var outs []replication.Out
+	for _, pa := range alive {
+		others := make([]replication.PeerAddrs, 0, len(alive)-1)
+		for _, o := range alive {
+			if o.ID != pa.ID {
+				others = append(others, o)
+			}
+		}
+		outs = append(outs, replication.Out{To: replication.PeerID(pa.ID),
+			Msg: replication.Message{Version: replication.Version, Kind: replication.KindPeers, Peers: others}})
+	}
+	return outs
+}
+
+// exchanged dials the peers another peer told of that this node is not
+// connected to; as with mDNS, the host authenticates them.
+func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs) {
+	for _, pa := range peers {
+		id, err := peer.Decode(pa.ID)
+		if err != nil {
+			continue
+		}
+		var addrs []ma.Multiaddr
+		for _, s := range pa.Addrs {
+			if a, err := ma.NewMultiaddr(s); err == nil {
+				addrs = append(addrs, a)
+			}
+		}
+		if len(addrs) > 0 {
+			n.dial(ctx, id, "", addrs...)
+		}
+	}
 }

@@ -57,3 +57,12 @@ func TestRestartedNodeReconnectsToKnownPeers(t *testing.T) {
 	}
 	waitFor(t, "a's write at the restarted b", func() bool { return counter(b.db, "after") == 1 })
 }
+
+// TestPeerExchange: a and c, each configured with b alone, learn of each
+// other from b and connect.
+func TestPeerExchange(t *testing.T) {
+	b := startBenchNode(t, nodeOpts{durability: store.None})
+	a := startBenchNode(t, nodeOpts{durability: store.None}, b.p2p.Addrs()[0])
+	c := startBenchNode(t, nodeOpts{durability: store.None}, b.p2p.Addrs()[0])
+	waitFor(t, "a and c to meet", func() bool { return stateOf(a, c) == "alive" && stateOf(c, a) == "alive" })
+}

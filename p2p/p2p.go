@@ -121,6 +121,7 @@ type Node struct {
 
 	queued atomic.Int64 // wire bytes of the messages in the inbox
 	dials  atomic.Int64 // dials of discovered peers under way
+	ticks  uint64       // ticks of Run, for peer exchange
 
 	// outboxes and senders belong to Run's goroutine.
 	outboxes map[peer.ID]chan []byte
@@ -404,10 +405,13 @@ func (n *Node) Run(ctx context.Context) error {
 			n.measureLag()
 			n.updateMarks()
 			n.judge(time.Now())
+			if n.ticks++; n.ticks%exchangeTicks == 0 {
+				outs = append(outs, n.exchange()...)
+			}
 		case <-n.local:
 			outs, err = n.sync.Push()
 		case c := <-n.found:
-			n.dial(ctx, c)
+			n.dialCandidate(ctx, c)
 		case id := <-n.dialed:
 			p := replication.PeerID(id.String())
 			n.addPeer(p)
@@ -481,6 +485,10 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 	// peer: one that dials us is synced with from then on.
 	n.addPeer(from)
 	if n.heard(from, m.msg.Kind == replication.KindLeave, time.Now()) {
+		return nil, nil
+	}
+	if m.msg.Kind == replication.KindPeers {
+		n.exchanged(ctx, m.msg.Peers)
 		return nil, nil
 	}
 	res, err := n.sync.Step(from, m.msg)

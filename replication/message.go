@@ -50,10 +50,13 @@ const (
 	KindStates
 	// KindLeave: the sender is shutting down; the driver handles it.
 	KindLeave
+	// KindPeers: peer exchange, the addresses of peers the sender knows;
+	// the driver handles it.
+	KindPeers
 )
 
 var kindNames = map[Kind]string{KindDigest: "digest", KindVector: "vector", KindEntries: "entries", KindAck: "ack",
-	KindOffer: "offer", KindRangeReq: "range-req", KindRange: "range", KindStates: "states", KindLeave: "leave"}
+	KindOffer: "offer", KindRangeReq: "range-req", KindRange: "range", KindStates: "states", KindLeave: "leave", KindPeers: "peers"}
 
 func (k Kind) String() string {
 	if n, ok := kindNames[k]; ok {
@@ -94,7 +97,22 @@ type Message struct {
 	// back, so a late answer to an older request is never taken for the
 	// current one.
 	Req uint64 `cbor:"15,keyasint,omitempty"`
+	// Peers: other peers of the sender and their addresses.
+	Peers []PeerAddrs `cbor:"16,keyasint,omitempty"`
 }
+
+// PeerAddrs is a peer and where it listens, for peer exchange.
+type PeerAddrs struct {
+	ID    string   `cbor:"1,keyasint"`
+	Addrs []string `cbor:"2,keyasint"`
+}
+
+// Limits of peer exchange.
+const (
+	MaxExchangedPeers = 64
+	maxPeerAddrs      = 8
+	maxAddrBytes      = 256
+)
 
 // strayDots counts the out-of-order dots of e's context that are not e's
 // own. Its own dots, First…Last of its origin, are out of order in the
@@ -230,6 +248,20 @@ func (m *Message) validate() error {
 			return fmt.Errorf("%w: digest of %d bytes", ErrInvalid, len(m.Hash))
 		}
 	case KindVector, KindAck, KindLeave:
+	case KindPeers:
+		if len(m.Peers) > MaxExchangedPeers {
+			return fmt.Errorf("%w: %d peers, limit %d", ErrInvalid, len(m.Peers), MaxExchangedPeers)
+		}
+		for i, p := range m.Peers {
+			if p.ID == "" || len(p.ID) > maxAddrBytes || len(p.Addrs) > maxPeerAddrs {
+				return fmt.Errorf("%w: peer %d: an ID of %d bytes with %d addresses", ErrInvalid, i, len(p.ID), len(p.Addrs))
+			}
+			for _, a := range p.Addrs {
+				if len(a) > maxAddrBytes {
+					return fmt.Errorf("%w: peer %d: an address of %d bytes", ErrInvalid, i, len(a))
+				}
+			}
+		}
 	case KindEntries:
 		cloud := 0
 		for i, e := range m.Entries {

@@ -184,7 +184,7 @@ func TestStepRefusesBadMessages(t *testing.T) {
 	}{
 		{"unknown peer", "stranger", replication.Message{Version: 1, Kind: replication.KindAck}},
 		{"newer version", "p02", replication.Message{Version: 2, Kind: replication.KindAck}},
-		{"unknown kind", "p02", replication.Message{Version: 1, Kind: 9}},
+		{"unknown kind", "p02", replication.Message{Version: 1, Kind: 99}},
 		{"short digest", "p02", replication.Message{Version: 1, Kind: replication.KindDigest, Hash: []byte{1}}},
 		{"entry without origin", "p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{First: 1, Last: 1}}}},
 		{"entry whose delta lacks its dots", "p02", replication.Message{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 9, First: 1, Last: 2, Delta: crdt.Causal{Ctx: ctx}}}}},
@@ -220,6 +220,7 @@ func FuzzDecode(f *testing.F) {
 		{Version: 1, Kind: replication.KindRangeReq, After: "a", Last: "b", Full: true},
 		{Version: 1, Kind: replication.KindRange, After: "a", Last: "b", Hash: make([]byte, 32), Ctx: &ctx, Vector: crdt.VersionVector{1: 1}},
 		{Version: 1, Kind: replication.KindStates, Done: true, Ctx: &ctx, States: []replication.State{{Name: "k", Record: []byte{0xa0}}}},
+		{Version: 1, Kind: replication.KindPeers, Peers: []replication.PeerAddrs{{ID: "12D3KooW", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}}}},
 	} {
 		b, err := replication.Encode(m)
 		if err != nil {
