@@ -37,7 +37,7 @@ const Proto = "1"
 const (
 	maxIDBytes   = 128
 	maxNameBytes = 63
-	// maxPerBrowse bounds the candidates taken from one browse, so that a
+	// maxPerBrowse bounds the entries taken from one browse, so that a
 	// flood of records cannot flood the host with dials.
 	maxPerBrowse = 64
 )
@@ -149,27 +149,21 @@ func Run(ctx context.Context, cfg Config, self Self, found func(Candidate), logg
 	}
 }
 
-// browse queries one interface and hands over the candidates.
+// browse queries one interface and hands over the candidates. It reads
+// the entries only once the query is over: the library keeps writing an
+// entry after it has sent it (a later packet completes it), so reading
+// them meanwhile races.
 func browse(ctx context.Context, ifc net.Interface, v4only bool, self Self, found func(Candidate), logger *log.Logger) error {
-	entries := make(chan *mdns.ServiceEntry, maxPerBrowse)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		taken := 0
-		for e := range entries {
-			c, err := parse(e, self)
-			if err != nil || taken == maxPerBrowse {
-				continue
-			}
-			taken++
-			found(c)
-		}
-	}()
-	p := &mdns.QueryParam{Service: Service, Domain: "local", Timeout: 2 * time.Second, Interface: &ifc,
+	entries := make(chan *mdns.ServiceEntry, maxPerBrowse) // more are dropped by the library
+	p := &mdns.QueryParam{Service: Service, Domain: "local", Timeout: time.Second, Interface: &ifc,
 		Entries: entries, DisableIPv6: v4only, Logger: logger}
 	err := mdns.QueryContext(ctx, p)
 	close(entries)
-	<-done
+	for e := range entries {
+		if c, err := parse(e, self); err == nil {
+			found(c)
+		}
+	}
 	return err
 }
 
