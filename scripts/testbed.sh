@@ -39,9 +39,12 @@ command -v curl >/dev/null || skip "needs curl (apt-get install curl)"
 
 dir=$(mktemp -d)
 declare -a pids
+gone() { # pid: waits until the process is gone
+	while [ -n "$1" ] && kill -0 "$1" 2>/dev/null; do sleep 0.05; done
+}
 cleanup() {
 	for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	for p in "${pids[@]:-}"; do gone "$p"; done
 	for i in $(seq 0 "$n"); do ip netns del "$tag-$i" 2>/dev/null || true; done
 	ip link del "$tag-br" 2>/dev/null || true
 	rm -rf "$dir"
@@ -82,6 +85,7 @@ start() { # i
 		--http-addr 127.0.0.1:8080 --p2p-addr /ip4/0.0.0.0/tcp/4001 --fleet-key "$key" \
 		>"$dir/log$i" 2>&1 &
 	pids[$i]=$!
+	disown # killed on purpose below: no job report
 }
 api() { # i path [curl args...]
 	local i=$1 path=$2
@@ -172,7 +176,7 @@ fi
 victim=$n
 victim_id=$(api "$victim" /v1/status | grep -o '"peer_id":"[^"]*"' | cut -d'"' -f4)
 kill -9 "${pids[$victim]}"
-wait "${pids[$victim]}" 2>/dev/null || true
+gone "${pids[$victim]}"
 t=$(now)
 dead_everywhere() {
 	for i in $(seq 1 $((n - 1))); do
