@@ -8,6 +8,7 @@
 package membership
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -222,11 +223,4 @@ func (t *Table) Members() []Member {
 	return out
 }
 
-func (t *Table) ids() []string {
-	ids := make([]string, 0, len(t.members))
-	for id := range t.members {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
+func (t *Table) ids() []string { return slices.Sorted(maps.Keys(t.members)) }

@@ -160,13 +160,16 @@ func TestFleetKeyKeepsStrangersOut(t *testing.T) {
 	}
 }
 
-func TestScopesKeepLocalDataHome(t *testing.T) {
-	local := func(name string) replication.Scope {
-		if strings.HasPrefix(name, "secret/") {
-			return replication.Local
-		}
-		return replication.Fleet
+// secretsLocal is a scope: names under secret/ are local, others fleet.
+func secretsLocal(name string) replication.Scope {
+	if strings.HasPrefix(name, "secret/") {
+		return replication.Local
 	}
+	return replication.Fleet
+}
+
+func TestScopesKeepLocalDataHome(t *testing.T) {
+	local := secretsLocal
 	a := startBenchNode(t, nodeOpts{durability: store.None, scope: local})
 	b := startBenchNode(t, nodeOpts{durability: store.None, scope: local}, a.p2p.Addrs()[0])
 	ctx := context.Background()

@@ -37,12 +37,7 @@ func records(t *testing.T, db *store.DB, keep func(string) bool) []store.Record 
 // it and gets the state instead (local keys withheld), removals included,
 // and then syncs by the log again.
 func TestLateNodeCatchesUpByStateTransfer(t *testing.T) {
-	scope := func(name string) replication.Scope {
-		if strings.HasPrefix(name, "secret/") {
-			return replication.Local
-		}
-		return replication.Fleet
-	}
+	scope := secretsLocal
 	a := startBenchNode(t, nodeOpts{durability: store.None, scope: scope})
 	b := startBenchNode(t, nodeOpts{durability: store.None, scope: scope}, a.p2p.Addrs()[0])
 	ctx := context.Background()

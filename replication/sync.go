@@ -3,6 +3,7 @@ package replication
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 
@@ -154,14 +155,7 @@ func (s *Sync) AddPeer(p PeerID) {
 func (s *Sync) RemovePeer(p PeerID) { delete(s.peers, p) }
 
 // Peers returns the peers, sorted.
-func (s *Sync) Peers() []PeerID {
-	ps := make([]PeerID, 0, len(s.peers))
-	for p := range s.peers {
-		ps = append(ps, p)
-	}
-	slices.Sort(ps)
-	return ps
-}
+func (s *Sync) Peers() []PeerID { return slices.Sorted(maps.Keys(s.peers)) }
 
 // Vector returns what this node holds, from its log.
 func (s *Sync) Vector() crdt.VersionVector { return s.log.Vector() }
