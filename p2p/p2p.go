@@ -589,6 +589,12 @@ func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan []byte) {
 			st.Errors++
 			n.mu.Unlock()
 			n.o.Logger.Debug("p2p: send failed", "peer", id, "err", err)
+			// The connection may be dead without either side knowing
+			// (a partition drops packets, it does not close sockets):
+			// close it, so the next send dials afresh.
+			if ctx.Err() == nil {
+				n.host.Network().ClosePeer(id)
+			}
 			continue
 		}
 		st.BytesSent += uint64(len(b))

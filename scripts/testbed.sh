@@ -14,6 +14,8 @@
 #               restarted, it catches up
 #   stranger    a node of another fleet on the same LAN is not a peer, and
 #               its writes reach no one
+#   links       every pair of nodes is in touch again (after the partition,
+#               not only through relaying peers)
 #
 # Usage: scripts/testbed.sh [BINARY] [N]   (default bin/edged, 5 nodes)
 #
@@ -209,12 +211,26 @@ if [ "${TESTBED_IDLE:-0}" -gt 0 ]; then
 	fi
 fi
 
+stranger_id=$(api 0 /v1/status | grep -o '"peer_id":"[^"]*"' | cut -d'"' -f4)
 inc 0 hits
 sleep 2
-if [ "$(peers_in_state 1 alive)$(peers_in_state 0 alive)" = "$((n - 1))0" ] && all_counters hits "$n"; then
+stranger_known=0
+for i in $(seq 1 "$n"); do
+	if api "$i" /v1/peers | grep -q "\"$stranger_id\":{[^}]*\"state\""; then stranger_known=1; fi
+done
+if [ "$stranger_known" = 0 ] && [ "$(peers_in_state 0 alive)" = 0 ] && all_counters hits "$n"; then
 	report stranger PASS 0 "a node of another fleet joined no one"
 else
-	report stranger FAIL 0 "peers of node 1: $(api 1 /v1/peers)"
+	report stranger FAIL 0 "stranger $stranger_id; peers of node 1: $(api 1 /v1/peers)"
+fi
+
+# After the partition every pair talks directly again, not only through
+# relaying peers.
+t=$(now)
+if wait_for 60 all_alive "$n"; then
+	report links PASS "$(since "$t")" "every pair of nodes in touch again"
+else
+	report links FAIL "$(since "$t")" "$(for i in $(seq 1 "$n"); do echo -n "n$i:$(peers_in_state "$i" alive) "; done)"
 fi
 
 if [ "$failed" != 0 ]; then
