@@ -65,6 +65,9 @@ func TestLateNodeCatchesUpByStateTransfer(t *testing.T) {
 
 	c := startBenchNode(t, nodeOpts{durability: store.None, scope: scope}, a.p2p.Addrs()[0])
 	waitFor(t, "c to catch up", func() bool { return slices.EqualFunc(records(t, a.db, fleet), records(t, c.db, nil), recordEqual) })
+	// The engine's counters are copied out after the step that joined the
+	// last page, so they may lag the data by a moment.
+	waitFor(t, "c's transfer to be counted", func() bool { return c.p2p.SyncStats().TransfersDone > 0 })
 	if st := c.p2p.SyncStats(); st.TransfersDone != 1 || st.StatesReceived < 300 {
 		t.Errorf("c: %d transfers done, %d states received", st.TransfersDone, st.StatesReceived)
 	}
@@ -122,6 +125,7 @@ func TestTransferResumesAfterRestart(t *testing.T) {
 	// is given up after five tries of two rounds each.
 	c = startBenchNode(t, nodeOpts{durability: store.None, dir: dir, tick: 250 * time.Millisecond}, a.p2p.Addrs()[0])
 	waitFor(t, "c to catch up", func() bool { return slices.EqualFunc(records(t, a.db, nil), records(t, c.db, nil), recordEqual) })
+	waitFor(t, "c's transfer to be counted", func() bool { return c.p2p.SyncStats().TransfersDone > 0 })
 	st := c.p2p.SyncStats()
 	if st.TransfersDone != 1 || st.StatesReceived >= keys {
 		t.Errorf("after the restart: %d transfers done, %d of %d states received (resumed after %q)", st.TransfersDone, st.StatesReceived, keys, tr.Cursor)
