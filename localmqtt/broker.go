@@ -1,15 +1,15 @@
 package localmqtt
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync/atomic"
+
+	"github.com/edged-dev/edged/mqttconn"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -40,7 +40,7 @@ var _ mqtt.Hook = (*authHook)(nil)
 func newAuthHook(users []User, prefix string) (*authHook, error) {
 	h := &authHook{anonymous: len(users) == 0, users: make(map[string]account, len(users))}
 	for i, u := range users {
-		pw, err := readSecret(u.PasswordFile)
+		pw, err := mqttconn.ReadSecret(u.PasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("users[%d].password_file: %w", i, err)
 		}
@@ -52,21 +52,6 @@ func newAuthHook(users []User, prefix string) (*authHook, error) {
 		h.users[u.Username] = acc
 	}
 	return h, nil
-}
-
-// readSecret returns the contents of the file at path without one trailing
-// newline ("\n" or "\r\n"). An empty secret is an error.
-func readSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	b = bytes.TrimSuffix(b, []byte("\r"))
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%s is empty", path)
-	}
-	return b, nil
 }
 
 // ID names the hook in the broker's logs.

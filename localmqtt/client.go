@@ -2,28 +2,20 @@ package localmqtt
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
-	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edged-dev/edged/mqttconn"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Timeouts of client mode.
 const (
-	// clientTimeout bounds connecting, subscribing and writing a packet.
-	clientTimeout = 10 * time.Second
-	// clientKeepAlive is the MQTT keep-alive the node asks the broker for.
-	clientKeepAlive = 30 * time.Second
 	// publishTimeout bounds the wait for a broker's PUBACK. A QoS 1
 	// message not acknowledged by then stays in paho's store and is sent
 	// again after a reconnection.
@@ -31,8 +23,6 @@ const (
 	// disconnectQuiesce is how long paho may take to finish work in
 	// progress when the node disconnects, in milliseconds.
 	disconnectQuiesce = 250
-	// firstRetry is the first wait between attempts to connect.
-	firstRetry = time.Second
 )
 
 // client is the transport of client mode: a paho MQTT 3.1.1 connection to
@@ -60,47 +50,13 @@ var _ transport = (*client)(nil)
 // newClient reads the password and CA files and prepares the connection
 // options; it does not connect.
 func newClient(cfg Config, node, prefix string, log *slog.Logger) (*client, error) {
-	opts := paho.NewClientOptions().
-		AddBroker(cfg.Broker).
-		SetClientID("edged-" + node).
-		SetProtocolVersion(4).
-		SetCleanSession(false).
-		SetAutoReconnect(true).
-		SetConnectRetry(false). // the first connection is retried by dial, which stops with ctx
-		SetMaxReconnectInterval(cfg.ReconnectMaxInterval).
-		SetConnectTimeout(clientTimeout).
-		SetWriteTimeout(clientTimeout).
-		SetKeepAlive(clientKeepAlive).
-		SetOrderMatters(true) // handlers run on paho's router goroutine; receive does not block
-	if cfg.Username != "" {
-		opts.SetUsername(cfg.Username)
-	}
-	if cfg.PasswordFile != "" {
-		pw, err := readSecret(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("password_file: %w", err)
-		}
-		opts.SetPassword(string(pw))
-	}
-	u, err := url.Parse(cfg.Broker)
+	b := mqttconn.Broker{URL: cfg.Broker, Username: cfg.Username, PasswordFile: cfg.PasswordFile, CAFile: cfg.CAFile,
+		ReconnectMaxInterval: cfg.ReconnectMaxInterval}
+	opts, err := b.Options("edged-" + node)
 	if err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
+		return nil, err
 	}
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts", "wss":
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("ca_file: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ca_file: no PEM certificate in %s", cfg.CAFile)
-			}
-		}
-		opts.SetTLSConfig(tc)
-	}
+	opts.SetOrderMatters(true) // handlers run on paho's router goroutine; receive does not block
 	return &client{cfg: cfg, prefix: prefix, log: log, opts: opts}, nil
 }
 
@@ -161,35 +117,9 @@ func (t *client) enter() bool {
 	return true
 }
 
-// dial connects for the first time, retrying with exponential backoff and
-// jitter until it succeeds or ctx is done. Once connected, paho reconnects
-// by itself.
+// dial connects for the first time; then paho reconnects by itself.
 func (t *client) dial(ctx context.Context) {
-	wait := firstRetry
-	for {
-		tok := t.c.Connect()
-		select {
-		case <-tok.Done():
-		case <-ctx.Done():
-			tok.WaitTimeout(clientTimeout) // lets paho's attempt end before close returns
-			return
-		}
-		err := tok.Error()
-		if err == nil {
-			return
-		}
-		// ±20% so that nodes restarted together do not retry together.
-		d := time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
-		t.log.Warn("mqtt connect failed", "broker", t.cfg.Broker, "err", err, "retry_in", d.Round(time.Millisecond).String())
-		timer := time.NewTimer(d)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		}
-		wait = min(2*wait, t.cfg.ReconnectMaxInterval)
-	}
+	mqttconn.Dial(ctx, t.c, t.cfg.Broker, t.cfg.ReconnectMaxInterval, t.log)
 }
 
 // subscribe subscribes to the node's inputs on every connection (the
@@ -197,7 +127,7 @@ func (t *client) dial(ctx context.Context) {
 // key changes.
 func (t *client) subscribe(c paho.Client, s *Server) {
 	tok := c.SubscribeMultiple(t.filters(), nil)
-	if !tok.WaitTimeout(clientTimeout) {
+	if !tok.WaitTimeout(mqttconn.Timeout) {
 		t.log.Error("mqtt subscribe timed out", "broker", t.cfg.Broker)
 		return
 	}

@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edged-dev/edged/storelog"
+
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/discovery"
 	"github.com/edged-dev/edged/engine"
@@ -239,7 +241,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, inboxLen), local: make(chan struct{}, 1), peers: infos,
 		found: make(chan discovery.Candidate, 64), dialed: make(chan peer.ID, 64), fleetTag: discovery.FleetTag(psk, cfg.Fleet),
 		outboxes: map[peer.ID]chan []byte{}, stats: map[peer.ID]*PeerStats{}}
-	n.sync = replication.New(storeLog{db: o.DB, scope: o.Scope}, replication.Config{Seed: uint64(time.Now().UnixNano()), Self: o.Engine.Replica(), RoundTicks: roundTicks})
+	n.sync = replication.New(storelog.Log{DB: o.DB, Keep: fleetOnly(o.Scope)}, replication.Config{Seed: uint64(time.Now().UnixNano()), Self: o.Engine.Replica(), RoundTicks: roundTicks})
 	mc := membership.DefaultConfig()
 	mc.Interval = roundTicks * cfg.Tick
 	n.members, n.persisted, n.forgotten = membership.New(mc), map[replication.PeerID]time.Time{}, map[replication.PeerID]bool{}
@@ -525,8 +527,11 @@ func (n *Node) page(p *replication.Page) *engine.Page {
 	for i, st := range p.States {
 		recs[i] = store.Record{Name: st.Name, Enc: st.Record}
 	}
-	l := storeLog{db: n.o.DB, scope: n.o.Scope}
-	return &engine.Page{After: p.After, Last: p.Last, Records: recs, Ctx: p.Ctx, Keep: l.fleet, Done: p.Done,
+	keep := fleetOnly(n.o.Scope)
+	if keep == nil {
+		keep = func(string) bool { return true }
+	}
+	return &engine.Page{After: p.After, Last: p.Last, Records: recs, Ctx: p.Ctx, Keep: keep, Done: p.Done,
 		Progress: store.Transfer{Version: 1, From: string(p.From), Cursor: p.Last, Base: p.Base, BaseVector: p.BaseVector}}
 }
 
@@ -706,54 +711,10 @@ func addrString(as []ma.Multiaddr) string {
 	return as[0].String()
 }
 
-// storeLog serves the engine's reads of the log from the store, with
-// the fields outside the fleet scope withheld.
-type storeLog struct {
-	db    *store.DB
-	scope func(name string) replication.Scope
-}
-
-func (l storeLog) fleet(name string) bool {
-	return l.scope == nil || l.scope(name) == replication.Fleet
-}
-
-// Vector is the log's vector, not the context's: see store.DB.LogVector.
-func (l storeLog) Vector() crdt.VersionVector { return l.db.LogVector() }
-
-func (l storeLog) Context() crdt.Context { return l.db.Context() }
-
-func (l storeLog) States(after, upto string, maxBytes int) ([]replication.State, bool, error) {
-	recs, complete, err := l.db.Records(after, upto, maxBytes, l.fleet)
-	states := make([]replication.State, len(recs))
-	for i, r := range recs {
-		states[i] = replication.State{Name: r.Name, Record: r.Enc}
-	}
-	return states, complete, err
-}
-
-var errFull = errors.New("batch full")
-
-func (l storeLog) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
-	var out []replication.Entry
-	size := 0
-	err := l.db.Entries(origin, after, func(e store.Entry) error {
-		if e.Last <= after {
-			return nil
-		}
-		re := replication.Restrict(replication.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}, l.fleet)
-		b, err := re.Delta.MarshalCBOR()
-		if err != nil {
-			return err
-		}
-		if len(out) > 0 && size+len(b) > maxBytes {
-			return errFull
-		}
-		out = append(out, re)
-		size += len(b)
+// fleetOnly returns which names' data goes to peers (nil: all).
+func fleetOnly(scope func(name string) replication.Scope) func(name string) bool {
+	if scope == nil {
 		return nil
-	})
-	if errors.Is(err, errFull) {
-		err = nil
 	}
-	return out, size, err
+	return func(name string) bool { return scope(name) == replication.Fleet }
 }

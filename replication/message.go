@@ -233,7 +233,7 @@ func (m *Message) validate() error {
 	if m.Version != Version {
 		return fmt.Errorf("%w: version %d, this node speaks %d", ErrInvalid, m.Version, Version)
 	}
-	if err := validVector(m.Vector); err != nil {
+	if err := CheckVector(m.Vector); err != nil {
 		return err
 	}
 	if len(m.Fleet) > MaxFleetBytes {
@@ -263,18 +263,7 @@ func (m *Message) validate() error {
 			}
 		}
 	case KindEntries:
-		cloud := 0
-		for i, e := range m.Entries {
-			if e.Origin == 0 || e.First == 0 || e.Last < e.First || e.Last > MaxSeqAccepted {
-				return fmt.Errorf("%w: entry %d covers %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)
-			}
-			if cloud += e.strayDots(); cloud > MaxCloudDots {
-				return fmt.Errorf("%w: contexts with more than %d out-of-order dots", ErrInvalid, MaxCloudDots)
-			}
-			if !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.First}) || !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.Last}) {
-				return fmt.Errorf("%w: entry %d: its delta does not hold its dots %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)
-			}
-		}
+		return CheckEntries(m.Entries)
 	case KindOffer, KindRangeReq, KindRange, KindStates:
 		return m.validateTransfer()
 	default:
@@ -283,14 +272,37 @@ func (m *Message) validate() error {
 	return nil
 }
 
-// validVector checks a vector's size and entries.
-func validVector(vv crdt.VersionVector) error {
+// CheckVector checks a received vector's size and entries. Errors wrap
+// ErrInvalid.
+func CheckVector(vv crdt.VersionVector) error {
 	if len(vv) > MaxReplicas {
 		return fmt.Errorf("%w: vector of %d replicas, limit %d", ErrInvalid, len(vv), MaxReplicas)
 	}
 	for r, s := range vv {
 		if r == 0 || s > MaxSeqAccepted {
 			return fmt.Errorf("%w: vector entry %s:%d", ErrInvalid, r, s)
+		}
+	}
+	return nil
+}
+
+// CheckEntries checks received entries: their number, each one's origin,
+// range and dots, and the out-of-order dots of their contexts. Errors wrap
+// ErrInvalid.
+func CheckEntries(es []Entry) error {
+	if len(es) > MaxEntries {
+		return fmt.Errorf("%w: %d entries, limit %d", ErrInvalid, len(es), MaxEntries)
+	}
+	cloud := 0
+	for i, e := range es {
+		if e.Origin == 0 || e.First == 0 || e.Last < e.First || e.Last > MaxSeqAccepted {
+			return fmt.Errorf("%w: entry %d covers %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)
+		}
+		if cloud += e.strayDots(); cloud > MaxCloudDots {
+			return fmt.Errorf("%w: contexts with more than %d out-of-order dots", ErrInvalid, MaxCloudDots)
+		}
+		if !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.First}) || !e.Delta.Ctx.Contains(crdt.Dot{Replica: e.Origin, Seq: e.Last}) {
+			return fmt.Errorf("%w: entry %d: its delta does not hold its dots %s:%d-%d", ErrInvalid, i, e.Origin, e.First, e.Last)
 		}
 	}
 	return nil

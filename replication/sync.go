@@ -417,44 +417,16 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		s.stats.Offers++
 		return []Out{{To: p, Msg: Message{Version: Version, Kind: KindOffer}}}, nil
 	}
-	origins := mine.Replicas()
-	slices.Sort(origins)
-	var batch []Entry
-	unservable := false
-	budget := s.cfg.MaxBatchBytes
-	cloud := MaxCloudDots // out-of-order dots the receiver takes in one message
-	for _, o := range origins {
-		from := max(pr.known[o], pr.sent[o])
-		if mine[o] <= from || budget <= 0 || cloud <= 0 {
-			continue
-		}
-		es, n, err := s.log.Entries(o, from, budget)
-		if err != nil {
-			return nil, fmt.Errorf("replication: log of %s after %d: %w", o, from, err)
-		}
-		if len(es) == 0 || es[0].First > from+1 {
-			// The log no longer holds what the peer lacks (it was
-			// collected, or came by state transfer): sending what
-			// follows would leave a gap it can never fill.
-			s.stats.Unservable++
-			unservable = true
-			continue
-		}
-		if es, n = withinCloud(es, n, &cloud, len(batch) == 0); len(es) == 0 {
-			break // the message is full
-		}
-		group, err := join(es)
-		if err != nil {
-			return nil, fmt.Errorf("replication: join entries of %s: %w", o, err)
-		}
-		batch = append(batch, group)
-		pr.sent[o] = group.Last
-		budget -= n
-		s.stats.DeltaBytes += uint64(n)
-		if len(batch) == MaxEntries {
-			break
-		}
+	ch, err := NextChunk(s.log, mine, func(o crdt.ReplicaID) crdt.Seq { return max(pr.known[o], pr.sent[o]) }, s.cfg.MaxBatchBytes)
+	if err != nil {
+		return nil, err
 	}
+	batch, unservable := ch.Entries, ch.Unservable > 0
+	for _, g := range batch {
+		pr.sent[g.Origin] = g.Last
+	}
+	s.stats.Unservable += uint64(ch.Unservable)
+	s.stats.DeltaBytes += uint64(ch.Bytes)
 	var outs []Out
 	if unservable && !pr.offered {
 		pr.offered = true
@@ -465,9 +437,66 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		return outs, nil
 	}
 	more := false
-	for _, o := range origins {
+	for o := range mine {
 		more = more || mine[o] > max(pr.known[o], pr.sent[o])
 	}
 	s.stats.EntriesSent += uint64(len(batch))
 	return append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more}}), nil
+}
+
+// EntryReader reads an origin's entries: see Log.Entries.
+type EntryReader interface {
+	Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]Entry, int, error)
+}
+
+// Chunk is one message's worth of what a destination lacks.
+type Chunk struct {
+	// Entries holds one group per origin, in origin order.
+	Entries []Entry
+	// Bytes is the encoded size of the deltas.
+	Bytes int
+	// Unservable counts the origins whose log no longer holds what the
+	// destination lacks (collected, or come by state transfer): sending
+	// what follows would leave a gap it can never fill, so none is sent.
+	Unservable int
+}
+
+// NextChunk returns what a destination lacks of the log up to mine, where
+// from says how far it holds (or was sent) each origin: each origin's
+// entries joined into one group, within maxBytes of deltas and the limits
+// every receiver enforces (MaxEntries, MaxCloudDots).
+func NextChunk(log EntryReader, mine crdt.VersionVector, from func(crdt.ReplicaID) crdt.Seq, maxBytes int) (Chunk, error) {
+	origins := mine.Replicas()
+	slices.Sort(origins)
+	var ch Chunk
+	budget := maxBytes
+	cloud := MaxCloudDots // out-of-order dots the receiver takes in one message
+	for _, o := range origins {
+		after := from(o)
+		if mine[o] <= after || budget <= 0 || cloud <= 0 {
+			continue
+		}
+		es, n, err := log.Entries(o, after, budget)
+		if err != nil {
+			return ch, fmt.Errorf("replication: log of %s after %d: %w", o, after, err)
+		}
+		if len(es) == 0 || es[0].First > after+1 {
+			ch.Unservable++
+			continue
+		}
+		if es, n = withinCloud(es, n, &cloud, len(ch.Entries) == 0); len(es) == 0 {
+			break // the message is full
+		}
+		group, err := join(es)
+		if err != nil {
+			return ch, fmt.Errorf("replication: join entries of %s: %w", o, err)
+		}
+		ch.Entries = append(ch.Entries, group)
+		budget -= n
+		ch.Bytes += n
+		if len(ch.Entries) == MaxEntries {
+			break
+		}
+	}
+	return ch, nil
 }

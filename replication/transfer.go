@@ -331,5 +331,5 @@ func (m *Message) validateTransfer() error {
 	if len(m.Ctx.Cloud()) > MaxCloudDots {
 		return fmt.Errorf("%w: a context with more than %d out-of-order dots", ErrInvalid, MaxCloudDots)
 	}
-	return validVector(m.Ctx.VersionVector())
+	return CheckVector(m.Ctx.VersionVector())
 }

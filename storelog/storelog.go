@@ -1,0 +1,71 @@
+// Package storelog serves the delta log and key states of a store to the
+// pure protocol engines (replication, cloud), with the names a destination
+// may not see withheld.
+package storelog
+
+import (
+	"errors"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/replication"
+	"github.com/edged-dev/edged/store"
+)
+
+// Log reads DB for one destination: Keep says which names it may see
+// (nil: all).
+type Log struct {
+	DB   *store.DB
+	Keep func(name string) bool
+}
+
+func (l Log) keep(name string) bool { return l.Keep == nil || l.Keep(name) }
+
+// Vector is the log's vector, not the context's: see store.DB.LogVector.
+func (l Log) Vector() crdt.VersionVector { return l.DB.LogVector() }
+
+// Context returns the store's causal context.
+func (l Log) Context() crdt.Context { return l.DB.Context() }
+
+// States returns the states of the names after after up to upto that the
+// destination may see (see replication.Log).
+func (l Log) States(after, upto string, maxBytes int) ([]replication.State, bool, error) {
+	recs, complete, err := l.DB.Records(after, upto, maxBytes, l.keep)
+	states := make([]replication.State, len(recs))
+	for i, r := range recs {
+		states[i] = replication.State{Name: r.Name, Record: r.Enc}
+	}
+	return states, complete, err
+}
+
+var errFull = errors.New("batch full")
+
+// Entries returns origin's entries after after, restricted to what the
+// destination may see, as many as fit in maxBytes of deltas (at least
+// one), and their size.
+func (l Log) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
+	var out []replication.Entry
+	size := 0
+	err := l.DB.Entries(origin, after, func(e store.Entry) error {
+		if e.Last <= after {
+			return nil
+		}
+		re := replication.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
+		if l.Keep != nil {
+			re = replication.Restrict(re, l.Keep)
+		}
+		b, err := re.Delta.MarshalCBOR()
+		if err != nil {
+			return err
+		}
+		if len(out) > 0 && size+len(b) > maxBytes {
+			return errFull
+		}
+		out = append(out, re)
+		size += len(b)
+		return nil
+	})
+	if errors.Is(err, errFull) {
+		err = nil
+	}
+	return out, size, err
+}
