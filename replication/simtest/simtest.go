@@ -138,8 +138,10 @@ func (n *Node) join(p *replication.Page) error {
 // Collect deletes the log entries that every peer has acknowledged, as
 // the store's GC does, and returns how many.
 func (n *Node) Collect() int {
-	if len(n.marks) < len(n.peers) {
-		return 0 // a peer not heard from yet holds everything
+	for _, p := range n.peers {
+		if n.marks[p] == nil {
+			return 0 // a peer not heard from yet holds everything
+		}
 	}
 	dropped := 0
 	for o, es := range n.log {
@@ -155,6 +157,10 @@ func (n *Node) Collect() int {
 	}
 	return dropped
 }
+
+// Mark records a destination's acknowledged vector (the cloud's, say) as
+// a watermark that Collect honours, like a peer's.
+func (n *Node) Mark(dest replication.PeerID, vv crdt.VersionVector) { n.marks[dest] = vv.Clone() }
 
 // Truncate deletes the whole log, as the store's data budget may.
 func (n *Node) Truncate() { n.log = map[crdt.ReplicaID][]replication.Entry{} }
@@ -187,6 +193,18 @@ func (n *Node) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]r
 	}
 	return out, size, nil
 }
+
+// NewNode returns a node with no engine and no peers: a store that
+// entries are applied to, and whose log is read.
+func NewNode(id crdt.ReplicaID) *Node {
+	return &Node{ID: id, Peer: replication.PeerID(fmt.Sprintf("n%016x", uint64(id))), log: map[crdt.ReplicaID][]replication.Entry{},
+		logvv: crdt.VersionVector{}, marks: map[replication.PeerID]crdt.VersionVector{}}
+}
+
+// Apply merges entries into the node's store, as the engine's write path
+// does: in order, skipping those it holds; an entry after a gap is an
+// error.
+func (n *Node) Apply(es []replication.Entry) error { return n.apply(es) }
 
 // apply merges entries into the node's store, as the engine's write path
 // does: in order, skipping those it holds.
@@ -267,8 +285,8 @@ type Sim struct {
 func New(n int, seed uint64, net Net, cfg replication.Config) *Sim {
 	s := &Sim{byPeer: map[replication.PeerID]*Node{}, rng: rand.New(rand.NewPCG(seed, 7)), net: net, cut: map[[2]replication.PeerID]bool{}, ByKind: map[replication.Kind]uint64{}}
 	for i := range n {
-		node := &Node{ID: crdt.ReplicaID(i + 1), Peer: replication.PeerID(fmt.Sprintf("p%02d", i+1)), log: map[crdt.ReplicaID][]replication.Entry{},
-			logvv: crdt.VersionVector{}, marks: map[replication.PeerID]crdt.VersionVector{}}
+		node := NewNode(crdt.ReplicaID(i + 1))
+		node.Peer = replication.PeerID(fmt.Sprintf("p%02d", i+1))
 		s.Nodes = append(s.Nodes, node)
 		s.byPeer[node.Peer] = node
 	}

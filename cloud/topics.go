@@ -1,0 +1,62 @@
+package cloud
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/edged-dev/edged/crdt"
+)
+
+// TopicRoot is the first levels of every topic.
+const TopicRoot = "edged/v1"
+
+// DefaultFleet is the topic level of nodes that belong to no fleet.
+const DefaultFleet = "default"
+
+// The last level of a node's topics.
+const (
+	// LevelBatch: node → cloud, QoS 1, batches of log entries.
+	LevelBatch = "batch"
+	// LevelAck: cloud → node, QoS 1, retained: the aggregator's vector.
+	LevelAck = "ack"
+	// LevelStatus: node → everyone, QoS 1, retained: online (birth) or
+	// offline (the last will, or a clean stop), as JSON.
+	LevelStatus = "status"
+)
+
+// FleetLevel returns the topic level of a fleet name.
+func FleetLevel(fleet string) string {
+	if fleet == "" {
+		return DefaultFleet
+	}
+	return fleet
+}
+
+// Topic returns the topic of one of a node's levels:
+// edged/v1/<fleet>/<replica ID, 16 hex digits>/<level>.
+func Topic(fleet string, node crdt.ReplicaID, level string) string {
+	return fmt.Sprintf("%s/%s/%s/%s", TopicRoot, FleetLevel(fleet), node, level)
+}
+
+// Filter returns the subscription filter for one level of every node of
+// a fleet ("+" for every fleet).
+func Filter(fleet, level string) string {
+	if fleet != "+" {
+		fleet = FleetLevel(fleet)
+	}
+	return fmt.Sprintf("%s/%s/+/%s", TopicRoot, fleet, level)
+}
+
+// ParseTopic splits a node's topic into its fleet level, node and level.
+func ParseTopic(topic string) (fleet string, node crdt.ReplicaID, level string, err error) {
+	rest, ok := strings.CutPrefix(topic, TopicRoot+"/")
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 3 || parts[0] == "" || len(parts[1]) != 16 {
+		return "", 0, "", fmt.Errorf("cloud: topic %q is not %s/<fleet>/<node>/<level>", topic, TopicRoot)
+	}
+	var id uint64
+	if _, err := fmt.Sscanf(parts[1], "%016x", &id); err != nil || id == 0 || crdt.ReplicaID(id).String() != parts[1] {
+		return "", 0, "", fmt.Errorf("cloud: topic %q: %q is not a replica ID (16 lowercase hex digits)", topic, parts[1])
+	}
+	return parts[0], crdt.ReplicaID(id), parts[2], nil
+}
