@@ -51,6 +51,10 @@ type Config struct {
 	// P2P configures replication with peers over libp2p.
 	P2P P2PConfig `yaml:"p2p"`
 
+	// Cloud configures cloud sync over MQTT (the uplink, and the
+	// aggregator's side).
+	Cloud CloudConfig `yaml:"cloud"`
+
 	// Namespaces gives namespaces a scope other than "fleet" (replicated
 	// to peers and the cloud): "cloud" (the cloud only) or "local" (never
 	// leaves the node). Peers should agree on it.
@@ -357,6 +361,7 @@ func Default() Config {
 		},
 		MQTT:            localmqtt.DefaultConfig(),
 		P2P:             P2PConfig{Tick: time.Second, QUIC: true, ForgetAfter: 24 * time.Hour, MDNS: true, MDNSIPv4Only: true, MDNSInterval: 30 * time.Second},
+		Cloud:           defaultCloud(),
 		Sensors:         sensors.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 	}
@@ -374,6 +379,7 @@ func (c Config) Validate() error {
 		invalid.PrefixEach("readings.", c.Readings.Validate()),
 		invalid.PrefixEach("mqtt.", c.MQTT.Validate()),
 		invalid.PrefixEach("p2p.", c.P2P.Validate()),
+		invalid.PrefixEach("cloud.", c.Cloud.Validate()),
 		validateNamespaces(c.Namespaces),
 		invalid.PrefixEach("sensors.", c.Sensors.Validate()),
 	)

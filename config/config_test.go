@@ -216,6 +216,20 @@ func TestValidate(t *testing.T) {
 			want: []string{"shutdown_timeout: must be positive (got 0s)"},
 		},
 		{
+			name: "cloud",
+			edit: func(c *Config) {
+				c.Cloud.URL, c.Cloud.Window, c.Cloud.CAFile, c.Cloud.AggregatorID = "http://cloud", 0, "ca.pem", "nope"
+				c.Cloud.Fleets = []string{"north", "a/b"}
+			},
+			want: []string{
+				`cloud.url: scheme must be tcp, mqtt, ws, ssl, tls, mqtts or wss (got "http://cloud")`,
+				"cloud.ca_file, cert_file: need a TLS URL (ssl://, tls://, mqtts:// or wss://)",
+				"cloud.window: must be from 1 to 64 (got 0)",
+				"cloud.aggregator_id: not a peer ID: failed to parse peer ID: invalid cid: selected encoding not supported",
+				`cloud.fleets[1]: must be a fleet name (got "a/b")`,
+			},
+		},
+		{
 			name: "every problem at once",
 			edit: func(c *Config) {
 				*c = Config{
@@ -274,6 +288,7 @@ func TestApplyEnv(t *testing.T) {
 				"EDGED_STORE_BUDGET_BYTES":   "1000000",
 				"EDGED_STORE_MIN_FREE_BYTES": "5",
 				"EDGED_STORE_GC_INTERVAL":    "1m",
+				"EDGED_CLOUD_URL":            "mqtts://cloud.example:8883",
 			},
 			want: func(c *Config) {
 				*c = Config{
@@ -284,8 +299,10 @@ func TestApplyEnv(t *testing.T) {
 					Readings:        Default().Readings,
 					MQTT:            localmqtt.DefaultConfig(),
 					P2P:             Default().P2P,
+					Cloud:           Default().Cloud,
 					ShutdownTimeout: 2 * time.Minute,
 				}
+				c.Cloud.URL = "mqtts://cloud.example:8883"
 			},
 		},
 		{

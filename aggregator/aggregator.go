@@ -1,0 +1,360 @@
+// Package aggregator is the cloud side of cloud sync (`edged aggregate`):
+// it subscribes to the batches of every node of its fleets, checks each
+// one (limits, signature, sender), merges it through the engine's write
+// path into its own store, durably, and only then publishes its ack (its
+// log vector) to the node, retained. Merging is idempotent: a batch
+// delivered twice changes nothing the second time.
+//
+// A bad batch (malformed, oversized, forged, or one that would leave a gap
+// in an origin's log) is refused and counted; it never stops ingestion
+// from other nodes. The aggregator also keeps each node's status (its
+// retained birth and last will), last batch and lag, for GET /v1/nodes.
+package aggregator
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/edged-dev/edged/cloud"
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/mqttconn"
+	"github.com/edged-dev/edged/store"
+	"github.com/libp2p/go-libp2p/core/crypto"
+)
+
+// Config configures the aggregator.
+type Config struct {
+	Broker mqttconn.Broker
+	// Fleets are the fleets whose nodes it aggregates; "+" is every fleet.
+	Fleets []string
+	// SharedGroup, when set, subscribes to the batches through the MQTT
+	// shared subscription $share/<group>/…, for brokers that need it to
+	// hand each batch to one of several clients. The aggregators of a
+	// group must share one store; with one aggregator, leave it empty.
+	SharedGroup string
+	// Queue bounds the messages waiting to be merged; while it is full,
+	// paho stops reading, and the broker holds the rest.
+	Queue int
+}
+
+// Options are the node's parts the aggregator uses.
+type Options struct {
+	Key     crypto.PrivKey
+	Replica crdt.ReplicaID
+	Engine  *engine.Engine
+	DB      *store.DB
+	Logger  *slog.Logger
+}
+
+// NodeInfo is what the aggregator knows of one node.
+type NodeInfo struct {
+	Replica string `json:"replica"`
+	PeerID  string `json:"peer_id,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Fleet   string `json:"fleet"`
+	Version string `json:"version,omitempty"`
+	// Online is its retained status: online from its birth message until
+	// its last will or a clean stop.
+	Online bool `json:"online"`
+	// LastSeen is when its last batch or status arrived.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Lag is how many dots of the node's log (as of its last batch) the
+	// cloud lacks.
+	Lag      uint64 `json:"lag"`
+	Batches  uint64 `json:"batches"`
+	Entries  uint64 `json:"entries"`
+	Bytes    uint64 `json:"bytes"`
+	Refused  uint64 `json:"refused"`
+	LastSeq  uint64 `json:"last_seq"`
+	LastErr  string `json:"last_error,omitempty"`
+	vector   crdt.VersionVector
+	statusOK bool
+}
+
+// Stats count what the aggregator did.
+type Stats struct {
+	Batches, Entries, Bytes, Acks uint64
+	// Refused counts refused messages by reason: malformed, forged,
+	// topic, gap, store.
+	Refused map[string]uint64
+}
+
+// Aggregator merges the fleets' batches. Create it with New and run it
+// with Run.
+type Aggregator struct {
+	cfg  Config
+	o    Options
+	opts *paho.ClientOptions
+	in   chan paho.Message
+
+	mu    sync.Mutex
+	nodes map[crdt.ReplicaID]*NodeInfo
+	stats Stats
+}
+
+// New prepares an aggregator: it reads the broker's credential and TLS
+// files. It does not connect.
+func New(cfg Config, o Options) (*Aggregator, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Fleets) == 0 {
+		cfg.Fleets = []string{"+"}
+	}
+	cfg.Queue = max(cfg.Queue, 1)
+	opts, err := cfg.Broker.Options("edged-aggregator-" + o.Replica.String())
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	// A batch is acknowledged to the broker only once merged: after a
+	// crash the broker delivers it again.
+	opts.SetAutoAckDisabled(true)
+	opts.SetOrderMatters(true)
+	return &Aggregator{cfg: cfg, o: o, opts: opts, in: make(chan paho.Message, cfg.Queue),
+		nodes: map[crdt.ReplicaID]*NodeInfo{}, stats: Stats{Refused: map[string]uint64{}}}, nil
+}
+
+func (a *Aggregator) filters() map[string]byte {
+	f := map[string]byte{}
+	for _, fleet := range a.cfg.Fleets {
+		batch := cloud.Filter(fleet, cloud.LevelBatch)
+		if a.cfg.SharedGroup != "" {
+			batch = "$share/" + a.cfg.SharedGroup + "/" + batch
+		}
+		f[batch] = 1
+		f[cloud.Filter(fleet, cloud.LevelStatus)] = 1
+	}
+	return f
+}
+
+// Run merges batches until ctx is done.
+func (a *Aggregator) Run(ctx context.Context) error {
+	opts := *a.opts
+	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { a.in <- m })
+	opts.SetOnConnectHandler(func(c paho.Client) {
+		tok := c.SubscribeMultiple(a.filters(), nil)
+		if !tok.WaitTimeout(mqttconn.Timeout) || tok.Error() != nil {
+			a.o.Logger.Error("aggregator: subscribing failed", "err", tok.Error())
+			return
+		}
+		if st, ok := tok.(*paho.SubscribeToken); ok {
+			for filter, qos := range st.Result() {
+				if qos == 0x80 {
+					a.o.Logger.Error("aggregator: the broker refused a subscription; check its ACL (and shared subscription support)", "filter", filter)
+				}
+			}
+		}
+		a.o.Logger.Info("aggregator: connected", "broker", a.cfg.Broker.URL, "fleets", a.cfg.Fleets)
+	})
+	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		a.o.Logger.Warn("aggregator: connection lost; reconnecting", "broker", a.cfg.Broker.URL, "err", err)
+	})
+	c := paho.NewClient(&opts)
+	dialCtx, stopDial := context.WithCancel(ctx)
+	dialed := make(chan struct{})
+	go func() {
+		defer close(dialed)
+		mqttconn.Dial(dialCtx, c, a.cfg.Broker.URL, a.cfg.Broker.ReconnectMaxInterval, a.o.Logger)
+	}()
+	// Nothing but the aggregator needs its log: the nodes upload, and
+	// no one downloads. A watermark at its own vector lets GC collect it.
+	collect := time.NewTicker(time.Minute)
+	defer collect.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			stopDial()
+			<-dialed
+			// Messages not merged yet are not acknowledged to the broker,
+			// which delivers them again to the next session.
+			c.Disconnect(250)
+			return nil
+		case m := <-a.in:
+			a.handle(ctx, c, m)
+		case <-collect.C:
+			if err := a.o.DB.SetWatermark("aggregator", a.o.DB.LogVector()); err != nil {
+				a.o.Logger.Warn("aggregator: watermark", "err", err)
+			}
+		}
+	}
+}
+
+// refusal is an error with the reason a message is refused, for metrics.
+type refusal struct {
+	reason string
+	err    error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+
+func refuse(reason string, format string, args ...any) error {
+	return &refusal{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+// handle processes one message and acknowledges it to the broker.
+func (a *Aggregator) handle(ctx context.Context, c paho.Client, m paho.Message) {
+	fleet, node, level, err := cloud.ParseTopic(m.Topic())
+	switch {
+	case err != nil:
+		err = &refusal{reason: "topic", err: err}
+	case level == cloud.LevelStatus:
+		err = a.status(fleet, node, m.Payload())
+	case level == cloud.LevelBatch:
+		err = a.batch(ctx, c, fleet, node, m.Payload())
+	}
+	if ctx.Err() != nil {
+		return // not acknowledged: delivered again
+	}
+	m.Ack()
+	if err == nil {
+		return
+	}
+	reason := "store"
+	var r *refusal
+	if errors.As(err, &r) {
+		reason = r.reason
+	}
+	a.mu.Lock()
+	a.stats.Refused[reason]++
+	if n := a.nodes[node]; n != nil && level == cloud.LevelBatch {
+		n.Refused++
+		n.LastErr = err.Error()
+	}
+	a.mu.Unlock()
+	a.o.Logger.Warn("aggregator: message refused", "topic", m.Topic(), "reason", reason, "err", err)
+}
+
+// node returns the record of a node, creating it.
+func (a *Aggregator) node(fleet string, id crdt.ReplicaID) *NodeInfo {
+	n := a.nodes[id]
+	if n == nil {
+		n = &NodeInfo{Replica: id.String(), Fleet: fleet}
+		a.nodes[id] = n
+	}
+	return n
+}
+
+func (a *Aggregator) status(fleet string, id crdt.ReplicaID, payload []byte) error {
+	if len(payload) == 0 {
+		return nil // a retained status being cleared
+	}
+	s, err := cloud.ParseStatus(payload)
+	if err != nil {
+		return &refusal{reason: "malformed", err: err}
+	}
+	if s.Replica != id.String() {
+		return refuse("forged", "status of %s on the topic of %s", s.Replica, id)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.node(fleet, id)
+	n.Online, n.statusOK = s.State == "online", true
+	n.Name, n.PeerID, n.Version = s.Name, s.PeerID, s.Version
+	n.LastSeen = time.Now()
+	return nil
+}
+
+func (a *Aggregator) batch(ctx context.Context, c paho.Client, fleet string, id crdt.ReplicaID, payload []byte) error {
+	m, err := cloud.Decode(payload)
+	if err != nil {
+		return &refusal{reason: "malformed", err: err}
+	}
+	if m.Kind != cloud.KindBatch || m.From != id {
+		return refuse("forged", "a message of kind %d signed by %s on the batch topic of %s", m.Kind, m.From, id)
+	}
+	b := m.Batch
+	es := make([]store.Entry, len(b.Entries))
+	for i, e := range b.Entries {
+		es[i] = store.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
+	}
+	if len(es) > 0 {
+		if err := a.o.Engine.Apply(ctx, es); err != nil {
+			if ctx.Err() == nil && !errors.Is(err, store.ErrBudget) && !errors.Is(err, store.ErrDiskFull) {
+				// A gap: this batch overtook an earlier one that was
+				// lost. The node sends again from the ack below.
+				err = &refusal{reason: "gap", err: err}
+			}
+			a.ack(c, id, fleet, b.Seq)
+			return err
+		}
+	}
+	a.ack(c, id, fleet, b.Seq)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.node(fleet, id)
+	if !n.statusOK {
+		n.Online = true // its birth message may have gone before a restart of ours
+	}
+	n.PeerID, n.Name = m.Peer.String(), cmp.Or(b.Name, n.Name)
+	n.LastSeen, n.LastSeq, n.vector = time.Now(), b.Seq, b.Vector
+	n.Batches++
+	n.Entries += uint64(len(es))
+	n.Bytes += uint64(m.Wire)
+	a.stats.Batches++
+	a.stats.Entries += uint64(len(es))
+	a.stats.Bytes += uint64(m.Wire)
+	return nil
+}
+
+// ack publishes the aggregator's vector to a node, retained: after the
+// merge is durable, and also after a refusal, so the node learns where to
+// send from.
+func (a *Aggregator) ack(c paho.Client, id crdt.ReplicaID, fleet string, seq uint64) {
+	wire, err := cloud.EncodeAck(a.o.Key, cloud.Ack{Node: id, Seq: seq, Vector: a.o.DB.LogVector()})
+	if err != nil {
+		a.o.Logger.Error("aggregator: encoding an ack failed", "err", err)
+		return
+	}
+	// Not waited for: with the merge loop waiting, paho could not read
+	// the broker's PUBACK behind the batches it is holding back. An ack
+	// that is lost is asked for again (the node's outbox polls).
+	c.Publish(cloud.Topic(fleet, id, cloud.LevelAck), 1, true, wire)
+	a.mu.Lock()
+	a.stats.Acks++
+	a.mu.Unlock()
+}
+
+// Nodes returns what the aggregator knows of each node, by fleet and
+// name, with each one's lag against the cloud's vector now.
+func (a *Aggregator) Nodes() []NodeInfo {
+	held := a.o.DB.LogVector()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]NodeInfo, 0, len(a.nodes))
+	for _, n := range a.nodes {
+		c := *n
+		c.Lag = 0
+		for r, s := range n.vector {
+			if s > held[r] {
+				c.Lag += uint64(s - held[r])
+			}
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(x, y NodeInfo) int {
+		if x.Fleet != y.Fleet {
+			return strings.Compare(x.Fleet, y.Fleet)
+		}
+		return strings.Compare(x.Name+x.Replica, y.Name+y.Replica)
+	})
+	return out
+}
+
+// Stats returns the aggregator's counters.
+func (a *Aggregator) Stats() Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.stats
+	s.Refused = maps.Clone(a.stats.Refused)
+	return s
+}

@@ -1,0 +1,366 @@
+// Package uplink is the node's side of cloud sync: it publishes the delta
+// log to the aggregator over MQTT, from the cloud's acknowledged vector,
+// and moves the cloud watermark when the aggregator acknowledges a durable
+// merge. It drives the pure engine of package cloud (cloud.Outbox) with a
+// paho client.
+//
+// The outbox is the store's log: nothing is queued elsewhere, so an outage
+// of any length, a reboot or a broker restart loses nothing; the log is
+// kept (the "cloud" watermark) until the aggregator's ack covers it.
+// Connections are retried with exponential backoff and jitter; a circuit
+// breaker stops publishing for a while after repeated publish failures.
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/edged-dev/edged/cloud"
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/mqttconn"
+	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/storelog"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Watermark is the name of the cloud's watermark in the store.
+const Watermark = "cloud"
+
+// Config configures the uplink.
+type Config struct {
+	Broker mqttconn.Broker
+	// Fleet and Name are the node's fleet (a topic level) and name.
+	Fleet, Name string
+	// Compress compresses batches with zstd.
+	Compress bool
+	// MaxBatchBytes bounds the deltas of a batch; Window is how many
+	// batches may await the aggregator's ack.
+	MaxBatchBytes, Window int
+	// Tick is the outbox's clock; AckTimeout is how long batches may
+	// await their ack before they are sent again.
+	Tick, AckTimeout time.Duration
+	// Aggregator, when set, is the peer ID of the only aggregator whose
+	// acks are taken.
+	Aggregator peer.ID
+	// Version is the binary's version, in the status document.
+	Version string
+}
+
+// Options are the node's parts the uplink uses.
+type Options struct {
+	Key     crypto.PrivKey
+	Replica crdt.ReplicaID
+	PeerID  peer.ID
+	DB      *store.DB
+	// Keep says which names go to the cloud.
+	Keep   func(name string) bool
+	Logger *slog.Logger
+}
+
+// Status is what the uplink reports (GET /v1/status, metrics).
+type Status struct {
+	Connected bool `json:"connected"`
+	// Backlog is how many dots of the log the cloud has not
+	// acknowledged; InFlight how many batches await their ack.
+	Backlog  uint64 `json:"backlog"`
+	InFlight int    `json:"in_flight"`
+	// Acked is the cloud's acknowledged vector.
+	Acked     map[string]uint64 `json:"acked"`
+	LastAckAt time.Time         `json:"last_ack_at,omitzero"`
+	// BreakerOpenUntil is set while publishing is paused after repeated
+	// failures.
+	BreakerOpenUntil time.Time `json:"breaker_open_until,omitzero"`
+
+	Batches         uint64 `json:"batches"`
+	Entries         uint64 `json:"entries"`
+	DeltaBytes      uint64 `json:"delta_bytes"`
+	WireBytes       uint64 `json:"wire_bytes"`
+	Acks            uint64 `json:"acks"`
+	Retries         uint64 `json:"retries"`
+	PublishFailures uint64 `json:"publish_failures"`
+	// AcksRefused counts acks that were malformed, or not from the
+	// pinned aggregator, or for another node.
+	AcksRefused uint64 `json:"acks_refused"`
+	// Unservable counts batches that skipped an origin whose entries the
+	// log no longer holds (evicted by the data budget).
+	Unservable uint64 `json:"unservable"`
+}
+
+// Uplink publishes a node's log to the cloud. Create it with New and run
+// it with Run.
+type Uplink struct {
+	cfg   Config
+	o     Options
+	opts  *paho.ClientOptions
+	topic struct{ batch, ack, status string }
+
+	notify chan struct{}
+	events chan event
+
+	mu     sync.Mutex
+	status Status
+}
+
+// event is what paho's goroutines hand the driver.
+type event struct {
+	up, down bool
+	ack      []byte
+}
+
+// New prepares an uplink: it reads the broker's credential and TLS files.
+// It does not connect.
+func New(cfg Config, o Options) (*Uplink, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts, err := cfg.Broker.Options("edged-" + o.Replica.String())
+	if err != nil {
+		return nil, fmt.Errorf("uplink: %w", err)
+	}
+	u := &Uplink{cfg: cfg, o: o, opts: opts, notify: make(chan struct{}, 1), events: make(chan event, 16)}
+	u.topic.batch = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelBatch)
+	u.topic.ack = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelAck)
+	u.topic.status = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelStatus)
+	return u, nil
+}
+
+// Notify tells the uplink that the log grew; it never blocks.
+func (u *Uplink) Notify() {
+	select {
+	case u.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the uplink's state and counters.
+func (u *Uplink) Status() Status {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.status
+}
+
+func (u *Uplink) statusDoc(state string) []byte {
+	b, _ := json.Marshal(cloud.Status{State: state, Name: u.cfg.Name, Replica: u.o.Replica.String(), PeerID: u.o.PeerID.String(), Version: u.cfg.Version})
+	return b
+}
+
+// put hands paho's news to the driver without blocking paho; an ack that
+// does not fit is dropped (a later one, or a poll, brings the word
+// again).
+func (u *Uplink) put(e event) {
+	select {
+	case u.events <- e:
+	default:
+		if e.up || e.down {
+			u.events <- e // rare, and the driver is never blocked on paho
+		}
+	}
+}
+
+// Run publishes until ctx is done, then marks the node offline and
+// disconnects.
+func (u *Uplink) Run(ctx context.Context) error {
+	acked, err := u.watermark()
+	if err != nil {
+		return err
+	}
+	ticks := max(int(u.cfg.AckTimeout/u.cfg.Tick), 1)
+	ob := cloud.NewOutbox(storelog.Log{DB: u.o.DB, Keep: u.o.Keep}, acked, cloud.OutboxConfig{MaxBatchBytes: u.cfg.MaxBatchBytes, Window: u.cfg.Window, RetryTicks: ticks})
+
+	opts := *u.opts
+	opts.SetWill(u.topic.status, string(u.statusDoc("offline")), 1, true)
+	opts.SetOnConnectHandler(func(c paho.Client) {
+		// Birth first, then the acks: the retained one arrives at once.
+		if tok := c.Publish(u.topic.status, 1, true, u.statusDoc("online")); !tok.WaitTimeout(mqttconn.Timeout) || tok.Error() != nil {
+			u.o.Logger.Warn("uplink: birth message not acknowledged", "err", tok.Error())
+		}
+		tok := c.Subscribe(u.topic.ack, 1, func(_ paho.Client, m paho.Message) { u.put(event{ack: m.Payload()}) })
+		if !tok.WaitTimeout(mqttconn.Timeout) || tok.Error() != nil {
+			u.o.Logger.Error("uplink: subscribing to acks failed; check the broker's ACL", "topic", u.topic.ack, "err", tok.Error())
+		}
+		u.put(event{up: true})
+	})
+	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		u.o.Logger.Warn("uplink: connection lost; reconnecting", "broker", u.cfg.Broker.URL, "err", err)
+		u.put(event{down: true})
+	})
+	c := paho.NewClient(&opts)
+	dialCtx, stopDial := context.WithCancel(ctx)
+	dialed := make(chan struct{})
+	go func() {
+		defer close(dialed)
+		mqttconn.Dial(dialCtx, c, u.cfg.Broker.URL, u.cfg.Broker.ReconnectMaxInterval, u.o.Logger)
+	}()
+	defer func() {
+		stopDial()
+		<-dialed
+		if c.IsConnectionOpen() {
+			// A clean stop does not fire the will: say it.
+			c.Publish(u.topic.status, 1, true, u.statusDoc("offline")).WaitTimeout(time.Second)
+		}
+		c.Disconnect(250)
+	}()
+
+	d := driver{u: u, c: c, ob: ob}
+	tick := time.NewTicker(u.cfg.Tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			ob.Tick()
+		case <-u.notify:
+		case e := <-u.events:
+			d.handle(e)
+		}
+		if d.connected && time.Now().After(d.openUntil) {
+			d.pump()
+		}
+		d.report()
+	}
+}
+
+// watermark returns the cloud's persisted watermark, registering an
+// empty one on first start: from then on the store keeps the log until
+// the cloud acknowledges it.
+func (u *Uplink) watermark() (crdt.VersionVector, error) {
+	marks, err := u.o.DB.Watermarks()
+	if err != nil {
+		return nil, fmt.Errorf("uplink: %w", err)
+	}
+	if vv, ok := marks[Watermark]; ok {
+		return vv, nil
+	}
+	if err := u.o.DB.SetWatermark(Watermark, crdt.VersionVector{}); err != nil {
+		return nil, fmt.Errorf("uplink: %w", err)
+	}
+	return crdt.VersionVector{}, nil
+}
+
+// The circuit breaker: after breakerFailures publish failures in a row,
+// no publishing for a wait that starts at 1s and doubles up to the
+// broker's reconnect_max_interval.
+const breakerFailures = 3
+
+// driver is the state of Run's loop.
+type driver struct {
+	u         *Uplink
+	c         paho.Client
+	ob        *cloud.Outbox
+	connected bool
+	failures  int
+	openFor   time.Duration
+	openUntil time.Time
+	lastAck   time.Time
+	counts    Status // the driver's own counters
+}
+
+func (d *driver) handle(e event) {
+	switch {
+	case e.up:
+		d.connected = true
+		d.ob.Rewind() // what was in flight may be lost: the acks tell
+	case e.down:
+		d.connected = false
+	default:
+		d.ack(e.ack)
+	}
+}
+
+// ack takes an aggregator's ack: it persists the cloud watermark first,
+// then lets the outbox move on.
+func (d *driver) ack(b []byte) {
+	m, err := cloud.Decode(b)
+	switch {
+	case err != nil:
+	case m.Kind != cloud.KindAck:
+		err = fmt.Errorf("a %d message on the ack topic", m.Kind)
+	case m.Ack.Node != d.u.o.Replica:
+		err = fmt.Errorf("an ack for %s", m.Ack.Node)
+	case d.u.cfg.Aggregator != "" && m.Peer != d.u.cfg.Aggregator:
+		err = fmt.Errorf("an ack from %s, not the pinned aggregator %s", m.Peer, d.u.cfg.Aggregator)
+	}
+	if err != nil {
+		d.counts.AcksRefused++
+		d.u.o.Logger.Warn("uplink: ack refused", "err", err)
+		return
+	}
+	d.lastAck = time.Now()
+	if d.ob.Acked(m.Ack.Vector) {
+		if err := d.u.o.DB.SetWatermark(Watermark, d.ob.AckedVector()); err != nil {
+			d.u.o.Logger.Error("uplink: storing the cloud watermark failed", "err", err)
+		}
+	}
+}
+
+// pump publishes what the outbox lets out, waiting for each PUBACK.
+func (d *driver) pump() {
+	for {
+		b, err := d.ob.Next()
+		if err != nil {
+			d.u.o.Logger.Error("uplink: reading the log failed", "err", err)
+			return
+		}
+		if b == nil {
+			return
+		}
+		b.Name = d.u.cfg.Name
+		wire, err := cloud.EncodeBatch(d.u.o.Key, *b, d.u.cfg.Compress)
+		if err == nil {
+			tok := d.c.Publish(d.u.topic.batch, 1, false, wire)
+			if !tok.WaitTimeout(mqttconn.Timeout) {
+				err = fmt.Errorf("no PUBACK within %s", mqttconn.Timeout)
+			} else {
+				err = tok.Error()
+			}
+		}
+		if err != nil {
+			d.fail(err)
+			return
+		}
+		d.failures, d.openFor = 0, 0
+		d.counts.WireBytes += uint64(len(wire))
+	}
+}
+
+// fail counts a failed publish: the outbox sends again from the ack, and
+// repeated failures open the breaker.
+func (d *driver) fail(err error) {
+	d.counts.PublishFailures++
+	d.ob.Rewind()
+	if d.failures++; d.failures < breakerFailures {
+		d.u.o.Logger.Warn("uplink: publish failed", "err", err)
+		return
+	}
+	d.openFor = min(max(2*d.openFor, time.Second), d.u.cfg.Broker.ReconnectMaxInterval)
+	wait := time.Duration(float64(d.openFor) * (0.8 + 0.4*rand.Float64()))
+	d.openUntil = time.Now().Add(wait)
+	d.u.o.Logger.Warn("uplink: publishing paused after repeated failures", "failures", d.failures, "err", err, "for", wait.Round(time.Millisecond).String())
+}
+
+// report copies the state out for Status.
+func (d *driver) report() {
+	st := d.ob.Stats()
+	s := d.counts
+	s.Connected, s.Backlog, s.InFlight, s.LastAckAt = d.connected, d.ob.Backlog(), d.ob.InFlight(), d.lastAck
+	s.Batches, s.Entries, s.DeltaBytes, s.Acks, s.Retries, s.Unservable = st.Batches, st.Entries, st.DeltaBytes, st.Acks, st.Retries, st.Unservable
+	if time.Now().Before(d.openUntil) {
+		s.BreakerOpenUntil = d.openUntil
+	}
+	acked := d.ob.AckedVector()
+	s.Acked = make(map[string]uint64, len(acked))
+	for r, q := range acked {
+		s.Acked[r.String()] = uint64(q)
+	}
+	d.u.mu.Lock()
+	d.u.status = s
+	d.u.mu.Unlock()
+}
