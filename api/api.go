@@ -52,6 +52,9 @@ type Options struct {
 	Status func() any
 	// Peers returns the document of GET /v1/peers.
 	Peers func() any
+	// Nodes returns the document of GET /v1/nodes (the aggregator's
+	// nodes); nil, or a nil result, answers 404: not an aggregator.
+	Nodes func() any
 	// Ready reports whether the node serves requests (GET /readyz).
 	Ready func() bool
 	// Token, when not empty, is required as "Authorization: Bearer
@@ -89,6 +92,7 @@ func New(o Options) *API {
 	a.patterns = append(a.patterns, "GET /metrics")
 	a.route("GET /v1/status", a.status)
 	a.route("GET /v1/peers", a.peers)
+	a.route("GET /v1/nodes", a.nodes)
 	a.route("GET /v1/kv/{ns}", a.list)
 	a.route("GET /v1/kv/{ns}/{key...}", a.get)
 	a.route("POST /v1/kv/{ns}/{key...}", a.post)
@@ -160,7 +164,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, errMediaType):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, kv.ErrNotFound):
+	case errors.Is(err, kv.ErrNotFound), errors.Is(err, errNotAggregator):
 		return http.StatusNotFound
 	case errors.Is(err, engine.ErrTypeMismatch), errors.Is(err, crdt.ErrOverflow):
 		return http.StatusConflict
@@ -254,6 +258,22 @@ func (a *API) status(w http.ResponseWriter, _ *http.Request) error {
 
 func (a *API) peers(w http.ResponseWriter, _ *http.Request) error {
 	a.writeJSON(w, http.StatusOK, map[string]any{"peers": a.o.Peers()})
+	return nil
+}
+
+// errNotAggregator answers GET /v1/nodes on a node.
+var errNotAggregator = errors.New("not an aggregator: GET /v1/nodes is served by edged aggregate")
+
+// nodes answers with the aggregator's nodes.
+func (a *API) nodes(w http.ResponseWriter, _ *http.Request) error {
+	var doc any
+	if a.o.Nodes != nil {
+		doc = a.o.Nodes()
+	}
+	if doc == nil {
+		return errNotAggregator
+	}
+	a.writeJSON(w, http.StatusOK, doc)
 	return nil
 }
 

@@ -1,11 +1,13 @@
 package node
 
 import (
+	"github.com/edged-dev/edged/aggregator"
 	"github.com/edged-dev/edged/localmqtt"
 	"github.com/edged-dev/edged/p2p"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/sensors"
 	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/uplink"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -153,5 +155,97 @@ func p2pCounters(n *p2p.Node) counters {
 		newCounter("edged_sync_bytes_sent_total", "Bytes of sync messages sent.", peers(func(s p2p.PeerStats) uint64 { return s.BytesSent })),
 		newCounter("edged_sync_bytes_received_total", "Bytes of sync messages received.", peers(func(s p2p.PeerStats) uint64 { return s.BytesReceived })),
 		newCounter("edged_sync_errors_total", "Failed sends and unreadable messages.", peers(func(s p2p.PeerStats) uint64 { return s.Errors })),
+	}
+}
+
+// uplinkCollector exports the cloud uplink's state and counters.
+type uplinkCollector struct{ u *uplink.Uplink }
+
+var (
+	descUplinkGauges = map[string]*prometheus.Desc{
+		"connected": prometheus.NewDesc("edged_cloud_connected", "1 while the uplink is connected to the cloud broker.", nil, nil),
+		"backlog":   prometheus.NewDesc("edged_cloud_backlog_dots", "Dots of the log the cloud has not acknowledged.", nil, nil),
+		"in_flight": prometheus.NewDesc("edged_cloud_batches_in_flight", "Batches awaiting the aggregator's ack.", nil, nil),
+		"breaker":   prometheus.NewDesc("edged_cloud_breaker_open", "1 while publishing is paused after repeated failures.", nil, nil),
+	}
+	descUplinkCounters = map[string]*prometheus.Desc{
+		"batches":    prometheus.NewDesc("edged_cloud_batches_total", "Batches published to the cloud.", nil, nil),
+		"entries":    prometheus.NewDesc("edged_cloud_entries_total", "Log entries (origin groups) published to the cloud.", nil, nil),
+		"delta":      prometheus.NewDesc("edged_cloud_delta_bytes_total", "Bytes of deltas published to the cloud.", nil, nil),
+		"wire":       prometheus.NewDesc("edged_cloud_wire_bytes_total", "Bytes of batch messages published, after compression.", nil, nil),
+		"acks":       prometheus.NewDesc("edged_cloud_acks_total", "Acks taken from the aggregator.", nil, nil),
+		"refused":    prometheus.NewDesc("edged_cloud_acks_refused_total", "Acks refused: malformed, for another node, or not from the pinned aggregator.", nil, nil),
+		"retries":    prometheus.NewDesc("edged_cloud_retries_total", "Times unacknowledged batches were sent again.", nil, nil),
+		"failures":   prometheus.NewDesc("edged_cloud_publish_failures_total", "Batches the broker did not acknowledge.", nil, nil),
+		"unservable": prometheus.NewDesc("edged_cloud_unservable_total", "Batches that skipped an origin whose entries the log no longer holds.", nil, nil),
+	}
+)
+
+func (uplinkCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range descUplinkGauges {
+		ch <- d
+	}
+	for _, d := range descUplinkCounters {
+		ch <- d
+	}
+}
+
+func (c uplinkCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.u.Status()
+	flag := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	for name, v := range map[string]float64{"connected": flag(st.Connected), "backlog": float64(st.Backlog), "in_flight": float64(st.InFlight), "breaker": flag(!st.BreakerOpenUntil.IsZero())} {
+		ch <- prometheus.MustNewConstMetric(descUplinkGauges[name], prometheus.GaugeValue, v)
+	}
+	for name, v := range map[string]uint64{"batches": st.Batches, "entries": st.Entries, "delta": st.DeltaBytes, "wire": st.WireBytes, "acks": st.Acks,
+		"refused": st.AcksRefused, "retries": st.Retries, "failures": st.PublishFailures, "unservable": st.Unservable} {
+		ch <- prometheus.MustNewConstMetric(descUplinkCounters[name], prometheus.CounterValue, float64(v))
+	}
+}
+
+// aggregatorCollector exports the aggregator's counters and nodes.
+type aggregatorCollector struct{ a *aggregator.Aggregator }
+
+var (
+	descAggregator = map[string]*prometheus.Desc{
+		"batches": prometheus.NewDesc("edged_aggregator_batches_total", "Batches merged.", nil, nil),
+		"entries": prometheus.NewDesc("edged_aggregator_entries_total", "Log entries (origin groups) merged.", nil, nil),
+		"bytes":   prometheus.NewDesc("edged_aggregator_bytes_total", "Bytes of batches merged, as received.", nil, nil),
+		"acks":    prometheus.NewDesc("edged_aggregator_acks_total", "Acks published.", nil, nil),
+	}
+	descAggregatorRefused = prometheus.NewDesc("edged_aggregator_refused_total", "Messages refused, by reason (malformed, forged, topic, gap, store).", []string{"reason"}, nil)
+	descAggregatorNodes   = prometheus.NewDesc("edged_aggregator_nodes", "Nodes known, by status.", []string{"status"}, nil)
+)
+
+func (aggregatorCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range descAggregator {
+		ch <- d
+	}
+	ch <- descAggregatorRefused
+	ch <- descAggregatorNodes
+}
+
+func (c aggregatorCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.Stats()
+	for name, v := range map[string]uint64{"batches": st.Batches, "entries": st.Entries, "bytes": st.Bytes, "acks": st.Acks} {
+		ch <- prometheus.MustNewConstMetric(descAggregator[name], prometheus.CounterValue, float64(v))
+	}
+	for reason, v := range st.Refused {
+		ch <- prometheus.MustNewConstMetric(descAggregatorRefused, prometheus.CounterValue, float64(v), reason)
+	}
+	count := map[string]float64{"online": 0, "offline": 0}
+	for _, n := range c.a.Nodes() {
+		if n.Online {
+			count["online"]++
+		} else {
+			count["offline"]++
+		}
+	}
+	for status, v := range count {
+		ch <- prometheus.MustNewConstMetric(descAggregatorNodes, prometheus.GaugeValue, v, status)
 	}
 }

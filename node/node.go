@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edged-dev/edged/aggregator"
 	"github.com/edged-dev/edged/api"
 	"github.com/edged-dev/edged/buildinfo"
 	"github.com/edged-dev/edged/clocksync"
@@ -37,6 +38,8 @@ import (
 	"github.com/edged-dev/edged/sensors"
 	"github.com/edged-dev/edged/series"
 	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/uplink"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -63,13 +66,14 @@ const readHeaderTimeout = 10 * time.Second
 
 // Node is one edged node. Create it with New and start it with Run.
 type Node struct {
-	cfg      config.Config
-	name     string
-	log      *slog.Logger
-	ready    chan struct{}
-	addr     net.Addr // set once, before ready is closed
-	mqttAddr net.Addr // likewise; nil unless MQTT is embedded
-	p2pAddrs []string // likewise; nil unless p2p is on
+	cfg       config.Config
+	aggregate bool // edged aggregate: the aggregator, not an edge node
+	name      string
+	log       *slog.Logger
+	ready     chan struct{}
+	addr      net.Addr // set once, before ready is closed
+	mqttAddr  net.Addr // likewise; nil unless MQTT is embedded
+	p2pAddrs  []string // likewise; nil unless p2p is on
 }
 
 // New returns a node for cfg that logs to logger. It validates cfg and
@@ -87,6 +91,25 @@ func New(cfg config.Config, logger *slog.Logger) (*Node, error) {
 		name = host
 	}
 	return &Node{cfg: cfg, name: name, log: logger, ready: make(chan struct{})}, nil
+}
+
+// NewAggregator returns the cloud aggregator for cfg (`edged aggregate`):
+// a node that merges the batches of the fleets' nodes from cfg.Cloud.URL
+// into its store and serves the same HTTP API over the merged state, plus
+// GET /v1/nodes. It runs no local MQTT, no sensors and no peer sync.
+func NewAggregator(cfg config.Config, logger *slog.Logger) (*Node, error) {
+	if cfg.Cloud.URL == "" {
+		return nil, errors.New("node: the aggregator needs cloud.url (--cloud-url)")
+	}
+	cfg.MQTT.Mode = localmqtt.ModeOff
+	cfg.P2P.Addr, cfg.P2P.MDNS = "", false
+	cfg.Sensors = sensors.Config{}
+	n, err := New(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	n.aggregate = true
+	return n, nil
 }
 
 // Ready returns a channel that is closed once Run listens for HTTP requests.
@@ -135,13 +158,28 @@ func (n *Node) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), storeCollector{db})
 
 	hub := kv.NewHub()
-	var peers *p2p.Node // set before the engine runs, when p2p is on
+	var peers *p2p.Node   // set before the engine runs, when p2p is on
+	var up *uplink.Uplink // likewise, when the uplink is on
 	eng := engine.New(db, id.Replica, engine.Config{Logger: n.log, OnCommit: func(names []string) {
 		hub.Notify(names)
 		if peers != nil {
 			peers.Notify()
 		}
+		if up != nil {
+			up.Notify()
+		}
 	}})
+	var agg *aggregator.Aggregator
+	switch {
+	case n.aggregate:
+		agg, err = aggregator.New(aggregator.Config{Broker: n.cfg.Cloud.Broker(), Fleets: n.cfg.Cloud.Fleets, SharedGroup: n.cfg.Cloud.SharedGroup, Queue: aggregatorQueue},
+			aggregator.Options{Key: id.Key, Replica: id.Replica, Engine: eng, DB: db, Logger: n.log})
+	case n.cfg.Cloud.URL != "":
+		up, err = n.uplink(id, db)
+	}
+	if err != nil {
+		return fmt.Errorf("node: cloud: %w", err)
+	}
 	if n.cfg.P2P.Addr != "" {
 		peers, err = p2p.New(p2p.Config{Addr: n.cfg.P2P.Addr, Peers: n.cfg.P2P.Peers, FleetKeyFile: n.cfg.P2P.FleetKeyFile, Allow: n.cfg.P2P.Allow, Tick: n.cfg.P2P.Tick, NoQUIC: !n.cfg.P2P.QUIC, Fleet: n.cfg.Node.Fleet,
 			ForgetAfter: n.cfg.P2P.ForgetAfter, Name: n.name, MDNS: mdnsConfig(n.cfg.P2P)},
@@ -170,12 +208,18 @@ func (n *Node) Run(ctx context.Context) error {
 	a := api.New(api.Options{
 		DB: db, KV: kvs, Series: ser, Hub: hub, Token: token,
 		Ready:  ready.Load,
-		Status: func() any { return n.status(id, db, clock, peers, started) },
+		Status: func() any { return n.status(id, db, clock, peers, up, started) },
 		Peers: func() any {
 			if peers == nil {
 				return map[string]p2p.PeerStats{}
 			}
 			return peers.Stats()
+		},
+		Nodes: func() any {
+			if agg == nil {
+				return nil
+			}
+			return map[string]any{"nodes": agg.Nodes()}
 		},
 		Registry: reg, Gatherer: reg, Logger: n.log,
 	})
@@ -203,7 +247,7 @@ func (n *Node) Run(ctx context.Context) error {
 	leafCtx, stopLeaves := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLeaves()
 	var leaves sync.WaitGroup
-	failed := make(chan error, 3)
+	failed := make(chan error, 5)
 	mq, err := localmqtt.New(n.cfg.MQTT, n.name, &mqttBackend{kv: kvs, series: ser, hub: hub, now: time.Now, log: n.log}, localmqtt.Options{Logger: n.log})
 	if err != nil {
 		srv.Close()
@@ -220,6 +264,22 @@ func (n *Node) Run(ctx context.Context) error {
 		leaves.Go(func() {
 			if err := peers.Run(leafCtx); err != nil {
 				failed <- fmt.Errorf("node: p2p: %w", err)
+			}
+		})
+	}
+	if up != nil {
+		reg.MustRegister(uplinkCollector{up})
+		leaves.Go(func() {
+			if err := up.Run(leafCtx); err != nil {
+				failed <- fmt.Errorf("node: cloud uplink: %w", err)
+			}
+		})
+	}
+	if agg != nil {
+		reg.MustRegister(aggregatorCollector{agg})
+		leaves.Go(func() {
+			if err := agg.Run(leafCtx); err != nil {
+				failed <- fmt.Errorf("node: aggregator: %w", err)
 			}
 		})
 	}
@@ -284,6 +344,27 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("node stopped")
 	return runErr
+}
+
+// aggregatorQueue bounds the batches waiting to be merged.
+const aggregatorQueue = 16
+
+// uplink returns the cloud uplink of the node: its log, withheld the
+// names of local scope.
+func (n *Node) uplink(id identity.Identity, db *store.DB) (*uplink.Uplink, error) {
+	c := n.cfg.Cloud
+	var pin peer.ID
+	if c.AggregatorID != "" {
+		var err error
+		if pin, err = peer.Decode(c.AggregatorID); err != nil {
+			return nil, fmt.Errorf("aggregator_id: %w", err)
+		}
+	}
+	scope := scopes(n.cfg)
+	return uplink.New(uplink.Config{Broker: c.Broker(), Fleet: n.cfg.Node.Fleet, Name: n.name, Compress: c.Compress, MaxBatchBytes: c.MaxBatchBytes,
+		Window: c.Window, Tick: time.Second, AckTimeout: c.AckTimeout, Aggregator: pin, Version: buildinfo.Version},
+		uplink.Options{Key: id.Key, Replica: id.Replica, PeerID: id.PeerID, DB: db, Logger: n.log,
+			Keep: func(name string) bool { return scope(name) != replication.Local }})
 }
 
 // readSecret returns the first line of a secret file; "" for no file.

@@ -8,6 +8,7 @@ import (
 	"github.com/edged-dev/edged/p2p"
 	"github.com/edged-dev/edged/series"
 	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/uplink"
 )
 
 // statusDoc is the answer of GET /v1/status. Peers, uplink and shedding
@@ -42,7 +43,7 @@ type statusDoc struct {
 	Shedding any                      `json:"shedding"`
 }
 
-func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, peers *p2p.Node, started time.Time) statusDoc {
+func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, peers *p2p.Node, up *uplink.Uplink, started time.Time) statusDoc {
 	var d statusDoc
 	d.Node.Name, d.Node.PeerID, d.Node.Replica, d.Node.Fleet = n.name, id.PeerID.String(), id.Replica.String(), n.cfg.Node.Fleet
 	d.Version, d.Commit = buildinfo.Version, buildinfo.Commit
@@ -59,6 +60,10 @@ func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, pe
 	d.Clock.Synced = clock == nil || clock.Synced()
 	if peers != nil {
 		d.Peers = peers.Stats()
+	}
+	if up != nil {
+		st := up.Status()
+		d.Uplink = &st
 	}
 	return d
 }

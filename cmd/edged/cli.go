@@ -27,6 +27,7 @@ Usage:
 
 Commands:
   run             run the node until SIGINT or SIGTERM
+  aggregate       run the cloud aggregator until SIGINT or SIGTERM
   version         print the version, commit, Go version and platform
   config check    check a configuration file
   id              print the node's peer ID and replica ID
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd, args := args[0], args[1:]; cmd {
 	case "run":
 		return runNode(ctx, args, stderr)
+	case "aggregate":
+		return runAggregator(ctx, args, stderr)
 	case "version":
 		return printVersion(args, stdout, stderr)
 	case "config":
@@ -107,18 +110,57 @@ func memoryLimit(profile string, lookup func(string) (string, bool)) (int64, boo
 	return lowMemoryLimit, true
 }
 
+// commonFlags are the flags "edged run" and "edged aggregate" share.
+type commonFlags struct {
+	file, dataDir, httpAddr, logLevel, cloudURL, fleet *string
+}
+
+func addCommonFlags(fs *flag.FlagSet) commonFlags {
+	return commonFlags{
+		file:     fs.String("config", "", "read the configuration from `FILE` (default: built-in defaults)"),
+		dataDir:  fs.String("data-dir", "", "keep the node's data in `DIR` (sets node.data_dir)"),
+		httpAddr: fs.String("http-addr", "", "serve the HTTP API on host:port `ADDR` (sets http.addr)"),
+		logLevel: fs.String("log-level", "", "log at `LEVEL`: debug, info, warn or error (sets log.level)"),
+		cloudURL: fs.String("cloud-url", "", "the cloud MQTT broker `URL`: tcp://, ssl://, mqtt:// or mqtts://host:port (sets cloud.url)"),
+		fleet:    fs.String("fleet", "", "the node's fleet `NAME` (sets node.fleet)"),
+	}
+}
+
+// load returns the configuration the flags select: defaults, then the
+// --config file, EDGED_* environment variables, then the flags set,
+// which set reports through apply for the flags that are not common.
+func (c commonFlags) load(fs *flag.FlagSet, apply func(f *flag.Flag, cfg *config.Config)) (config.Config, error) {
+	cfg, err := loadConfig(*c.file)
+	if err != nil {
+		return config.Config{}, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "data-dir":
+			cfg.Node.DataDir = *c.dataDir
+		case "http-addr":
+			cfg.HTTP.Addr = *c.httpAddr
+		case "log-level":
+			cfg.Log.Level = *c.logLevel
+		case "cloud-url":
+			cfg.Cloud.URL = *c.cloudURL
+		case "fleet":
+			cfg.Node.Fleet = *c.fleet
+		default:
+			apply(f, &cfg)
+		}
+	})
+	return cfg, nil
+}
+
 // runConfig parses the flags of "edged run" and returns the valid
 // configuration they select. Precedence, lowest first: defaults, the
 // --config file, EDGED_* environment variables, flags.
 func runConfig(args []string, stderr io.Writer) (config.Config, error) {
 	fs := newFlagSet("run", "run [flags]", "Run the node until SIGINT or SIGTERM.", stderr)
-	file := fs.String("config", "", "read the configuration from `FILE` (default: built-in defaults)")
-	dataDir := fs.String("data-dir", "", "keep the node's data in `DIR` (sets node.data_dir)")
-	httpAddr := fs.String("http-addr", "", "serve the HTTP API on host:port `ADDR` (sets http.addr)")
-	logLevel := fs.String("log-level", "", "log at `LEVEL`: debug, info, warn or error (sets log.level)")
+	common := addCommonFlags(fs)
 	p2pAddr := fs.String("p2p-addr", "", "replicate with peers, listening on libp2p `MULTIADDR` (sets p2p.addr)")
 	fleetKey := fs.String("fleet-key", "", "the fleet's key `FILE` (sets p2p.fleet_key_file)")
-	fleet := fs.String("fleet", "", "sync only with nodes of fleet `NAME` (sets node.fleet)")
 	mdns := fs.Bool("mdns", true, "advertise the node and find peers on the LAN over mDNS (sets p2p.mdns)")
 	var peers []string
 	fs.Func("peer", "a static peer `MULTIADDR` /ip4/…/tcp/…/p2p/<peer ID>; repeatable (sets p2p.peers)", func(s string) error {
@@ -128,31 +170,53 @@ func runConfig(args []string, stderr io.Writer) (config.Config, error) {
 	if err := parseArgs(fs, args, 0); err != nil {
 		return config.Config{}, err
 	}
-	cfg, err := loadConfig(*file)
-	if err != nil {
-		return config.Config{}, err
-	}
-	fs.Visit(func(f *flag.Flag) {
+	cfg, err := common.load(fs, func(f *flag.Flag, cfg *config.Config) {
 		switch f.Name {
-		case "data-dir":
-			cfg.Node.DataDir = *dataDir
-		case "http-addr":
-			cfg.HTTP.Addr = *httpAddr
-		case "log-level":
-			cfg.Log.Level = *logLevel
 		case "p2p-addr":
 			cfg.P2P.Addr = *p2pAddr
 		case "fleet-key":
 			cfg.P2P.FleetKeyFile = *fleetKey
-		case "fleet":
-			cfg.Node.Fleet = *fleet
 		case "mdns":
 			cfg.P2P.MDNS = *mdns
 		case "peer":
 			cfg.P2P.Peers = peers
 		}
 	})
+	if err != nil {
+		return config.Config{}, err
+	}
 	return cfg, cfg.Validate()
+}
+
+// runAggregator implements "edged aggregate".
+func runAggregator(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("aggregate", "aggregate --cloud-url URL [flags]",
+		"Run the cloud aggregator until SIGINT or SIGTERM: merge the batches of the\n"+
+			"fleets' nodes from the broker into this store, acknowledge them, and serve\n"+
+			"the HTTP API over the merged state, with GET /v1/nodes.", stderr)
+	common := addCommonFlags(fs)
+	var fleets []string
+	fs.Func("aggregate-fleet", "merge only fleet `NAME`; repeatable (sets cloud.fleets; default: every fleet)", func(s string) error {
+		fleets = append(fleets, s)
+		return nil
+	})
+	if err := parseArgs(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := common.load(fs, func(f *flag.Flag, cfg *config.Config) {
+		if f.Name == "aggregate-fleet" {
+			cfg.Cloud.Fleets = fleets
+		}
+	})
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log)
+	n, err := node.NewAggregator(cfg, log)
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx)
 }
 
 // printVersion implements "edged version".
