@@ -1,16 +1,14 @@
 package localmqtt
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edged-dev/edged/mqtttest"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -204,64 +202,7 @@ func TestClientModeRunStopsWhileBrokerDown(t *testing.T) {
 // Mosquitto. It is skipped where mosquitto is not installed, except in CI
 // (CI=true), where that is a failure.
 func TestClientModeMosquitto(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
-			bin = "/usr/sbin/mosquitto" // Debian's, outside a non-root PATH
-		}
-	}
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("mosquitto not installed: apt-get install mosquitto")
-		}
-		t.Skip("mosquitto not installed: apt-get install mosquitto")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close() // a free port for mosquitto, which cannot take a listener
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
-	if os.Geteuid() == 0 {
-		text += "user root\n" // else it switches to user mosquitto, who cannot read dir
-	}
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-c", conf)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-		if t.Failed() {
-			t.Logf("mosquitto output:\n%s", out.String())
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	eventually(t, "mosquitto listening", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited")
-		default:
-		}
-		conn, err := net.Dial("tcp", addr)
-		if err == nil {
-			_ = conn.Close()
-		}
-		return err == nil
-	})
+	b := mqtttest.Start(t)
+	addr := b.Addr
 	exerciseClientMode(t, addr)
 }

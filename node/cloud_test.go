@@ -1,0 +1,111 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edged-dev/edged/mqtttest"
+)
+
+// startAggregator runs `edged aggregate` in the test against url.
+func startAggregator(t *testing.T, url string) *client {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Cloud.URL = url
+	n, err := NewAggregator(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, _ := runNode(t, n)
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(waitTimeout):
+		t.Fatal("aggregator not ready in time")
+	}
+	return &client{t: t, base: "http://" + n.Addr().String()}
+}
+
+// TestCloudSync: two nodes write; the aggregator serves the merged state
+// (a counter summed, sets joined, readings of both), lists the nodes, and
+// the nodes report an empty backlog. Local names stay home.
+func TestCloudSync(t *testing.T) {
+	broker := mqtttest.Start(t)
+	agg := startAggregator(t, broker.URL)
+	var nodes []*client
+	for i := range 2 {
+		nodes = append(nodes, startNode(t, func(n *Node) {
+			n.cfg.Cloud.URL = broker.URL
+			n.cfg.Node.Fleet = "north"
+			n.cfg.Namespaces = map[string]string{"private": "local"}
+			n.name = fmt.Sprintf("gw-%d", i)
+		}))
+	}
+	for i, c := range nodes {
+		for range 10 {
+			c.expect("POST", "/v1/kv/app/visits", `{"type":"counter","op":"inc","by":`+fmt.Sprint(i+1)+`}`, 200, "")
+		}
+		c.expect("POST", "/v1/kv/app/members", `{"type":"set","op":"add","elems":["n`+fmt.Sprint(i)+`"]}`, 200, "")
+		c.expect("POST", "/v1/kv/private/pin", `{"type":"register","op":"set","value":1234}`, 200, "")
+		c.expect("POST", "/v1/readings", `{"readings":[{"sensor":"t`+fmt.Sprint(i)+`","value":1},{"sensor":"t`+fmt.Sprint(i)+`","value":2,"ts":"2026-01-01T00:00:00Z"}]}`, 200, "")
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		_, v := agg.do("GET", "/v1/kv/app/visits", "", nil)
+		_, m := agg.do("GET", "/v1/kv/app/members", "", nil)
+		_, s := agg.do("GET", "/v1/sensors", "", nil)
+		if strings.Contains(string(v), `"value":30`) && strings.Contains(string(m), `["n0","n1"]`) && strings.Contains(string(s), `"t0"`) && strings.Contains(string(s), `"t1"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the aggregator has not merged both nodes:\n%s\n%s\n%s", v, m, s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	agg.expect("GET", "/v1/kv/private/pin", "", 404, "")
+	agg.expect("GET", "/v1/series/t0?from=2025-12-31T00:00:00Z", "", 200, `"value":2`)
+	var doc struct {
+		Nodes []struct {
+			Name, Fleet string
+			Online      bool
+			Batches     uint64
+		}
+	}
+	if err := json.Unmarshal(agg.expect("GET", "/v1/nodes", "", 200, ""), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Nodes) != 2 || doc.Nodes[0].Name != "gw-0" || doc.Nodes[0].Fleet != "north" || !doc.Nodes[0].Online || doc.Nodes[0].Batches == 0 {
+		t.Errorf("GET /v1/nodes: %+v", doc.Nodes)
+	}
+	nodes[0].expect("GET", "/v1/nodes", "", 404, "not an aggregator")
+	for i, c := range nodes {
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			var st struct {
+				Uplink struct {
+					Connected bool
+					Backlog   uint64
+				}
+			}
+			json.Unmarshal(c.expect("GET", "/v1/status", "", 200, ""), &st)
+			if st.Uplink.Connected && st.Uplink.Backlog == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d's uplink: %+v", i, st.Uplink)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if m := string(nodes[0].expect("GET", "/metrics", "", 200, "")); !strings.Contains(m, "edged_cloud_acks_total") {
+		t.Error("/metrics lacks the uplink's")
+	}
+	if m := string(agg.expect("GET", "/metrics", "", 200, "")); !strings.Contains(m, `edged_aggregator_nodes{status="online"} 2`) {
+		t.Error("/metrics lacks the aggregator's")
+	}
+}
