@@ -33,16 +33,7 @@ func TestReplicationEndToEnd(t *testing.T) {
 		for _, p := range peers {
 			args = append(args, "--peer", p)
 		}
-		p := start(t, bin, env, args...)
-		select {
-		case addr := <-p.addr:
-			return p, "http://" + addr
-		case <-p.done:
-			t.Fatalf("edged exited before it started: %v", p.err)
-		case <-time.After(waitTimeout):
-			t.Fatal("no \"node started\" log line in time")
-		}
-		return nil, ""
+		return startedAt(t, start(t, bin, env, args...))
 	}
 	dirs := []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b"), filepath.Join(t.TempDir(), "c")}
 	pa, a := run(dirs[0])
