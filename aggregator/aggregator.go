@@ -96,6 +96,9 @@ type Aggregator struct {
 	o    Options
 	opts *paho.ClientOptions
 	in   chan paho.Message
+	// subscribed is closed after the first subscription succeeded.
+	subscribed     chan struct{}
+	subscribedOnce sync.Once
 
 	mu    sync.Mutex
 	nodes map[crdt.ReplicaID]*NodeInfo
@@ -120,7 +123,7 @@ func New(cfg Config, o Options) (*Aggregator, error) {
 	// crash the broker delivers it again.
 	opts.SetAutoAckDisabled(true)
 	opts.SetOrderMatters(true)
-	return &Aggregator{cfg: cfg, o: o, opts: opts, in: make(chan paho.Message, cfg.Queue),
+	return &Aggregator{cfg: cfg, o: o, opts: opts, in: make(chan paho.Message, cfg.Queue), subscribed: make(chan struct{}),
 		nodes: map[crdt.ReplicaID]*NodeInfo{}, stats: Stats{Refused: map[string]uint64{}}}, nil
 }
 
@@ -136,6 +139,10 @@ func (a *Aggregator) filters() map[string]byte {
 	}
 	return f
 }
+
+// Subscribed returns a channel that is closed once the aggregator first
+// subscribed to its fleets.
+func (a *Aggregator) Subscribed() <-chan struct{} { return a.subscribed }
 
 // Run merges batches until ctx is done.
 func (a *Aggregator) Run(ctx context.Context) error {
@@ -154,6 +161,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 				}
 			}
 		}
+		a.subscribedOnce.Do(func() { close(a.subscribed) })
 		a.o.Logger.Info("aggregator: connected", "broker", a.cfg.Broker.URL, "fleets", a.cfg.Fleets)
 	})
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
