@@ -28,7 +28,9 @@ import (
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/mqttconn"
+	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/storelog"
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
@@ -70,16 +72,28 @@ type NodeInfo struct {
 	LastSeen time.Time `json:"last_seen,omitzero"`
 	// Lag is how many dots of the node's log (as of its last batch) the
 	// cloud lacks.
-	Lag      uint64 `json:"lag"`
-	Batches  uint64 `json:"batches"`
-	Entries  uint64 `json:"entries"`
-	Bytes    uint64 `json:"bytes"`
-	Refused  uint64 `json:"refused"`
-	LastSeq  uint64 `json:"last_seq"`
-	LastErr  string `json:"last_error,omitempty"`
-	vector   crdt.VersionVector
-	statusOK bool
+	Lag     uint64 `json:"lag"`
+	Batches uint64 `json:"batches"`
+	Entries uint64 `json:"entries"`
+	Bytes   uint64 `json:"bytes"`
+	Refused uint64 `json:"refused"`
+	LastSeq uint64 `json:"last_seq"`
+	LastErr string `json:"last_error,omitempty"`
+	// DownEntries counts the aggregator's own writes sent to the node.
+	DownEntries uint64 `json:"down_entries"`
+	id          crdt.ReplicaID
+	vector      crdt.VersionVector
+	statusOK    bool
+	// downSent is how far the aggregator's own writes were sent to the
+	// node, at downAt; sent again when its vector has not caught up
+	// within resendDown.
+	downSent crdt.Seq
+	downAt   time.Time
 }
+
+// resendDown is how long the aggregator's writes sent to a node may take
+// to show in its vector before they are sent again.
+const resendDown = 30 * time.Second
 
 // Stats count what the aggregator did.
 type Stats struct {
@@ -96,6 +110,8 @@ type Aggregator struct {
 	o    Options
 	opts *paho.ClientOptions
 	in   chan paho.Message
+	// wrote is signalled after local writes: they go to the nodes.
+	wrote chan struct{}
 	// subscribed is closed after the first subscription succeeded.
 	subscribed     chan struct{}
 	subscribedOnce sync.Once
@@ -123,7 +139,7 @@ func New(cfg Config, o Options) (*Aggregator, error) {
 	// crash the broker delivers it again.
 	opts.SetAutoAckDisabled(true)
 	opts.SetOrderMatters(true)
-	return &Aggregator{cfg: cfg, o: o, opts: opts, in: make(chan paho.Message, cfg.Queue), subscribed: make(chan struct{}),
+	return &Aggregator{cfg: cfg, o: o, opts: opts, in: make(chan paho.Message, cfg.Queue), wrote: make(chan struct{}, 1), subscribed: make(chan struct{}),
 		nodes: map[crdt.ReplicaID]*NodeInfo{}, stats: Stats{Refused: map[string]uint64{}}}, nil
 }
 
@@ -143,6 +159,15 @@ func (a *Aggregator) filters() map[string]byte {
 // Subscribed returns a channel that is closed once the aggregator first
 // subscribed to its fleets.
 func (a *Aggregator) Subscribed() <-chan struct{} { return a.subscribed }
+
+// Notify tells the aggregator that its store committed; it never blocks.
+// Its own writes (through its HTTP API) are sent to every node.
+func (a *Aggregator) Notify() {
+	select {
+	case a.wrote <- struct{}{}:
+	default:
+	}
+}
 
 // Run merges batches until ctx is done.
 func (a *Aggregator) Run(ctx context.Context) error {
@@ -174,8 +199,10 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		defer close(dialed)
 		mqttconn.Dial(dialCtx, c, a.cfg.Broker.URL, a.cfg.Broker.ReconnectMaxInterval, a.o.Logger)
 	}()
-	// Nothing but the aggregator needs its log: the nodes upload, and
-	// no one downloads. A watermark at its own vector lets GC collect it.
+	// The nodes upload their writes, and no one downloads them from the
+	// aggregator: a watermark at its vector lets GC collect them. Its own
+	// writes are kept, so that any node, even one that joins later, gets
+	// them all; they are meant to be few (desired state, configuration).
 	collect := time.NewTicker(time.Minute)
 	defer collect.Stop()
 	for {
@@ -189,8 +216,12 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			return nil
 		case m := <-a.in:
 			a.handle(ctx, c, m)
+		case <-a.wrote:
+			a.pushDown(c)
 		case <-collect.C:
-			if err := a.o.DB.SetWatermark("aggregator", a.o.DB.LogVector()); err != nil {
+			mark := a.o.DB.LogVector()
+			delete(mark, a.o.Replica)
+			if err := a.o.DB.SetWatermark("aggregator", mark); err != nil {
 				a.o.Logger.Warn("aggregator: watermark", "err", err)
 			}
 		}
@@ -246,7 +277,7 @@ func (a *Aggregator) handle(ctx context.Context, c paho.Client, m paho.Message) 
 func (a *Aggregator) node(fleet string, id crdt.ReplicaID) *NodeInfo {
 	n := a.nodes[id]
 	if n == nil {
-		n = &NodeInfo{Replica: id.String(), Fleet: fleet}
+		n = &NodeInfo{id: id, Replica: id.String(), Fleet: fleet}
 		a.nodes[id] = n
 	}
 	return n
@@ -300,6 +331,7 @@ func (a *Aggregator) batch(ctx context.Context, c paho.Client, fleet string, id 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := a.node(fleet, id)
+	defer a.down(c, n, b.Vector[a.o.Replica])
 	if !n.statusOK {
 		n.Online = true // its birth message may have gone before a restart of ours
 	}
@@ -313,6 +345,49 @@ func (a *Aggregator) batch(ctx context.Context, c paho.Client, fleet string, id 
 	a.stats.Bytes += uint64(m.Wire)
 	return nil
 }
+
+// pushDown sends the aggregator's new writes to every node.
+func (a *Aggregator) pushDown(c paho.Client) {
+	mine := a.o.DB.LogVector()[a.o.Replica]
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, n := range a.nodes {
+		if n.vector[a.o.Replica] < mine {
+			a.down(c, n, n.vector[a.o.Replica])
+		}
+	}
+}
+
+// down sends node n the aggregator's own writes after have, the last it
+// holds: a batch signed like an ack, on its down topic, unless they were
+// sent lately. Called with a.mu held.
+func (a *Aggregator) down(c paho.Client, n *NodeInfo, have crdt.Seq) {
+	own := a.o.Replica
+	mine := a.o.DB.LogVector()[own]
+	from := have
+	if n.downSent > have && time.Since(n.downAt) < resendDown {
+		from = n.downSent
+	}
+	if mine <= from {
+		return
+	}
+	ch, err := replication.NextChunk(storelog.Log{DB: a.o.DB}, crdt.VersionVector{own: mine}, func(crdt.ReplicaID) crdt.Seq { return from }, downBatchBytes)
+	if err != nil || len(ch.Entries) == 0 {
+		a.o.Logger.Warn("aggregator: reading its own writes for a node failed", "node", n.Replica, "err", err, "unservable", ch.Unservable)
+		return
+	}
+	wire, err := cloud.EncodeBatch(a.o.Key, cloud.Batch{Vector: a.o.DB.LogVector(), Entries: ch.Entries}, true)
+	if err != nil {
+		a.o.Logger.Error("aggregator: encoding a downlink failed", "err", err)
+		return
+	}
+	c.Publish(cloud.Topic(n.Fleet, n.id, cloud.LevelDown), 1, false, wire) // not waited for: see ack
+	n.downSent, n.downAt = ch.Entries[len(ch.Entries)-1].Last, time.Now()
+	n.DownEntries += uint64(len(ch.Entries))
+}
+
+// downBatchBytes bounds the deltas of a downlink message.
+const downBatchBytes = 256 << 10
 
 // ack publishes the aggregator's vector to a node, retained: after the
 // merge is durable, and also after a refusal, so the node learns where to

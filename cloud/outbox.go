@@ -69,7 +69,7 @@ type Outbox struct {
 	seq      uint64
 	tick     uint64
 	progress uint64 // the tick of the last ack that advanced, or rewind
-	nextPoll uint64 // the tick from which an empty batch may ask for an ack
+	nextPoll uint64 // the tick from which an empty batch may be sent
 	stats    OutboxStats
 }
 
@@ -80,7 +80,7 @@ func NewOutbox(log Log, acked crdt.VersionVector, cfg OutboxConfig) *Outbox {
 }
 
 // Next returns the next batch to publish, or nil when the window is full
-// or the cloud lacks nothing. A batch may be empty: it asks for an ack.
+// or the cloud lacks nothing. A batch may be empty: a heartbeat.
 func (o *Outbox) Next() (*Batch, error) {
 	if len(o.flights) >= o.cfg.Window {
 		return nil, nil
@@ -93,16 +93,16 @@ func (o *Outbox) Next() (*Batch, error) {
 	if ch.Unservable > 0 {
 		o.stats.Unservable++
 	}
-	if len(ch.Entries) == 0 {
-		if len(o.flights) > 0 || o.tick < o.nextPoll || o.Backlog() == 0 {
-			return nil, nil
-		}
-		// The cloud lacks what cannot be sent: the log no longer holds
-		// it, or what it holds was sent and acknowledged in an ack that
-		// came after one that said less. An empty batch asks for the
-		// cloud's word now and then.
-		o.nextPoll = o.tick + uint64(o.cfg.RetryTicks)
+	if len(ch.Entries) == 0 && (len(o.flights) > 0 || o.tick < o.nextPoll) {
+		return nil, nil
 	}
+	// An empty batch, every RetryTicks while the node sends nothing
+	// else, is a heartbeat: it asks for the cloud's word (in case the
+	// cloud lacks what cannot be sent: what the log no longer holds, or
+	// what a stale ack said it lacks), and tells it the node's vector,
+	// so it learns the node's lag and what the node lacks of the cloud's
+	// own writes.
+	o.nextPoll = o.tick + uint64(o.cfg.RetryTicks)
 	o.seq++
 	f := flight{seq: o.seq, upto: crdt.VersionVector{}}
 	for _, e := range ch.Entries {

@@ -19,6 +19,9 @@ const (
 	LevelBatch = "batch"
 	// LevelAck: cloud → node, QoS 1, retained: the aggregator's vector.
 	LevelAck = "ack"
+	// LevelDown: cloud → node, QoS 1: the aggregator's own writes that
+	// the node lacks, in order.
+	LevelDown = "down"
 	// LevelStatus: node → everyone, QoS 1, retained: online (birth) or
 	// offline (the last will, or a clean stop), as JSON.
 	LevelStatus = "status"
@@ -51,12 +54,22 @@ func Filter(fleet, level string) string {
 func ParseTopic(topic string) (fleet string, node crdt.ReplicaID, level string, err error) {
 	rest, ok := strings.CutPrefix(topic, TopicRoot+"/")
 	parts := strings.Split(rest, "/")
-	if !ok || len(parts) != 3 || parts[0] == "" || len(parts[1]) != 16 {
+	if !ok || len(parts) != 3 || parts[0] == "" {
 		return "", 0, "", fmt.Errorf("cloud: topic %q is not %s/<fleet>/<node>/<level>", topic, TopicRoot)
 	}
-	var id uint64
-	if _, err := fmt.Sscanf(parts[1], "%016x", &id); err != nil || id == 0 || crdt.ReplicaID(id).String() != parts[1] {
-		return "", 0, "", fmt.Errorf("cloud: topic %q: %q is not a replica ID (16 lowercase hex digits)", topic, parts[1])
+	id, err := ParseReplica(parts[1])
+	if err != nil {
+		return "", 0, "", fmt.Errorf("cloud: topic %q: %w", topic, err)
 	}
-	return parts[0], crdt.ReplicaID(id), parts[2], nil
+	return parts[0], id, parts[2], nil
+}
+
+// ParseReplica parses a replica ID as topics hold it: 16 lowercase hex
+// digits, not all zero.
+func ParseReplica(s string) (crdt.ReplicaID, error) {
+	var id uint64
+	if _, err := fmt.Sscanf(s, "%016x", &id); err != nil || id == 0 || crdt.ReplicaID(id).String() != s {
+		return 0, fmt.Errorf("%q is not a replica ID (16 lowercase hex digits)", s)
+	}
+	return crdt.ReplicaID(id), nil
 }

@@ -33,7 +33,8 @@ func startAggregator(t *testing.T, url string) *client {
 
 // TestCloudSync: two nodes write; the aggregator serves the merged state
 // (a counter summed, sets joined, readings of both), lists the nodes, and
-// the nodes report an empty backlog. Local names stay home.
+// the nodes report an empty backlog. Local names stay home. The
+// aggregator's own writes reach the nodes.
 func TestCloudSync(t *testing.T) {
 	broker := mqtttest.Start(t)
 	agg := startAggregator(t, broker.URL)
@@ -98,6 +99,25 @@ func TestCloudSync(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("node %d's uplink: %+v", i, st.Uplink)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The downlink: the aggregator's own writes reach every node.
+	agg.expect("POST", "/v1/kv/config/mode", `{"type":"register","op":"set","value":"eco"}`, 200, "")
+	agg.expect("POST", "/v1/kv/config/limits", `{"type":"map","op":"set","field":"max_temp","value":40}`, 200, "")
+	// A node that starts after them gets them too.
+	nodes = append(nodes, startNode(t, func(n *Node) { n.cfg.Cloud.URL = broker.URL }))
+	for i, c := range nodes {
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			_, mode := c.do("GET", "/v1/kv/config/mode", "", nil)
+			_, limits := c.do("GET", "/v1/kv/config/limits", "", nil)
+			if strings.Contains(string(mode), `"value":"eco"`) && strings.Contains(string(limits), `"max_temp":40`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d lacks the aggregator's writes: %s %s", i, mode, limits)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -158,8 +158,9 @@ func (n *Node) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), storeCollector{db})
 
 	hub := kv.NewHub()
-	var peers *p2p.Node   // set before the engine runs, when p2p is on
-	var up *uplink.Uplink // likewise, when the uplink is on
+	var peers *p2p.Node            // set before the engine runs, when p2p is on
+	var up *uplink.Uplink          // likewise, when the uplink is on
+	var agg *aggregator.Aggregator // likewise, for edged aggregate
 	eng := engine.New(db, id.Replica, engine.Config{Logger: n.log, OnCommit: func(names []string) {
 		hub.Notify(names)
 		if peers != nil {
@@ -168,14 +169,16 @@ func (n *Node) Run(ctx context.Context) error {
 		if up != nil {
 			up.Notify()
 		}
+		if agg != nil {
+			agg.Notify()
+		}
 	}})
-	var agg *aggregator.Aggregator
 	switch {
 	case n.aggregate:
 		agg, err = aggregator.New(aggregator.Config{Broker: n.cfg.Cloud.Broker(), Fleets: n.cfg.Cloud.Fleets, SharedGroup: n.cfg.Cloud.SharedGroup, Queue: aggregatorQueue},
 			aggregator.Options{Key: id.Key, Replica: id.Replica, Engine: eng, DB: db, Logger: n.log})
 	case n.cfg.Cloud.URL != "":
-		up, err = n.uplink(id, db)
+		up, err = n.uplink(id, db, eng)
 	}
 	if err != nil {
 		return fmt.Errorf("node: cloud: %w", err)
@@ -351,7 +354,7 @@ const aggregatorQueue = 16
 
 // uplink returns the cloud uplink of the node: its log, withheld the
 // names of local scope.
-func (n *Node) uplink(id identity.Identity, db *store.DB) (*uplink.Uplink, error) {
+func (n *Node) uplink(id identity.Identity, db *store.DB, eng *engine.Engine) (*uplink.Uplink, error) {
 	c := n.cfg.Cloud
 	var pin peer.ID
 	if c.AggregatorID != "" {
@@ -363,7 +366,7 @@ func (n *Node) uplink(id identity.Identity, db *store.DB) (*uplink.Uplink, error
 	scope := scopes(n.cfg)
 	return uplink.New(uplink.Config{Broker: c.Broker(), Fleet: n.cfg.Node.Fleet, Name: n.name, Compress: c.Compress, MaxBatchBytes: c.MaxBatchBytes,
 		Window: c.Window, Tick: time.Second, AckTimeout: c.AckTimeout, Aggregator: pin, Version: buildinfo.Version},
-		uplink.Options{Key: id.Key, Replica: id.Replica, PeerID: id.PeerID, DB: db, Logger: n.log,
+		uplink.Options{Key: id.Key, Replica: id.Replica, PeerID: id.PeerID, DB: db, Apply: eng.Apply, Logger: n.log,
 			Keep: func(name string) bool { return scope(name) != replication.Local }})
 }
 

@@ -60,7 +60,10 @@ type Options struct {
 	PeerID  peer.ID
 	DB      *store.DB
 	// Keep says which names go to the cloud.
-	Keep   func(name string) bool
+	Keep func(name string) bool
+	// Apply merges the aggregator's own writes (the downlink) through the
+	// node's write path: engine.Engine.Apply.
+	Apply  func(ctx context.Context, entries []store.Entry) error
 	Logger *slog.Logger
 }
 
@@ -91,6 +94,11 @@ type Status struct {
 	// Unservable counts batches that skipped an origin whose entries the
 	// log no longer holds (evicted by the data budget).
 	Unservable uint64 `json:"unservable"`
+	// DownEntries counts entries of the aggregator's own writes merged;
+	// DownRefused the downlink messages refused (malformed, not from the
+	// aggregator, or after a gap).
+	DownEntries uint64 `json:"down_entries"`
+	DownRefused uint64 `json:"down_refused"`
 }
 
 // Uplink publishes a node's log to the cloud. Create it with New and run
@@ -99,7 +107,7 @@ type Uplink struct {
 	cfg   Config
 	o     Options
 	opts  *paho.ClientOptions
-	topic struct{ batch, ack, status string }
+	topic struct{ batch, ack, down, status string }
 
 	notify chan struct{}
 	events chan event
@@ -110,8 +118,8 @@ type Uplink struct {
 
 // event is what paho's goroutines hand the driver.
 type event struct {
-	up, down bool
-	ack      []byte
+	up, lost  bool
+	ack, down []byte
 }
 
 // New prepares an uplink: it reads the broker's credential and TLS files.
@@ -127,6 +135,7 @@ func New(cfg Config, o Options) (*Uplink, error) {
 	u := &Uplink{cfg: cfg, o: o, opts: opts, notify: make(chan struct{}, 1), events: make(chan event, 16)}
 	u.topic.batch = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelBatch)
 	u.topic.ack = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelAck)
+	u.topic.down = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelDown)
 	u.topic.status = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelStatus)
 	return u, nil
 }
@@ -158,7 +167,7 @@ func (u *Uplink) put(e event) {
 	select {
 	case u.events <- e:
 	default:
-		if e.up || e.down {
+		if e.up || e.lost {
 			u.events <- e // rare, and the driver is never blocked on paho
 		}
 	}
@@ -181,15 +190,21 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if tok := c.Publish(u.topic.status, 1, true, u.statusDoc("online")); !tok.WaitTimeout(mqttconn.Timeout) || tok.Error() != nil {
 			u.o.Logger.Warn("uplink: birth message not acknowledged", "err", tok.Error())
 		}
-		tok := c.Subscribe(u.topic.ack, 1, func(_ paho.Client, m paho.Message) { u.put(event{ack: m.Payload()}) })
+		tok := c.SubscribeMultiple(map[string]byte{u.topic.ack: 1, u.topic.down: 1}, func(_ paho.Client, m paho.Message) {
+			if m.Topic() == u.topic.down {
+				u.put(event{down: m.Payload()})
+			} else {
+				u.put(event{ack: m.Payload()})
+			}
+		})
 		if !tok.WaitTimeout(mqttconn.Timeout) || tok.Error() != nil {
-			u.o.Logger.Error("uplink: subscribing to acks failed; check the broker's ACL", "topic", u.topic.ack, "err", tok.Error())
+			u.o.Logger.Error("uplink: subscribing to acks failed; check the broker's ACL", "topics", []string{u.topic.ack, u.topic.down}, "err", tok.Error())
 		}
 		u.put(event{up: true})
 	})
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		u.o.Logger.Warn("uplink: connection lost; reconnecting", "broker", u.cfg.Broker.URL, "err", err)
-		u.put(event{down: true})
+		u.put(event{lost: true})
 	})
 	c := paho.NewClient(&opts)
 	dialCtx, stopDial := context.WithCancel(ctx)
@@ -208,7 +223,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		c.Disconnect(250)
 	}()
 
-	d := driver{u: u, c: c, ob: ob}
+	d := driver{u: u, c: c, ob: ob, ctx: ctx}
 	tick := time.NewTicker(u.cfg.Tick)
 	defer tick.Stop()
 	for {
@@ -253,6 +268,7 @@ const breakerFailures = 3
 // driver is the state of Run's loop.
 type driver struct {
 	u         *Uplink
+	ctx       context.Context
 	c         paho.Client
 	ob        *cloud.Outbox
 	connected bool
@@ -260,7 +276,10 @@ type driver struct {
 	openFor   time.Duration
 	openUntil time.Time
 	lastAck   time.Time
-	counts    Status // the driver's own counters
+	// aggregator is the signer of the last ack taken: the only one whose
+	// downlink is taken when none is pinned.
+	aggregator peer.ID
+	counts     Status // the driver's own counters
 }
 
 func (d *driver) handle(e event) {
@@ -268,8 +287,10 @@ func (d *driver) handle(e event) {
 	case e.up:
 		d.connected = true
 		d.ob.Rewind() // what was in flight may be lost: the acks tell
-	case e.down:
+	case e.lost:
 		d.connected = false
+	case e.down != nil:
+		d.downlink(e.down)
 	default:
 		d.ack(e.ack)
 	}
@@ -293,12 +314,47 @@ func (d *driver) ack(b []byte) {
 		d.u.o.Logger.Warn("uplink: ack refused", "err", err)
 		return
 	}
-	d.lastAck = time.Now()
+	d.lastAck, d.aggregator = time.Now(), m.Peer
 	if d.ob.Acked(m.Ack.Vector) {
 		if err := d.u.o.DB.SetWatermark(Watermark, d.ob.AckedVector()); err != nil {
 			d.u.o.Logger.Error("uplink: storing the cloud watermark failed", "err", err)
 		}
 	}
+}
+
+// downlink merges the aggregator's own writes, sent to this node in its
+// log's order: only from the aggregator (pinned, or the signer of the
+// acks), and only entries of its own origin.
+func (d *driver) downlink(b []byte) {
+	m, err := cloud.Decode(b)
+	switch {
+	case err != nil:
+	case m.Kind != cloud.KindBatch:
+		err = fmt.Errorf("a %d message on the downlink topic", m.Kind)
+	case d.u.cfg.Aggregator != "" && m.Peer != d.u.cfg.Aggregator:
+		err = fmt.Errorf("a downlink from %s, not the pinned aggregator %s", m.Peer, d.u.cfg.Aggregator)
+	case d.u.cfg.Aggregator == "" && m.Peer != d.aggregator:
+		err = fmt.Errorf("a downlink from %s, not the aggregator that acknowledges this node (%q)", m.Peer, d.aggregator)
+	}
+	if err == nil {
+		es := make([]store.Entry, len(m.Batch.Entries))
+		for i, e := range m.Batch.Entries {
+			if e.Origin != m.From {
+				err = fmt.Errorf("a downlink entry of %s from %s: the aggregator sends its own writes only", e.Origin, m.From)
+				break
+			}
+			es[i] = store.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
+		}
+		if err == nil && len(es) > 0 {
+			err = d.u.o.Apply(d.ctx, es)
+		}
+	}
+	if err != nil {
+		d.counts.DownRefused++
+		d.u.o.Logger.Warn("uplink: downlink refused", "err", err)
+		return
+	}
+	d.counts.DownEntries += uint64(len(m.Batch.Entries))
 }
 
 // pump publishes what the outbox lets out, waiting for each PUBACK.
