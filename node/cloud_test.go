@@ -125,7 +125,7 @@ func TestCloudSync(t *testing.T) {
 	if m := string(nodes[0].expect("GET", "/metrics", "", 200, "")); !strings.Contains(m, "edged_cloud_acks_total") {
 		t.Error("/metrics lacks the uplink's")
 	}
-	if m := string(agg.expect("GET", "/metrics", "", 200, "")); !strings.Contains(m, `edged_aggregator_nodes{status="online"} 2`) {
+	if m := string(agg.expect("GET", "/metrics", "", 200, "")); !strings.Contains(m, `edged_aggregator_nodes{status="online"} 3`) {
 		t.Error("/metrics lacks the aggregator's")
 	}
 }
