@@ -79,6 +79,9 @@ type NodeInfo struct {
 	Refused uint64 `json:"refused"`
 	LastSeq uint64 `json:"last_seq"`
 	LastErr string `json:"last_error,omitempty"`
+	// Shed is how many raw readings the node reports it left out of its
+	// batches (a short budget or disk).
+	Shed uint64 `json:"shed_readings"`
 	// DownEntries counts the aggregator's own writes sent to the node.
 	DownEntries uint64 `json:"down_entries"`
 	id          crdt.ReplicaID
@@ -336,7 +339,7 @@ func (a *Aggregator) batch(ctx context.Context, c paho.Client, fleet string, id 
 		n.Online = true // its birth message may have gone before a restart of ours
 	}
 	n.PeerID, n.Name = m.Peer.String(), cmp.Or(b.Name, n.Name)
-	n.LastSeen, n.LastSeq, n.vector = time.Now(), b.Seq, b.Vector
+	n.LastSeen, n.LastSeq, n.vector, n.Shed = time.Now(), b.Seq, b.Vector, b.Shed
 	n.Batches++
 	n.Entries += uint64(len(es))
 	n.Bytes += uint64(m.Wire)

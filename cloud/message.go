@@ -53,6 +53,9 @@ type Batch struct {
 	// Entries hold one group per origin, in order, each right after what
 	// the cloud acknowledged or was sent before.
 	Entries []replication.Entry `cbor:"4,keyasint,omitempty"`
+	// Shed counts the raw readings the node has left out of its batches
+	// so far (a short budget or disk): the shed record.
+	Shed uint64 `cbor:"5,keyasint,omitempty"`
 }
 
 // Ack is the aggregator's word to one node, published after a durable

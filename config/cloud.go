@@ -7,6 +7,7 @@ import (
 
 	"github.com/edged-dev/edged/invalid"
 	"github.com/edged-dev/edged/mqttconn"
+	"github.com/edged-dev/edged/uplink"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -62,6 +63,19 @@ type CloudConfig struct {
 	// before the cloud has it.
 	AggregatorID string `yaml:"aggregator_id"`
 
+	// BudgetBytesPerHour, when positive, bounds the bytes the uplink
+	// publishes per hour, for metered links, with a burst of five
+	// minutes' worth (at least max_batch_bytes). While less than half of
+	// that burst is left, raw readings are shed: left out of batches,
+	// counted and reported; their minute summaries still go. 0: no
+	// budget.
+	BudgetBytesPerHour int64 `yaml:"budget_bytes_per_hour"`
+
+	// Schedule lists the daily windows, "HH:MM-HH:MM" in local time (one
+	// may run past midnight, such as 22:00-06:00), in which the uplink
+	// publishes. Empty: always.
+	Schedule []string `yaml:"schedule"`
+
 	// Fleets lists the fleets the aggregator merges. Empty means every
 	// fleet. Aggregator only.
 	Fleets []string `yaml:"fleets"`
@@ -101,6 +115,14 @@ func (c CloudConfig) Validate() error {
 	if c.AggregatorID != "" {
 		if _, err := peer.Decode(c.AggregatorID); err != nil {
 			errs = append(errs, fmt.Errorf("aggregator_id: not a peer ID: %v", err))
+		}
+	}
+	if c.BudgetBytesPerHour < 0 {
+		errs = append(errs, fmt.Errorf("budget_bytes_per_hour: must not be negative (got %d)", c.BudgetBytesPerHour))
+	}
+	for i, w := range c.Schedule {
+		if _, err := uplink.ParseWindow(w); err != nil {
+			errs = append(errs, fmt.Errorf("schedule[%d]: %w", i, err))
 		}
 	}
 	for i, f := range c.Fleets {

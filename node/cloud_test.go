@@ -129,3 +129,67 @@ func TestCloudSync(t *testing.T) {
 		t.Error("/metrics lacks the aggregator's")
 	}
 }
+
+// TestCloudBudgetShedsReadings: a node over its byte budget sheds raw
+// readings (their minute summaries still go), counts them, reports them
+// to the aggregator, and then waits for the budget.
+func TestCloudBudgetShedsReadings(t *testing.T) {
+	broker := mqtttest.Start(t)
+	agg := startAggregator(t, broker.URL)
+	c := startNode(t, func(n *Node) {
+		n.cfg.Cloud.URL = broker.URL
+		n.cfg.Cloud.MaxBatchBytes = 4096
+		n.cfg.Cloud.BudgetBytesPerHour = 12 * 20_000 // bursts of 20,000 bytes
+		n.cfg.Cloud.Compress = false
+	})
+	var body strings.Builder
+	body.WriteString(`{"readings":[`)
+	for i := range 1000 {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		fmt.Fprintf(&body, `{"sensor":"temp","value":%d.5,"ts":"2026-11-01T00:%02d:%02dZ"}`, i, i/60, i%60)
+	}
+	body.WriteString(`]}`)
+	for i := range 3 {
+		c.expect("POST", "/v1/readings", strings.Replace(body.String(), "temp", fmt.Sprint("temp", i), -1), 200, "")
+	}
+	var st struct {
+		Uplink struct {
+			Paused       string
+			Shedding     bool
+			ShedReadings uint64 `json:"shed_readings"`
+		}
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		json.Unmarshal(c.expect("GET", "/v1/status", "", 200, ""), &st)
+		if st.Uplink.Paused == "budget" && st.Uplink.Shedding && st.Uplink.ShedReadings > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the uplink neither shed nor paused: %+v", st.Uplink)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var nodes struct {
+		Nodes []struct {
+			Shed uint64 `json:"shed_readings"`
+		}
+	}
+	deadline = time.Now().Add(waitTimeout)
+	for {
+		json.Unmarshal(agg.expect("GET", "/v1/nodes", "", 200, ""), &nodes)
+		if len(nodes.Nodes) == 1 && nodes.Nodes[0].Shed > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the aggregator was not told of the shed readings: %+v", nodes)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if m := string(c.expect("GET", "/metrics", "", 200, "")); !strings.Contains(m, "edged_cloud_paused 1") {
+		t.Error("/metrics does not show the pause")
+	}
+	t.Logf("shed %d readings; the aggregator was told of %d", st.Uplink.ShedReadings, nodes.Nodes[0].Shed)
+}

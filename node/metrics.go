@@ -167,6 +167,8 @@ var (
 		"backlog":   prometheus.NewDesc("edged_cloud_backlog_dots", "Dots of the log the cloud has not acknowledged.", nil, nil),
 		"in_flight": prometheus.NewDesc("edged_cloud_batches_in_flight", "Batches awaiting the aggregator's ack.", nil, nil),
 		"breaker":   prometheus.NewDesc("edged_cloud_breaker_open", "1 while publishing is paused after repeated failures.", nil, nil),
+		"paused":    prometheus.NewDesc("edged_cloud_paused", "1 while publishing waits for the schedule or the byte budget.", nil, nil),
+		"shedding":  prometheus.NewDesc("edged_cloud_shedding", "1 while raw readings are left out of batches (short budget or disk).", nil, nil),
 	}
 	descUplinkCounters = map[string]*prometheus.Desc{
 		"batches":    prometheus.NewDesc("edged_cloud_batches_total", "Batches published to the cloud.", nil, nil),
@@ -178,6 +180,9 @@ var (
 		"retries":    prometheus.NewDesc("edged_cloud_retries_total", "Times unacknowledged batches were sent again.", nil, nil),
 		"failures":   prometheus.NewDesc("edged_cloud_publish_failures_total", "Batches the broker did not acknowledge.", nil, nil),
 		"unservable": prometheus.NewDesc("edged_cloud_unservable_total", "Batches that skipped an origin whose entries the log no longer holds.", nil, nil),
+		"shed":       prometheus.NewDesc("edged_cloud_shed_readings_total", "Raw readings left out of batches (their summaries went).", nil, nil),
+		"down":       prometheus.NewDesc("edged_cloud_down_entries_total", "Entries of the aggregator's own writes merged.", nil, nil),
+		"downbad":    prometheus.NewDesc("edged_cloud_down_refused_total", "Downlink messages refused.", nil, nil),
 	}
 )
 
@@ -198,11 +203,13 @@ func (c uplinkCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
-	for name, v := range map[string]float64{"connected": flag(st.Connected), "backlog": float64(st.Backlog), "in_flight": float64(st.InFlight), "breaker": flag(!st.BreakerOpenUntil.IsZero())} {
+	for name, v := range map[string]float64{"connected": flag(st.Connected), "backlog": float64(st.Backlog), "in_flight": float64(st.InFlight), "breaker": flag(!st.BreakerOpenUntil.IsZero()),
+		"paused": flag(st.Paused != ""), "shedding": flag(st.Shedding)} {
 		ch <- prometheus.MustNewConstMetric(descUplinkGauges[name], prometheus.GaugeValue, v)
 	}
 	for name, v := range map[string]uint64{"batches": st.Batches, "entries": st.Entries, "delta": st.DeltaBytes, "wire": st.WireBytes, "acks": st.Acks,
-		"refused": st.AcksRefused, "retries": st.Retries, "failures": st.PublishFailures, "unservable": st.Unservable} {
+		"refused": st.AcksRefused, "retries": st.Retries, "failures": st.PublishFailures, "unservable": st.Unservable,
+		"shed": st.ShedReadings, "down": st.DownEntries, "downbad": st.DownRefused} {
 		ch <- prometheus.MustNewConstMetric(descUplinkCounters[name], prometheus.CounterValue, float64(v))
 	}
 }

@@ -363,11 +363,24 @@ func (n *Node) uplink(id identity.Identity, db *store.DB, eng *engine.Engine) (*
 			return nil, fmt.Errorf("aggregator_id: %w", err)
 		}
 	}
+	schedule := make([]uplink.Window, len(c.Schedule))
+	for i, w := range c.Schedule {
+		var err error
+		if schedule[i], err = uplink.ParseWindow(w); err != nil {
+			return nil, fmt.Errorf("schedule[%d]: %w", i, err)
+		}
+	}
 	scope := scopes(n.cfg)
 	return uplink.New(uplink.Config{Broker: c.Broker(), Fleet: n.cfg.Node.Fleet, Name: n.name, Compress: c.Compress, MaxBatchBytes: c.MaxBatchBytes,
-		Window: c.Window, Tick: time.Second, AckTimeout: c.AckTimeout, Aggregator: pin, Version: buildinfo.Version},
+		Window: c.Window, Tick: time.Second, AckTimeout: c.AckTimeout, Aggregator: pin, Version: buildinfo.Version,
+		Budget: c.BudgetBytesPerHour, Schedule: schedule},
 		uplink.Options{Key: id.Key, Replica: id.Replica, PeerID: id.PeerID, DB: db, Apply: eng.Apply, Logger: n.log,
-			Keep: func(name string) bool { return scope(name) != replication.Local }})
+			Keep: func(name string) bool { return scope(name) != replication.Local },
+			Bulk: func(name string) bool { return strings.HasPrefix(name, series.FactsNamespace+"/") },
+			DiskShort: func() bool {
+				st := db.Stats()
+				return st.Budget > 0 && st.Bytes > st.Budget/10*9
+			}})
 }
 
 // readSecret returns the first line of a secret file; "" for no file.

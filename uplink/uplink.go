@@ -28,6 +28,7 @@ import (
 	"github.com/edged-dev/edged/storelog"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 )
 
 // Watermark is the name of the cloud's watermark in the store.
@@ -51,6 +52,14 @@ type Config struct {
 	Aggregator peer.ID
 	// Version is the binary's version, in the status document.
 	Version string
+	// Budget, when positive, bounds the bytes published per hour (for
+	// metered links), with a burst of five minutes' worth (at least one
+	// batch). While less than half the burst is left, raw readings are
+	// shed: left out of batches, counted.
+	Budget int64
+	// Schedule, when not empty, are the daily windows (local time) in
+	// which the uplink publishes.
+	Schedule []Window
 }
 
 // Options are the node's parts the uplink uses.
@@ -63,8 +72,15 @@ type Options struct {
 	Keep func(name string) bool
 	// Apply merges the aggregator's own writes (the downlink) through the
 	// node's write path: engine.Engine.Apply.
-	Apply  func(ctx context.Context, entries []store.Entry) error
-	Logger *slog.Logger
+	Apply func(ctx context.Context, entries []store.Entry) error
+	// Bulk says which names are shed first when the budget or the disk
+	// is short: the raw readings. Nil: none.
+	Bulk func(name string) bool
+	// DiskShort reports that the data directory nears its budget: the
+	// cloud should catch up cheaply so the log can be collected. Nil:
+	// never.
+	DiskShort func() bool
+	Logger    *slog.Logger
 }
 
 // Status is what the uplink reports (GET /v1/status, metrics).
@@ -99,6 +115,14 @@ type Status struct {
 	// aggregator, or after a gap).
 	DownEntries uint64 `json:"down_entries"`
 	DownRefused uint64 `json:"down_refused"`
+	// Paused says why nothing is published now: "schedule" (outside
+	// cloud.schedule), "budget" (cloud.budget_bytes_per_hour spent), or
+	// "" (not paused).
+	Paused string `json:"paused,omitempty"`
+	// Shedding is set while raw readings are left out of batches (the
+	// budget or the disk is short); ShedReadings counts those left out.
+	Shedding     bool   `json:"shedding"`
+	ShedReadings uint64 `json:"shed_readings"`
 }
 
 // Uplink publishes a node's log to the cloud. Create it with New and run
@@ -181,7 +205,8 @@ func (u *Uplink) Run(ctx context.Context) error {
 		return err
 	}
 	ticks := max(int(u.cfg.AckTimeout/u.cfg.Tick), 1)
-	ob := cloud.NewOutbox(storelog.Log{DB: u.o.DB, Keep: u.o.Keep}, acked, cloud.OutboxConfig{MaxBatchBytes: u.cfg.MaxBatchBytes, Window: u.cfg.Window, RetryTicks: ticks})
+	log := &shedLog{Log: storelog.Log{DB: u.o.DB, Keep: u.o.Keep}, bulk: u.o.Bulk}
+	ob := cloud.NewOutbox(log, acked, cloud.OutboxConfig{MaxBatchBytes: u.cfg.MaxBatchBytes, Window: u.cfg.Window, RetryTicks: ticks})
 
 	opts := *u.opts
 	opts.SetWill(u.topic.status, string(u.statusDoc("offline")), 1, true)
@@ -223,7 +248,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 		c.Disconnect(250)
 	}()
 
-	d := driver{u: u, c: c, ob: ob, ctx: ctx}
+	d := driver{u: u, c: c, ob: ob, ctx: ctx, log: log}
+	if u.cfg.Budget > 0 {
+		d.burst = max(int(u.cfg.Budget/12), u.cfg.MaxBatchBytes)
+		d.budget = rate.NewLimiter(rate.Limit(float64(u.cfg.Budget)/3600), d.burst)
+	}
 	tick := time.NewTicker(u.cfg.Tick)
 	defer tick.Stop()
 	for {
@@ -236,7 +265,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		case e := <-u.events:
 			d.handle(e)
 		}
-		if d.connected && time.Now().After(d.openUntil) {
+		if d.connected && time.Now().After(d.openUntil) && d.admit(time.Now()) {
 			d.pump()
 		}
 		d.report()
@@ -280,6 +309,32 @@ type driver struct {
 	// downlink is taken when none is pinned.
 	aggregator peer.ID
 	counts     Status // the driver's own counters
+	log        *shedLog
+	budget     *rate.Limiter // nil: no budget
+	burst      int
+	paused     string
+}
+
+// admit reports whether batches may be published at now (the schedule,
+// the budget), and decides whether raw readings are shed.
+func (d *driver) admit(now time.Time) bool {
+	switch {
+	case !scheduled(d.u.cfg.Schedule, now):
+		d.paused = "schedule"
+	case d.budget != nil && d.budget.TokensAt(now) <= 0:
+		d.paused = "budget"
+	default:
+		d.paused = ""
+	}
+	short := d.budget != nil && d.budget.TokensAt(now) < float64(d.burst)/2
+	if d.u.o.DiskShort != nil && d.u.o.DiskShort() {
+		short = true
+	}
+	if short != d.log.shed {
+		d.u.o.Logger.Info("uplink: shedding raw readings", "on", short, "paused", d.paused)
+	}
+	d.log.shed = short
+	return d.paused == ""
 }
 
 func (d *driver) handle(e event) {
@@ -368,7 +423,7 @@ func (d *driver) pump() {
 		if b == nil {
 			return
 		}
-		b.Name = d.u.cfg.Name
+		b.Name, b.Shed = d.u.cfg.Name, d.log.readings
 		wire, err := cloud.EncodeBatch(d.u.o.Key, *b, d.u.cfg.Compress)
 		if err == nil {
 			tok := d.c.Publish(d.u.topic.batch, 1, false, wire)
@@ -384,6 +439,13 @@ func (d *driver) pump() {
 		}
 		d.failures, d.openFor = 0, 0
 		d.counts.WireBytes += uint64(len(wire))
+		if d.budget != nil {
+			// Spent, into debt if need be: the next batch waits.
+			d.budget.ReserveN(time.Now(), min(len(wire), d.burst))
+			if !d.admit(time.Now()) {
+				return
+			}
+		}
 	}
 }
 
@@ -411,6 +473,7 @@ func (d *driver) report() {
 	if time.Now().Before(d.openUntil) {
 		s.BreakerOpenUntil = d.openUntil
 	}
+	s.Paused, s.Shedding, s.ShedReadings = d.paused, d.log.shed, d.log.readings
 	acked := d.ob.AckedVector()
 	s.Acked = make(map[string]uint64, len(acked))
 	for r, q := range acked {
