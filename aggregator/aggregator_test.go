@@ -1,0 +1,140 @@
+package aggregator_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/edged-dev/edged/aggregator"
+	"github.com/edged-dev/edged/cloud"
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/mqttconn"
+	"github.com/edged-dev/edged/mqtttest"
+	"github.com/edged-dev/edged/replication"
+	"github.com/edged-dev/edged/store"
+)
+
+// waitFor polls cond until it holds, failing the test after a while.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestBadBatchesAreRefused: malformed, forged and gapped batches are
+// refused and counted by reason; the good batches around them are merged
+// and acknowledged (retained, signed by the aggregator).
+func TestBadBatchesAreRefused(t *testing.T) {
+	broker := mqtttest.Start(t)
+	agg := newSide(t, store.Fsync, nil)
+	bk := mqttconn.Broker{URL: broker.URL, ReconnectMaxInterval: time.Second}
+	a, err := aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}, Queue: 4},
+		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-a.Subscribed()
+
+	// Two nodes' logs, written by their own engines.
+	good, other := newSide(t, store.None, nil), newSide(t, store.None, nil)
+	for _, s := range []*side{good, other} {
+		for range 3 {
+			if _, err := s.eng.Do(ctx, engine.Add("app/hits", 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	entries := func(s *side) []replication.Entry {
+		var es []replication.Entry
+		s.db.AllEntries(func(e store.Entry) error {
+			es = append(es, replication.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta})
+			return nil
+		})
+		return es
+	}
+	opts, err := bk.Options("test-publisher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(opts.SetCleanSession(true))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(100)
+	acks := make(chan cloud.Message, 16)
+	c.Subscribe(cloud.Topic("north", good.id.Replica, cloud.LevelAck), 1, func(_ paho.Client, m paho.Message) {
+		if msg, err := cloud.Decode(m.Payload()); err == nil {
+			acks <- msg
+		}
+	}).Wait()
+	publish := func(topic string, payload []byte) {
+		t.Helper()
+		if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	batch := func(s *side, es []replication.Entry) []byte {
+		b, err := cloud.EncodeBatch(s.id.Key, cloud.Batch{Seq: 1, Name: "n", Entries: es}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	goodTopic := cloud.Topic("north", good.id.Replica, cloud.LevelBatch)
+	es := entries(good)
+	publish(goodTopic, []byte{0, 1, 2, 3})              // malformed
+	publish(goodTopic, batch(other, entries(other)))    // signed by another node
+	publish(goodTopic, batch(good, es[len(es)-1:]))     // after a gap
+	publish("edged/v1/north/nonsense/batch", []byte{0}) // not a node's topic
+	publish(goodTopic, batch(good, es))                 // good
+	publish(goodTopic, batch(good, es))                 // again: changes nothing
+	publish(goodTopic, batch(other, entries(other)))    // forged again: counted for the node now known
+	waitFor(t, "the batches", func() bool { return a.Stats().Refused["forged"] == 2 })
+	st := a.Stats()
+	if st.Batches != 2 {
+		t.Errorf("%d batches merged, want 2", st.Batches)
+	}
+	for _, reason := range []string{"malformed", "gap", "topic"} {
+		if st.Refused[reason] != 1 {
+			t.Errorf("refused for %s: %d, want 1 (%v)", reason, st.Refused[reason], st.Refused)
+		}
+	}
+	if got := agg.db.LogVector()[good.id.Replica]; got != 3 {
+		t.Errorf("the aggregator holds %d of the node's dots, want 3", got)
+	}
+	vs, err := agg.db.Get("app/hits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := vs[crdt.TypePNCounter].(*crdt.PNCounter).Value(); v != 3 {
+		t.Errorf("counter %d after a batch delivered twice, want 3", v)
+	}
+	var last cloud.Message
+	waitFor(t, "the ack", func() bool {
+		for {
+			select {
+			case last = <-acks:
+			default:
+				return last.Ack != nil && last.Ack.Vector[good.id.Replica] == 3
+			}
+		}
+	})
+	if last.From != agg.id.Replica || last.Ack.Node != good.id.Replica {
+		t.Errorf("ack from %s for %s", last.From, last.Ack.Node)
+	}
+	nodes := a.Nodes()
+	if len(nodes) != 1 || nodes[0].Refused != 1 || nodes[0].Batches != 2 || nodes[0].LastErr == "" {
+		t.Errorf("nodes: %+v", nodes)
+	}
+}
