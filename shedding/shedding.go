@@ -1,0 +1,382 @@
+// Package shedding is edged's admission control: it decides, for each
+// piece of incoming work and by its priority class, whether the node takes
+// it, takes it degraded (bulk readings as summaries only), or refuses it
+// with a signal to come back later, so that an overloaded node keeps
+// answering within bounds, keeps its critical data and its memory.
+//
+// The Governor is pure: no goroutines, no clock, no I/O. Callers pass the
+// time in; drivers feed it the node's signals (heap against GOMEMLIMIT,
+// the store's size against its budget, backlogs) and the latency of the
+// work it admitted. This is what makes its tests deterministic.
+//
+// Signals and actions:
+//
+//   - Latency, CoDel-style: when the smallest latency of admitted work
+//     over an interval stays above the target, the node is queueing; the
+//     concurrency limit is cut by a tenth (once an interval). While the
+//     latency stays under the target, the limit grows by one per limit
+//     completions (AIMD). Little's law: a bounded number in flight bounds
+//     the wait.
+//   - In flight against the limit, by class: bulk work is taken while
+//     under half the limit, and downsampled (summaries only) up to three
+//     quarters; normal work up to the limit; critical work up to the limit
+//     plus a reserve of a quarter.
+//   - Memory: at 85% of the memory limit bulk work is refused, at 95%
+//     normal work too. Critical work is never refused for memory.
+//   - Disk: at 95% of the data budget bulk work is refused.
+//
+// A class that was refused stays degraded for Hold after its signal
+// clears (hysteresis), so the node does not flap; every change of state
+// is reported once, for a log line.
+package shedding
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"sync"
+	"time"
+)
+
+// Class is a priority class.
+type Class uint8
+
+// The classes, from most to least important.
+const (
+	Critical Class = iota
+	Normal
+	Bulk
+	classes
+)
+
+var classNames = [classes]string{"critical", "normal", "bulk"}
+
+func (c Class) String() string {
+	if c < classes {
+		return classNames[c]
+	}
+	return fmt.Sprintf("class(%d)", uint8(c))
+}
+
+// ParseClass parses "critical", "normal" or "bulk".
+func ParseClass(s string) (Class, bool) {
+	for i, n := range classNames {
+		if n == s {
+			return Class(i), true
+		}
+	}
+	return 0, false
+}
+
+// Reason says why work was refused or degraded.
+type Reason string
+
+// The reasons.
+const (
+	ReasonConcurrency Reason = "concurrency"
+	ReasonMemory      Reason = "memory"
+	ReasonDisk        Reason = "disk"
+)
+
+// Config tunes the governor.
+type Config struct {
+	// LatencyTarget is the latency of admitted work above which the node
+	// is taken to be queueing. Zero means 25ms.
+	LatencyTarget time.Duration
+	// Interval is the CoDel interval. Zero means 100ms.
+	Interval time.Duration
+	// MinLimit and MaxLimit bound the concurrency limit. Zero means 4
+	// and 256; the limit starts at MaxLimit.
+	MinLimit, MaxLimit int
+	// Hold is how long a class stays degraded after its signal cleared.
+	// Zero means 1s.
+	Hold time.Duration
+	// RetryAfter is the wait a refusal advises. Zero means 1s.
+	RetryAfter time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.LatencyTarget <= 0 {
+		c.LatencyTarget = 25 * time.Millisecond
+	}
+	if c.Interval <= 0 {
+		c.Interval = 100 * time.Millisecond
+	}
+	if c.MinLimit <= 0 {
+		c.MinLimit = 4
+	}
+	if c.MaxLimit <= 0 {
+		c.MaxLimit = 256
+	}
+	c.MaxLimit = max(c.MaxLimit, c.MinLimit)
+	if c.Hold <= 0 {
+		c.Hold = time.Second
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = time.Second
+	}
+	return c
+}
+
+// Memory and disk levels, as fractions of their limits: entering and
+// leaving (the lower one: hysteresis).
+const (
+	memBulkOn, memBulkOff     = 0.85, 0.75
+	memNormalOn, memNormalOff = 0.95, 0.85
+	diskBulkOn, diskBulkOff   = 0.95, 0.90
+)
+
+// Decision is the governor's answer for one piece of work.
+type Decision struct {
+	// Admit: take the work. When false, refuse it with RetryAfter.
+	Admit bool
+	// Downsample: take bulk readings as summaries only.
+	Downsample bool
+	Reason     Reason
+	RetryAfter time.Duration
+}
+
+// Change is a change of a class's state, for a log line.
+type Change struct {
+	Class    Class
+	Degraded bool
+	Reason   Reason
+}
+
+// classState is what the governor knows of one class.
+type classState struct {
+	degraded              bool
+	reason                Reason
+	until                 time.Time // stays degraded until then, at least
+	admitted, downsampled uint64
+	refused               map[Reason]uint64
+}
+
+// Governor decides admissions. It is safe for concurrent use.
+type Governor struct {
+	cfg Config
+
+	mu       sync.Mutex
+	limit    float64
+	inflight int
+	// CoDel: the smallest latency seen in the current interval, and
+	// when the latency first stayed above the target.
+	intervalStart time.Time
+	minLatency    time.Duration
+	lastCut       time.Time
+	memRatio      float64
+	memBulk       bool
+	memNormal     bool
+	diskRatio     float64
+	diskBulk      bool
+	class         [classes]classState
+	changes       []Change
+}
+
+// New returns a governor.
+func New(cfg Config) *Governor {
+	cfg = cfg.withDefaults()
+	g := &Governor{cfg: cfg, limit: float64(cfg.MaxLimit), minLatency: math.MaxInt64}
+	for i := range g.class {
+		g.class[i].refused = map[Reason]uint64{}
+	}
+	return g
+}
+
+// Admit decides whether to take one piece of work of class c at now. An
+// admitted piece must be reported with Done when it ends.
+func (g *Governor) Admit(c Class, now time.Time) Decision {
+	if c >= classes {
+		c = Normal
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d := g.decide(c)
+	cs := &g.class[c]
+	switch {
+	case !d.Admit:
+		cs.refused[d.Reason]++
+		d.RetryAfter = g.cfg.RetryAfter
+	case d.Downsample:
+		cs.downsampled++
+	default:
+		cs.admitted++
+	}
+	if d.Admit {
+		g.inflight++
+	}
+	g.mark(c, !d.Admit || d.Downsample, d.Reason, now)
+	return d
+}
+
+// decide is the rule; called with g.mu held.
+func (g *Governor) decide(c Class) Decision {
+	in := float64(g.inflight)
+	switch c {
+	case Critical:
+		if in >= g.limit+max(4, g.limit/4) {
+			return Decision{Reason: ReasonConcurrency}
+		}
+	case Normal:
+		if g.memNormal {
+			return Decision{Reason: ReasonMemory}
+		}
+		if in >= g.limit {
+			return Decision{Reason: ReasonConcurrency}
+		}
+	case Bulk:
+		switch {
+		case g.memBulk:
+			return Decision{Reason: ReasonMemory}
+		case g.diskBulk:
+			return Decision{Reason: ReasonDisk}
+		case in >= g.limit*3/4:
+			return Decision{Reason: ReasonConcurrency}
+		case in >= g.limit/2:
+			return Decision{Admit: true, Downsample: true, Reason: ReasonConcurrency}
+		}
+	}
+	return Decision{Admit: true}
+}
+
+// mark records that class c was (or was not) refused or degraded at now,
+// with hysteresis; called with g.mu held.
+func (g *Governor) mark(c Class, shed bool, reason Reason, now time.Time) {
+	cs := &g.class[c]
+	if shed {
+		cs.until = now.Add(g.cfg.Hold)
+		if !cs.degraded {
+			cs.degraded, cs.reason = true, reason
+			g.changes = append(g.changes, Change{Class: c, Degraded: true, Reason: reason})
+		}
+		return
+	}
+	if cs.degraded && !now.Before(cs.until) {
+		cs.degraded = false
+		g.changes = append(g.changes, Change{Class: c, Degraded: false, Reason: cs.reason})
+	}
+}
+
+// Done reports that a piece of admitted work ended at now, after latency:
+// the signal of the concurrency limit.
+func (g *Governor) Done(latency time.Duration, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inflight = max(g.inflight-1, 0)
+	if g.intervalStart.IsZero() {
+		g.intervalStart = now
+	}
+	g.minLatency = min(g.minLatency, latency)
+	if now.Sub(g.intervalStart) >= g.cfg.Interval {
+		// The interval is over: was even its fastest work slow?
+		if g.minLatency > g.cfg.LatencyTarget && now.Sub(g.lastCut) >= g.cfg.Interval {
+			g.limit = max(float64(g.cfg.MinLimit), g.limit*0.9)
+			g.lastCut = now
+		}
+		g.intervalStart, g.minLatency = now, math.MaxInt64
+	}
+	if latency <= g.cfg.LatencyTarget {
+		g.limit = min(float64(g.cfg.MaxLimit), g.limit+1/g.limit)
+	}
+}
+
+// ObserveMemory takes the heap in use against the memory limit.
+func (g *Governor) ObserveMemory(heap, limit uint64, now time.Time) {
+	if limit == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.memRatio = float64(heap) / float64(limit)
+	g.memBulk = level(g.memBulk, g.memRatio, memBulkOn, memBulkOff)
+	g.memNormal = level(g.memNormal, g.memRatio, memNormalOn, memNormalOff)
+	g.settle(now)
+}
+
+// ObserveDisk takes the data directory's size against its budget.
+func (g *Governor) ObserveDisk(used, budget int64, now time.Time) {
+	if budget <= 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.diskRatio = float64(used) / float64(budget)
+	g.diskBulk = level(g.diskBulk, g.diskRatio, diskBulkOn, diskBulkOff)
+	g.settle(now)
+}
+
+// settle ends the degraded state of classes whose hold is over and that
+// would be admitted now; called with g.mu held.
+func (g *Governor) settle(now time.Time) {
+	for c := range classes {
+		d := g.decide(c)
+		g.mark(c, !d.Admit || d.Downsample, d.Reason, now)
+	}
+}
+
+// Tick lets degraded classes recover when no work arrives to tell.
+func (g *Governor) Tick(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.settle(now)
+}
+
+// level applies hysteresis: on at or above on, off below off.
+func level(was bool, ratio, on, off float64) bool {
+	if was {
+		return ratio >= off
+	}
+	return ratio >= on
+}
+
+// Busy reports whether the node should throttle background work
+// (replication rounds, uplink batches): normal work is degraded.
+func (g *Governor) Busy() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.class[Normal].degraded || g.class[Bulk].degraded && g.class[Bulk].reason == ReasonMemory
+}
+
+// Changes returns the state changes since the last call.
+func (g *Governor) Changes() []Change {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := g.changes
+	g.changes = nil
+	return out
+}
+
+// ClassStatus is one class's state and counters.
+type ClassStatus struct {
+	Degraded    bool              `json:"degraded"`
+	Reason      Reason            `json:"reason,omitempty"`
+	Admitted    uint64            `json:"admitted"`
+	Downsampled uint64            `json:"downsampled"`
+	Refused     map[Reason]uint64 `json:"refused"`
+}
+
+// Status is the governor's state, for /v1/status and metrics.
+type Status struct {
+	State       string                 `json:"state"` // "normal" or "degraded"
+	Limit       int                    `json:"limit"`
+	InFlight    int                    `json:"in_flight"`
+	MemoryRatio float64                `json:"memory_ratio"`
+	DiskRatio   float64                `json:"disk_ratio"`
+	Classes     map[string]ClassStatus `json:"classes"`
+}
+
+// Status returns the governor's state and counters.
+func (g *Governor) Status() Status {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := Status{State: "normal", Limit: int(g.limit), InFlight: g.inflight, MemoryRatio: g.memRatio, DiskRatio: g.diskRatio,
+		Classes: map[string]ClassStatus{}}
+	for c, cs := range g.class {
+		st := ClassStatus{Degraded: cs.degraded, Admitted: cs.admitted, Downsampled: cs.downsampled, Refused: maps.Clone(cs.refused)}
+		if cs.degraded {
+			st.Reason, s.State = cs.reason, "degraded"
+		}
+		s.Classes[Class(c).String()] = st
+	}
+	return s
+}

@@ -1,0 +1,146 @@
+package shedding
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func admitN(g *Governor, c Class, n int, now time.Time) (admitted, downsampled, refused int) {
+	for range n {
+		switch d := g.Admit(c, now); {
+		case !d.Admit:
+			refused++
+			if d.RetryAfter <= 0 {
+				panic("a refusal without Retry-After")
+			}
+		case d.Downsample:
+			downsampled++
+		default:
+			admitted++
+		}
+	}
+	return
+}
+
+// TestClassesShareTheLimit: with 8 in flight allowed, bulk work is taken
+// up to 4, downsampled up to 6 and refused beyond; normal work up to 8;
+// critical work up to 8 plus a reserve.
+func TestClassesShareTheLimit(t *testing.T) {
+	g := New(Config{MinLimit: 2, MaxLimit: 8})
+	if a, d, r := admitN(g, Bulk, 10, t0); a != 4 || d != 2 || r != 4 {
+		t.Errorf("bulk: %d taken, %d downsampled, %d refused; want 4, 2, 4", a, d, r)
+	}
+	if a, _, r := admitN(g, Normal, 5, t0); a != 2 || r != 3 {
+		t.Errorf("normal: %d taken, %d refused; want 2, 3", a, r)
+	}
+	if a, _, r := admitN(g, Critical, 10, t0); a != 4 || r != 6 {
+		t.Errorf("critical: %d taken, %d refused; want 4 (the reserve), 6", a, r)
+	}
+	st := g.Status()
+	if st.State != "degraded" || st.InFlight != 12 || !st.Classes["bulk"].Degraded || st.Classes["bulk"].Refused[ReasonConcurrency] != 4 {
+		t.Errorf("status %+v", st)
+	}
+	// Work ends, fast: every class recovers once the hold is over.
+	for range 12 {
+		g.Done(time.Millisecond, t0)
+	}
+	g.Tick(t0.Add(500 * time.Millisecond))
+	if !g.Status().Classes["normal"].Degraded {
+		t.Error("normal recovered before the hold was over")
+	}
+	g.Tick(t0.Add(time.Second))
+	if st := g.Status(); st.State != "normal" {
+		t.Errorf("after the hold: %+v", st)
+	}
+	changes := g.Changes()
+	if len(changes) != 6 { // three classes in, three out
+		t.Errorf("changes %+v", changes)
+	}
+	if len(g.Changes()) != 0 {
+		t.Error("changes reported twice")
+	}
+}
+
+// TestLatencyCutsTheLimit: while even the fastest work of an interval is
+// slower than the target, the limit falls by a tenth per interval, down
+// to MinLimit; fast work lets it grow back.
+func TestLatencyCutsTheLimit(t *testing.T) {
+	g := New(Config{MinLimit: 4, MaxLimit: 100, LatencyTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	now := t0
+	for range 50 {
+		g.Admit(Normal, now)
+		now = now.Add(20 * time.Millisecond)
+		g.Done(30*time.Millisecond, now)
+	}
+	// 1 s of slow work: about ten intervals, each cutting once.
+	if l := g.Status().Limit; l < 30 || l > 40 {
+		t.Errorf("limit %d after ten slow intervals, want 0.9^10 × 100 ≈ 35", l)
+	}
+	for range 6000 { // one more per limit completions: (100² − 35²)/2 of them
+		g.Admit(Normal, now)
+		now = now.Add(time.Millisecond)
+		g.Done(time.Millisecond, now)
+	}
+	if l := g.Status().Limit; l != 100 {
+		t.Errorf("limit %d after fast work, want back at 100", l)
+	}
+	for range 1000 {
+		g.Admit(Normal, now)
+		now = now.Add(100 * time.Millisecond)
+		g.Done(time.Second, now)
+	}
+	if l := g.Status().Limit; l != 4 {
+		t.Errorf("limit %d under lasting overload, want the floor 4", l)
+	}
+}
+
+// TestMemoryShedsByClassWithHysteresis: bulk work is refused from 85% of
+// the memory limit, normal work from 95%, critical never; each recovers
+// below a lower level, after the hold.
+func TestMemoryShedsByClassWithHysteresis(t *testing.T) {
+	g := New(Config{})
+	const limit = 1000
+	check := func(now time.Time, want map[Class]bool) {
+		t.Helper()
+		for c, ok := range want {
+			d := g.Admit(c, now)
+			if d.Admit != ok {
+				t.Errorf("%s at memory %.2f: admitted %v, want %v", c, g.Status().MemoryRatio, d.Admit, ok)
+			}
+			if d.Admit {
+				g.Done(time.Millisecond, now)
+			} else if d.Reason != ReasonMemory {
+				t.Errorf("%s refused for %s", c, d.Reason)
+			}
+		}
+	}
+	g.ObserveMemory(800, limit, t0)
+	check(t0, map[Class]bool{Bulk: true, Normal: true, Critical: true})
+	g.ObserveMemory(860, limit, t0)
+	check(t0, map[Class]bool{Bulk: false, Normal: true, Critical: true})
+	g.ObserveMemory(960, limit, t0)
+	check(t0, map[Class]bool{Bulk: false, Normal: false, Critical: true})
+	g.ObserveMemory(900, limit, t0) // above normal's lower level
+	check(t0, map[Class]bool{Bulk: false, Normal: false, Critical: true})
+	g.ObserveMemory(800, limit, t0.Add(2*time.Second))
+	check(t0.Add(2*time.Second), map[Class]bool{Bulk: false, Normal: true, Critical: true})
+	g.ObserveMemory(700, limit, t0.Add(4*time.Second))
+	check(t0.Add(4*time.Second), map[Class]bool{Bulk: true, Normal: true, Critical: true})
+}
+
+func TestDiskShedsBulk(t *testing.T) {
+	g := New(Config{})
+	g.ObserveDisk(96, 100, t0)
+	if d := g.Admit(Bulk, t0); d.Admit || d.Reason != ReasonDisk {
+		t.Errorf("bulk at 96%% of the budget: %+v", d)
+	}
+	if d := g.Admit(Normal, t0); !d.Admit {
+		t.Errorf("normal at 96%% of the budget: %+v", d)
+	}
+	g.ObserveDisk(50, 100, t0.Add(time.Minute))
+	if d := g.Admit(Bulk, t0.Add(time.Minute)); !d.Admit {
+		t.Errorf("bulk at 50%%: %+v", d)
+	}
+}
