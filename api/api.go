@@ -52,6 +52,9 @@ type Options struct {
 	Status func() any
 	// Peers returns the document of GET /v1/peers.
 	Peers func() any
+	// Shedding, when set, is the admission control of every route but
+	// health, metrics and status.
+	Shedding *Shedding
 	// Nodes returns the document of GET /v1/nodes (the aggregator's
 	// nodes); nil, or a nil result, answers 404: not an aggregator.
 	Nodes func() any
@@ -125,7 +128,7 @@ func (a *API) route(pattern string, h handler) {
 	if !open {
 		hh = a.auth(hh)
 	}
-	a.mux.Handle(pattern, a.m.instrument(pattern, hh))
+	a.mux.Handle(pattern, a.m.instrument(pattern, a.admit(kindOf(pattern), hh)))
 	a.patterns = append(a.patterns, pattern)
 }
 

@@ -16,6 +16,8 @@ type metrics struct {
 	readings *prometheus.CounterVec
 	skipped  prometheus.Counter
 	watchers prometheus.Gauge
+	// downsampled counts readings kept as summaries only (shedding).
+	downsampled prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +41,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "edged_http_watchers", Help: "Open /v1/watch streams.",
 		}),
+		downsampled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edged_readings_downsampled_total", Help: "Readings kept as minute summaries only, the node shedding load.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.ops, m.readings, m.skipped, m.watchers)
+		reg.MustRegister(m.requests, m.latency, m.ops, m.readings, m.skipped, m.watchers, m.downsampled)
 	}
 	return m
 }

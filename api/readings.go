@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -17,6 +18,20 @@ import (
 // stored is the answer of POST /v1/readings.
 type stored struct {
 	Stored int `json:"stored"`
+	// Downsampled: the node is shedding load, and kept the readings as
+	// their minute summaries and latest values only.
+	Downsampled bool `json:"downsampled,omitempty"`
+}
+
+// ingest stores readings, as summaries only when the request was admitted
+// downsampled.
+func (a *API) ingest(ctx context.Context, rs []series.Reading) (int, error) {
+	if downsampled(ctx) {
+		n, err := a.o.Series.IngestSummaries(ctx, rs)
+		a.m.downsampled.Add(float64(n))
+		return n, err
+	}
+	return a.o.Series.Ingest(ctx, rs)
 }
 
 func (a *API) readings(w http.ResponseWriter, r *http.Request) error {
@@ -28,12 +43,12 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	n, err := a.o.Series.Ingest(r.Context(), rs)
+	n, err := a.ingest(r.Context(), rs)
 	a.m.readings.WithLabelValues("json").Add(float64(n))
 	if err != nil {
 		return err
 	}
-	a.writeJSON(w, http.StatusOK, stored{Stored: n})
+	a.writeJSON(w, http.StatusOK, stored{Stored: n, Downsampled: downsampled(r.Context())})
 	return nil
 }
 
@@ -54,7 +69,7 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	n, err := a.o.Series.Ingest(r.Context(), rs)
+	n, err := a.ingest(r.Context(), rs)
 	a.m.readings.WithLabelValues("line").Add(float64(n))
 	a.m.skipped.Add(float64(skipped))
 	if err != nil {

@@ -55,6 +55,10 @@ type Config struct {
 	// aggregator's side).
 	Cloud CloudConfig `yaml:"cloud"`
 
+	// Shedding configures load shedding: admission control by priority
+	// class.
+	Shedding SheddingConfig `yaml:"shedding"`
+
 	// Namespaces gives namespaces a scope other than "fleet" (replicated
 	// to peers and the cloud): "cloud" (the cloud only) or "local" (never
 	// leaves the node). Peers should agree on it.
@@ -362,6 +366,7 @@ func Default() Config {
 		MQTT:            localmqtt.DefaultConfig(),
 		P2P:             P2PConfig{Tick: time.Second, QUIC: true, ForgetAfter: 24 * time.Hour, MDNS: true, MDNSIPv4Only: true, MDNSInterval: 30 * time.Second},
 		Cloud:           defaultCloud(),
+		Shedding:        defaultShedding(),
 		Sensors:         sensors.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 	}
@@ -380,6 +385,7 @@ func (c Config) Validate() error {
 		invalid.PrefixEach("mqtt.", c.MQTT.Validate()),
 		invalid.PrefixEach("p2p.", c.P2P.Validate()),
 		invalid.PrefixEach("cloud.", c.Cloud.Validate()),
+		invalid.PrefixEach("shedding.", c.Shedding.Validate()),
 		validateNamespaces(c.Namespaces),
 		invalid.PrefixEach("sensors.", c.Sensors.Validate()),
 	)

@@ -300,6 +300,7 @@ func TestApplyEnv(t *testing.T) {
 					MQTT:            localmqtt.DefaultConfig(),
 					P2P:             Default().P2P,
 					Cloud:           Default().Cloud,
+					Shedding:        Default().Shedding,
 					ShutdownTimeout: 2 * time.Minute,
 				}
 				c.Cloud.URL = "mqtts://cloud.example:8883"

@@ -6,6 +6,7 @@ import (
 	"github.com/edged-dev/edged/p2p"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/sensors"
+	"github.com/edged-dev/edged/shedding"
 	"github.com/edged-dev/edged/store"
 	"github.com/edged-dev/edged/uplink"
 	"github.com/prometheus/client_golang/prometheus"
@@ -255,4 +256,40 @@ func (c aggregatorCollector) Collect(ch chan<- prometheus.Metric) {
 	for status, v := range count {
 		ch <- prometheus.MustNewConstMetric(descAggregatorNodes, prometheus.GaugeValue, v, status)
 	}
+}
+
+// sheddingCollector exports the governor's decisions and state.
+type sheddingCollector struct{ g *shedding.Governor }
+
+var (
+	descShedAdmitted    = prometheus.NewDesc("edged_shed_admitted_total", "Requests and inputs admitted, by class.", []string{"class"}, nil)
+	descShedDownsampled = prometheus.NewDesc("edged_shed_downsampled_total", "Requests admitted downsampled (readings kept as summaries only), by class.", []string{"class"}, nil)
+	descShedRefused     = prometheus.NewDesc("edged_shed_refused_total", "Requests and inputs refused, by class and reason (concurrency, memory, disk).", []string{"class", "reason"}, nil)
+	descShedDegraded    = prometheus.NewDesc("edged_shed_degraded", "1 while a class is shed.", []string{"class"}, nil)
+	descShedLimit       = prometheus.NewDesc("edged_shed_concurrency_limit", "The adaptive limit of requests in flight.", nil, nil)
+	descShedInFlight    = prometheus.NewDesc("edged_shed_in_flight", "Admitted requests in flight.", nil, nil)
+)
+
+func (sheddingCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descShedAdmitted, descShedDownsampled, descShedRefused, descShedDegraded, descShedLimit, descShedInFlight} {
+		ch <- d
+	}
+}
+
+func (c sheddingCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.g.Status()
+	for class, cs := range st.Classes {
+		ch <- prometheus.MustNewConstMetric(descShedAdmitted, prometheus.CounterValue, float64(cs.Admitted), class)
+		ch <- prometheus.MustNewConstMetric(descShedDownsampled, prometheus.CounterValue, float64(cs.Downsampled), class)
+		for reason, n := range cs.Refused {
+			ch <- prometheus.MustNewConstMetric(descShedRefused, prometheus.CounterValue, float64(n), class, string(reason))
+		}
+		degraded := 0.0
+		if cs.Degraded {
+			degraded = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descShedDegraded, prometheus.GaugeValue, degraded, class)
+	}
+	ch <- prometheus.MustNewConstMetric(descShedLimit, prometheus.GaugeValue, float64(st.Limit))
+	ch <- prometheus.MustNewConstMetric(descShedInFlight, prometheus.GaugeValue, float64(st.InFlight))
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/sensors"
 	"github.com/edged-dev/edged/series"
+	"github.com/edged-dev/edged/shedding"
 	"github.com/edged-dev/edged/store"
 	"github.com/edged-dev/edged/uplink"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -206,12 +207,23 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	ser := series.New(db, eng, clock, nil)
 	kvs := kv.New(db, eng)
+	var gov *shedding.Governor // nil when shedding is off
+	var shed *api.Shedding
+	if sc := n.cfg.Shedding; sc.Enabled {
+		gov = sc.Governor()
+		shed = &api.Shedding{Governor: gov, Default: config.Class(sc.DefaultClass), Readings: config.Class(sc.ReadingsClass),
+			Namespaces: map[string]shedding.Class{}, RequestPriority: sc.RequestPriority}
+		for ns, c := range sc.Namespaces {
+			shed.Namespaces[ns] = config.Class(c)
+		}
+		reg.MustRegister(sheddingCollector{gov})
+	}
 	started := time.Now()
 	var ready atomic.Bool
 	a := api.New(api.Options{
-		DB: db, KV: kvs, Series: ser, Hub: hub, Token: token,
+		DB: db, KV: kvs, Series: ser, Hub: hub, Token: token, Shedding: shed,
 		Ready:  ready.Load,
-		Status: func() any { return n.status(id, db, clock, peers, up, started) },
+		Status: func() any { return n.status(id, db, clock, peers, up, gov, started) },
 		Peers: func() any {
 			if peers == nil {
 				return map[string]p2p.PeerStats{}
@@ -262,6 +274,9 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	})
 	leaves.Go(func() { expireSummaries(leafCtx, ser, n.cfg.Readings.SummaryRetention, n.log) })
+	if gov != nil {
+		leaves.Go(func() { watchLoad(leafCtx, gov, db, n.log) })
+	}
 	if peers != nil {
 		reg.MustRegister(p2pCounters(peers), peerStates{peers})
 		leaves.Go(func() {

@@ -7,12 +7,13 @@ import (
 	"github.com/edged-dev/edged/identity"
 	"github.com/edged-dev/edged/p2p"
 	"github.com/edged-dev/edged/series"
+	"github.com/edged-dev/edged/shedding"
 	"github.com/edged-dev/edged/store"
 	"github.com/edged-dev/edged/uplink"
 )
 
 // statusDoc is the answer of GET /v1/status. Peers, uplink and shedding
-// are filled by the parts that will own them; until then they are null.
+// are null when those parts are off.
 type statusDoc struct {
 	Node struct {
 		Name    string `json:"name"`
@@ -43,7 +44,7 @@ type statusDoc struct {
 	Shedding any                      `json:"shedding"`
 }
 
-func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, peers *p2p.Node, up *uplink.Uplink, started time.Time) statusDoc {
+func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, peers *p2p.Node, up *uplink.Uplink, gov *shedding.Governor, started time.Time) statusDoc {
 	var d statusDoc
 	d.Node.Name, d.Node.PeerID, d.Node.Replica, d.Node.Fleet = n.name, id.PeerID.String(), id.Replica.String(), n.cfg.Node.Fleet
 	d.Version, d.Commit = buildinfo.Version, buildinfo.Commit
@@ -64,6 +65,10 @@ func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, pe
 	if up != nil {
 		st := up.Status()
 		d.Uplink = &st
+	}
+	if gov != nil {
+		st := gov.Status()
+		d.Shedding = &st
 	}
 	return d
 }

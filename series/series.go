@@ -211,6 +211,17 @@ func floorDiv(t, d int64) int64 {
 // part says how many readings were stored. It returns the number of
 // readings stored.
 func (s *Series) Ingest(ctx context.Context, rs []Reading) (int, error) {
+	return s.ingest(ctx, rs, true)
+}
+
+// IngestSummaries is Ingest for a node shedding load: the readings go
+// into their minute summaries and latest values, and are not kept one by
+// one. It returns the number of readings summarised.
+func (s *Series) IngestSummaries(ctx context.Context, rs []Reading) (int, error) {
+	return s.ingest(ctx, rs, false)
+}
+
+func (s *Series) ingest(ctx context.Context, rs []Reading, raw bool) (int, error) {
 	if len(rs) > MaxReadings {
 		return 0, invalid.Errorf("readings", "%d readings, limit %d per write", len(rs), MaxReadings)
 	}
@@ -273,7 +284,11 @@ func (s *Series) Ingest(ctx context.Context, rs []Reading) (int, error) {
 	}
 	var parts []part
 	for _, sn := range order {
-		for i, op := range s.ops(sn.id, sn.unit, sn.rs) {
+		ops := s.ops(sn.id, sn.unit, sn.rs)
+		if !raw {
+			ops = ops[1:] // the facts; a summary part counts the readings instead
+		}
+		for i, op := range ops {
 			p := part{op: op}
 			if i == 0 {
 				p.readings = len(sn.rs)

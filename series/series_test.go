@@ -255,3 +255,29 @@ func TestLargeWritesAreStoredInParts(t *testing.T) {
 		t.Errorf("long escaped name: %v", err)
 	}
 }
+
+// TestIngestSummaries: a node shedding load keeps readings as their minute
+// summaries and latest value only.
+func TestIngestSummaries(t *testing.T) {
+	s := newSeries(t, nil)
+	ctx := context.Background()
+	var rs []Reading
+	for i := range 120 {
+		rs = append(rs, Reading{Sensor: "boiler", Value: float64(i), Time: t0.Add(time.Duration(i) * time.Second)})
+	}
+	n, err := s.IngestSummaries(ctx, rs)
+	if err != nil || n != 120 {
+		t.Fatalf("IngestSummaries = %d, %v", n, err)
+	}
+	raw, err := s.Run(ctx, Query{Sensor: "boiler", From: t0, To: t0.Add(time.Hour)})
+	if err != nil || len(raw) != 0 {
+		t.Errorf("raw readings kept: %d, %v", len(raw), err)
+	}
+	pts, err := s.Run(ctx, Query{Sensor: "boiler", From: t0, To: t0.Add(time.Hour), Step: time.Minute, Agg: Count})
+	if err != nil || len(pts) != 2 || pts[0].Value != 60 || pts[1].Value != 60 {
+		t.Errorf("minute counts %+v, %v", pts, err)
+	}
+	if l, ok, err := s.LatestOf("boiler"); err != nil || !ok || l.Value != 119 {
+		t.Errorf("latest %+v %v %v", l, ok, err)
+	}
+}
