@@ -158,6 +158,12 @@ func (n *Node) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), storeCollector{db})
 
+	// The shedding governor, set up before the parts that consult it.
+	var gov *shedding.Governor // nil when shedding is off
+	if n.cfg.Shedding.Enabled {
+		gov = n.cfg.Shedding.Governor()
+	}
+	busy := func() bool { return gov != nil && gov.Busy() }
 	hub := kv.NewHub()
 	var peers *p2p.Node            // set before the engine runs, when p2p is on
 	var up *uplink.Uplink          // likewise, when the uplink is on
@@ -179,14 +185,14 @@ func (n *Node) Run(ctx context.Context) error {
 		agg, err = aggregator.New(aggregator.Config{Broker: n.cfg.Cloud.Broker(), Fleets: n.cfg.Cloud.Fleets, SharedGroup: n.cfg.Cloud.SharedGroup, Queue: aggregatorQueue},
 			aggregator.Options{Key: id.Key, Replica: id.Replica, Engine: eng, DB: db, Logger: n.log})
 	case n.cfg.Cloud.URL != "":
-		up, err = n.uplink(id, db, eng)
+		up, err = n.uplink(id, db, eng, busy)
 	}
 	if err != nil {
 		return fmt.Errorf("node: cloud: %w", err)
 	}
 	if n.cfg.P2P.Addr != "" {
 		peers, err = p2p.New(p2p.Config{Addr: n.cfg.P2P.Addr, Peers: n.cfg.P2P.Peers, FleetKeyFile: n.cfg.P2P.FleetKeyFile, Allow: n.cfg.P2P.Allow, Tick: n.cfg.P2P.Tick, NoQUIC: !n.cfg.P2P.QUIC, Fleet: n.cfg.Node.Fleet,
-			ForgetAfter: n.cfg.P2P.ForgetAfter, Name: n.name, MDNS: mdnsConfig(n.cfg.P2P)},
+			ForgetAfter: n.cfg.P2P.ForgetAfter, Name: n.name, MDNS: mdnsConfig(n.cfg.P2P), Busy: busy},
 			p2p.Options{Key: id.Key, DB: db, Engine: eng, Scope: scopes(n.cfg), Logger: n.log})
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
@@ -207,10 +213,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	ser := series.New(db, eng, clock, nil)
 	kvs := kv.New(db, eng)
-	var gov *shedding.Governor // nil when shedding is off
 	var shed *api.Shedding
-	if sc := n.cfg.Shedding; sc.Enabled {
-		gov = sc.Governor()
+	if sc := n.cfg.Shedding; gov != nil {
 		shed = &api.Shedding{Governor: gov, Default: config.Class(sc.DefaultClass), Readings: config.Class(sc.ReadingsClass),
 			Namespaces: map[string]shedding.Class{}, RequestPriority: sc.RequestPriority}
 		for ns, c := range sc.Namespaces {
@@ -369,7 +373,7 @@ const aggregatorQueue = 16
 
 // uplink returns the cloud uplink of the node: its log, withheld the
 // names of local scope.
-func (n *Node) uplink(id identity.Identity, db *store.DB, eng *engine.Engine) (*uplink.Uplink, error) {
+func (n *Node) uplink(id identity.Identity, db *store.DB, eng *engine.Engine, busy func() bool) (*uplink.Uplink, error) {
 	c := n.cfg.Cloud
 	var pin peer.ID
 	if c.AggregatorID != "" {
@@ -390,7 +394,7 @@ func (n *Node) uplink(id identity.Identity, db *store.DB, eng *engine.Engine) (*
 		Window: c.Window, Tick: time.Second, AckTimeout: c.AckTimeout, Aggregator: pin, Version: buildinfo.Version,
 		Budget: c.BudgetBytesPerHour, Schedule: schedule},
 		uplink.Options{Key: id.Key, Replica: id.Replica, PeerID: id.PeerID, DB: db, Apply: eng.Apply, Logger: n.log,
-			Keep: func(name string) bool { return scope(name) != replication.Local },
+			Keep: func(name string) bool { return scope(name) != replication.Local }, Busy: busy,
 			Bulk: func(name string) bool { return strings.HasPrefix(name, series.FactsNamespace+"/") },
 			DiskShort: func() bool {
 				st := db.Stats()

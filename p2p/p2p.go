@@ -85,6 +85,9 @@ type Config struct {
 	Fleet string
 	// MDNS, when set, advertises the node and finds peers on the LAN.
 	MDNS *discovery.Config
+	// Busy, when set and true, holds sync rounds and eager pushes back:
+	// the node sheds load.
+	Busy func() bool
 	// Name is the node's name, advertised by mDNS.
 	Name string
 	// ForgetAfter is how long a dead (or departed) peer keeps holding back
@@ -403,7 +406,9 @@ func (n *Node) Run(ctx context.Context) error {
 			n.leave()
 			return nil
 		case <-tick.C:
-			outs = n.sync.Tick()
+			if !n.busy() {
+				outs = n.sync.Tick()
+			}
 			n.measureLag()
 			n.updateMarks()
 			n.judge(time.Now())
@@ -411,7 +416,9 @@ func (n *Node) Run(ctx context.Context) error {
 				outs = append(outs, n.exchange()...)
 			}
 		case <-n.local:
-			outs, err = n.sync.Push()
+			if !n.busy() {
+				outs, err = n.sync.Push()
+			}
 		case c := <-n.found:
 			n.dialCandidate(ctx, c)
 		case id := <-n.dialed:
@@ -441,6 +448,10 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 	}
 }
+
+// busy reports whether the node sheds load: then rounds and eager pushes
+// wait (the next round after it catches up).
+func (n *Node) busy() bool { return n.cfg.Busy != nil && n.cfg.Busy() }
 
 // measureLag records, for each peer, how far behind this node it is known
 // to be.

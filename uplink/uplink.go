@@ -76,6 +76,8 @@ type Options struct {
 	// Bulk says which names are shed first when the budget or the disk
 	// is short: the raw readings. Nil: none.
 	Bulk func(name string) bool
+	// Busy reports that the node sheds load: batches wait. Nil: never.
+	Busy func() bool
 	// DiskShort reports that the data directory nears its budget: the
 	// cloud should catch up cheaply so the log can be collected. Nil:
 	// never.
@@ -116,8 +118,8 @@ type Status struct {
 	DownEntries uint64 `json:"down_entries"`
 	DownRefused uint64 `json:"down_refused"`
 	// Paused says why nothing is published now: "schedule" (outside
-	// cloud.schedule), "budget" (cloud.budget_bytes_per_hour spent), or
-	// "" (not paused).
+	// cloud.schedule), "overload" (the node sheds load), "budget"
+	// (cloud.budget_bytes_per_hour spent), or "" (not paused).
 	Paused string `json:"paused,omitempty"`
 	// Shedding is set while raw readings are left out of batches (the
 	// budget or the disk is short); ShedReadings counts those left out.
@@ -321,6 +323,8 @@ func (d *driver) admit(now time.Time) bool {
 	switch {
 	case !scheduled(d.u.cfg.Schedule, now):
 		d.paused = "schedule"
+	case d.u.o.Busy != nil && d.u.o.Busy():
+		d.paused = "overload"
 	case d.budget != nil && d.budget.TokensAt(now) <= 0:
 		d.paused = "budget"
 	default:

@@ -46,7 +46,7 @@ func TestCloudSyncEndToEnd(t *testing.T) {
 	runNode := func(i int) (*process, string) {
 		return startedAt(t, start(t, bin, env, "run", "--cloud-url", broker.URL, "--fleet", "north", "--data-dir", dirs[i], "--http-addr", "127.0.0.1:0"))
 	}
-	pagg, agg := runAgg()
+	pagg, _ := runAgg() // its address changes when it restarts
 	var procs [2]*process
 	var urls sync.Map // node index -> base URL, replaced on restart
 	for i := range procs {
@@ -109,7 +109,7 @@ func TestCloudSyncEndToEnd(t *testing.T) {
 	pagg.cmd.Process.Signal(syscall.SIGTERM)
 	<-pagg.done
 	waitAcked(total() + 50)
-	pagg, agg = runAgg()
+	pagg, agg := runAgg()
 	waitAcked(total() + 50)
 	procs[1].cmd.Process.Signal(syscall.SIGKILL) // mid-upload: its writers never stop
 	<-procs[1].done
