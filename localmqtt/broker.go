@@ -173,6 +173,12 @@ func (e *embedded) start(ctx context.Context, s *Server) error {
 		_ = ln.Close()
 		return fmt.Errorf("mqtt broker: %w", err)
 	}
+	if s.opts.Shed != nil {
+		if err := srv.AddHook(&gateHook{s: s}, nil); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("mqtt broker: %w", err)
+		}
+	}
 	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("mqtt broker: %w", err)
@@ -295,4 +301,26 @@ func (h brokerLog) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h brokerLog) WithGroup(name string) slog.Handler {
 	return brokerLog{h.Handler.WithGroup(name)}
+}
+
+// gateHook holds back inputs while the node sheds their class, before the
+// broker acknowledges them (see Server.admit): a QoS 0 input is dropped,
+// a QoS 1 input's PUBACK waits, which slows its publisher.
+type gateHook struct {
+	mqtt.HookBase
+	s *Server
+}
+
+// ID names the hook in the broker's logs.
+func (*gateHook) ID() string { return "edged-shedding" }
+
+// Provides says the hook sees publishes.
+func (*gateHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+// OnPublish admits, delays or drops a client's publish.
+func (h *gateHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || h.s.admit(pk.TopicName, pk.FixedHeader.Qos) {
+		return pk, nil
+	}
+	return pk, packets.ErrRejectPacket
 }

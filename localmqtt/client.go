@@ -78,6 +78,9 @@ func (t *client) start(ctx context.Context, s *Server) error {
 			// would be applied again on every reconnection.
 			return
 		}
+		if !s.admit(m.Topic(), m.Qos()) {
+			return
+		}
 		s.receive(message{topic: m.Topic(), payload: m.Payload()})
 	})
 	opts.SetOnConnectHandler(func(c paho.Client) {

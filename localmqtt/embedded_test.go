@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/edged-dev/edged/shedding"
 )
 
 const p = "edged/n1" // the default prefix of node "n1"
@@ -251,5 +253,44 @@ func TestEmbeddedTopicPrefix(t *testing.T) {
 	publish(t, c, "site/a/readings/temp", false, "1")
 	if got := nextIngest(t, be); got.sensor != "temp" {
 		t.Fatalf("ingested %+v, want temp under the configured prefix", got)
+	}
+}
+
+// TestEmbeddedShedding: while the node sheds an input's class, a QoS 0
+// input is dropped and counted, and a QoS 1 input is held before its
+// PUBACK until the node recovers; inputs of a class not shed go through.
+func TestEmbeddedShedding(t *testing.T) {
+	be := newFake()
+	gov := shedding.New(shedding.Config{Hold: time.Millisecond})
+	srv := startWith(t, testConfig(), be, Options{Logger: testLogger(), Shed: gov,
+		Class: func(reading bool, name string) shedding.Class {
+			if name == "smoke" {
+				return shedding.Critical
+			}
+			return shedding.Bulk
+		}})
+	c := connect(t, srv.Addr().String())
+	gov.ObserveMemory(99, 100, time.Now()) // bulk and normal shed; critical not
+
+	if tok := c.Publish(p+"/readings/temp", 0, false, "21.5"); !tok.WaitTimeout(waitTime) {
+		t.Fatal("QoS 0 publish not sent")
+	}
+	eventually(t, "the QoS 0 input dropped", func() bool { return srv.Stats().Errors[KindShed] == 1 })
+	publish(t, c, p+"/readings/smoke", false, "1") // critical: taken at once
+	if got := nextIngest(t, be); got.sensor != "smoke" {
+		t.Fatalf("ingested %+v first, want the critical reading", got)
+	}
+
+	tok := c.Publish(p+"/readings/temp", 1, false, "22.5")
+	eventually(t, "the QoS 1 input held", func() bool { return srv.Stats().Delayed > 0 })
+	if tok.WaitTimeout(10 * time.Millisecond) {
+		t.Fatal("PUBACK while the node sheds the input's class")
+	}
+	gov.ObserveMemory(10, 100, time.Now())
+	if !tok.WaitTimeout(waitTime) || tok.Error() != nil {
+		t.Fatalf("no PUBACK after the node recovered: %v", tok.Error())
+	}
+	if got := nextIngest(t, be); got != (ingestCall{"temp", "22.5"}) {
+		t.Errorf("ingested %+v after the delay", got)
 	}
 }

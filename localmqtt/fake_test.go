@@ -169,7 +169,12 @@ func testLogger() *slog.Logger {
 // until it serves and its backend is watched.
 func start(t testing.TB, cfg Config, be *fakeBackend) *Server {
 	t.Helper()
-	srv, err := New(cfg, "n1", be, Options{Logger: testLogger()})
+	return startWith(t, cfg, be, Options{Logger: testLogger()})
+}
+
+func startWith(t testing.TB, cfg Config, be *fakeBackend, opts Options) *Server {
+	t.Helper()
+	srv, err := New(cfg, "n1", be, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

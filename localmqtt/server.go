@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edged-dev/edged/shedding"
 )
 
 // Backend is what the MQTT interface serves. Implementations are safe for concurrent use.
@@ -50,6 +52,58 @@ type Options struct {
 	// Logger receives the interface's logs, and the embedded broker's with
 	// part=mqtt-broker. Nil means no logs.
 	Logger *slog.Logger
+	// Shed, when set, is the node's load-shedding governor: while it
+	// sheds an input's class, a QoS 0 input is dropped (and counted) and
+	// a QoS 1 input waits before it is acknowledged (up to maxShedDelay),
+	// which slows its publisher down.
+	Shed *shedding.Governor
+	// Class returns an input's class: a reading's by its sensor, a key
+	// write's by its namespace. Nil: normal.
+	Class func(reading bool, name string) shedding.Class
+}
+
+// maxShedDelay bounds the wait of a QoS 1 input while its class is shed;
+// after it the input is taken (the queue's bound still holds).
+const maxShedDelay = 5 * time.Second
+
+// shedPoll is how often a waiting input asks the governor again.
+const shedPoll = 50 * time.Millisecond
+
+// admit holds an input back while the node sheds its class: it returns
+// false for a QoS 0 input to drop, and makes a QoS 1 or 2 input wait. It
+// is called on the transport's goroutine for the publisher, before the
+// input is acknowledged.
+func (s *Server) admit(topic string, qos byte) bool {
+	if s.opts.Shed == nil {
+		return true
+	}
+	r, err := parseTopic(s.prefix, topic)
+	if err != nil || (r.kind != routeReading && r.kind != routeSet) {
+		return true
+	}
+	class := shedding.Normal
+	if s.opts.Class != nil {
+		name := r.ns
+		if r.kind == routeReading {
+			name = r.sensor
+		}
+		class = s.opts.Class(r.kind == routeReading, name)
+	}
+	deadline := time.Now().Add(maxShedDelay)
+	for {
+		if s.opts.Shed.Allow(class, time.Now()).Admit {
+			return true
+		}
+		if qos == 0 {
+			s.report(KindShed, topic, fmt.Errorf("node overloaded: %s input dropped (QoS 0)", class))
+			return false
+		}
+		s.stats.delayed.Add(1)
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(shedPoll)
+	}
 }
 
 // transport is how a Server speaks MQTT: through an embedded broker or as a
@@ -121,6 +175,7 @@ type Server struct {
 	tr      transport // nil in mode off
 
 	stats counters
+	opts  Options
 
 	started   atomic.Bool
 	ready     chan struct{}
@@ -167,6 +222,7 @@ func New(cfg Config, node string, backend Backend, opts Options) (*Server, error
 		prefix:  prefix,
 		backend: backend,
 		log:     log,
+		opts:    opts,
 		ready:   make(chan struct{}),
 		queues:  make([]chan job, cfg.Workers),
 		seed:    maphash.MakeSeed(),

@@ -28,6 +28,8 @@ const (
 	KindPanic
 	// KindPublish: the node failed to publish a document or reply.
 	KindPublish
+	// KindShed: a QoS 0 input dropped because the node sheds load.
+	KindShed
 
 	numKinds
 )
@@ -40,6 +42,7 @@ var kindNames = [numKinds]string{
 	KindDropped:  "dropped",
 	KindPanic:    "panic",
 	KindPublish:  "publish",
+	KindShed:     "shed",
 }
 
 // String returns the kind's name, a Prometheus-friendly label value such as
@@ -73,14 +76,17 @@ type Stats struct {
 	Gets uint64
 	// Changes counts key documents (and removals) published.
 	Changes uint64
+	// Delayed counts the waits of QoS 1 inputs held back while the node
+	// shed their class (one per poll of the governor, every 50ms).
+	Delayed uint64
 	// Errors counts problems by kind; every kind is present.
 	Errors map[ErrorKind]uint64
 }
 
 // counters are the live Stats.
 type counters struct {
-	received, readings, ops, gets, changes atomic.Uint64
-	errors                                 [numKinds]atomic.Uint64
+	received, readings, ops, gets, changes, delayed atomic.Uint64
+	errors                                          [numKinds]atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -90,6 +96,7 @@ func (c *counters) snapshot() Stats {
 		Ops:      c.ops.Load(),
 		Gets:     c.gets.Load(),
 		Changes:  c.changes.Load(),
+		Delayed:  c.delayed.Load(),
 		Errors:   make(map[ErrorKind]uint64, numKinds),
 	}
 	for k := range c.errors {

@@ -72,6 +72,7 @@ var (
 		"ops":      prometheus.NewDesc("edged_mqtt_ops_total", "Key operations applied from MQTT.", nil, nil),
 		"gets":     prometheus.NewDesc("edged_mqtt_gets_total", "Get requests answered over MQTT.", nil, nil),
 		"changes":  prometheus.NewDesc("edged_mqtt_changes_published_total", "Key documents published over MQTT.", nil, nil),
+		"delayed":  prometheus.NewDesc("edged_mqtt_shed_delays_total", "Waits (50ms each) of QoS 1 inputs held back before their PUBACK while the node shed their class.", nil, nil),
 	}
 	descMQTTErrors = prometheus.NewDesc("edged_mqtt_errors_total", "Refused or failed MQTT inputs and publications, by kind.", []string{"kind"}, nil)
 )
@@ -85,7 +86,7 @@ func (mqttCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c mqttCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Stats()
-	for name, v := range map[string]uint64{"received": st.Received, "readings": st.Readings, "ops": st.Ops, "gets": st.Gets, "changes": st.Changes} {
+	for name, v := range map[string]uint64{"received": st.Received, "readings": st.Readings, "ops": st.Ops, "gets": st.Gets, "changes": st.Changes, "delayed": st.Delayed} {
 		ch <- prometheus.MustNewConstMetric(descMQTT[name], prometheus.CounterValue, float64(v))
 	}
 	for k, v := range st.Errors {

@@ -267,7 +267,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopLeaves()
 	var leaves sync.WaitGroup
 	failed := make(chan error, 5)
-	mq, err := localmqtt.New(n.cfg.MQTT, n.name, &mqttBackend{kv: kvs, series: ser, hub: hub, now: time.Now, log: n.log}, localmqtt.Options{Logger: n.log})
+	mq, err := localmqtt.New(n.cfg.MQTT, n.name, &mqttBackend{kv: kvs, series: ser, hub: hub, now: time.Now, log: n.log}, localmqtt.Options{Logger: n.log, Shed: gov, Class: mqttClass(n.cfg.Shedding)})
 	if err != nil {
 		srv.Close()
 		return fmt.Errorf("node: mqtt: %w", err)
@@ -366,6 +366,22 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("node stopped")
 	return runErr
+}
+
+// mqttClass returns the class of a local MQTT input: a reading's by its
+// sensor, a key write's by its namespace.
+func mqttClass(sc config.SheddingConfig) func(reading bool, name string) shedding.Class {
+	return func(reading bool, name string) shedding.Class {
+		switch {
+		case reading && sc.Sensors[name] != "":
+			return config.Class(sc.Sensors[name])
+		case reading:
+			return config.Class(sc.ReadingsClass)
+		case sc.Namespaces[name] != "":
+			return config.Class(sc.Namespaces[name])
+		}
+		return config.Class(sc.DefaultClass)
+	}
 }
 
 // aggregatorQueue bounds the batches waiting to be merged.

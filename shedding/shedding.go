@@ -185,7 +185,14 @@ func New(cfg Config) *Governor {
 
 // Admit decides whether to take one piece of work of class c at now. An
 // admitted piece must be reported with Done when it ends.
-func (g *Governor) Admit(c Class, now time.Time) Decision {
+func (g *Governor) Admit(c Class, now time.Time) Decision { return g.admit(c, now, true) }
+
+// Allow decides like Admit for work the governor does not track in flight
+// (inputs queued for workers, which have bounds of their own): it counts
+// the decision, and no Done follows.
+func (g *Governor) Allow(c Class, now time.Time) Decision { return g.admit(c, now, false) }
+
+func (g *Governor) admit(c Class, now time.Time, track bool) Decision {
 	if c >= classes {
 		c = Normal
 	}
@@ -202,7 +209,7 @@ func (g *Governor) Admit(c Class, now time.Time) Decision {
 	default:
 		cs.admitted++
 	}
-	if d.Admit {
+	if d.Admit && track {
 		g.inflight++
 	}
 	g.mark(c, !d.Admit || d.Downsample, d.Reason, now)
