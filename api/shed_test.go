@@ -1,0 +1,84 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/engine/enginetest"
+	"github.com/edged-dev/edged/kv"
+	"github.com/edged-dev/edged/series"
+	"github.com/edged-dev/edged/shedding"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestShedding: requests are classed by route, namespace and header, and
+// refused (429 for concurrency, 503 for memory, with Retry-After),
+// downsampled (bulk readings kept as summaries) or taken by the
+// governor's decision; health and status are never shed.
+func TestShedding(t *testing.T) {
+	db, eng := enginetest.Start(t, 7, engine.Config{})
+	gov := shedding.New(shedding.Config{MinLimit: 4, MaxLimit: 4, Hold: time.Hour})
+	a := New(Options{DB: db, KV: kv.New(db, eng), Series: series.New(db, eng, nil, nil), Hub: kv.NewHub(),
+		Registry: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry(), Ready: func() bool { return true },
+		Status: func() any { return gov.Status() },
+		Shedding: &Shedding{Governor: gov, Default: shedding.Normal, Readings: shedding.Bulk,
+			Namespaces: map[string]shedding.Class{"alarms": shedding.Critical}, RequestPriority: true}})
+	do := func(method, path, body string, hdr ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, r)
+		return w
+	}
+	reading := `{"readings":[{"sensor":"temp","value":21.5}]}`
+	if w := do("POST", "/v1/readings", reading); w.Code != 200 || strings.Contains(w.Body.String(), "downsampled") {
+		t.Fatalf("unloaded: %d %s", w.Code, w.Body)
+	}
+
+	// Two requests in flight of four allowed: bulk work is downsampled.
+	gov.Admit(shedding.Normal, time.Now())
+	gov.Admit(shedding.Normal, time.Now())
+	if w := do("POST", "/v1/readings", reading); w.Code != 200 || !strings.Contains(w.Body.String(), `"downsampled":true`) {
+		t.Errorf("half loaded: %d %s", w.Code, w.Body)
+	}
+	// Four: normal work is refused with 429, critical work is taken.
+	gov.Admit(shedding.Normal, time.Now())
+	gov.Admit(shedding.Normal, time.Now())
+	if w := do("POST", "/v1/kv/app/x", `{"type":"counter","op":"inc"}`); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("normal at the limit: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if w := do("POST", "/v1/kv/alarms/fire", `{"type":"flag","op":"enable"}`); w.Code != 200 {
+		t.Errorf("critical namespace at the limit: %d %s", w.Code, w.Body)
+	}
+	if w := do("POST", "/v1/kv/app/x", `{"type":"counter","op":"inc"}`, PriorityHeader, "critical"); w.Code != 200 {
+		t.Errorf("critical by header at the limit: %d %s", w.Code, w.Body)
+	}
+	a.o.Shedding.RequestPriority = false
+	if w := do("POST", "/v1/kv/app/x", `{"type":"counter","op":"inc"}`, PriorityHeader, "critical"); w.Code != http.StatusTooManyRequests {
+		t.Errorf("the header raised a request's class without request_priority: %d %s", w.Code, w.Body)
+	}
+	// Memory: normal work is refused with 503; health and status answer.
+	for range 4 {
+		gov.Done(time.Millisecond, time.Now())
+	}
+	gov.ObserveMemory(96, 100, time.Now())
+	if w := do("GET", "/v1/kv/app/x", ""); w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "memory") {
+		t.Errorf("read at 96%% memory: %d %s", w.Code, w.Body)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/v1/status"} {
+		if w := do("GET", path, ""); w.Code != 200 {
+			t.Errorf("GET %s while shedding: %d", path, w.Code)
+		}
+	}
+	st := gov.Status()
+	if st.Classes["normal"].Refused[shedding.ReasonConcurrency] != 2 || st.Classes["normal"].Refused[shedding.ReasonMemory] != 1 || st.Classes["bulk"].Downsampled != 1 {
+		t.Errorf("counters %+v", st.Classes)
+	}
+}
