@@ -108,6 +108,12 @@ type HTTPConfig struct {
 	// PEM certificate (chain) and key. Empty means plain HTTP.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+
+	// MaxConnections bounds the open client connections; more wait in
+	// the kernel's accept queue. Each costs memory (buffers, a
+	// goroutine), so the bound keeps a burst of clients within a small
+	// device's memory. From 1 to 65536.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // P2PConfig configures replication with peers over libp2p.
@@ -347,7 +353,8 @@ func Default() Config {
 			DataDir: "./data",
 		},
 		HTTP: HTTPConfig{
-			Addr: "127.0.0.1:8080",
+			Addr:           "127.0.0.1:8080",
+			MaxConnections: 512,
 		},
 		Log: LogConfig{
 			Level:  "info",
@@ -427,6 +434,9 @@ func (c HTTPConfig) Validate() error {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("tls_cert_file, tls_key_file: set both or neither"))
+	}
+	if c.MaxConnections < 1 || c.MaxConnections > 65536 {
+		errs = append(errs, fmt.Errorf("max_connections: must be from 1 to 65536 (got %d)", c.MaxConnections))
 	}
 	return errors.Join(errs...)
 }

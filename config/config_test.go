@@ -156,7 +156,7 @@ func TestValidate(t *testing.T) {
 		{name: "default"},
 		{name: "named node", edit: func(c *Config) { c.Node.Name = "gw-01.site_a" }},
 		{name: "any port", edit: func(c *Config) { c.HTTP.Addr = "127.0.0.1:0" }},
-		{name: "all addresses with a token", edit: func(c *Config) { c.HTTP = HTTPConfig{Addr: ":8080", TokenFile: "/etc/edged/token"} }},
+		{name: "all addresses with a token", edit: func(c *Config) { c.HTTP.Addr, c.HTTP.TokenFile = ":8080", "/etc/edged/token" }},
 		{
 			name: "all addresses without a token",
 			edit: func(c *Config) { c.HTTP.Addr = "0.0.0.0:8080" },
@@ -245,6 +245,7 @@ func TestValidate(t *testing.T) {
 				`node.name: must be at most 63 letters, digits, '.', '_' or '-', starting with a letter or digit (got "a b")`,
 				"node.data_dir: must not be empty",
 				`http.addr: port must be a number from 0 to 65535 (got "http")`,
+				"http.max_connections: must be from 1 to 65536 (got 0)",
 				`log.level: must be one of debug, info, warn, error (got "verbose")`,
 				`log.format: must be one of text, json (got "xml")`,
 				`store.profile: must be low-memory or standard (got "")`,
@@ -293,7 +294,7 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *Config) {
 				*c = Config{
 					Node:            NodeConfig{Name: "pi-7", DataDir: "/var/lib/edged"},
-					HTTP:            HTTPConfig{Addr: "127.0.0.2:80"},
+					HTTP:            HTTPConfig{Addr: "127.0.0.2:80", MaxConnections: 512},
 					Log:             LogConfig{Level: "debug", Format: "json"},
 					Store:           StoreConfig{Profile: "standard", Durability: "none", BudgetBytes: 1000000, MinFreeBytes: 5, GCInterval: time.Minute},
 					Readings:        Default().Readings,

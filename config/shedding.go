@@ -17,12 +17,12 @@ type SheddingConfig struct {
 
 	// LatencyTarget is the request latency above which the node is taken
 	// to be queueing: while even the fastest requests of an interval
-	// (100ms) are slower, the concurrency limit falls by a tenth per
-	// interval. At least 1ms.
+	// (100ms) are slower, the concurrency limit falls in proportion (by a
+	// tenth to a half per interval). At least 1ms.
 	LatencyTarget time.Duration `yaml:"latency_target"`
 
 	// MinConcurrency and MaxConcurrency bound the adaptive limit of
-	// requests in flight (it starts at the maximum). 1 ≤ min ≤ max ≤ 65536.
+	// requests in flight (it starts at 32). 1 ≤ min ≤ max ≤ 65536.
 	MinConcurrency int `yaml:"min_concurrency"`
 	MaxConcurrency int `yaml:"max_concurrency"`
 
@@ -55,7 +55,7 @@ type SheddingConfig struct {
 }
 
 func defaultShedding() SheddingConfig {
-	return SheddingConfig{Enabled: true, LatencyTarget: 25 * time.Millisecond, MinConcurrency: 4, MaxConcurrency: 256,
+	return SheddingConfig{Enabled: true, LatencyTarget: 10 * time.Millisecond, MinConcurrency: 4, MaxConcurrency: 256,
 		Hold: time.Second, RetryAfter: time.Second, DefaultClass: "normal", ReadingsClass: "bulk", RequestPriority: true}
 }
 

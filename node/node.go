@@ -43,6 +43,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/net/netutil"
 )
 
 // StoreOptions returns the store options that cfg selects.
@@ -64,6 +65,13 @@ func StoreOptions(cfg config.Config, log *slog.Logger) store.Options {
 // readHeaderTimeout bounds how long a client may take to send request
 // headers, so idle or slow connections cannot pin the server.
 const readHeaderTimeout = 10 * time.Second
+
+// idleTimeout closes keep-alive connections idle that long, which frees
+// their buffers; maxHeaderBytes bounds a request's headers.
+const (
+	idleTimeout    = time.Minute
+	maxHeaderBytes = 64 << 10
+)
 
 // Node is one edged node. Create it with New and start it with Run.
 type Node struct {
@@ -248,9 +256,13 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: http.addr: %w", err)
 	}
+	// Bounded connections bound the memory a burst of clients can take.
+	ln = netutil.LimitListener(ln, n.cfg.HTTP.MaxConnections)
 	srv := &http.Server{
 		Handler:           a,
 		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)

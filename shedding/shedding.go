@@ -13,10 +13,10 @@
 //
 //   - Latency, CoDel-style: when the smallest latency of admitted work
 //     over an interval stays above the target, the node is queueing; the
-//     concurrency limit is cut by a tenth (once an interval). While the
-//     latency stays under the target, the limit grows by one per limit
-//     completions (AIMD). Little's law: a bounded number in flight bounds
-//     the wait.
+//     concurrency limit is cut in proportion (target/latency, by a tenth
+//     to a half, once an interval). While the latency stays under the
+//     target, the limit grows by one per limit completions (additive
+//     increase). Little's law: a bounded number in flight bounds the wait.
 //   - In flight against the limit, by class: bulk work is taken while
 //     under half the limit, and downsampled (summaries only) up to three
 //     quarters; normal work up to the limit; critical work up to the limit
@@ -81,12 +81,12 @@ const (
 // Config tunes the governor.
 type Config struct {
 	// LatencyTarget is the latency of admitted work above which the node
-	// is taken to be queueing. Zero means 25ms.
+	// is taken to be queueing. Zero means 10ms.
 	LatencyTarget time.Duration
 	// Interval is the CoDel interval. Zero means 100ms.
 	Interval time.Duration
 	// MinLimit and MaxLimit bound the concurrency limit. Zero means 4
-	// and 256; the limit starts at MaxLimit.
+	// and 256; the limit starts at 32 (within them).
 	MinLimit, MaxLimit int
 	// Hold is how long a class stays degraded after its signal cleared.
 	// Zero means 1s.
@@ -97,7 +97,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.LatencyTarget <= 0 {
-		c.LatencyTarget = 25 * time.Millisecond
+		c.LatencyTarget = 10 * time.Millisecond
 	}
 	if c.Interval <= 0 {
 		c.Interval = 100 * time.Millisecond
@@ -117,6 +117,10 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// startLimit is where the concurrency limit starts: low enough that a
+// burst at start is met, and it grows fast while latency is low.
+const startLimit = 32
 
 // Memory and disk levels, as fractions of their limits: entering and
 // leaving (the lower one: hysteresis).
@@ -176,7 +180,7 @@ type Governor struct {
 // New returns a governor.
 func New(cfg Config) *Governor {
 	cfg = cfg.withDefaults()
-	g := &Governor{cfg: cfg, limit: float64(cfg.MaxLimit), minLatency: math.MaxInt64}
+	g := &Governor{cfg: cfg, limit: float64(min(cfg.MaxLimit, max(cfg.MinLimit, startLimit))), minLatency: math.MaxInt64}
 	for i := range g.class {
 		g.class[i].refused = map[Reason]uint64{}
 	}
@@ -277,7 +281,10 @@ func (g *Governor) Done(latency time.Duration, now time.Time) {
 	if now.Sub(g.intervalStart) >= g.cfg.Interval {
 		// The interval is over: was even its fastest work slow?
 		if g.minLatency > g.cfg.LatencyTarget && now.Sub(g.lastCut) >= g.cfg.Interval {
-			g.limit = max(float64(g.cfg.MinLimit), g.limit*0.9)
+			// Cut in proportion to the excess (a gradient), by half at
+			// most, so a sudden burst is met within a few intervals.
+			cut := max(0.5, float64(g.cfg.LatencyTarget)/float64(g.minLatency))
+			g.limit = max(float64(g.cfg.MinLimit), g.limit*min(cut, 0.9))
 			g.lastCut = now
 		}
 		g.intervalStart, g.minLatency = now, math.MaxInt64

@@ -63,34 +63,33 @@ func TestClassesShareTheLimit(t *testing.T) {
 	}
 }
 
-// TestLatencyCutsTheLimit: while even the fastest work of an interval is
-// slower than the target, the limit falls by a tenth per interval, down
-// to MinLimit; fast work lets it grow back.
+// TestLatencyCutsTheLimit: fast work lets the limit grow from its start
+// to the maximum; while even the fastest work of an interval is slower
+// than the target, the limit falls in proportion each interval, down to
+// MinLimit.
 func TestLatencyCutsTheLimit(t *testing.T) {
 	g := New(Config{MinLimit: 4, MaxLimit: 100, LatencyTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	if l := g.Status().Limit; l != startLimit {
+		t.Errorf("limit %d at start, want %d", l, startLimit)
+	}
 	now := t0
-	for range 50 {
-		g.Admit(Normal, now)
-		now = now.Add(20 * time.Millisecond)
-		g.Done(30*time.Millisecond, now)
+	step := func(n int, every, latency time.Duration) {
+		for range n {
+			g.Admit(Normal, now)
+			now = now.Add(every)
+			g.Done(latency, now)
+		}
 	}
-	// 1 s of slow work: about ten intervals, each cutting once.
-	if l := g.Status().Limit; l < 30 || l > 40 {
-		t.Errorf("limit %d after ten slow intervals, want 0.9^10 × 100 ≈ 35", l)
-	}
-	for range 6000 { // one more per limit completions: (100² − 35²)/2 of them
-		g.Admit(Normal, now)
-		now = now.Add(time.Millisecond)
-		g.Done(time.Millisecond, now)
-	}
+	step(6000, time.Millisecond, time.Millisecond) // one more per limit completions: (100² − 32²)/2 of them
 	if l := g.Status().Limit; l != 100 {
-		t.Errorf("limit %d after fast work, want back at 100", l)
+		t.Errorf("limit %d after fast work, want the maximum 100", l)
 	}
-	for range 1000 {
-		g.Admit(Normal, now)
-		now = now.Add(100 * time.Millisecond)
-		g.Done(time.Second, now)
+	// 1 s at 12ms: ten intervals, each cutting by 10/12.
+	step(50, 20*time.Millisecond, 12*time.Millisecond)
+	if l := g.Status().Limit; l < 12 || l > 22 {
+		t.Errorf("limit %d after ten intervals 20%% over the target, want (10/12)^10 × 100 ≈ 16", l)
 	}
+	step(1000, 100*time.Millisecond, time.Second)
 	if l := g.Status().Limit; l != 4 {
 		t.Errorf("limit %d under lasting overload, want the floor 4", l)
 	}

@@ -1,0 +1,505 @@
+// Command overload drives an edged node at several times its capacity, with
+// a mix of priority classes over HTTP and MQTT, and reports what the node
+// did: latency of the requests it accepted, what it refused, whether any
+// critical write was lost, its peak memory, and how long it took to serve
+// normally again after the burst.
+//
+//	make build && go run ./scripts/overload -bin bin/edged -shedding=true
+//	go run ./scripts/overload -bin bin/edged -shedding=false
+//
+// It starts the node itself (a separate process, so its memory is its
+// own: the low-memory profile, GOMEMLIMIT 256 MiB) in a temporary data
+// directory with fsync durability, then:
+//
+//  1. measures capacity: requests of the mix per second from 16 clients
+//     in a closed loop;
+//  2. measures the unloaded p99 at a fifth of capacity;
+//  3. sends -factor times capacity in an open loop (requests go on
+//     schedule whether or not earlier ones returned) for -burst, plus
+//     MQTT readings at QoS 0 and 1;
+//  4. goes back to a fifth of capacity and reports when the p99 of a
+//     500 ms window is within twice the unloaded p99 with nothing refused.
+//
+// The mix: 5% critical (counter increments in namespace alarms, classed
+// critical), 30% normal writes, 15% normal reads, 50% bulk (readings, 50
+// per request).
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "overload:", err)
+		os.Exit(1)
+	}
+}
+
+// class indexes the request classes of the mix.
+type class int
+
+const (
+	critical class = iota
+	normal
+	bulk
+	classes
+)
+
+var classNames = [classes]string{"critical", "normal", "bulk"}
+
+// result is one request's outcome.
+type result struct {
+	class   class
+	code    int // 0: no answer (timeout, connection refused)
+	latency time.Duration
+}
+
+// tally gathers results.
+type tally struct {
+	mu       sync.Mutex
+	results  []result
+	notSent  atomic.Int64 // the generator's own cap on outstanding requests
+	critSent atomic.Int64
+}
+
+func (t *tally) add(r result) {
+	t.mu.Lock()
+	t.results = append(t.results, r)
+	t.mu.Unlock()
+}
+
+func (t *tally) take() []result {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.results
+	t.results = nil
+	return r
+}
+
+type node struct {
+	base, mqtt string
+	cmd        *exec.Cmd
+	peakRSS    atomic.Int64
+	exited     chan struct{}
+	err        error
+}
+
+func run() error {
+	bin := flag.String("bin", "bin/edged", "the edged binary")
+	shed := flag.Bool("shedding", true, "run the node with load shedding on")
+	factor := flag.Float64("factor", 5, "the burst, in multiples of the measured capacity")
+	burst := flag.Duration("burst", 20*time.Second, "how long the burst lasts")
+	procs := flag.Int("procs", 1, "GOMAXPROCS of the generator")
+	nodeConns := flag.Int("max-connections", 512, "the node's http.max_connections")
+	measure := flag.Duration("measure", 5*time.Second, "how long capacity and the unloaded p99 are measured")
+	flag.Parse()
+	// The generator shares the machine with the node: one core for it,
+	// the rest for the node.
+	runtime.GOMAXPROCS(*procs)
+
+	n, err := startNode(*bin, *shed, *nodeConns)
+	if err != nil {
+		return err
+	}
+	defer n.stop()
+	// As many connections as the node takes (http.max_connections):
+	// requests beyond wait for one in the client.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: maxConns, MaxConnsPerHost: maxConns}}
+	ld := &load{n: n, client: client}
+
+	capacity := ld.capacity(*measure)
+	fmt.Printf("shedding: %v\ncapacity: %.0f requests/s (closed loop, 16 clients)\n", *shed, capacity)
+	base := ld.open(capacity/5, *measure, false)
+	p99 := percentile(latencies(base, -1, true), 0.99)
+	fmt.Printf("unloaded p99 at %.0f/s: %s\n", capacity/5, p99.Round(time.Microsecond))
+
+	rate := capacity * *factor
+	fmt.Printf("burst: %.0f requests/s for %s, plus MQTT readings\n", rate, *burst)
+	stopMQTT := ld.mqtt(rate / 10)
+	res := ld.open(rate, *burst, true)
+	mq := stopMQTT()
+	client.CloseIdleConnections()
+	report(res, ld.tally.notSent.Load(), p99)
+	fmt.Printf("mqtt: %d QoS 0 and %d QoS 1 readings published, %d QoS 1 not acknowledged within 10s\n", mq.qos0, mq.qos1, mq.unacked)
+	fmt.Printf("peak RSS: %.0f MiB (GOMEMLIMIT 256 MiB)\n", float64(n.peakRSS.Load())/(1<<20))
+	select {
+	case <-n.exited:
+		fmt.Printf("the node exited during the burst: %v\n", n.err)
+		return nil
+	default:
+	}
+
+	rec := ld.recovery(capacity/5, 2*p99, 60*time.Second)
+	if rec < 0 {
+		fmt.Println("recovery: not back to normal service within 60s")
+		if resp, err := http.Get(n.base + "/v1/status"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			fmt.Printf("status: %s\n", b)
+		}
+	} else {
+		fmt.Printf("recovery: normal service %.1fs after the burst ended\n", rec.Seconds())
+	}
+	return nil
+}
+
+// startNode runs the binary with a fresh data directory and free ports,
+// and samples its RSS until it exits.
+func startNode(bin string, shed bool, nodeConns int) (*node, error) {
+	dir, err := os.MkdirTemp("", "overload")
+	if err != nil {
+		return nil, err
+	}
+	httpPort, mqttPort := freePort(), freePort()
+	conf := fmt.Sprintf(`node: {data_dir: %q}
+http: {addr: "127.0.0.1:%d", max_connections: %d}
+mqtt: {addr: "127.0.0.1:%d", queue_length: 256}
+log: {level: warn}
+readings: {trust_clock: true}
+shedding:
+  enabled: %v
+  namespaces: {alarms: critical}
+`, filepath.Join(dir, "data"), httpPort, nodeConns, mqttPort, shed)
+	if err := os.WriteFile(filepath.Join(dir, "edged.yaml"), []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--config", filepath.Join(dir, "edged.yaml"))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	n := &node{base: fmt.Sprintf("http://127.0.0.1:%d", httpPort), mqtt: fmt.Sprintf("tcp://127.0.0.1:%d", mqttPort), cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		n.err = cmd.Wait()
+		close(n.exited)
+		os.RemoveAll(dir)
+	}()
+	go n.sampleRSS()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get(n.base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return n, nil
+			}
+		}
+		select {
+		case <-n.exited:
+			return nil, fmt.Errorf("edged exited: %v", n.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			n.stop()
+			return nil, errors.New("edged not ready within 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (n *node) stop() {
+	n.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-n.exited:
+	case <-time.After(15 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.exited
+	}
+}
+
+// sampleRSS records the peak resident set every 50ms.
+func (n *node) sampleRSS() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.exited:
+			return
+		case <-t.C:
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				if kb*1024 > n.peakRSS.Load() {
+					n.peakRSS.Store(kb * 1024)
+				}
+			}
+		}
+	}
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// load sends the mix to a node.
+type load struct {
+	n      *node
+	client *http.Client
+	seq    atomic.Int64
+	tally  tally
+}
+
+// request sends the i-th request of the mix and records its outcome.
+func (l *load) request(i int64) {
+	var c class
+	var method, path, body string
+	switch k := i % 20; {
+	case k == 0:
+		c, method, path, body = critical, "POST", fmt.Sprintf("/v1/kv/alarms/a%d", i%10), `{"type":"counter","op":"inc"}`
+		l.tally.critSent.Add(1)
+	case k < 7:
+		c, method, path, body = normal, "POST", fmt.Sprintf("/v1/kv/app/k%d", i%100), `{"type":"counter","op":"inc"}`
+	case k < 10:
+		c, method, path = normal, "GET", fmt.Sprintf("/v1/kv/app/k%d", i%100)
+	default:
+		c, method, path, body = bulk, "POST", "/v1/readings", readingBodies[i%int64(len(readingBodies))]
+	}
+	req, _ := http.NewRequest(method, l.n.base+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	// The latency runs from the moment the request has a connection: the
+	// node's own latency, not the generator's queue for connections.
+	start := time.Now()
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { start = time.Now() }}))
+	resp, err := l.client.Do(req)
+	r := result{class: c, latency: time.Since(start)}
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		r.code = resp.StatusCode
+	}
+	l.tally.add(r)
+}
+
+// readingBodies are request bodies of 50 readings each, made once so that
+// the generator spends its CPU on sending.
+var readingBodies = func() []string {
+	bodies := make([]string, 20)
+	t0 := time.Now().Add(-time.Hour).UnixNano()
+	for i := range bodies {
+		var b bytes.Buffer
+		b.WriteString(`{"readings":[`)
+		for j := range 50 {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"sensor":"s%d","value":%d.5,"ts":%q}`, i, j, time.Unix(0, t0+int64(j)*1e6).UTC().Format(time.RFC3339Nano))
+		}
+		b.WriteString(`]}`)
+		bodies[i] = b.String()
+	}
+	return bodies
+}()
+
+// capacity measures the mix's throughput from 16 clients in a closed
+// loop.
+func (l *load) capacity(d time.Duration) float64 {
+	var done atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				l.request(l.seq.Add(1))
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	l.tally.take()
+	return float64(done.Load()) / d.Seconds()
+}
+
+// maxConns is the generator's connections to the node: the node's default
+// http.max_connections.
+const maxConns = 512
+
+// maxOutstanding caps the generator's requests in flight, so that it
+// does not fall over itself; requests over it are counted, not sent.
+const maxOutstanding = 8192
+
+// open sends rate requests per second for d on schedule and returns the
+// outcomes (waiting for the last answers when wait is set).
+func (l *load) open(rate float64, d time.Duration, wait bool) []result {
+	var outstanding atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	sent := 0
+	for time.Since(start) < d {
+		due := int(time.Since(start).Seconds() * rate)
+		for ; sent < due; sent++ {
+			if outstanding.Load() >= maxOutstanding {
+				l.tally.notSent.Add(1)
+				continue
+			}
+			outstanding.Add(1)
+			wg.Go(func() {
+				defer outstanding.Add(-1)
+				l.request(l.seq.Add(1))
+			})
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if wait {
+		wg.Wait()
+	}
+	return l.tally.take()
+}
+
+type mqttCounts struct{ qos0, qos1, unacked int64 }
+
+// mqtt publishes bulk readings at rate per second, half at QoS 0 and
+// half at QoS 1, until the returned function is called.
+func (l *load) mqtt(rate float64) func() mqttCounts {
+	var counts mqttCounts
+	opts := paho.NewClientOptions().AddBroker(l.n.mqtt).SetClientID("overload").SetConnectTimeout(5 * time.Second)
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		fmt.Println("mqtt: not connected:", tok.Error())
+		return func() mqttCounts { return counts }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var toks []paho.Token
+	var mu sync.Mutex
+	wg.Go(func() {
+		start := time.Now()
+		sent := 0
+		for ctx.Err() == nil {
+			for due := int(time.Since(start).Seconds() * rate); sent < due; sent++ {
+				qos := byte(sent % 2)
+				tok := c.Publish(fmt.Sprintf("edged/overload/readings/m%d", sent%10), qos, false, strconv.Itoa(sent))
+				if qos == 0 {
+					counts.qos0++
+				} else {
+					counts.qos1++
+					mu.Lock()
+					toks = append(toks, tok)
+					mu.Unlock()
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	return func() mqttCounts {
+		cancel()
+		wg.Wait()
+		deadline := time.Now().Add(10 * time.Second)
+		for _, t := range toks {
+			if !t.WaitTimeout(time.Until(deadline)) {
+				counts.unacked++
+			}
+		}
+		c.Disconnect(100)
+		return counts
+	}
+}
+
+// recovery sends rate requests per second in 500ms windows until one has
+// a p99 within target and nothing refused, and returns how long that
+// took, or -1.
+func (l *load) recovery(rate float64, target time.Duration, limit time.Duration) time.Duration {
+	start := time.Now()
+	for time.Since(start) < limit {
+		res := l.open(rate, 500*time.Millisecond, true)
+		refused := 0
+		for _, r := range res {
+			if !answered(r.code) {
+				refused++
+			}
+		}
+		if refused == 0 && percentile(latencies(res, -1, true), 0.99) <= target {
+			return time.Since(start)
+		}
+	}
+	return -1
+}
+
+// latencies returns the latencies of results of class c (-1: all), of
+// the accepted ones only when accepted is set.
+func latencies(rs []result, c class, accepted bool) []time.Duration {
+	var out []time.Duration
+	for _, r := range rs {
+		if (c < 0 || r.class == c) && (!accepted || answered(r.code)) {
+			out = append(out, r.latency)
+		}
+	}
+	return out
+}
+
+// answered reports whether a status is the node's answer to the request
+// (a read of a key not written yet is a 404), not a refusal or a failure.
+func answered(code int) bool { return code == 200 || code == 204 || code == 404 }
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(float64(len(ds))*p))]
+}
+
+// report prints, per class, what the node took and refused.
+func report(rs []result, notSent int64, unloaded time.Duration) {
+	fmt.Printf("%-9s %9s %9s %9s %9s %9s %12s\n", "class", "sent", "accepted", "refused", "failed", "p50", "p99 accepted")
+	codes := map[int]int{}
+	for c := range classes {
+		var sent, ok, refused, failed int
+		for _, r := range rs {
+			if r.class != c {
+				continue
+			}
+			sent++
+			switch {
+			case answered(r.code):
+				ok++
+			case r.code == 429 || r.code == 503:
+				refused++
+			default:
+				failed++ // no answer in 10s, or another error
+				codes[r.code]++
+			}
+		}
+		ls := latencies(rs, c, true)
+		fmt.Printf("%-9s %9d %9d %9d %9d %9s %12s\n", classNames[c], sent, ok, refused, failed,
+			percentile(ls, 0.5).Round(time.Microsecond), percentile(ls, 0.99).Round(time.Microsecond))
+	}
+	if len(codes) > 0 {
+		fmt.Printf("failures by status (0: no answer within 10s): %v\n", codes)
+	}
+	all := percentile(latencies(rs, -1, true), 0.99)
+	fmt.Printf("p99 of accepted requests: %s (%.1f× the unloaded p99); %d requests over the generator's cap of %d outstanding were not sent\n",
+		all.Round(time.Microsecond), float64(all)/float64(max(unloaded, 1)), notSent, maxOutstanding)
+}
