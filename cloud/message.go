@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/edged-dev/edged/cborcheck"
+
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/identity"
 	"github.com/edged-dev/edged/replication"
@@ -202,7 +204,7 @@ func Decode(wire []byte) (Message, error) {
 		return m, fmt.Errorf("%w: unknown codec %d", ErrInvalid, wire[0])
 	}
 	var env envelope
-	if err := decMode.Unmarshal(b, &env); err != nil {
+	if err := cborcheck.Unmarshal(decMode, b, &env); err != nil {
 		return m, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if env.Version != Version {
@@ -225,13 +227,13 @@ func Decode(wire []byte) (Message, error) {
 	switch env.Kind {
 	case KindBatch:
 		m.Batch = new(Batch)
-		if err := decMode.Unmarshal(env.Body, m.Batch); err != nil {
+		if err := cborcheck.Unmarshal(decMode, env.Body, m.Batch); err != nil {
 			return m, fmt.Errorf("%w: batch: %v", ErrInvalid, err)
 		}
 		err = m.Batch.validate()
 	case KindAck:
 		m.Ack = new(Ack)
-		if err := decMode.Unmarshal(env.Body, m.Ack); err != nil {
+		if err := cborcheck.Unmarshal(decMode, env.Body, m.Ack); err != nil {
 			return m, fmt.Errorf("%w: ack: %v", ErrInvalid, err)
 		}
 		err = replication.CheckVector(m.Ack.Vector)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/edged-dev/edged/cborcheck"
+
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -145,7 +147,7 @@ func (x *Causal) UnmarshalCBOR(b []byte) error {
 		return fmt.Errorf("%w: %d bytes exceed the limit of %d", ErrDecode, len(b), MaxEncodedBytes)
 	}
 	var w wireCausal
-	if err := decMode.Unmarshal(b, &w); err != nil {
+	if err := cborcheck.Unmarshal(decMode, b, &w); err != nil {
 		return fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	if w.Version > FormatVersion {
@@ -185,7 +187,7 @@ func (c *Context) UnmarshalCBOR(b []byte) error {
 		return fmt.Errorf("%w: %d bytes exceed the limit of %d", ErrDecode, len(b), MaxEncodedBytes)
 	}
 	var w wireCtx
-	if err := decMode.Unmarshal(b, &w); err != nil {
+	if err := cborcheck.Unmarshal(decMode, b, &w); err != nil {
 		return fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	ctx, err := ctxFromWire(w)
@@ -398,7 +400,7 @@ func UnmarshalValue(b []byte) (Value, error) {
 		return nil, fmt.Errorf("%w: %d bytes exceed the limit of %d", ErrDecode, len(b), MaxEncodedBytes)
 	}
 	var w wireValue
-	if err := decMode.Unmarshal(b, &w); err != nil {
+	if err := cborcheck.Unmarshal(decMode, b, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	return valueFromWire(&w)

@@ -124,7 +124,9 @@ func TestTransferResumesAfterRestart(t *testing.T) {
 	// restart (libp2p notices the old connection's end), and a transfer
 	// is given up after five tries of two rounds each.
 	c = startBenchNode(t, nodeOpts{durability: store.None, dir: dir, tick: 250 * time.Millisecond}, a.p2p.Addrs()[0])
-	waitFor(t, "c to catch up", func() bool { return slices.EqualFunc(records(t, a.db, nil), records(t, c.db, nil), recordEqual) })
+	// 60,000 keys under the race detector on a busy 2-core machine take
+	// a while: a generous deadline, polled.
+	waitWithin(t, time.Minute, "c to catch up", func() bool { return slices.EqualFunc(records(t, a.db, nil), records(t, c.db, nil), recordEqual) })
 	waitFor(t, "c's transfer to be counted", func() bool { return c.p2p.SyncStats().TransfersDone > 0 })
 	st := c.p2p.SyncStats()
 	if st.TransfersDone != 1 || st.StatesReceived >= keys {

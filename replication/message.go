@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/edged-dev/edged/cborcheck"
+
 	"github.com/edged-dev/edged/crdt"
 	"github.com/fxamacker/cbor/v2"
 	"github.com/klauspost/compress/snappy"
@@ -219,7 +221,7 @@ func Decode(b []byte) (Message, error) {
 	default:
 		return m, fmt.Errorf("%w: unknown codec %d", ErrInvalid, codec)
 	}
-	if err := decMode.Unmarshal(b, &m); err != nil {
+	if err := cborcheck.Unmarshal(decMode, b, &m); err != nil {
 		return Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if err := m.validate(); err != nil {
