@@ -23,7 +23,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s
 
-.PHONY: build run test e2e bench lint cross fuzz clean
+.PHONY: build run test test-arm e2e bench lint cross fuzz clean
 
 # bin/edged for this machine.
 build:
@@ -39,12 +39,14 @@ RAPID_CHECKS ?= 1000
 
 # go vet, then every test (including the crash test's 50 kill cycles and
 # the disk-full test on a tmpfs, which needs root and fails under CI=true
-# without it), then the CRDT property tests at RAPID_CHECKS cases, then e2e.
+# without it), then the CRDT property tests at RAPID_CHECKS cases, then e2e,
+# then the ARM suites under qemu.
 test:
 	$(GO) vet ./...
 	$(GO) test $(RACE) ./...
 	$(GO) test ./crdt -run 'TestModel|TestJoinLaws|TestDeltaDelivery|TestRoundTrip' -rapid.checks=$(RAPID_CHECKS)
 	$(MAKE) e2e
+	$(MAKE) test-arm
 
 # The built binary driven through HTTP and MQTT by curl and the mosquitto
 # clients, then five of them in network namespaces on one LAN finding each
@@ -71,6 +73,23 @@ cross:
 	GOARCH=arm64 $(CROSS) -o bin/edged-linux-arm64 ./cmd/edged
 	GOARCH=arm GOARM=7 $(CROSS) -o bin/edged-linux-armv7 ./cmd/edged
 	GOARCH=arm GOARM=6 $(CROSS) -o bin/edged-linux-armv6 ./cmd/edged
+
+# The suites that must hold on the fleet's ARM boards, cross-built and run
+# under qemu-user (Debian's qemu-user-static): the CRDT kernel, the length
+# checks of the decoders, the store and the replication engine, on arm64
+# and on 32-bit armv7 (where int is 32 bits and Badger lives in a 4 GiB
+# address space); then each cross-built binary smoke-run. Without
+# qemu-user-static it skips with a message, failing under CI=true.
+ARM_SUITES := ./crdt ./cborcheck ./store ./replication ./cloud
+test-arm: cross
+	@if ! command -v qemu-aarch64-static >/dev/null || ! command -v qemu-arm-static >/dev/null; then \
+		if [ "$$CI" = true ]; then echo "test-arm: qemu-user-static is missing (apt-get install qemu-user-static)" >&2; exit 1; fi; \
+		echo "test-arm: SKIP: qemu-user-static is missing (apt-get install qemu-user-static)"; exit 0; \
+	fi; \
+	set -e; \
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -short -exec qemu-aarch64-static $(ARM_SUITES); \
+	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -short -exec qemu-arm-static $(ARM_SUITES); \
+	./scripts/smoke-arm.sh
 
 # Runs every Fuzz* function of every package, one at a time, as go test
 # -fuzz takes one target in one package.
