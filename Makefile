@@ -23,7 +23,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s
 
-.PHONY: build run test test-arm e2e bench lint cross fuzz clean
+.PHONY: build run test test-arm test-package e2e bench lint cross dist fuzz clean
 
 # bin/edged for this machine.
 build:
@@ -40,13 +40,13 @@ RAPID_CHECKS ?= 1000
 # go vet, then every test (including the crash test's 50 kill cycles and
 # the disk-full test on a tmpfs, which needs root and fails under CI=true
 # without it), then the CRDT property tests at RAPID_CHECKS cases, then e2e,
-# then the ARM suites under qemu.
+# then the ARM suites under qemu, then the .deb installed and purged.
 test:
 	$(GO) vet ./...
 	$(GO) test $(RACE) ./...
 	$(GO) test ./crdt -run 'TestModel|TestJoinLaws|TestDeltaDelivery|TestRoundTrip' -rapid.checks=$(RAPID_CHECKS)
 	$(MAKE) e2e
-	$(MAKE) test-arm
+	$(MAKE) test-arm test-package
 
 # The built binary driven through HTTP and MQTT by curl and the mosquitto
 # clients, then five of them in network namespaces on one LAN finding each
@@ -90,6 +90,37 @@ test-arm: cross
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -short -exec qemu-aarch64-static $(ARM_SUITES); \
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -short -exec qemu-arm-static $(ARM_SUITES); \
 	./scripts/smoke-arm.sh
+
+# Packages in bin/dist: a .deb for amd64, arm64 and armhf (the ARMv6
+# build, which runs on every 32-bit Raspberry Pi and ARMv7 board) made by
+# nfpm (a Go tool of the tools/ module, so it stays out of the binary's
+# module), and a tarball of each binary. The packaged configuration is
+# configs/edged.yaml with its data in /var/lib/edged.
+DEB_VERSION := $(shell echo '$(VERSION)' | sed -e 's/^v//' -e 's/^\([0-9a-f]\{7,\}\)/0.0.0+g\1/' -e 's/-dirty$$/.dirty/')
+NFPM := $(GO) tool -modfile=tools/go.mod nfpm
+dist: cross
+	rm -rf bin/dist && mkdir -p bin/dist
+	sed 's|^  data_dir: ./data$$|  data_dir: /var/lib/edged|' configs/edged.yaml > bin/dist/edged.yaml
+	grep -q '^  data_dir: /var/lib/edged$$' bin/dist/edged.yaml
+	set -e; for pair in amd64:amd64 arm64:arm64 armv6:armhf; do \
+		build=$${pair%%:*}; arch=$${pair##*:}; \
+		sed -e "s|@ARCH@|$$arch|" -e 's|@VERSION@|$(DEB_VERSION)|' -e "s|@BINARY@|bin/edged-linux-$$build|" \
+			-e 's|@CONFIG@|bin/dist/edged.yaml|' packaging/nfpm.yaml > bin/dist/nfpm-$$arch.yaml; \
+		$(NFPM) package --config bin/dist/nfpm-$$arch.yaml --packager deb --target bin/dist/; \
+		rm bin/dist/nfpm-$$arch.yaml; \
+	done
+	set -e; for build in amd64 arm64 armv7 armv6; do \
+		d=bin/dist/edged-$(DEB_VERSION)-linux-$$build; mkdir -p $$d; \
+		cp bin/edged-linux-$$build $$d/edged; cp bin/dist/edged.yaml packaging/edged.service scripts/install-pi.sh README.md $$d/; \
+		tar -C bin/dist -czf $$d.tar.gz $$(basename $$d); rm -rf $$d; \
+	done
+	ls -l bin/dist
+
+# Installs this machine's .deb, checks it and the unit (systemd-analyze
+# verify), runs the installed node as its user, and purges it: needs root,
+# skipped with a message otherwise (failed under CI=true).
+test-package: dist
+	./scripts/package-test.sh
 
 # Runs every Fuzz* function of every package, one at a time, as go test
 # -fuzz takes one target in one package.
