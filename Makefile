@@ -40,13 +40,15 @@ RAPID_CHECKS ?= 1000
 # go vet, then every test (including the crash test's 50 kill cycles and
 # the disk-full test on a tmpfs, which needs root and fails under CI=true
 # without it), then the CRDT property tests at RAPID_CHECKS cases, then e2e,
-# then the ARM suites under qemu, then the .deb installed and purged.
+# then the ARM suites under qemu, then the .deb installed and purged, then
+# the footprint budget (binary sizes; idle RSS and CPU).
 test:
 	$(GO) vet ./...
 	$(GO) test $(RACE) ./...
 	$(GO) test ./crdt -run 'TestModel|TestJoinLaws|TestDeltaDelivery|TestRoundTrip' -rapid.checks=$(RAPID_CHECKS)
 	$(MAKE) e2e
 	$(MAKE) test-arm test-package
+	./scripts/footprint.sh
 
 # The built binary driven through HTTP and MQTT by curl and the mosquitto
 # clients, then five of them in network namespaces on one LAN finding each

@@ -55,7 +55,7 @@ type SheddingConfig struct {
 }
 
 func defaultShedding() SheddingConfig {
-	return SheddingConfig{Enabled: true, LatencyTarget: 10 * time.Millisecond, MinConcurrency: 4, MaxConcurrency: 256,
+	return SheddingConfig{Enabled: true, LatencyTarget: 50 * time.Millisecond, MinConcurrency: 8, MaxConcurrency: 256,
 		Hold: time.Second, RetryAfter: time.Second, DefaultClass: "normal", ReadingsClass: "bulk", RequestPriority: true}
 }
 

@@ -81,7 +81,7 @@ const (
 // Config tunes the governor.
 type Config struct {
 	// LatencyTarget is the latency of admitted work above which the node
-	// is taken to be queueing. Zero means 10ms.
+	// is taken to be queueing. Zero means 50ms.
 	LatencyTarget time.Duration
 	// Interval is the CoDel interval. Zero means 100ms.
 	Interval time.Duration
@@ -97,7 +97,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.LatencyTarget <= 0 {
-		c.LatencyTarget = 10 * time.Millisecond
+		c.LatencyTarget = 50 * time.Millisecond
 	}
 	if c.Interval <= 0 {
 		c.Interval = 100 * time.Millisecond
