@@ -89,7 +89,7 @@ load)
 	[ "$peak" -le "$max_load_rss" ] || fail "RSS under load over budget"
 	;;
 coldstart)
-	go run ./scripts/storefill -keys 1000000 -dir "$dir/big" >"$dir/fill.log" 2>&1 || fail "storefill: $(tail -3 "$dir/fill.log")"
+	go run ./scripts/storefill -keys 1000000 -dir "$dir/big" -max-rss-mib 1000000 -max-reopen 1h >"$dir/fill.log" 2>&1 || fail "storefill: $(tail -3 "$dir/fill.log")"
 	t0=$(date +%s%N)
 	EDGED_MQTT_MODE=off bin/edged run --data-dir "$dir/big" --http-addr 127.0.0.1:0 >"$dir/big.log" 2>&1 &
 	pid=$!
