@@ -41,14 +41,15 @@ RAPID_CHECKS ?= 1000
 # the disk-full test on a tmpfs, which needs root and fails under CI=true
 # without it), then the CRDT property tests at RAPID_CHECKS cases, then e2e,
 # then the ARM suites under qemu, then the .deb installed and purged, then
-# the footprint budget (binary sizes; idle RSS and CPU).
+# the footprint budget (binary sizes; idle RSS and CPU; RSS under ingest
+# with peers; cold start with 1,000,000 keys).
 test:
 	$(GO) vet ./...
 	$(GO) test $(RACE) ./...
 	$(GO) test ./crdt -run 'TestModel|TestJoinLaws|TestDeltaDelivery|TestRoundTrip' -rapid.checks=$(RAPID_CHECKS)
 	$(MAKE) e2e
 	$(MAKE) test-arm test-package
-	./scripts/footprint.sh
+	./scripts/footprint.sh all
 
 # The built binary driven through HTTP and MQTT by curl and the mosquitto
 # clients, then five of them in network namespaces on one LAN finding each
