@@ -37,15 +37,16 @@ run: build
 # (rapid's own default is 100).
 RAPID_CHECKS ?= 1000
 
-# go vet, then every test (including the crash test's 50 kill cycles and
-# the disk-full test on a tmpfs, which needs root and fails under CI=true
-# without it), then the CRDT property tests at RAPID_CHECKS cases, then e2e,
+# go vet, then every test (including the crash test's 50 kill cycles, the
+# disk-full test on a tmpfs, which needs root and fails under CI=true without
+# it, and the dashboard in headless Chromium, whose screenshots go to
+# node/_artifacts/), then the CRDT property tests at RAPID_CHECKS cases, then e2e,
 # then the ARM suites under qemu, then the .deb installed and purged, then
 # the footprint budget (binary sizes; idle RSS and CPU; RSS under ingest
 # with peers; cold start with 1,000,000 keys).
 test:
 	$(GO) vet ./...
-	$(GO) test $(RACE) ./...
+	$(GO) test $(RACE) -artifacts ./...
 	$(GO) test ./crdt -run 'TestModel|TestJoinLaws|TestDeltaDelivery|TestRoundTrip' -rapid.checks=$(RAPID_CHECKS)
 	$(MAKE) e2e
 	$(MAKE) test-arm test-package

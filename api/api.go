@@ -31,6 +31,7 @@ import (
 	"github.com/edged-dev/edged/lineproto"
 	"github.com/edged-dev/edged/series"
 	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/ui"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -107,6 +108,10 @@ func New(o Options) *API {
 	a.route("GET /v1/series/{sensor...}", a.series)
 	a.route("GET /v1/watch", a.watch)
 	a.route("GET /v1/backup", a.backup)
+	// The dashboard's static pages need no token: they hold no data, and
+	// ask for the token to call the API with.
+	a.mux.Handle("GET /ui/", ui.Handler("/ui/"))
+	a.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	return a
 }
 

@@ -1,0 +1,217 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/edged-dev/edged/sensors"
+)
+
+// chromium returns the path of a Chromium for the dashboard tests, skipping
+// the test where there is none, except under CI=true, where that fails it.
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not installed: apt-get install chromium")
+	}
+	t.Skip("chromium not installed: apt-get install chromium")
+	return ""
+}
+
+// TestDashboard drives the dashboard in headless Chromium against a node
+// with a simulated sensor and two peers: the page loads without console
+// errors (or the app's warnings), the sensor chart shows the points /v1/series serves, a key
+// written through the API appears live, and a peer that is killed turns
+// suspect or dead. Screenshots go to the test's artifact directory.
+func TestDashboard(t *testing.T) {
+	browser := chromium(t)
+	var an *Node
+	a := startNode(t, func(n *Node) {
+		n.cfg.P2P.Addr, n.cfg.P2P.Tick, n.cfg.P2P.MDNS = "/ip4/127.0.0.1/tcp/0", 20*time.Millisecond, false
+		n.cfg.Sensors.Simulated = []sensors.SimulatedConfig{{Name: "temp", Interval: 50 * time.Millisecond, Period: 5 * time.Second, Amplitude: 5, Offset: 20, Unit: "C"}}
+		an = n
+	})
+	startNode(t, func(n *Node) {
+		n.cfg.P2P.Addr, n.cfg.P2P.Tick, n.cfg.P2P.MDNS, n.cfg.P2P.Peers = "/ip4/127.0.0.1/tcp/0", 20*time.Millisecond, false, an.P2PAddrs()
+	})
+	// c runs in a process of its own, so that it can be killed with
+	// SIGKILL: it says no goodbye, and its peers must find it gone.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPeerProcess$")
+	cmd.Env = append(os.Environ(), "EDGED_TEST_PEER="+an.P2PAddrs()[0], "EDGED_TEST_PEER_DIR="+t.TempDir())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = t.Output()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var cPeer string
+	if _, err := fmt.Fscanln(out, &cPeer); err != nil {
+		t.Fatalf("the peer process: %v", err)
+	}
+
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 1600))...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var consoleErrors []string
+	chromedp.ListenTarget(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.APITypeError || e.Type == runtime.APITypeWarning {
+				var args []string
+				for _, a := range e.Args {
+					args = append(args, string(a.Value))
+				}
+				consoleErrors = append(consoleErrors, strings.Join(args, " "))
+			}
+		case *runtime.EventExceptionThrown:
+			consoleErrors = append(consoleErrors, e.ExceptionDetails.Error())
+		}
+	})
+	artifacts := t.ArtifactDir()
+	screenshot := func(name string) {
+		var png []byte
+		if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+			t.Errorf("screenshot %s: %v", name, err)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(artifacts, name), png, 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	// poll evaluates a JavaScript condition until it holds.
+	poll := func(what, expr string) {
+		t.Helper()
+		if err := chromedp.Run(ctx, chromedp.Poll(expr, nil, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			screenshot("failed.png")
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("%s: %v (console errors: %q)", what, err, consoleErrors)
+		}
+	}
+
+	if err := chromedp.Run(ctx, chromedp.Navigate(a.base+"/ui/")); err != nil {
+		t.Fatal(err)
+	}
+	poll("the sensor listed", `document.querySelector('#sensors li[data-sensor="sim.temp"] button') !== null`)
+	poll("both peers listed", `document.querySelectorAll('#peers tbody tr[data-peer]').length === 2`)
+
+	// The chart of the raw readings holds points /v1/series serves.
+	if err := chromedp.Run(ctx,
+		chromedp.Click(`#sensors li[data-sensor="sim.temp"] button`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("step").value = ""; document.getElementById("chart-form").dispatchEvent(new Event("change")); true`, nil),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll("the raw chart", `window.edged.chartPath && !window.edged.chartPath.includes("step") && window.edged.chartData[0].length > 0`)
+	var chart struct {
+		Path string
+		Data [2][]float64
+	}
+	var raw string
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`JSON.stringify({Path: window.edged.chartPath, Data: window.edged.chartData})`, &raw)); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(raw), &chart); err != nil {
+		t.Fatal(err)
+	}
+	var served struct {
+		Points []struct {
+			TS    time.Time
+			Value float64
+		}
+	}
+	if err := json.Unmarshal(a.expect("GET", chart.Path, "", 200, ""), &served); err != nil {
+		t.Fatal(err)
+	}
+	// The page holds times as JavaScript does: in milliseconds.
+	have := map[int64]float64{}
+	for _, p := range served.Points {
+		have[p.TS.UnixMilli()] = p.Value
+	}
+	for i, ts := range chart.Data[0] {
+		v, ok := have[int64(math.Round(ts*1000))]
+		if !ok || v != chart.Data[1][i] {
+			t.Fatalf("chart point %d (%v, %v) is not in %s (%d points)", i, ts, chart.Data[1][i], chart.Path, len(served.Points))
+		}
+	}
+	t.Logf("the chart's %d points are all served by %s", len(chart.Data[0]), chart.Path)
+
+	// A key written through the API appears live.
+	a.expect("POST", "/v1/kv/app/door", `{"type":"register","op":"set","value":"open"}`, 200, "")
+	poll("the key, live", `(document.querySelector('#keys tr[data-key="door"]')?.textContent || "").includes("open")`)
+	screenshot("dashboard.png")
+
+	// A peer killed turns suspect, then dead.
+	cmd.Process.Kill()
+	poll("the killed peer suspect or dead", fmt.Sprintf(`["suspect", "dead"].includes(document.querySelector('#peers tr[data-peer="%s"] td:nth-child(2)')?.textContent)`, cPeer))
+	screenshot("peer-down.png")
+
+	// A phone's screen: the page lays out in one column, without errors.
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	poll("the phone layout", `document.querySelector('#sensors li') !== null && document.documentElement.scrollWidth <= 390`)
+	screenshot("phone.png")
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(consoleErrors) > 0 {
+		t.Errorf("console errors: %q", consoleErrors)
+	}
+	if resp, err := http.Get(a.base + "/"); err == nil {
+		resp.Body.Close()
+		if resp.Request.URL.Path != "/ui/" {
+			t.Errorf("GET / went to %s, want /ui/", resp.Request.URL.Path)
+		}
+	}
+	t.Logf("screenshots in %s", artifacts)
+}
+
+// TestPeerProcess is the peer process of TestDashboard: with
+// EDGED_TEST_PEER set it runs a node that peers with it and prints its
+// peer ID, until it is killed; otherwise it is skipped.
+func TestPeerProcess(t *testing.T) {
+	peer := os.Getenv("EDGED_TEST_PEER")
+	if peer == "" {
+		t.Skip("the peer process of TestDashboard, run by it")
+	}
+	cfg := testConfig(t)
+	cfg.Node.DataDir = os.Getenv("EDGED_TEST_PEER_DIR")
+	cfg.P2P.Addr, cfg.P2P.Tick, cfg.P2P.MDNS, cfg.P2P.Peers = "/ip4/127.0.0.1/tcp/0", 20*time.Millisecond, false, []string{peer}
+	n := newNode(t, cfg)
+	done, _ := runNode(t, n)
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	addr := n.P2PAddrs()[0]
+	fmt.Println(addr[strings.LastIndex(addr, "/")+1:])
+	<-done // until killed
+}
