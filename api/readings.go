@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -162,8 +163,16 @@ func (a *API) series(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	var origin crdt.ReplicaID
+	if n := q.Get("node"); n != "" {
+		id, err := strconv.ParseUint(n, 16, 64)
+		if err != nil || id == 0 || len(n) != 16 {
+			return invalid.Errorf("node", "%q is not a replica ID (16 hex digits)", n)
+		}
+		origin = crdt.ReplicaID(id)
+	}
 	sensor := r.PathValue("sensor")
-	pts, err := a.o.Series.Run(r.Context(), series.Query{Sensor: sensor, From: from, To: to, Step: step, Agg: agg})
+	pts, err := a.o.Series.Run(r.Context(), series.Query{Sensor: sensor, From: from, To: to, Step: step, Agg: agg, Origin: origin})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/edged-dev/edged/mqtttest"
 	"github.com/edged-dev/edged/sensors"
 )
 
@@ -214,4 +216,127 @@ func TestPeerProcess(t *testing.T) {
 	addr := n.P2PAddrs()[0]
 	fmt.Println(addr[strings.LastIndex(addr, "/")+1:])
 	<-done // until killed
+}
+
+// TestDashboardFleet drives the aggregator's dashboard: the fleet's nodes
+// are listed, and a sensor both nodes read is drawn per node on one chart,
+// each series the readings /v1/series?node= serves.
+func TestDashboardFleet(t *testing.T) {
+	browser := chromium(t)
+	broker := mqtttest.Start(t)
+	agg := startAggregator(t, broker.URL)
+	var replicas []string
+	for i := range 2 {
+		c := startNode(t, func(n *Node) {
+			n.cfg.Cloud.URL, n.name = broker.URL, fmt.Sprintf("gw-%d", i)
+		})
+		var st struct{ Node struct{ Replica string } }
+		json.Unmarshal(c.expect("GET", "/v1/status", "", 200, ""), &st)
+		replicas = append(replicas, st.Node.Replica)
+		var body strings.Builder
+		for j := range 20 {
+			if j > 0 {
+				body.WriteString(",")
+			}
+			fmt.Fprintf(&body, `{"sensor":"temp","value":%d,"ts":%q}`, 10*i+j, time.Now().Add(-time.Duration(30-j)*time.Second).UTC().Format(time.RFC3339Nano))
+		}
+		c.expect("POST", "/v1/readings", `{"readings":[`+body.String()+`]}`, 200, "")
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		var pts [2]struct{ Points []json.RawMessage }
+		for i, r := range replicas {
+			json.Unmarshal(agg.expect("GET", "/v1/series/temp?node="+r, "", 200, ""), &pts[i])
+		}
+		if len(pts[0].Points) == 20 && len(pts[1].Points) == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the aggregator lacks the nodes' readings")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 1600))...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var problems []string
+	chromedp.ListenTarget(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.APITypeError || e.Type == runtime.APITypeWarning {
+				problems = append(problems, fmt.Sprint(e.Args))
+			}
+		case *runtime.EventExceptionThrown:
+			problems = append(problems, e.ExceptionDetails.Error())
+		}
+	})
+	poll := func(what, expr string) {
+		t.Helper()
+		if err := chromedp.Run(ctx, chromedp.Poll(expr, nil, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			t.Fatalf("%s: %v (console: %q)", what, err, problems)
+		}
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(agg.base+"/ui/")); err != nil {
+		t.Fatal(err)
+	}
+	poll("the fleet listed", `document.querySelectorAll('#nodes tbody tr').length === 2 && !document.getElementById("fleet").hidden`)
+	poll("the sensor listed", `document.querySelector('#sensors li[data-sensor="temp"] button') !== null`)
+	if err := chromedp.Run(ctx,
+		chromedp.Click(`#sensors li[data-sensor="temp"] button`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("step").value = ""; document.getElementById("chart-form").dispatchEvent(new Event("change")); true`, nil),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll("a series per node", `window.edged.chartPath && !window.edged.chartPath.includes("step") && (window.edged.chartNodes || []).length === 2`)
+	var raw string
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`JSON.stringify({Path: window.edged.chartPath, Nodes: window.edged.chartNodes, Data: window.edged.chartData})`, &raw)); err != nil {
+		t.Fatal(err)
+	}
+	var chart struct {
+		Path  string
+		Nodes []string
+		Data  [][]*float64
+	}
+	if err := json.Unmarshal([]byte(raw), &chart); err != nil {
+		t.Fatal(err)
+	}
+	for i, node := range chart.Nodes {
+		var served struct {
+			Points []struct {
+				TS    time.Time
+				Value float64
+			}
+		}
+		json.Unmarshal(agg.expect("GET", chart.Path+"&node="+node, "", 200, ""), &served)
+		want := map[int64]float64{}
+		for _, p := range served.Points {
+			want[p.TS.UnixMilli()] = p.Value
+		}
+		got := map[int64]float64{}
+		for j, ts := range chart.Data[0] {
+			if v := chart.Data[i+1][j]; v != nil {
+				got[int64(math.Round(*ts*1000))] = *v
+			}
+		}
+		if len(got) != 20 || !maps.Equal(got, want) {
+			t.Errorf("node %s: the chart shows %v, /v1/series serves %v", node, got, want)
+		}
+	}
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err == nil {
+		os.WriteFile(filepath.Join(t.ArtifactDir(), "fleet.png"), png, 0o644)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) > 0 {
+		t.Errorf("console: %q", problems)
+	}
 }

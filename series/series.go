@@ -441,6 +441,10 @@ func ParseAgg(s string) (Agg, error) {
 type Query struct {
 	Sensor   string
 	From, To time.Time // [From, To)
+	// Origin, when not zero, keeps the readings of that replica only (a
+	// node's own sensors, on an aggregator): buckets are then computed
+	// from its raw readings, as the minute summaries merge every origin.
+	Origin crdt.ReplicaID
 	// Step is the bucket width; zero asks for the raw readings.
 	Step time.Duration
 	Agg  Agg
@@ -470,7 +474,7 @@ func (s *Series) Run(ctx context.Context, q Query) ([]Point, error) {
 	}
 	esc := escape(q.Sensor)
 	if q.Step == 0 {
-		return s.raw(factsPrefix+esc, from, to)
+		return s.raw(factsPrefix+esc, from, to, q.Origin)
 	}
 	step := int64(q.Step)
 	from, to = floorDiv(from, step), floorDiv(to-1, step)+step
@@ -487,10 +491,13 @@ func (s *Series) Run(ctx context.Context, q Query) ([]Point, error) {
 		cur.merge(sm)
 	}
 	var err error
-	if step%int64(Window) == 0 {
+	if step%int64(Window) == 0 && q.Origin == 0 {
 		err = s.summaries(ctx, esc, from, to, func(w int64, sm summary) { add(floorDiv(w, step), sm) })
 	} else {
-		err = s.db.Readings(factsPrefix+esc, from, to, func(_ crdt.ReplicaID, _ crdt.Seq, r crdt.Reading) error {
+		err = s.db.Readings(factsPrefix+esc, from, to, func(o crdt.ReplicaID, _ crdt.Seq, r crdt.Reading) error {
+			if q.Origin != 0 && o != q.Origin {
+				return nil
+			}
 			var sm summary
 			sm.add(r)
 			add(floorDiv(r.Time, step), sm)
@@ -509,9 +516,12 @@ func (s *Series) Run(ctx context.Context, q Query) ([]Point, error) {
 }
 
 // raw returns the readings of facts name in [from, to), by time.
-func (s *Series) raw(name string, from, to int64) ([]Point, error) {
+func (s *Series) raw(name string, from, to int64, origin crdt.ReplicaID) ([]Point, error) {
 	var pts []Point
-	err := s.db.Readings(name, from, to, func(_ crdt.ReplicaID, _ crdt.Seq, r crdt.Reading) error {
+	err := s.db.Readings(name, from, to, func(o crdt.ReplicaID, _ crdt.Seq, r crdt.Reading) error {
+		if origin != 0 && o != origin {
+			return nil
+		}
 		if len(pts) == MaxPoints {
 			return invalid.Errorf("step", "more than %d readings: give a step to downsample, or a shorter range", MaxPoints)
 		}

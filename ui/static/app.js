@@ -101,6 +101,7 @@ async function refreshFleet() {
     throw e;
   }
   $("fleet").hidden = false;
+  state.nodes = doc.nodes;
   $("nodes").tBodies[0].replaceChildren(...doc.nodes.map((n) => el("tr", {},
     el("td", { textContent: n.name || n.replica }),
     el("td", { textContent: n.fleet }),
@@ -153,17 +154,31 @@ async function selectSensor(id) {
   await drawChart();
 }
 
+// palette colours the nodes' series on an aggregator's chart.
+const palette = ["#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0550ae", "#57606a"];
+
 async function drawChart() {
   if (!state.sensor) return;
   const path = seriesPath(state.sensor, $("range").value, $("step").value, $("agg").value);
-  const doc = await api(path);
-  const data = toColumns(doc.points);
+  let data, series;
+  if (state.nodes && state.nodes.length) {
+    // An aggregator: the sensor of each node, on one chart.
+    const per = await Promise.all(state.nodes.map(async (n) => [n, (await api(path + "&node=" + n.replica)).points]));
+    const found = per.filter(([, pts]) => pts.length > 0);
+    data = found.length ? uPlot.join(found.map(([, pts]) => toColumns(pts))) : [[], []];
+    series = [{}, ...found.map(([n], i) => ({ label: n.name || n.replica, stroke: palette[i % palette.length], width: 1.5, spanGaps: true }))];
+    if (!found.length) series.push({ label: state.sensor });
+    state.chartNodes = found.map(([n]) => n.replica);
+  } else {
+    const doc = await api(path);
+    data = toColumns(doc.points);
+    series = [{}, { label: state.sensor, stroke: palette[0], width: 1.5, points: { show: doc.points.length < 200 } }];
+  }
   state.chartPath = path;
   state.chartData = data;
   const width = Math.max(280, $("chart").clientWidth || 600);
   if (state.chart) state.chart.destroy();
-  state.chart = new uPlot({ width, height: 260, scales: { x: { time: true } },
-    series: [{}, { label: state.sensor, stroke: "#0969da", width: 1.5, points: { show: doc.points.length < 200 } }] }, data, $("chart"));
+  state.chart = new uPlot({ width, height: 260, scales: { x: { time: true } }, series }, data, $("chart"));
 }
 
 async function showKeys() {
