@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +35,119 @@ func chromium(t *testing.T) string {
 	}
 	t.Skip("chromium not installed: apt-get install chromium")
 	return ""
+}
+
+// page is a headless Chromium tab for the dashboard tests: it records
+// console errors and warnings and uncaught exceptions, and saves
+// screenshots to the test's artifact directory.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu       sync.Mutex
+	problems []string
+}
+
+// newPage starts Chromium (browser) and opens a tab at url.
+func newPage(t *testing.T, browser, url string) *page {
+	t.Helper()
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 1600))...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel)
+	p := &page{t: t, ctx: ctx}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.APITypeError || e.Type == runtime.APITypeWarning {
+				var args []string
+				for _, a := range e.Args {
+					args = append(args, string(a.Value))
+				}
+				p.problems = append(p.problems, strings.Join(args, " "))
+			}
+		case *runtime.EventExceptionThrown:
+			p.problems = append(p.problems, e.ExceptionDetails.Error())
+		}
+	})
+	p.run(chromedp.Navigate(url))
+	return p
+}
+
+// run runs actions in the tab.
+func (p *page) run(actions ...chromedp.Action) {
+	p.t.Helper()
+	if err := chromedp.Run(p.ctx, actions...); err != nil {
+		p.screenshot("failed.png")
+		p.t.Fatal(err)
+	}
+}
+
+// poll waits until a JavaScript condition holds.
+func (p *page) poll(what, expr string) {
+	p.t.Helper()
+	if err := chromedp.Run(p.ctx, chromedp.Poll(expr, nil, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		p.screenshot("failed.png")
+		p.t.Fatalf("%s: %v (console: %q)", what, err, p.console())
+	}
+}
+
+// eval returns the JSON of a JavaScript expression, decoded into v.
+func (p *page) eval(expr string, v any) {
+	p.t.Helper()
+	var raw string
+	p.run(chromedp.Evaluate("JSON.stringify("+expr+")", &raw))
+	if err := json.Unmarshal([]byte(raw), v); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// chartRaw shows the raw readings of a sensor in the chart.
+func (p *page) chartRaw(sensor string) {
+	p.t.Helper()
+	p.run(chromedp.Click(fmt.Sprintf(`#sensors li[data-sensor=%q] button`, sensor), chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("step").value = ""; document.getElementById("chart-form").dispatchEvent(new Event("change")); true`, nil))
+}
+
+func (p *page) screenshot(name string) {
+	var png []byte
+	if err := chromedp.Run(p.ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		p.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(p.t.ArtifactDir(), name), png, 0o644); err != nil {
+		p.t.Error(err)
+	}
+}
+
+func (p *page) console() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.problems)
+}
+
+// servedMillis returns the points of a /v1/series answer by time in
+// milliseconds, as the page holds times.
+func servedMillis(t *testing.T, c *client, path string) map[int64]float64 {
+	var served struct {
+		Points []struct {
+			TS    time.Time
+			Value float64
+		}
+	}
+	if err := json.Unmarshal(c.expect("GET", path, "", 200, ""), &served); err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64]float64{}
+	for _, p := range served.Points {
+		out[p.TS.UnixMilli()] = p.Value
+	}
+	return out
 }
 
 // TestDashboard drives the dashboard in headless Chromium against a node
@@ -70,121 +184,44 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("the peer process: %v", err)
 	}
 
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 1600))...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	var mu sync.Mutex
-	var consoleErrors []string
-	chromedp.ListenTarget(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch e := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if e.Type == runtime.APITypeError || e.Type == runtime.APITypeWarning {
-				var args []string
-				for _, a := range e.Args {
-					args = append(args, string(a.Value))
-				}
-				consoleErrors = append(consoleErrors, strings.Join(args, " "))
-			}
-		case *runtime.EventExceptionThrown:
-			consoleErrors = append(consoleErrors, e.ExceptionDetails.Error())
-		}
-	})
-	artifacts := t.ArtifactDir()
-	screenshot := func(name string) {
-		var png []byte
-		if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
-			t.Errorf("screenshot %s: %v", name, err)
-			return
-		}
-		if err := os.WriteFile(filepath.Join(artifacts, name), png, 0o644); err != nil {
-			t.Error(err)
-		}
-	}
-	// poll evaluates a JavaScript condition until it holds.
-	poll := func(what, expr string) {
-		t.Helper()
-		if err := chromedp.Run(ctx, chromedp.Poll(expr, nil, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))); err != nil {
-			screenshot("failed.png")
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("%s: %v (console errors: %q)", what, err, consoleErrors)
-		}
-	}
-
-	if err := chromedp.Run(ctx, chromedp.Navigate(a.base+"/ui/")); err != nil {
-		t.Fatal(err)
-	}
-	poll("the sensor listed", `document.querySelector('#sensors li[data-sensor="sim.temp"] button') !== null`)
-	poll("both peers listed", `document.querySelectorAll('#peers tbody tr[data-peer]').length === 2`)
+	p := newPage(t, browser, a.base+"/ui/")
+	p.poll("the sensor listed", `document.querySelector('#sensors li[data-sensor="sim.temp"] button') !== null`)
+	p.poll("both peers listed", `document.querySelectorAll('#peers tbody tr[data-peer]').length === 2`)
 
 	// The chart of the raw readings holds points /v1/series serves.
-	if err := chromedp.Run(ctx,
-		chromedp.Click(`#sensors li[data-sensor="sim.temp"] button`, chromedp.ByQuery),
-		chromedp.Evaluate(`document.getElementById("step").value = ""; document.getElementById("chart-form").dispatchEvent(new Event("change")); true`, nil),
-	); err != nil {
-		t.Fatal(err)
-	}
-	poll("the raw chart", `window.edged.chartPath && !window.edged.chartPath.includes("step") && window.edged.chartData[0].length > 0`)
+	p.chartRaw("sim.temp")
+	p.poll("the raw chart", `window.edged.chartPath && !window.edged.chartPath.includes("step") && window.edged.chartData[0].length > 0`)
 	var chart struct {
 		Path string
 		Data [2][]float64
 	}
-	var raw string
-	if err := chromedp.Run(ctx, chromedp.Evaluate(`JSON.stringify({Path: window.edged.chartPath, Data: window.edged.chartData})`, &raw)); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal([]byte(raw), &chart); err != nil {
-		t.Fatal(err)
-	}
-	var served struct {
-		Points []struct {
-			TS    time.Time
-			Value float64
-		}
-	}
-	if err := json.Unmarshal(a.expect("GET", chart.Path, "", 200, ""), &served); err != nil {
-		t.Fatal(err)
-	}
-	// The page holds times as JavaScript does: in milliseconds.
-	have := map[int64]float64{}
-	for _, p := range served.Points {
-		have[p.TS.UnixMilli()] = p.Value
-	}
+	p.eval(`{Path: window.edged.chartPath, Data: window.edged.chartData}`, &chart)
+	have := servedMillis(t, a, chart.Path)
 	for i, ts := range chart.Data[0] {
 		v, ok := have[int64(math.Round(ts*1000))]
 		if !ok || v != chart.Data[1][i] {
-			t.Fatalf("chart point %d (%v, %v) is not in %s (%d points)", i, ts, chart.Data[1][i], chart.Path, len(served.Points))
+			t.Fatalf("chart point %d (%v, %v) is not in %s (%d points)", i, ts, chart.Data[1][i], chart.Path, len(have))
 		}
 	}
 	t.Logf("the chart's %d points are all served by %s", len(chart.Data[0]), chart.Path)
 
 	// A key written through the API appears live.
 	a.expect("POST", "/v1/kv/app/door", `{"type":"register","op":"set","value":"open"}`, 200, "")
-	poll("the key, live", `(document.querySelector('#keys tr[data-key="door"]')?.textContent || "").includes("open")`)
-	screenshot("dashboard.png")
+	p.poll("the key, live", `(document.querySelector('#keys tr[data-key="door"]')?.textContent || "").includes("open")`)
+	p.screenshot("dashboard.png")
 
 	// A peer killed turns suspect, then dead.
 	cmd.Process.Kill()
-	poll("the killed peer suspect or dead", fmt.Sprintf(`["suspect", "dead"].includes(document.querySelector('#peers tr[data-peer="%s"] td:nth-child(2)')?.textContent)`, cPeer))
-	screenshot("peer-down.png")
+	p.poll("the killed peer suspect or dead", fmt.Sprintf(`["suspect", "dead"].includes(document.querySelector('#peers tr[data-peer="%s"] td:nth-child(2)')?.textContent)`, cPeer))
+	p.screenshot("peer-down.png")
 
 	// A phone's screen: the page lays out in one column, without errors.
-	if err := chromedp.Run(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Reload()); err != nil {
-		t.Fatal(err)
-	}
-	poll("the phone layout", `document.querySelector('#sensors li') !== null && document.documentElement.scrollWidth <= 390`)
-	screenshot("phone.png")
+	p.run(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Reload())
+	p.poll("the phone layout", `document.querySelector('#sensors li') !== null && document.documentElement.scrollWidth <= 390`)
+	p.screenshot("phone.png")
 
-	mu.Lock()
-	defer mu.Unlock()
-	if len(consoleErrors) > 0 {
-		t.Errorf("console errors: %q", consoleErrors)
+	if c := p.console(); len(c) > 0 {
+		t.Errorf("console errors and warnings: %q", c)
 	}
 	if resp, err := http.Get(a.base + "/"); err == nil {
 		resp.Body.Close()
@@ -192,7 +229,7 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("GET / went to %s, want /ui/", resp.Request.URL.Path)
 		}
 	}
-	t.Logf("screenshots in %s", artifacts)
+	t.Logf("screenshots in %s", t.ArtifactDir())
 }
 
 // TestPeerProcess is the peer process of TestDashboard: with
@@ -257,69 +294,19 @@ func TestDashboardFleet(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 1600))...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	var mu sync.Mutex
-	var problems []string
-	chromedp.ListenTarget(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch e := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if e.Type == runtime.APITypeError || e.Type == runtime.APITypeWarning {
-				problems = append(problems, fmt.Sprint(e.Args))
-			}
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, e.ExceptionDetails.Error())
-		}
-	})
-	poll := func(what, expr string) {
-		t.Helper()
-		if err := chromedp.Run(ctx, chromedp.Poll(expr, nil, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))); err != nil {
-			t.Fatalf("%s: %v (console: %q)", what, err, problems)
-		}
-	}
-	if err := chromedp.Run(ctx, chromedp.Navigate(agg.base+"/ui/")); err != nil {
-		t.Fatal(err)
-	}
-	poll("the fleet listed", `document.querySelectorAll('#nodes tbody tr').length === 2 && !document.getElementById("fleet").hidden`)
-	poll("the sensor listed", `document.querySelector('#sensors li[data-sensor="temp"] button') !== null`)
-	if err := chromedp.Run(ctx,
-		chromedp.Click(`#sensors li[data-sensor="temp"] button`, chromedp.ByQuery),
-		chromedp.Evaluate(`document.getElementById("step").value = ""; document.getElementById("chart-form").dispatchEvent(new Event("change")); true`, nil),
-	); err != nil {
-		t.Fatal(err)
-	}
-	poll("a series per node", `window.edged.chartPath && !window.edged.chartPath.includes("step") && (window.edged.chartNodes || []).length === 2`)
-	var raw string
-	if err := chromedp.Run(ctx, chromedp.Evaluate(`JSON.stringify({Path: window.edged.chartPath, Nodes: window.edged.chartNodes, Data: window.edged.chartData})`, &raw)); err != nil {
-		t.Fatal(err)
-	}
+	p := newPage(t, browser, agg.base+"/ui/")
+	p.poll("the fleet listed", `document.querySelectorAll('#nodes tbody tr').length === 2 && !document.getElementById("fleet").hidden`)
+	p.poll("the sensor listed", `document.querySelector('#sensors li[data-sensor="temp"] button') !== null`)
+	p.chartRaw("temp")
+	p.poll("a series per node", `window.edged.chartPath && !window.edged.chartPath.includes("step") && (window.edged.chartNodes || []).length === 2`)
 	var chart struct {
 		Path  string
 		Nodes []string
 		Data  [][]*float64
 	}
-	if err := json.Unmarshal([]byte(raw), &chart); err != nil {
-		t.Fatal(err)
-	}
+	p.eval(`{Path: window.edged.chartPath, Nodes: window.edged.chartNodes, Data: window.edged.chartData}`, &chart)
 	for i, node := range chart.Nodes {
-		var served struct {
-			Points []struct {
-				TS    time.Time
-				Value float64
-			}
-		}
-		json.Unmarshal(agg.expect("GET", chart.Path+"&node="+node, "", 200, ""), &served)
-		want := map[int64]float64{}
-		for _, p := range served.Points {
-			want[p.TS.UnixMilli()] = p.Value
-		}
+		want := servedMillis(t, agg, chart.Path+"&node="+node)
 		got := map[int64]float64{}
 		for j, ts := range chart.Data[0] {
 			if v := chart.Data[i+1][j]; v != nil {
@@ -330,13 +317,8 @@ func TestDashboardFleet(t *testing.T) {
 			t.Errorf("node %s: the chart shows %v, /v1/series serves %v", node, got, want)
 		}
 	}
-	var png []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err == nil {
-		os.WriteFile(filepath.Join(t.ArtifactDir(), "fleet.png"), png, 0o644)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) > 0 {
-		t.Errorf("console: %q", problems)
+	p.screenshot("fleet.png")
+	if c := p.console(); len(c) > 0 {
+		t.Errorf("console errors and warnings: %q", c)
 	}
 }
