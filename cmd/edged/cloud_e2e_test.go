@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -29,14 +28,8 @@ import (
 // counted twice), every reading arrived once, and each node's cloud
 // watermark covers its log, which is collected.
 func TestCloudSyncEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	broker := mqtttest.Start(t)
-	bin := filepath.Join(t.TempDir(), "edged")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildEdged(t)
 	env := []string{"EDGED_LOG_FORMAT=json", "EDGED_READINGS_TRUST_CLOCK=true", "EDGED_CLOUD_ACK_TIMEOUT=2s", "EDGED_CLOUD_RECONNECT_MAX_INTERVAL=1s"}
 	aggDir := filepath.Join(t.TempDir(), "aggregator")
 	runAgg := func() (*process, string) {

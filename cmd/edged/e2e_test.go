@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,13 +23,7 @@ const shutdownTimeout = 5 * time.Second
 
 // TestEndToEnd builds the edged binary and runs it as a user would.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "edged")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildEdged(t)
 
 	t.Run("run serves /healthz and stops on SIGTERM", func(t *testing.T) {
 		dataDir := filepath.Join(t.TempDir(), "data")
@@ -148,6 +143,44 @@ func TestEndToEnd(t *testing.T) {
 			assertContains(t, "stderr", stderr.String(), tt.wantStderr)
 		})
 	}
+}
+
+// built is the edged binary the end-to-end tests run, built once for them
+// all into a directory TestMain removes.
+var built = struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}{}
+
+// buildEdged returns the path of the edged binary, building it on first
+// use; it skips the test in -short mode.
+func buildEdged(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "edged-e2e"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "edged")
+		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // process is a running edged binary.

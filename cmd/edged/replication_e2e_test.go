@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -20,13 +19,7 @@ import (
 // middle and restarts it, and checks that all three converge and that no
 // acknowledged write was lost.
 func TestReplicationEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "edged")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildEdged(t)
 	env := []string{"EDGED_LOG_FORMAT=json", "EDGED_P2P_TICK=50ms", "EDGED_READINGS_TRUST_CLOCK=true"}
 	run := func(dir string, peers ...string) (*process, string) {
 		args := []string{"run", "--http-addr", "127.0.0.1:0", "--data-dir", dir, "--p2p-addr", "/ip4/127.0.0.1/tcp/0"}
