@@ -16,6 +16,33 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
+var (
+	wireEnc = func() cbor.EncMode {
+		em, err := cbor.CoreDetEncOptions().EncMode()
+		if err != nil {
+			panic(err) // the options are constants
+		}
+		return em
+	}()
+	wireDec = func() cbor.DecMode {
+		dm, err := cbor.DecOptions{
+			MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 48,
+			IndefLength: cbor.IndefLengthForbidden, DupMapKey: cbor.DupMapKeyEnforcedAPF,
+		}.DecMode()
+		if err != nil {
+			panic(err) // the options are constants
+		}
+		return dm
+	}()
+)
+
+// Marshal encodes a wire message v with core deterministic encoding.
+func Marshal(v any) ([]byte, error) { return wireEnc.Marshal(v) }
+
+// UnmarshalWire checks b's lengths, then decodes the wire message into v
+// with the wire limits.
+func UnmarshalWire(b []byte, v any) error { return Unmarshal(wireDec, b, v) }
+
 // Unmarshal checks b's lengths, then decodes it into v with dm.
 func Unmarshal(dm cbor.DecMode, b []byte, v any) error {
 	if err := Lengths(b); err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/identity"
 	"github.com/edged-dev/edged/replication"
-	"github.com/fxamacker/cbor/v2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -105,23 +104,6 @@ const (
 )
 
 var (
-	encMode = func() cbor.EncMode {
-		em, err := cbor.CoreDetEncOptions().EncMode()
-		if err != nil {
-			panic(err) // the options are constants
-		}
-		return em
-	}()
-	decMode = func() cbor.DecMode {
-		dm, err := cbor.DecOptions{
-			MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 48,
-			IndefLength: cbor.IndefLengthForbidden, DupMapKey: cbor.DupMapKeyEnforcedAPF,
-		}.DecMode()
-		if err != nil {
-			panic(err) // the options are constants
-		}
-		return dm
-	}()
 	// The zstd coders are made on first use: a node that never
 	// compresses does not pay for their buffers. A 1 MiB window keeps
 	// them small on a Pi.
@@ -151,7 +133,7 @@ func EncodeBatch(key crypto.PrivKey, b Batch, compress bool) ([]byte, error) {
 func EncodeAck(key crypto.PrivKey, a Ack) ([]byte, error) { return encode(key, KindAck, a, false) }
 
 func encode(key crypto.PrivKey, kind Kind, v any, compress bool) ([]byte, error) {
-	body, err := encMode.Marshal(v)
+	body, err := cborcheck.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +145,7 @@ func encode(key crypto.PrivKey, kind Kind, v any, compress bool) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	b, err := encMode.Marshal(envelope{Version: Version, Kind: kind, Key: pub, Body: body, Sig: sig})
+	b, err := cborcheck.Marshal(envelope{Version: Version, Kind: kind, Key: pub, Body: body, Sig: sig})
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +186,7 @@ func Decode(wire []byte) (Message, error) {
 		return m, fmt.Errorf("%w: unknown codec %d", ErrInvalid, wire[0])
 	}
 	var env envelope
-	if err := cborcheck.Unmarshal(decMode, b, &env); err != nil {
+	if err := cborcheck.UnmarshalWire(b, &env); err != nil {
 		return m, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if env.Version != Version {
@@ -227,13 +209,13 @@ func Decode(wire []byte) (Message, error) {
 	switch env.Kind {
 	case KindBatch:
 		m.Batch = new(Batch)
-		if err := cborcheck.Unmarshal(decMode, env.Body, m.Batch); err != nil {
+		if err := cborcheck.UnmarshalWire(env.Body, m.Batch); err != nil {
 			return m, fmt.Errorf("%w: batch: %v", ErrInvalid, err)
 		}
 		err = m.Batch.validate()
 	case KindAck:
 		m.Ack = new(Ack)
-		if err := cborcheck.Unmarshal(decMode, env.Body, m.Ack); err != nil {
+		if err := cborcheck.UnmarshalWire(env.Body, m.Ack); err != nil {
 			return m, fmt.Errorf("%w: ack: %v", ErrInvalid, err)
 		}
 		err = replication.CheckVector(m.Ack.Vector)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edged-dev/edged/cborcheck"
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/replication"
 	"github.com/fxamacker/cbor/v2"
@@ -65,7 +66,7 @@ func TestForgedMessagesAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, e := range map[string]envelope{"changed body": tampered, "another key": otherKey} {
-		b, _ := encMode.Marshal(e)
+		b, _ := cborcheck.Marshal(e)
 		if _, err := Decode(append([]byte{codecCBOR}, b...)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "signature") {
 			t.Errorf("%s: %v", name, err)
 		}

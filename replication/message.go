@@ -9,7 +9,6 @@ import (
 	"github.com/edged-dev/edged/cborcheck"
 
 	"github.com/edged-dev/edged/crdt"
-	"github.com/fxamacker/cbor/v2"
 	"github.com/klauspost/compress/snappy"
 )
 
@@ -152,26 +151,6 @@ func Digest(vv crdt.VersionVector) []byte {
 	return h.Sum(nil)
 }
 
-var (
-	encMode = func() cbor.EncMode {
-		em, err := cbor.CoreDetEncOptions().EncMode()
-		if err != nil {
-			panic(err) // the options are constants
-		}
-		return em
-	}()
-	decMode = func() cbor.DecMode {
-		dm, err := cbor.DecOptions{
-			MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 48,
-			IndefLength: cbor.IndefLengthForbidden, DupMapKey: cbor.DupMapKeyEnforcedAPF,
-		}.DecMode()
-		if err != nil {
-			panic(err) // the options are constants
-		}
-		return dm
-	}()
-)
-
 // Framing: the first byte of an encoded message names its codec.
 const (
 	codecCBOR   = 0 // CBOR as is: small messages
@@ -185,7 +164,7 @@ const compressAbove = 256
 // Encode returns the encoding of m: a codec byte, then its CBOR, Snappy-
 // compressed when that is smaller.
 func Encode(m Message) ([]byte, error) {
-	b, err := encMode.Marshal(m)
+	b, err := cborcheck.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +200,7 @@ func Decode(b []byte) (Message, error) {
 	default:
 		return m, fmt.Errorf("%w: unknown codec %d", ErrInvalid, codec)
 	}
-	if err := cborcheck.Unmarshal(decMode, b, &m); err != nil {
+	if err := cborcheck.UnmarshalWire(b, &m); err != nil {
 		return Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if err := m.validate(); err != nil {
