@@ -196,12 +196,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		a.o.Logger.Warn("aggregator: connection lost; reconnecting", "broker", a.cfg.Broker.URL, "err", err)
 	})
 	c := paho.NewClient(&opts)
-	dialCtx, stopDial := context.WithCancel(ctx)
-	dialed := make(chan struct{})
-	go func() {
-		defer close(dialed)
-		mqttconn.Dial(dialCtx, c, a.cfg.Broker.URL, a.cfg.Broker.ReconnectMaxInterval, a.o.Logger)
-	}()
+	stopDial := mqttconn.DialInBackground(ctx, c, a.cfg.Broker.URL, a.cfg.Broker.ReconnectMaxInterval, a.o.Logger)
 	// The nodes upload their writes, and no one downloads them from the
 	// aggregator: a watermark at its vector lets GC collect them. Its own
 	// writes are kept, so that any node, even one that joins later, gets
@@ -212,7 +207,6 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			stopDial()
-			<-dialed
 			// Messages not merged yet are not acknowledged to the broker,
 			// which delivers them again to the next session.
 			c.Disconnect(250)

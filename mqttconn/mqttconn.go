@@ -191,3 +191,19 @@ func Dial(ctx context.Context, c paho.Client, broker string, maxWait time.Durati
 		wait = min(2*wait, maxWait)
 	}
 }
+
+// DialInBackground runs Dial in a goroutine until it connects or ctx is
+// done. stop ends the attempts and returns once Dial has returned, so the
+// caller may then disconnect c.
+func DialInBackground(ctx context.Context, c paho.Client, broker string, maxWait time.Duration, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Dial(ctx, c, broker, maxWait, log)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}

@@ -234,15 +234,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 		u.put(event{lost: true})
 	})
 	c := paho.NewClient(&opts)
-	dialCtx, stopDial := context.WithCancel(ctx)
-	dialed := make(chan struct{})
-	go func() {
-		defer close(dialed)
-		mqttconn.Dial(dialCtx, c, u.cfg.Broker.URL, u.cfg.Broker.ReconnectMaxInterval, u.o.Logger)
-	}()
+	stopDial := mqttconn.DialInBackground(ctx, c, u.cfg.Broker.URL, u.cfg.Broker.ReconnectMaxInterval, u.o.Logger)
 	defer func() {
 		stopDial()
-		<-dialed
 		if c.IsConnectionOpen() {
 			// A clean stop does not fire the will: say it.
 			c.Publish(u.topic.status, 1, true, u.statusDoc("offline")).WaitTimeout(time.Second)
