@@ -304,6 +304,10 @@ type driver struct {
 	// aggregator is the signer of the last ack taken: the only one whose
 	// downlink is taken when none is pinned.
 	aggregator peer.ID
+	// early holds the downlinks that came before any ack told who the
+	// aggregator is (it may write to a node it learnt of by its birth
+	// message, before the node's first batch); the first ack lets them in.
+	early [][]byte
 	counts     Status // the driver's own counters
 	log        *shedLog
 	budget     *rate.Limiter // nil: no budget
@@ -373,7 +377,16 @@ func (d *driver) ack(b []byte) {
 			d.u.o.Logger.Error("uplink: storing the cloud watermark failed", "err", err)
 		}
 	}
+	early := d.early
+	d.early = nil
+	for _, b := range early {
+		d.downlink(b)
+	}
 }
+
+// maxEarly bounds the downlinks held until the first ack; more are
+// dropped, and the aggregator sends them again (resendDown).
+const maxEarly = 8
 
 // downlink merges the aggregator's own writes, sent to this node in its
 // log's order: only from the aggregator (pinned, or the signer of the
@@ -384,6 +397,9 @@ func (d *driver) downlink(b []byte) {
 	case err != nil:
 	case m.Kind != cloud.KindBatch:
 		err = fmt.Errorf("a %d message on the downlink topic", m.Kind)
+	case d.u.cfg.Aggregator == "" && d.aggregator == "" && len(d.early) < maxEarly:
+		d.early = append(d.early, b)
+		return
 	case d.u.cfg.Aggregator != "" && m.Peer != d.u.cfg.Aggregator:
 		err = fmt.Errorf("a downlink from %s, not the pinned aggregator %s", m.Peer, d.u.cfg.Aggregator)
 	case d.u.cfg.Aggregator == "" && m.Peer != d.aggregator:
