@@ -166,7 +166,38 @@ type P2PConfig struct {
 	// is collected without it, and it is caught up by state transfer when
 	// it returns. Must be positive.
 	ForgetAfter time.Duration `yaml:"forget_after"`
+
+	// Relays are fleet nodes with a public address, as
+	// /ip4/HOST/tcp/PORT/p2p/PEER-ID, that relay for this node when it is
+	// behind a NAT: it reserves a slot on each and advertises its relayed
+	// address, so peers can reach it through them. They are synced with
+	// like static peers.
+	Relays []string `yaml:"relays"`
+
+	// RelayService makes this node a relay (circuit relay v2) for the
+	// fleet's nodes behind NATs, and answers their reachability checks
+	// (AutoNAT). Only nodes that can connect at all (fleet key, allowlist)
+	// can use it. Its addr must be reachable by them.
+	RelayService bool `yaml:"relay_service"`
+
+	// Reachability is whether others can dial this node: auto (found out
+	// from the relays' reachability checks), private (behind a NAT: use
+	// the relays at once) or public. A relay service is public unless set
+	// to private.
+	Reachability string `yaml:"reachability"`
+
+	// HolePunching turns a relayed connection into a direct one through
+	// both NATs where they allow it (DCUtR). The relay carries the sync
+	// when they do not.
+	HolePunching bool `yaml:"hole_punching"`
 }
+
+// Reachability values of P2PConfig.
+const (
+	ReachabilityAuto    = "auto"
+	ReachabilityPrivate = "private"
+	ReachabilityPublic  = "public"
+)
 
 // Validate reports every problem in c, each prefixed with its field's YAML
 // name.
@@ -191,6 +222,19 @@ func (c P2PConfig) Validate() error {
 		if _, err := peer.Decode(id); err != nil {
 			errs = append(errs, fmt.Errorf("allow[%d]: %q is not a peer ID", i, id))
 		}
+	}
+	for i, r := range c.Relays {
+		if _, err := peer.AddrInfoFromString(r); err != nil {
+			errs = append(errs, fmt.Errorf("relays[%d]: %q: want /ip4/HOST/tcp/PORT/p2p/PEER-ID (%v)", i, r, err))
+		}
+	}
+	if c.Addr == "" && (len(c.Relays) > 0 || c.RelayService) {
+		errs = append(errs, errors.New("addr: required to use relays or to be one"))
+	}
+	switch c.Reachability {
+	case ReachabilityAuto, ReachabilityPrivate, ReachabilityPublic:
+	default:
+		errs = append(errs, fmt.Errorf("reachability: %q is not auto, private or public", c.Reachability))
 	}
 	if c.MDNSInterval <= 0 {
 		errs = append(errs, fmt.Errorf("mdns_interval: must be positive (got %s)", c.MDNSInterval))
@@ -370,8 +414,9 @@ func Default() Config {
 			SummaryRetention: 30 * 24 * time.Hour,
 			Scope:            "cloud",
 		},
-		MQTT:            localmqtt.DefaultConfig(),
-		P2P:             P2PConfig{Tick: time.Second, QUIC: true, ForgetAfter: 24 * time.Hour, MDNS: true, MDNSIPv4Only: true, MDNSInterval: 30 * time.Second},
+		MQTT: localmqtt.DefaultConfig(),
+		P2P: P2PConfig{Tick: time.Second, QUIC: true, ForgetAfter: 24 * time.Hour, MDNS: true, MDNSIPv4Only: true, MDNSInterval: 30 * time.Second,
+			Reachability: ReachabilityAuto, HolePunching: true},
 		Cloud:           defaultCloud(),
 		Shedding:        defaultShedding(),
 		Sensors:         sensors.DefaultConfig(),

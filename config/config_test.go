@@ -171,6 +171,15 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "relays without an addr",
+			edit: func(c *Config) { c.P2P.Relays = []string{"/ip4/1.2.3.4/tcp/1"}; c.P2P.Reachability = "behind-nat" },
+			want: []string{
+				`p2p.relays[0]: "/ip4/1.2.3.4/tcp/1": want /ip4/HOST/tcp/PORT/p2p/PEER-ID (invalid p2p multiaddr)`,
+				`p2p.addr: required to use relays or to be one`,
+				`p2p.reachability: "behind-nat" is not auto, private or public`,
+			},
+		},
+		{
 			name: "namespace scopes",
 			edit: func(c *Config) { c.Namespaces = map[string]string{"secrets": "local", "Bad": "cloud", "x": "peers"} },
 			want: []string{

@@ -20,6 +20,9 @@ type statusDoc struct {
 		PeerID  string `json:"peer_id"`
 		Replica string `json:"replica"`
 		Fleet   string `json:"fleet,omitempty"`
+		// Addrs are the node's libp2p addresses as peers learn them:
+		// behind a NAT with relays, its relayed (/p2p-circuit) ones.
+		Addrs []string `json:"addrs,omitempty"`
 	} `json:"node"`
 	Version       string  `json:"version"`
 	Commit        string  `json:"commit"`
@@ -60,7 +63,7 @@ func (n *Node) status(id identity.Identity, db *store.DB, clock series.Clock, pe
 	d.Store.Evicted, d.Store.Dropped = st.Evicted, st.Dropped
 	d.Clock.Synced = clock == nil || clock.Synced()
 	if peers != nil {
-		d.Peers = peers.Stats()
+		d.Peers, d.Node.Addrs = peers.Stats(), peers.Addrs()
 	}
 	if up != nil {
 		st := up.Status()

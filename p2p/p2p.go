@@ -94,6 +94,15 @@ type Config struct {
 	// the collection of the log with its watermark; after that it is
 	// caught up by state transfer when it returns. Zero means 24 hours.
 	ForgetAfter time.Duration
+	// Relays are fleet nodes, /ip4/…/tcp/…/p2p/<peer ID>, that relay for
+	// this node behind a NAT; they are synced with like static peers.
+	Relays []string
+	// RelayService makes the node a relay for its fleet's nodes.
+	RelayService bool
+	// Reachability is config.P2PConfig's: auto, private or public.
+	Reachability string
+	// HolePunching upgrades relayed connections to direct ones (DCUtR).
+	HolePunching bool
 }
 
 // Options are the node's parts the driver works with.
@@ -127,6 +136,9 @@ type Node struct {
 	queued atomic.Int64 // wire bytes of the messages in the inbox
 	dials  atomic.Int64 // dials of discovered peers under way
 	ticks  uint64       // ticks of Run, for peer exchange
+	// joined is set when a peer turned alive: the next tick exchanges
+	// peers, so that it learns the others (and they it) at once.
+	joined bool
 
 	// outboxes and senders belong to Run's goroutine.
 	outboxes map[peer.ID]chan []byte
@@ -149,6 +161,9 @@ type Node struct {
 
 // PeerStats is what /v1/status shows of a peer.
 type PeerStats struct {
+	// Addr is the address of the connection the peer's last message came
+	// on: relayed ones hold /p2p-circuit. Before that, a static peer's
+	// configured address.
 	Addr          string    `json:"addr,omitempty"`
 	LastMessage   time.Time `json:"last_message,omitzero"`
 	BytesSent     uint64    `json:"bytes_sent"`
@@ -196,7 +211,6 @@ func New(cfg Config, o Options) (*Node, error) {
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.DisableRelay(),
 		libp2p.UserAgent("edged"),
 	}
 	var psk pnet.PSK
@@ -229,14 +243,16 @@ func New(cfg Config, o Options) (*Node, error) {
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
 	opts = append(opts, libp2p.ResourceManager(rm), libp2p.ConnectionManager(cm))
-	var infos []peer.AddrInfo
-	for i, s := range cfg.Peers {
-		info, err := peer.AddrInfoFromString(s)
-		if err != nil {
-			return nil, fmt.Errorf("p2p: peers[%d]: %q: %w (want /ip4/HOST/tcp/PORT/p2p/PEER-ID)", i, s, err)
-		}
-		infos = append(infos, *info)
+	infos, err := addrInfos("peers", cfg.Peers)
+	if err != nil {
+		return nil, err
 	}
+	relays, err := addrInfos("relays", cfg.Relays)
+	if err != nil {
+		return nil, err
+	}
+	infos = append(infos, relays...)
+	opts = append(opts, natOptions(cfg, relays)...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: addr %q: %w", cfg.Addr, err)
@@ -254,6 +270,19 @@ func New(cfg Config, o Options) (*Node, error) {
 	}
 	h.SetStreamHandler(Protocol, n.receive)
 	return n, nil
+}
+
+// addrInfos parses the peer addresses of a Config field.
+func addrInfos(field string, addrs []string) ([]peer.AddrInfo, error) {
+	var infos []peer.AddrInfo
+	for i, s := range addrs {
+		info, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: %s[%d]: %q: %w (want /ip4/HOST/tcp/PORT/p2p/PEER-ID)", field, i, s, err)
+		}
+		infos = append(infos, *info)
+	}
+	return infos, nil
 }
 
 // roundTicks is how many ticks apart sync rounds with a peer start.
@@ -412,7 +441,8 @@ func (n *Node) Run(ctx context.Context) error {
 			n.measureLag()
 			n.updateMarks()
 			n.judge(time.Now())
-			if n.ticks++; n.ticks%exchangeTicks == 0 {
+			if n.ticks++; n.ticks%exchangeTicks == 0 || n.joined {
+				n.joined = false
 				outs = append(outs, n.exchange()...)
 			}
 		case <-n.local:
@@ -677,9 +707,8 @@ func (n *Node) receive(s network.Stream) {
 	st.OtherFleet = nil
 	st.BytesReceived += size
 	st.LastMessage = time.Now()
-	if st.Addr == "" {
-		st.Addr = s.Conn().RemoteMultiaddr().String()
-	}
+	// The connection in use: relayed (/p2p-circuit) or direct.
+	st.Addr = s.Conn().RemoteMultiaddr().String()
 	n.mu.Unlock()
 	// A peer that connects to us is a peer: the engine learns it on
 	// its first message, through the driver.

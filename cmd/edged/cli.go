@@ -167,11 +167,21 @@ func runConfig(args []string, stderr io.Writer) (config.Config, error) {
 		peers = append(peers, s)
 		return nil
 	})
+	var relays []string
+	fs.Func("relay", "a relay `MULTIADDR` /ip4/…/tcp/…/p2p/<peer ID> for a node behind a NAT; repeatable (sets p2p.relays)", func(s string) error {
+		relays = append(relays, s)
+		return nil
+	})
+	relayService := fs.Bool("relay-service", false, "relay for the fleet's nodes behind NATs (sets p2p.relay_service)")
 	if err := parseArgs(fs, args, 0); err != nil {
 		return config.Config{}, err
 	}
 	cfg, err := common.load(fs, func(f *flag.Flag, cfg *config.Config) {
 		switch f.Name {
+		case "relay":
+			cfg.P2P.Relays = relays
+		case "relay-service":
+			cfg.P2P.RelayService = *relayService
 		case "p2p-addr":
 			cfg.P2P.Addr = *p2pAddr
 		case "fleet-key":
