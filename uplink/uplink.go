@@ -307,12 +307,12 @@ type driver struct {
 	// early holds the downlinks that came before any ack told who the
 	// aggregator is (it may write to a node it learnt of by its birth
 	// message, before the node's first batch); the first ack lets them in.
-	early [][]byte
-	counts     Status // the driver's own counters
-	log        *shedLog
-	budget     *rate.Limiter // nil: no budget
-	burst      int
-	paused     string
+	early  [][]byte
+	counts Status // the driver's own counters
+	log    *shedLog
+	budget *rate.Limiter // nil: no budget
+	burst  int
+	paused string
 }
 
 // admit reports whether batches may be published at now (the schedule,
