@@ -13,6 +13,7 @@
 #               the relay, and a write on each reaches the other
 #   holepunch   a and b start relayed and end with a direct connection
 #               through both NATs (DCUtR), and sync over it
+# The relay and holepunch times count from the end of reserve.
 #
 # Usage: scripts/natbed.sh [BINARY]   (default bin/edged)
 #
@@ -168,7 +169,8 @@ else
 	report reserve FAIL "$(since "$t")" "addresses: $(for s in a b c; do api "$s" /v1/status | grep -o '"addrs":\[[^]]*\]'; done)"
 fi
 
-t=$(now)
+reserved_at=$(now) # the relay and holepunch times count from here
+t=$reserved_at
 inc a from_a
 inc c from_c
 if wait_for 60 both relayed a c && wait_for 10 counter_is a from_c 1 && wait_for 10 counter_is c from_a 1; then
@@ -177,7 +179,7 @@ else
 	report relay FAIL "$(since "$t")" "a's link to c: '$(link a c)', c's to a: '$(link c a)'"
 fi
 
-t=$(now)
+t=$reserved_at
 inc b from_b
 if wait_for 60 direct a b 2 && wait_for 10 direct b a 1 && wait_for 10 counter_is a from_b 1 && wait_for 10 counter_is b from_a 1; then
 	report holepunch PASS "$(since "$t")" "a and b connected directly through both NATs ($(link a b))"
