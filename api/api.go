@@ -59,6 +59,9 @@ type Options struct {
 	// Nodes returns the document of GET /v1/nodes (the aggregator's
 	// nodes); nil, or a nil result, answers 404: not an aggregator.
 	Nodes func() any
+	// Names maps replica IDs to node names, for GET /v1/kv/…?by=node;
+	// nil means none are known.
+	Names func() map[string]string
 	// Ready reports whether the node serves requests (GET /readyz).
 	Ready func() bool
 	// Token, when not empty, is required as "Authorization: Bearer

@@ -8,12 +8,37 @@ import (
 	"github.com/edged-dev/edged/kv"
 )
 
+// shares is the answer of GET /v1/kv/{ns}/{key}?by=node: the key's
+// document and each node's share of it.
+type shares struct {
+	kv.Doc
+	Nodes []kv.Share `json:"nodes"`
+}
+
 func (a *API) get(w http.ResponseWriter, r *http.Request) error {
-	d, err := a.o.KV.Get(r.PathValue("ns"), r.PathValue("key"))
+	ns, key := r.PathValue("ns"), r.PathValue("key")
+	d, err := a.o.KV.Get(ns, key)
 	if err != nil {
 		return err
 	}
-	a.writeJSON(w, http.StatusOK, d)
+	switch by := r.URL.Query().Get("by"); by {
+	case "":
+		a.writeJSON(w, http.StatusOK, d)
+	case "node":
+		nodes, err := a.o.KV.ByNode(ns, key)
+		if err != nil {
+			return err
+		}
+		if a.o.Names != nil {
+			names := a.o.Names()
+			for i := range nodes {
+				nodes[i].Name = names[nodes[i].Replica]
+			}
+		}
+		a.writeJSON(w, http.StatusOK, shares{Doc: d, Nodes: nodes})
+	default:
+		return invalid.Errorf("by", "%q: want node (or nothing)", by)
+	}
 	return nil
 }
 

@@ -271,3 +271,39 @@ func TestRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// TestProject: the projections of a state over its replicas hold only
+// their replica's dots, and together they are the state: joined, they
+// give it back.
+func TestProject(t *testing.T) {
+	forEachType(t, func(t *rapid.T, typ crdt.Type) {
+		w := newWorld(t, typ, false)
+		for range rapid.IntRange(1, 30).Draw(t, "steps") {
+			w.step(t)
+		}
+		_, r := w.pick(t, "replica")
+		if r.state.Value == nil {
+			return
+		}
+		var joined crdt.Causal
+		for _, o := range w.replicas {
+			p := crdt.Project(r.state.Value, func(d crdt.Dot) bool { return d.Replica == o.id })
+			dots := crdt.Dots(p)
+			for rep := range dots.VersionVector() {
+				if rep != o.id {
+					t.Fatalf("projection on %v holds dots of %v", o.id, rep)
+				}
+			}
+			for _, d := range dots.Cloud() {
+				if d.Replica != o.id {
+					t.Fatalf("projection on %v holds dot %v", o.id, d)
+				}
+			}
+			must(t, joined.Join(crdt.Causal{Value: p, Ctx: dots}))
+		}
+		whole := crdt.Causal{Value: r.state.Value, Ctx: crdt.Dots(r.state.Value)}
+		if !equal(t, joined, whole) {
+			t.Fatalf("the projections joined are not the state:\n%x\n%x", enc(t, joined), enc(t, whole))
+		}
+	})
+}

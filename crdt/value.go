@@ -103,6 +103,24 @@ func Dots(v Value) Context {
 	return c
 }
 
+// Project returns the part of v made of the dots keep accepts. With keep
+// selecting one replica's dots, it is what that replica wrote that v still
+// holds: its share of a counter, a register value it set that no write
+// has overwritten, the set elements it added, at every level of a map.
+// The projections of v over all replicas partition its dots.
+func Project(v Value, keep func(Dot) bool) Value {
+	var drop, none Context
+	v.eachDot(func(d Dot) {
+		if !keep(d) {
+			drop.Add(d)
+		}
+	})
+	// Merging v into bottom with the dropped dots as the receiver's
+	// context takes every entry of v but those: the receiver has "seen"
+	// them, so they are not added.
+	return v.empty().merge(v, &drop, &none, full)
+}
+
 // skeleton returns v with every nested entry listed but emptied: the store
 // of a delta that removes v. Listing the nested entries keeps the delta
 // invariant that Apply relies on: every dot of a delta's context belongs to

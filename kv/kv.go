@@ -14,6 +14,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -160,6 +162,59 @@ func (k *KV) Get(ns, key string) (Doc, error) {
 		return Doc{}, err
 	}
 	return NewDoc(ns, key, vs)
+}
+
+// Share is what one replica (a node) wrote to a key that the key's value
+// still holds: see ByNode.
+type Share struct {
+	Replica string          `json:"replica"`
+	Name    string          `json:"name,omitempty"`
+	Type    string          `json:"type"`
+	Value   json.RawMessage `json:"value"`
+}
+
+// ByNode returns the shares of ns/key by replica, in replica order: for
+// each replica with a dot in the key, the part of the value it wrote that
+// still stands (crdt.Project). That is a counter's count per node, the
+// node whose write a register holds, the elements each node added to a
+// set, field by field in a map. It returns ErrNotFound as Get does.
+func (k *KV) ByNode(ns, key string) ([]Share, error) {
+	name, err := Name(ns, key)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := k.db.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := NewDoc(ns, key, vs); err != nil {
+		return nil, err
+	}
+	replicas := map[crdt.ReplicaID]bool{}
+	for _, v := range vs {
+		dots := crdt.Dots(v)
+		for r := range dots.VersionVector() {
+			replicas[r] = true
+		}
+		for _, d := range dots.Cloud() {
+			replicas[d.Replica] = true
+		}
+	}
+	out := make([]Share, 0, len(replicas))
+	for _, r := range slices.Sorted(maps.Keys(replicas)) {
+		part := make(map[crdt.Type]crdt.Value, len(vs))
+		for t, v := range vs {
+			if p := crdt.Project(v, func(d crdt.Dot) bool { return d.Replica == r }); !p.IsBottom() {
+				part[t] = p
+			}
+		}
+		d, err := NewDoc(ns, key, part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Share{Replica: r.String(), Type: d.Type, Value: d.Value})
+	}
+	return out, nil
 }
 
 // Do applies a JSON operation to ns/key and returns the key's new

@@ -84,6 +84,27 @@ func TestCloudSync(t *testing.T) {
 		t.Errorf("GET /v1/nodes: %+v", doc.Nodes)
 	}
 	nodes[0].expect("GET", "/v1/nodes", "", 404, "not an aggregator")
+	// Each node's share of the merged keys: gw-i added 10×(i+1) and "ni".
+	for key, want := range map[string][]string{"visits": {"10", "20"}, "members": {`["n0"]`, `["n1"]`}} {
+		var shares struct {
+			Value json.RawMessage
+			Nodes []struct {
+				Name  string
+				Value json.RawMessage
+			}
+		}
+		if err := json.Unmarshal(agg.expect("GET", "/v1/kv/app/"+key+"?by=node", "", 200, ""), &shares); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, s := range shares.Nodes {
+			got[s.Name] = string(s.Value)
+		}
+		if len(shares.Nodes) != 2 || got["gw-0"] != want[0] || got["gw-1"] != want[1] {
+			t.Errorf("GET /v1/kv/app/%s?by=node: %s, nodes %v; want gw-0 %s and gw-1 %s", key, shares.Value, got, want[0], want[1])
+		}
+	}
+	agg.expect("GET", "/v1/kv/app/visits?by=fleet", "", 400, `"field":"by"`)
 	for i, c := range nodes {
 		deadline := time.Now().Add(waitTimeout)
 		for {

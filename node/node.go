@@ -249,6 +249,15 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			return map[string]any{"nodes": agg.Nodes()}
 		},
+		Names: func() map[string]string {
+			names := map[string]string{id.Replica.String(): n.name}
+			if agg != nil {
+				for _, ni := range agg.Nodes() {
+					names[ni.Replica] = ni.Name
+				}
+			}
+			return names
+		},
 		Registry: reg, Gatherer: reg, Logger: n.log,
 	})
 
