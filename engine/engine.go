@@ -95,6 +95,8 @@ type Engine struct {
 type request struct {
 	ops     []Op          // one local operation, made of these
 	entries []store.Entry // remote deltas, when ops is nil
+	// readings: entries are a readings stream's (Readings), not deltas.
+	readings bool
 	page    *Page         // a page of state transfer, when ops is nil
 	values  []crdt.Value  // result: each field's state after its op
 	err     error
@@ -177,6 +179,21 @@ func (e *Engine) DoAll(ctx context.Context, ops ...Op) ([]crdt.Value, error) {
 // applied are skipped, so redelivery is harmless.
 func (e *Engine) Apply(ctx context.Context, entries []store.Entry) error {
 	r := &request{entries: entries}
+	if err := e.submit(ctx, r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// Readings stores the raw readings of entries sent apart from the log:
+// the cloud's readings stream, whose node sent the same entries without
+// their raw readings, as deltas, first (package cloud). The readings
+// vector (store.DB.ReadingsVector) says how far each origin's readings
+// are stored: entries are taken gap-free from it, and the readings they
+// hold at or below it are not stored twice, however the entries were
+// grouped. Nothing else of the entries is applied or logged.
+func (e *Engine) Readings(ctx context.Context, entries []store.Entry) error {
+	r := &request{entries: entries, readings: true}
 	if err := e.submit(ctx, r); err != nil {
 		return err
 	}
@@ -316,6 +333,10 @@ type work struct {
 	encoded map[string][]byte // new record of each touched name; nil: deleted
 	entries []store.Entry
 	fs      []store.Fact
+	// readvv is the readings vector, read and changed by a readings
+	// stream's entries (readvvChanged).
+	readvv        crdt.VersionVector
+	readvvChanged bool
 	// transfer is the state transfer progress to store; transferDone
 	// deletes it.
 	transfer     *store.Transfer
@@ -359,6 +380,14 @@ var errPartial = errors.New("engine: operation failed midway")
 func (w *work) do(r *request) error {
 	if r.page != nil {
 		return w.join(r.page)
+	}
+	if r.readings {
+		for _, en := range r.entries {
+			if err := w.storeReadings(en); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if r.ops == nil {
 		for _, en := range r.entries {
@@ -464,6 +493,52 @@ func (w *work) applyRemote(en store.Entry) error {
 	return w.apply(en)
 }
 
+// storeReadings stores the raw readings of a readings stream's entry
+// beyond the readings vector, as facts, and moves the vector to its end.
+func (w *work) storeReadings(en store.Entry) error {
+	if en.Origin == 0 || en.First == 0 || en.Last < en.First {
+		return fmt.Errorf("engine: invalid readings entry %s:%d-%d", en.Origin, en.First, en.Last)
+	}
+	if w.readvv == nil {
+		w.readvv = w.e.db.ReadingsVector()
+	}
+	have := w.readvv[en.Origin]
+	if en.Last <= have {
+		return nil // stored before
+	}
+	if en.First > have+1 {
+		return fmt.Errorf("engine: readings entry %s:%d-%d after a gap (readings are stored up to %d)", en.Origin, en.First, en.Last, have)
+	}
+	m, ok := en.Delta.Value.(*crdt.ORMap)
+	if en.Delta.Value != nil && !ok {
+		return fmt.Errorf("engine: readings entry %s:%d holds a %s, not a key-space delta", en.Origin, en.First, en.Delta.Value.Type())
+	}
+	if m != nil {
+		for _, f := range m.Fields() {
+			rs, ok := m.Field(f).(*crdt.ReadingSet)
+			if !ok {
+				continue
+			}
+			if err := store.ValidateName(f.Name); err != nil {
+				return fmt.Errorf("engine: readings entry %s:%d: %w", en.Origin, en.First, err)
+			}
+			fact := store.Fact{Name: f.Name, Origin: en.Origin}
+			rs.Each(func(d crdt.Dot, r crdt.Reading) {
+				if d.Replica == en.Origin && d.Seq > have && d.Seq <= en.Last {
+					fact.Seqs = append(fact.Seqs, d.Seq)
+					fact.Readings = append(fact.Readings, r)
+				}
+			})
+			if len(fact.Seqs) > 0 {
+				w.fs = append(w.fs, fact)
+			}
+		}
+	}
+	w.readvv[en.Origin] = en.Last
+	w.readvvChanged = true
+	return nil
+}
+
 // apply merges a log entry's delta into the working state and logs it.
 func (w *work) apply(en store.Entry) error {
 	if err := w.merge(en.Delta); err != nil {
@@ -538,6 +613,10 @@ func (w *work) facts(name string, v crdt.Value) {
 }
 
 func (w *work) batch() store.Batch {
-	return store.Batch{Names: w.encoded, Entries: w.entries, Facts: w.fs, Context: w.ctx, HLC: w.e.hlc.Last(), LogVector: w.logvv,
+	b := store.Batch{Names: w.encoded, Entries: w.entries, Facts: w.fs, Context: w.ctx, HLC: w.e.hlc.Last(), LogVector: w.logvv,
 		Transfer: w.transfer, TransferDone: w.transferDone}
+	if w.readvvChanged {
+		b.ReadingsVector = w.readvv
+	}
+	return b
 }

@@ -250,3 +250,70 @@ func TestEntriesAreAppliedForTheirContexts(t *testing.T) {
 	}
 	checkReplay(t, db)
 }
+
+// TestReadingsStream: the raw readings of entries sent apart from the log
+// (the cloud's readings stream) are stored once each, however the entries
+// are grouped and however often they come, gap-free from the persisted
+// readings vector; nothing else of them is applied.
+func TestReadingsStream(t *testing.T) {
+	dbA, a, _ := open(t, t.TempDir(), 1)
+	dir := t.TempDir()
+	dbB, b, stopB := open(t, dir, 2)
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := a.DoAll(ctx, engine.AddReadings("t", crdt.Reading{Time: int64(i), Value: float64(i)}, crdt.Reading{Time: int64(i) + 100, Value: 9}),
+			engine.Set("t.latest", []byte("9"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var es []store.Entry
+	dbA.AllEntries(func(en store.Entry) error { es = append(es, en); return nil })
+	if len(es) != 3 {
+		t.Fatalf("log %v, want 3 entries", es)
+	}
+	group := func(from, to int) store.Entry {
+		g := store.Entry{Origin: es[from].Origin, First: es[from].First, Last: es[to].Last, Delta: es[from].Delta.Clone()}
+		for _, e := range es[from+1 : to+1] {
+			if err := g.Delta.JoinDelta(e.Delta); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return g
+	}
+	count := func() int {
+		n := 0
+		dbB.Readings("t", -1000, 1000, func(crdt.ReplicaID, crdt.Seq, crdt.Reading) error { n++; return nil })
+		return n
+	}
+	if err := b.Readings(ctx, []store.Entry{es[2]}); err == nil {
+		t.Error("an entry after a gap was taken")
+	}
+	if err := b.Readings(ctx, []store.Entry{group(0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 4 {
+		t.Fatalf("%d readings after the first two entries, want 4", n)
+	}
+	// Again, grouped otherwise and overlapping: only the new ones count.
+	if err := b.Readings(ctx, []store.Entry{es[1], group(0, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 6 {
+		t.Errorf("%d readings after all three entries, some twice, want 6", n)
+	}
+	if vs, _ := dbB.Get("t.latest"); vs != nil {
+		t.Errorf("the readings stream applied state: t.latest = %v", vs)
+	}
+	if c := dbB.Context(); c.Max(1) != 0 {
+		t.Errorf("the readings stream moved the context to %d", c.Max(1))
+	}
+	stopB()
+	db, err := store.Open(store.Options{Dir: dir, Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := db.ReadingsVector()[1]; got != es[2].Last {
+		t.Errorf("readings vector after reopening: %d, want %d", got, es[2].Last)
+	}
+}

@@ -31,6 +31,8 @@ var (
 	keyFormat  = []byte("mformat")
 	keyHLC     = []byte("mhlc")
 	keyLogVV   = []byte("mlogvv")
+	// keyReadVV holds the readings vector (see DB.ReadingsVector).
+	keyReadVV = []byte("mreadvv")
 	// keyTransfer holds the progress of a state transfer (Transfer).
 	keyTransfer = []byte("mxfer")
 )

@@ -37,6 +37,7 @@ type DB struct {
 	mu     sync.RWMutex
 	ctx    crdt.Context // committed context; the copy readers get
 	logvv  crdt.VersionVector
+	readvv crdt.VersionVector
 	hlc    crdt.Timestamp
 	closed bool
 
@@ -115,6 +116,12 @@ func (db *DB) load() error {
 		}
 		if err := getCBOR(txn, keyHLC, &db.hlc); err != nil {
 			return err
+		}
+		db.readvv = crdt.VersionVector{}
+		if _, err := txn.Get(keyReadVV); err == nil {
+			if err := getCBOR(txn, keyReadVV, &db.readvv); err != nil {
+				return err
+			}
 		}
 		if _, err := txn.Get(keyLogVV); err == nil {
 			return getCBOR(txn, keyLogVV, &db.logvv)
@@ -340,6 +347,10 @@ type Batch struct {
 	// LogVector is, per origin, the last dot of the gap-free run of
 	// entries the log received (see LogVector); nil leaves it as it is.
 	LogVector crdt.VersionVector
+	// ReadingsVector is, per origin, how far the raw readings sent apart
+	// from the log were stored (see ReadingsVector); nil leaves it as it
+	// is.
+	ReadingsVector crdt.VersionVector
 	// Transfer, when set, replaces the state transfer progress; with
 	// TransferDone the progress is deleted.
 	Transfer     *Transfer
@@ -429,12 +440,18 @@ func (db *DB) Commit(b Batch) error {
 			return err
 		}
 	}
-	if b.LogVector != nil {
-		logvv, err := cbor.Marshal(b.LogVector)
+	for _, v := range []struct {
+		key []byte
+		vv  crdt.VersionVector
+	}{{keyLogVV, b.LogVector}, {keyReadVV, b.ReadingsVector}} {
+		if v.vv == nil {
+			continue
+		}
+		enc, err := cbor.Marshal(v.vv)
 		if err != nil {
 			return err
 		}
-		if err := set(keyLogVV, logvv); err != nil {
+		if err := set(v.key, enc); err != nil {
 			return err
 		}
 	}
@@ -451,6 +468,9 @@ func (db *DB) Commit(b Batch) error {
 	if b.LogVector != nil {
 		db.logvv = b.LogVector.Clone()
 	}
+	if b.ReadingsVector != nil {
+		db.readvv = b.ReadingsVector.Clone()
+	}
 	db.mu.Unlock()
 	return nil
 }
@@ -465,6 +485,16 @@ func (db *DB) LogVector() crdt.VersionVector {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	return db.logvv.Clone()
+}
+
+// ReadingsVector returns, per origin, the last dot up to which the raw
+// readings that an origin's log entries carry were stored from entries
+// sent apart from the log (the cloud's readings stream: see package
+// cloud), gap-free. The aggregator keeps it; elsewhere it stays empty.
+func (db *DB) ReadingsVector() crdt.VersionVector {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.readvv.Clone()
 }
 
 // checkFree refuses to write when the disk is nearly full.
