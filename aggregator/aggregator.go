@@ -74,6 +74,8 @@ type NodeInfo struct {
 	// cloud lacks.
 	Lag     uint64 `json:"lag"`
 	Batches uint64 `json:"batches"`
+	// ReadingBatches counts its batches of the readings stream.
+	ReadingBatches uint64 `json:"reading_batches"`
 	Entries uint64 `json:"entries"`
 	Bytes   uint64 `json:"bytes"`
 	Refused uint64 `json:"refused"`
@@ -149,11 +151,13 @@ func New(cfg Config, o Options) (*Aggregator, error) {
 func (a *Aggregator) filters() map[string]byte {
 	f := map[string]byte{}
 	for _, fleet := range a.cfg.Fleets {
-		batch := cloud.Filter(fleet, cloud.LevelBatch)
-		if a.cfg.SharedGroup != "" {
-			batch = "$share/" + a.cfg.SharedGroup + "/" + batch
+		for _, level := range []string{cloud.LevelBatch, cloud.LevelReadings} {
+			filter := cloud.Filter(fleet, level)
+			if a.cfg.SharedGroup != "" {
+				filter = "$share/" + a.cfg.SharedGroup + "/" + filter
+			}
+			f[filter] = 1
 		}
-		f[batch] = 1
 		f[cloud.Filter(fleet, cloud.LevelStatus)] = 1
 	}
 	return f
@@ -247,6 +251,8 @@ func (a *Aggregator) handle(ctx context.Context, c paho.Client, m paho.Message) 
 		err = a.status(fleet, node, m.Payload())
 	case level == cloud.LevelBatch:
 		err = a.batch(ctx, c, fleet, node, m.Payload())
+	case level == cloud.LevelReadings:
+		err = a.readings(ctx, c, fleet, node, m.Payload())
 	}
 	if ctx.Err() != nil {
 		return // not acknowledged: delivered again
@@ -262,7 +268,7 @@ func (a *Aggregator) handle(ctx context.Context, c paho.Client, m paho.Message) 
 	}
 	a.mu.Lock()
 	a.stats.Refused[reason]++
-	if n := a.nodes[node]; n != nil && level == cloud.LevelBatch {
+	if n := a.nodes[node]; n != nil && level != cloud.LevelStatus {
 		n.Refused++
 		n.LastErr = err.Error()
 	}
@@ -300,31 +306,67 @@ func (a *Aggregator) status(fleet string, id crdt.ReplicaID, payload []byte) err
 	return nil
 }
 
-func (a *Aggregator) batch(ctx context.Context, c paho.Client, fleet string, id crdt.ReplicaID, payload []byte) error {
+// nodeBatch decodes a batch published on a node's topic: signed by that
+// node.
+func nodeBatch(payload []byte, id crdt.ReplicaID) (cloud.Message, []store.Entry, error) {
 	m, err := cloud.Decode(payload)
 	if err != nil {
-		return &refusal{reason: "malformed", err: err}
+		return m, nil, &refusal{reason: "malformed", err: err}
 	}
 	if m.Kind != cloud.KindBatch || m.From != id {
-		return refuse("forged", "a message of kind %d signed by %s on the batch topic of %s", m.Kind, m.From, id)
+		return m, nil, refuse("forged", "a message of kind %d signed by %s on a batch topic of %s", m.Kind, m.From, id)
 	}
-	b := m.Batch
-	es := make([]store.Entry, len(b.Entries))
-	for i, e := range b.Entries {
+	es := make([]store.Entry, len(m.Batch.Entries))
+	for i, e := range m.Batch.Entries {
 		es[i] = store.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
 	}
+	return m, es, nil
+}
+
+// merged acknowledges a batch once write, which stores it, returned; a
+// failure other than a full store is a gap: this batch overtook an
+// earlier one that was lost, and the node sends again from the ack.
+func (a *Aggregator) merged(ctx context.Context, c paho.Client, fleet string, id crdt.ReplicaID, seq uint64, es []store.Entry, write func(context.Context, []store.Entry) error) error {
+	var err error
 	if len(es) > 0 {
-		if err := a.o.Engine.Apply(ctx, es); err != nil {
-			if ctx.Err() == nil && !errors.Is(err, store.ErrBudget) && !errors.Is(err, store.ErrDiskFull) {
-				// A gap: this batch overtook an earlier one that was
-				// lost. The node sends again from the ack below.
-				err = &refusal{reason: "gap", err: err}
-			}
-			a.ack(c, id, fleet, b.Seq)
-			return err
+		if err = write(ctx, es); err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrBudget) && !errors.Is(err, store.ErrDiskFull) {
+			err = &refusal{reason: "gap", err: err}
 		}
 	}
-	a.ack(c, id, fleet, b.Seq)
+	a.ack(c, id, fleet, seq)
+	return err
+}
+
+// readings stores a batch of the readings stream: the raw readings of
+// entries whose state came in batches before.
+func (a *Aggregator) readings(ctx context.Context, c paho.Client, fleet string, id crdt.ReplicaID, payload []byte) error {
+	m, es, err := nodeBatch(payload, id)
+	if err != nil {
+		return err
+	}
+	if err := a.merged(ctx, c, fleet, id, m.Batch.Seq, es, a.o.Engine.Readings); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.node(fleet, id)
+	n.LastSeen = time.Now()
+	n.ReadingBatches++
+	n.Shed = max(n.Shed, m.Batch.Shed)
+	n.Bytes += uint64(m.Wire)
+	a.stats.Bytes += uint64(m.Wire)
+	return nil
+}
+
+func (a *Aggregator) batch(ctx context.Context, c paho.Client, fleet string, id crdt.ReplicaID, payload []byte) error {
+	m, es, err := nodeBatch(payload, id)
+	if err != nil {
+		return err
+	}
+	b := m.Batch
+	if err := a.merged(ctx, c, fleet, id, b.Seq, es, a.o.Engine.Apply); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := a.node(fleet, id)
@@ -390,7 +432,7 @@ const downBatchBytes = 256 << 10
 // merge is durable, and also after a refusal, so the node learns where to
 // send from.
 func (a *Aggregator) ack(c paho.Client, id crdt.ReplicaID, fleet string, seq uint64) {
-	wire, err := cloud.EncodeAck(a.o.Key, cloud.Ack{Node: id, Seq: seq, Vector: a.o.DB.LogVector()})
+	wire, err := cloud.EncodeAck(a.o.Key, cloud.Ack{Node: id, Seq: seq, Vector: a.o.DB.LogVector(), Readings: a.o.DB.ReadingsVector()})
 	if err != nil {
 		a.o.Logger.Error("aggregator: encoding an ack failed", "err", err)
 		return

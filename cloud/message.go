@@ -69,6 +69,12 @@ type Ack struct {
 	Seq uint64 `cbor:"2,keyasint"`
 	// Vector is the aggregator's log vector: what the cloud holds.
 	Vector crdt.VersionVector `cbor:"3,keyasint,omitempty"`
+	// Readings is the aggregator's readings vector: how far it holds the
+	// raw readings of each origin's entries (the readings stream). It is
+	// never absent (empty, not null, when nothing is held) from an
+	// aggregator that takes the readings stream; an older one leaves it
+	// out, and nodes then keep their raw readings until it is upgraded.
+	Readings crdt.VersionVector `cbor:"4,keyasint"`
 }
 
 // envelope is a signed message: Sig is Key's signature of Body, the CBOR

@@ -17,7 +17,11 @@ const DefaultFleet = "default"
 const (
 	// LevelBatch: node → cloud, QoS 1, batches of log entries.
 	LevelBatch = "batch"
-	// LevelAck: cloud → node, QoS 1, retained: the aggregator's vector.
+	// LevelReadings: node → cloud, QoS 1, batches of the readings
+	// stream: log entries with only their raw readings, whose other
+	// deltas went first in batches (see Streams).
+	LevelReadings = "readings"
+	// LevelAck: cloud → node, QoS 1, retained: the aggregator's vectors.
 	LevelAck = "ack"
 	// LevelDown: cloud → node, QoS 1: the aggregator's own writes that
 	// the node lacks, in order.

@@ -151,16 +151,18 @@ func TestCloudSync(t *testing.T) {
 	}
 }
 
-// TestCloudBudgetShedsReadings: a node over its byte budget sheds raw
-// readings (their minute summaries still go), counts them, reports them
-// to the aggregator, and then waits for the budget.
+// TestCloudBudgetShedsReadings: a node short of its byte budget sheds
+// raw readings (their minute summaries still go), counts them, reports
+// them to the aggregator, and once the budget is spent waits for it.
 func TestCloudBudgetShedsReadings(t *testing.T) {
 	broker := mqtttest.Start(t)
 	agg := startAggregator(t, broker.URL)
 	c := startNode(t, func(n *Node) {
 		n.cfg.Cloud.URL = broker.URL
 		n.cfg.Cloud.MaxBatchBytes = 4096
-		n.cfg.Cloud.BudgetBytesPerHour = 12 * 20_000 // bursts of 20,000 bytes
+		// Bursts of 100,000 bytes: the first two posts' raw readings
+		// (about 30,000 bytes each) go, the third's are shed.
+		n.cfg.Cloud.BudgetBytesPerHour = 12 * 100_000
 		n.cfg.Cloud.Compress = false
 	})
 	var body strings.Builder
@@ -172,9 +174,6 @@ func TestCloudBudgetShedsReadings(t *testing.T) {
 		fmt.Fprintf(&body, `{"sensor":"temp","value":%d.5,"ts":"2026-11-01T00:%02d:%02dZ"}`, i, i/60, i%60)
 	}
 	body.WriteString(`]}`)
-	for i := range 3 {
-		c.expect("POST", "/v1/readings", strings.Replace(body.String(), "temp", fmt.Sprint("temp", i), -1), 200, "")
-	}
 	var st struct {
 		Uplink struct {
 			Paused       string
@@ -182,23 +181,36 @@ func TestCloudBudgetShedsReadings(t *testing.T) {
 			ShedReadings uint64 `json:"shed_readings"`
 		}
 	}
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		json.Unmarshal(c.expect("GET", "/v1/status", "", 200, ""), &st)
-		if st.Uplink.Paused == "budget" && st.Uplink.Shedding && st.Uplink.ShedReadings > 0 {
-			break
+	waitUplink := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			json.Unmarshal(c.expect("GET", "/v1/status", "", 200, ""), &st)
+			if ok() {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the uplink has not %s: %+v", what, st.Uplink)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the uplink neither shed nor paused: %+v", st.Uplink)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	for i := range 3 {
+		c.expect("POST", "/v1/readings", strings.Replace(body.String(), "temp", fmt.Sprint("temp", i), -1), 200, "")
+	}
+	waitUplink("shed readings", func() bool { return st.Uplink.Shedding && st.Uplink.ShedReadings > 0 })
+	// State still goes, until the budget is spent.
+	big := `{"type":"register","op":"set","value":"` + strings.Repeat("x", 30_000) + `"}`
+	for i := range 4 {
+		c.expect("POST", fmt.Sprintf("/v1/kv/app/blob%d", i), big, 200, "")
+	}
+	waitUplink("paused for the budget", func() bool { return st.Uplink.Paused == "budget" })
 	var nodes struct {
 		Nodes []struct {
 			Shed uint64 `json:"shed_readings"`
 		}
 	}
-	deadline = time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(waitTimeout)
 	for {
 		json.Unmarshal(agg.expect("GET", "/v1/nodes", "", 200, ""), &nodes)
 		if len(nodes.Nodes) == 1 && nodes.Nodes[0].Shed > 0 {

@@ -31,8 +31,13 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Watermark is the name of the cloud's watermark in the store.
-const Watermark = "cloud"
+// The names of the cloud's watermarks in the store: the state stream's,
+// and the readings stream's (see cloud.Streams). The log is collected
+// only once both cover it.
+const (
+	Watermark         = "cloud"
+	ReadingsWatermark = "cloud/readings"
+)
 
 // Config configures the uplink.
 type Config struct {
@@ -73,8 +78,9 @@ type Options struct {
 	// Apply merges the aggregator's own writes (the downlink) through the
 	// node's write path: engine.Engine.Apply.
 	Apply func(ctx context.Context, entries []store.Entry) error
-	// Bulk says which names are shed first when the budget or the disk
-	// is short: the raw readings. Nil: none.
+	// Bulk says which names are raw readings: they go in the readings
+	// stream, after the state (cloud.Streams), and are shed first when the
+	// budget or the disk is short. Nil: none, and no readings stream.
 	Bulk func(name string) bool
 	// Busy reports that the node sheds load: batches wait. Nil: never.
 	Busy func() bool
@@ -89,9 +95,12 @@ type Options struct {
 type Status struct {
 	Connected bool `json:"connected"`
 	// Backlog is how many dots of the log the cloud has not
-	// acknowledged; InFlight how many batches await their ack.
-	Backlog  uint64 `json:"backlog"`
-	InFlight int    `json:"in_flight"`
+	// acknowledged; ReadingsBacklog how many the readings stream has
+	// not (raw readings go after the state); InFlight how many batches
+	// of both await their ack.
+	Backlog         uint64 `json:"backlog"`
+	ReadingsBacklog uint64 `json:"readings_backlog"`
+	InFlight        int    `json:"in_flight"`
 	// Acked is the cloud's acknowledged vector.
 	Acked     map[string]uint64 `json:"acked"`
 	LastAckAt time.Time         `json:"last_ack_at,omitzero"`
@@ -133,7 +142,7 @@ type Uplink struct {
 	cfg   Config
 	o     Options
 	opts  *paho.ClientOptions
-	topic struct{ batch, ack, down, status string }
+	topic struct{ batch, readings, ack, down, status string }
 
 	notify chan struct{}
 	events chan event
@@ -162,6 +171,7 @@ func New(cfg Config, o Options) (*Uplink, error) {
 	u.topic.batch = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelBatch)
 	u.topic.ack = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelAck)
 	u.topic.down = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelDown)
+	u.topic.readings = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelReadings)
 	u.topic.status = cloud.Topic(cfg.Fleet, o.Replica, cloud.LevelStatus)
 	return u, nil
 }
@@ -202,13 +212,26 @@ func (u *Uplink) put(e event) {
 // Run publishes until ctx is done, then marks the node offline and
 // disconnects.
 func (u *Uplink) Run(ctx context.Context) error {
-	acked, err := u.watermark()
+	acked, err := u.watermark(Watermark)
 	if err != nil {
 		return err
 	}
+	keep := func(name string) bool { return u.o.Keep == nil || u.o.Keep(name) }
+	bulk := func(name string) bool { return u.o.Bulk != nil && u.o.Bulk(name) }
+	state := storelog.Log{DB: u.o.DB, Keep: func(name string) bool { return keep(name) && !bulk(name) }}
+	// The readings view: the entries with only their raw readings, and
+	// none while they are shed.
+	log := &shedLog{Log: storelog.Log{DB: u.o.DB, Keep: func(name string) bool { return keep(name) && bulk(name) }}, bulk: bulk}
+	var readings cloud.Log // nil: no raw readings, no readings stream
+	var readingsAcked crdt.VersionVector
+	if u.o.Bulk != nil {
+		if readingsAcked, err = u.watermark(ReadingsWatermark); err != nil {
+			return err
+		}
+		readings = log
+	}
 	ticks := max(int(u.cfg.AckTimeout/u.cfg.Tick), 1)
-	log := &shedLog{Log: storelog.Log{DB: u.o.DB, Keep: u.o.Keep}, bulk: u.o.Bulk}
-	ob := cloud.NewOutbox(log, acked, cloud.OutboxConfig{MaxBatchBytes: u.cfg.MaxBatchBytes, Window: u.cfg.Window, RetryTicks: ticks})
+	st := cloud.NewStreams(state, readings, acked, readingsAcked, cloud.OutboxConfig{MaxBatchBytes: u.cfg.MaxBatchBytes, Window: u.cfg.Window, RetryTicks: ticks})
 
 	opts := *u.opts
 	opts.SetWill(u.topic.status, string(u.statusDoc("offline")), 1, true)
@@ -244,7 +267,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		c.Disconnect(250)
 	}()
 
-	d := driver{u: u, c: c, ob: ob, ctx: ctx, log: log}
+	d := driver{u: u, c: c, st: st, ctx: ctx, log: log}
 	if u.cfg.Budget > 0 {
 		d.burst = max(int(u.cfg.Budget/12), u.cfg.MaxBatchBytes)
 		d.budget = rate.NewLimiter(rate.Limit(float64(u.cfg.Budget)/3600), d.burst)
@@ -256,7 +279,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			ob.Tick()
+			st.Tick()
 		case <-u.notify:
 		case e := <-u.events:
 			d.handle(e)
@@ -268,18 +291,18 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 }
 
-// watermark returns the cloud's persisted watermark, registering an
-// empty one on first start: from then on the store keeps the log until
+// watermark returns one of the cloud's persisted watermarks, registering
+// an empty one on first start: from then on the store keeps the log until
 // the cloud acknowledges it.
-func (u *Uplink) watermark() (crdt.VersionVector, error) {
+func (u *Uplink) watermark(name string) (crdt.VersionVector, error) {
 	marks, err := u.o.DB.Watermarks()
 	if err != nil {
 		return nil, fmt.Errorf("uplink: %w", err)
 	}
-	if vv, ok := marks[Watermark]; ok {
+	if vv, ok := marks[name]; ok {
 		return vv, nil
 	}
-	if err := u.o.DB.SetWatermark(Watermark, crdt.VersionVector{}); err != nil {
+	if err := u.o.DB.SetWatermark(name, crdt.VersionVector{}); err != nil {
 		return nil, fmt.Errorf("uplink: %w", err)
 	}
 	return crdt.VersionVector{}, nil
@@ -295,7 +318,7 @@ type driver struct {
 	u         *Uplink
 	ctx       context.Context
 	c         paho.Client
-	ob        *cloud.Outbox
+	st        *cloud.Streams
 	connected bool
 	failures  int
 	openFor   time.Duration
@@ -343,7 +366,7 @@ func (d *driver) handle(e event) {
 	switch {
 	case e.up:
 		d.connected = true
-		d.ob.Rewind() // what was in flight may be lost: the acks tell
+		d.st.Rewind() // what was in flight may be lost: the acks tell
 	case e.lost:
 		d.connected = false
 	case e.down != nil:
@@ -372,15 +395,24 @@ func (d *driver) ack(b []byte) {
 		return
 	}
 	d.lastAck, d.aggregator = time.Now(), m.Peer
-	if d.ob.Acked(m.Ack.Vector) {
-		if err := d.u.o.DB.SetWatermark(Watermark, d.ob.AckedVector()); err != nil {
-			d.u.o.Logger.Error("uplink: storing the cloud watermark failed", "err", err)
-		}
+	state, readings := d.st.Acked(*m.Ack)
+	if state {
+		d.persist(Watermark, d.st.State)
+	}
+	if readings {
+		d.persist(ReadingsWatermark, d.st.Readings)
 	}
 	early := d.early
 	d.early = nil
 	for _, b := range early {
 		d.downlink(b)
+	}
+}
+
+// persist stores a stream's acknowledged vector as its watermark.
+func (d *driver) persist(name string, o *cloud.Outbox) {
+	if err := d.u.o.DB.SetWatermark(name, o.AckedVector()); err != nil {
+		d.u.o.Logger.Error("uplink: storing a cloud watermark failed", "watermark", name, "err", err)
 	}
 }
 
@@ -426,10 +458,10 @@ func (d *driver) downlink(b []byte) {
 	d.counts.DownEntries += uint64(len(m.Batch.Entries))
 }
 
-// pump publishes what the outbox lets out, waiting for each PUBACK.
+// pump publishes what the streams let out, waiting for each PUBACK.
 func (d *driver) pump() {
 	for {
-		b, err := d.ob.Next()
+		b, readings, err := d.st.Next()
 		if err != nil {
 			d.u.o.Logger.Error("uplink: reading the log failed", "err", err)
 			return
@@ -440,7 +472,11 @@ func (d *driver) pump() {
 		b.Name, b.Shed = d.u.cfg.Name, d.log.readings
 		wire, err := cloud.EncodeBatch(d.u.o.Key, *b, d.u.cfg.Compress)
 		if err == nil {
-			tok := d.c.Publish(d.u.topic.batch, 1, false, wire)
+			topic := d.u.topic.batch
+			if readings {
+				topic = d.u.topic.readings
+			}
+			tok := d.c.Publish(topic, 1, false, wire)
 			if !tok.WaitTimeout(mqttconn.Timeout) {
 				err = fmt.Errorf("no PUBACK within %s", mqttconn.Timeout)
 			} else {
@@ -467,7 +503,7 @@ func (d *driver) pump() {
 // repeated failures open the breaker.
 func (d *driver) fail(err error) {
 	d.counts.PublishFailures++
-	d.ob.Rewind()
+	d.st.Rewind()
 	if d.failures++; d.failures < breakerFailures {
 		d.u.o.Logger.Warn("uplink: publish failed", "err", err)
 		return
@@ -480,15 +516,15 @@ func (d *driver) fail(err error) {
 
 // report copies the state out for Status.
 func (d *driver) report() {
-	st := d.ob.Stats()
+	st := d.st.Stats()
 	s := d.counts
-	s.Connected, s.Backlog, s.InFlight, s.LastAckAt = d.connected, d.ob.Backlog(), d.ob.InFlight(), d.lastAck
+	s.Connected, s.Backlog, s.ReadingsBacklog, s.InFlight, s.LastAckAt = d.connected, d.st.State.Backlog(), d.st.ReadingsBacklog(), d.st.InFlight(), d.lastAck
 	s.Batches, s.Entries, s.DeltaBytes, s.Acks, s.Retries, s.Unservable = st.Batches, st.Entries, st.DeltaBytes, st.Acks, st.Retries, st.Unservable
 	if time.Now().Before(d.openUntil) {
 		s.BreakerOpenUntil = d.openUntil
 	}
 	s.Paused, s.Shedding, s.ShedReadings = d.paused, d.log.shed, d.log.readings
-	acked := d.ob.AckedVector()
+	acked := d.st.State.AckedVector()
 	s.Acked = make(map[string]uint64, len(acked))
 	for r, q := range acked {
 		s.Acked[r.String()] = uint64(q)
