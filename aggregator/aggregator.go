@@ -432,7 +432,7 @@ const downBatchBytes = 256 << 10
 // merge is durable, and also after a refusal, so the node learns where to
 // send from.
 func (a *Aggregator) ack(c paho.Client, id crdt.ReplicaID, fleet string, seq uint64) {
-	wire, err := cloud.EncodeAck(a.o.Key, cloud.Ack{Node: id, Seq: seq, Vector: a.o.DB.LogVector(), Readings: a.o.DB.ReadingsVector()})
+	wire, err := cloud.EncodeAck(a.o.Key, cloud.Ack{Node: id, Seq: seq, Vector: a.o.DB.LogVector(), Readings: a.o.DB.ReadingsHeld()})
 	if err != nil {
 		a.o.Logger.Error("aggregator: encoding an ack failed", "err", err)
 		return

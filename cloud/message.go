@@ -69,12 +69,27 @@ type Ack struct {
 	Seq uint64 `cbor:"2,keyasint"`
 	// Vector is the aggregator's log vector: what the cloud holds.
 	Vector crdt.VersionVector `cbor:"3,keyasint,omitempty"`
-	// Readings is the aggregator's readings vector: how far it holds the
-	// raw readings of each origin's entries (the readings stream). It is
-	// never absent (empty, not null, when nothing is held) from an
-	// aggregator that takes the readings stream; an older one leaves it
-	// out, and nodes then keep their raw readings until it is upgraded.
-	Readings crdt.VersionVector `cbor:"4,keyasint"`
+	// Readings says, per origin, the entries whose raw readings the
+	// aggregator holds (the readings stream). It is never absent (empty,
+	// not null, when nothing is held) from an aggregator that takes the
+	// readings stream; an older one leaves it out, and nodes then keep
+	// their raw readings until it is upgraded.
+	Readings map[crdt.ReplicaID]crdt.Ranges `cbor:"4,keyasint"`
+}
+
+func (a *Ack) validate() error {
+	if err := replication.CheckVector(a.Vector); err != nil {
+		return err
+	}
+	if len(a.Readings) > replication.MaxReplicas {
+		return fmt.Errorf("readings of %d origins, limit %d", len(a.Readings), replication.MaxReplicas)
+	}
+	for r, rs := range a.Readings {
+		if err := rs.Validate(); err != nil {
+			return fmt.Errorf("readings of %s: %v", r, err)
+		}
+	}
+	return nil
 }
 
 // envelope is a signed message: Sig is Key's signature of Body, the CBOR
@@ -224,7 +239,7 @@ func Decode(wire []byte) (Message, error) {
 		if err := cborcheck.UnmarshalWire(env.Body, m.Ack); err != nil {
 			return m, fmt.Errorf("%w: ack: %v", ErrInvalid, err)
 		}
-		err = replication.CheckVector(m.Ack.Vector)
+		err = m.Ack.validate()
 	default:
 		err = fmt.Errorf("unknown kind %d", env.Kind)
 	}

@@ -26,9 +26,6 @@ type OutboxConfig struct {
 	// outbox send again from the ack (the batches, or their acks, were
 	// lost). Zero means 30.
 	RetryTicks int
-	// Quiet: no heartbeats (empty batches). The readings stream is quiet:
-	// every ack, whatever batch it answers, brings its word.
-	Quiet bool
 }
 
 func (c OutboxConfig) withDefaults() OutboxConfig {
@@ -96,7 +93,7 @@ func (o *Outbox) Next() (*Batch, error) {
 	if ch.Unservable > 0 {
 		o.stats.Unservable++
 	}
-	if len(ch.Entries) == 0 && (len(o.flights) > 0 || o.tick < o.nextPoll || o.cfg.Quiet) {
+	if len(ch.Entries) == 0 && (len(o.flights) > 0 || o.tick < o.nextPoll) {
 		return nil, nil
 	}
 	// An empty batch, every RetryTicks while the node sends nothing

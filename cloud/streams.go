@@ -7,31 +7,32 @@ import "github.com/edged-dev/edged/crdt"
 // log with raw readings left out (their dots still go, in the entries'
 // contexts): it carries key state, summaries and latest values, and is
 // acknowledged by the aggregator's log vector. The readings stream is the
-// same entries with only their raw readings, oldest first, sent only while
-// the state stream has nothing to send, and acknowledged by the
-// aggregator's readings vector. Each stream has its own watermark, and
-// the log is collected only once both cover it.
+// same entries with only their raw readings (ReadingsOutbox), oldest or
+// newest first, sent only while the state stream has nothing to send, and
+// acknowledged by the ranges of entries whose readings the aggregator
+// holds. Each stream has its own watermark, and the log is collected only
+// once both cover it.
 //
 // Raw readings are immutable facts, so they need not travel in the log's
 // causal order with the state: the aggregator stores them apart, each once
 // (engine.Engine.Readings). Like Outbox, Streams is not safe for
 // concurrent use.
 type Streams struct {
-	State, Readings *Outbox
+	State    *Outbox
+	Readings *ReadingsOutbox
 	// takesReadings: the last ack came from an aggregator that takes the
 	// readings stream (its ack carries a readings vector).
 	takesReadings bool
 }
 
 // NewStreams returns the streams over the state and readings views of a
-// log, from their persisted watermarks. A nil readings view means the log
-// holds no raw readings: there is no readings stream.
-func NewStreams(state, readings Log, stateAcked, readingsAcked crdt.VersionVector, cfg OutboxConfig) *Streams {
+// log, from their persisted watermarks; newest sends the newest readings
+// first. A nil readings view means the log holds no raw readings: there
+// is no readings stream.
+func NewStreams(state Log, readings ReadingsLog, stateAcked, readingsAcked crdt.VersionVector, cfg OutboxConfig, newest bool) *Streams {
 	s := &Streams{State: NewOutbox(state, stateAcked, cfg)}
 	if readings != nil {
-		rcfg := cfg
-		rcfg.Quiet = true
-		s.Readings = NewOutbox(readings, readingsAcked, rcfg)
+		s.Readings = NewReadingsOutbox(readings, readingsAcked, cfg, newest)
 	}
 	return s
 }

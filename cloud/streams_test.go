@@ -7,22 +7,40 @@ import (
 	"github.com/edged-dev/edged/replication"
 )
 
-// memLog is one origin's log in memory, one dot per entry.
+// memLog is one origin's log in memory, one dot per entry of one byte,
+// collected up to gone.
 type memLog struct {
-	origin crdt.ReplicaID
-	last   crdt.Seq
+	origin     crdt.ReplicaID
+	gone, last crdt.Seq
 }
 
 func (l *memLog) Vector() crdt.VersionVector { return crdt.VersionVector{l.origin: l.last} }
 
-func (l *memLog) Entries(origin crdt.ReplicaID, after crdt.Seq, _ int) ([]replication.Entry, int, error) {
+func (l *memLog) entry(s crdt.Seq) replication.Entry {
+	var ctx crdt.Context
+	ctx.Add(crdt.Dot{Replica: l.origin, Seq: s})
+	return replication.Entry{Origin: l.origin, First: s, Last: s, Delta: crdt.Causal{Ctx: ctx}}
+}
+
+func (l *memLog) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
 	var out []replication.Entry
-	for s := after + 1; origin == l.origin && s <= l.last; s++ {
-		var ctx crdt.Context
-		ctx.Add(crdt.Dot{Replica: origin, Seq: s})
-		out = append(out, replication.Entry{Origin: origin, First: s, Last: s, Delta: crdt.Causal{Ctx: ctx}})
+	for s := max(after, l.gone) + 1; origin == l.origin && s <= l.last && (len(out) == 0 || len(out) < maxBytes); s++ {
+		out = append(out, l.entry(s))
 	}
 	return out, len(out), nil
+}
+
+func (l *memLog) EntriesDown(origin crdt.ReplicaID, upto crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
+	var out []replication.Entry
+	for s := min(upto, l.last); origin == l.origin && s > l.gone && (len(out) == 0 || len(out) < maxBytes); s-- {
+		out = append(out, l.entry(s))
+	}
+	return out, len(out), nil
+}
+
+// held is what an ack says the aggregator holds of origin 7.
+func held(rs ...crdt.Range) map[crdt.ReplicaID]crdt.Ranges {
+	return map[crdt.ReplicaID]crdt.Ranges{7: rs}
 }
 
 // TestStreamsStateFirst: the readings stream sends only while the state
@@ -30,7 +48,7 @@ func (l *memLog) Entries(origin crdt.ReplicaID, after crdt.Seq, _ int) ([]replic
 // a readings vector; each stream moves on its own vector.
 func TestStreamsStateFirst(t *testing.T) {
 	log := &memLog{origin: 7, last: 3}
-	s := NewStreams(log, log, nil, nil, OutboxConfig{Window: 1})
+	s := NewStreams(log, log, nil, nil, OutboxConfig{Window: 1}, false)
 	next := func() (*Batch, bool) {
 		t.Helper()
 		b, readings, err := s.Next()
@@ -46,12 +64,12 @@ func TestStreamsStateFirst(t *testing.T) {
 		t.Fatalf("a batch %+v before any ack said the aggregator takes readings", b)
 	}
 	// An aggregator that takes readings acks the state.
-	st, rd := s.Acked(Ack{Vector: crdt.VersionVector{7: 3}, Readings: crdt.VersionVector{}})
+	st, rd := s.Acked(Ack{Vector: crdt.VersionVector{7: 3}, Readings: held()})
 	if !st || rd {
 		t.Errorf("ack changed state %v, readings %v; want state only", st, rd)
 	}
 	b, readings := next()
-	if b == nil || !readings || b.Entries[0].First != 1 || b.Entries[0].Last != 3 {
+	if b == nil || !readings || len(b.Entries) != 3 || b.Entries[0].First != 1 || b.Entries[2].Last != 3 {
 		t.Fatalf("after the state ack: %+v (readings %v), want the readings stream from 1 to 3", b, readings)
 	}
 	// A new write goes before the rest of the readings.
@@ -62,9 +80,9 @@ func TestStreamsStateFirst(t *testing.T) {
 	if b, _ := next(); b != nil {
 		t.Fatalf("%+v with both windows full", b)
 	}
-	st, rd = s.Acked(Ack{Vector: crdt.VersionVector{7: 4}, Readings: crdt.VersionVector{7: 3}})
-	if !st || !rd || s.Readings.AckedVector()[7] != 3 || s.State.AckedVector()[7] != 4 {
-		t.Errorf("after both acks: state %v readings %v", s.State.AckedVector(), s.Readings.AckedVector())
+	st, rd = s.Acked(Ack{Vector: crdt.VersionVector{7: 4}, Readings: held(crdt.Range{First: 1, Last: 3})})
+	if !st || !rd || s.Readings.Watermark()[7] != 3 || s.State.AckedVector()[7] != 4 {
+		t.Errorf("after both acks: state %v readings %v", s.State.AckedVector(), s.Readings.Watermark())
 	}
 	if b, readings := next(); b == nil || !readings || b.Entries[0].First != 4 {
 		t.Fatalf("%+v (readings %v), want the readings of 4", b, readings)
@@ -74,5 +92,75 @@ func TestStreamsStateFirst(t *testing.T) {
 	s.Rewind()
 	if b, _ := next(); b != nil && len(b.Entries) > 0 {
 		t.Errorf("readings sent to an aggregator that does not take them: %+v", b)
+	}
+}
+
+// TestReadingsNewestFirst: newest first, the readings stream sends from
+// the head of the log down, takes the aggregator's word that it holds a
+// newer range and not an older one, fills the hole, skips what the log
+// collected, and its watermark is the range from 1 held or collected.
+func TestReadingsNewestFirst(t *testing.T) {
+	log := &memLog{origin: 7, gone: 2, last: 10}
+	o := NewReadingsOutbox(log, crdt.VersionVector{7: 1}, OutboxConfig{MaxBatchBytes: 3, Window: 2}, true)
+	span := func(b *Batch) [2]crdt.Seq {
+		t.Helper()
+		if b == nil || len(b.Entries) == 0 {
+			t.Fatalf("no batch")
+		}
+		lo, hi := b.Entries[0].First, b.Entries[0].Last
+		for _, e := range b.Entries {
+			lo, hi = min(lo, e.First), max(hi, e.Last)
+			if !e.Delta.Ctx.Contains(crdt.Dot{Replica: 7, Seq: e.First}) || !e.Delta.Ctx.Contains(crdt.Dot{Replica: 7, Seq: e.Last}) {
+				t.Errorf("entry %d-%d lacks its dots in its context", e.First, e.Last)
+			}
+		}
+		return [2]crdt.Seq{lo, hi}
+	}
+	next := func() *Batch {
+		t.Helper()
+		b, err := o.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if got := span(next()); got != [2]crdt.Seq{8, 10} {
+		t.Fatalf("first batch %v, want 8-10", got)
+	}
+	if got := span(next()); got != [2]crdt.Seq{5, 7} {
+		t.Fatalf("second batch %v, want 5-7", got)
+	}
+	if b := next(); b != nil {
+		t.Fatalf("a third batch %v with a window of 2", b)
+	}
+	// The first batch was lost; the second arrived.
+	if !o.Acked(held(crdt.Range{First: 1, Last: 1}, crdt.Range{First: 5, Last: 7})) {
+		t.Error("the ack changed nothing")
+	}
+	o.Rewind()
+	if got := span(next()); got != [2]crdt.Seq{8, 10} {
+		t.Fatalf("after the rewind %v, want 8-10 again", got)
+	}
+	// Entries 3 and 4 next; 2 is collected: skipped, and counted.
+	if got := span(next()); got != [2]crdt.Seq{3, 4} {
+		t.Fatalf("then %v, want 3-4", got)
+	}
+	o.Acked(held(crdt.Range{First: 1, Last: 1}, crdt.Range{First: 3, Last: 10}))
+	if b := next(); b != nil {
+		t.Fatalf("%v with nothing left but collected entries", b.Entries)
+	}
+	if o.Stats().Unservable == 0 {
+		t.Error("the collected entry was not counted")
+	}
+	if w := o.Watermark()[7]; w != 10 {
+		t.Errorf("watermark %d, want 10 (2 is collected)", w)
+	}
+	if n := o.Backlog(); n != 0 {
+		t.Errorf("backlog %d, want 0", n)
+	}
+	// An aggregator that lost what it held: sent again.
+	o.Acked(held(crdt.Range{First: 1, Last: 1}))
+	if got := span(next()); got != [2]crdt.Seq{8, 10} {
+		t.Errorf("after a regressed ack %v, want 8-10", got)
 	}
 }

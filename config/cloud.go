@@ -76,6 +76,13 @@ type CloudConfig struct {
 	// publishes. Empty: always.
 	Schedule []string `yaml:"schedule"`
 
+	// ReadingsOrder is the order in which raw readings go, after the
+	// CRDT state (key state, summaries, latest values) the cloud lacks:
+	// "oldest" first (the cloud's history fills in order) or "newest"
+	// first (after an outage, the latest readings go first, then older
+	// ones back to where the cloud stopped).
+	ReadingsOrder string `yaml:"readings_order"`
+
 	// Fleets lists the fleets the aggregator merges. Empty means every
 	// fleet. Aggregator only.
 	Fleets []string `yaml:"fleets"`
@@ -93,7 +100,8 @@ func (c CloudConfig) Broker() mqttconn.Broker {
 }
 
 func defaultCloud() CloudConfig {
-	return CloudConfig{ReconnectMaxInterval: time.Minute, Compress: true, MaxBatchBytes: 256 << 10, Window: 4, AckTimeout: 30 * time.Second}
+	return CloudConfig{ReconnectMaxInterval: time.Minute, Compress: true, MaxBatchBytes: 256 << 10, Window: 4, AckTimeout: 30 * time.Second,
+		ReadingsOrder: "oldest"}
 }
 
 // Validate reports every problem in c, each prefixed with its field's YAML
@@ -124,6 +132,9 @@ func (c CloudConfig) Validate() error {
 		if _, err := uplink.ParseWindow(w); err != nil {
 			errs = append(errs, fmt.Errorf("schedule[%d]: %w", i, err))
 		}
+	}
+	if c.ReadingsOrder != "oldest" && c.ReadingsOrder != "newest" {
+		errs = append(errs, fmt.Errorf("readings_order: must be oldest or newest (got %q)", c.ReadingsOrder))
 	}
 	for i, f := range c.Fleets {
 		if f == "" || !validName(f) {

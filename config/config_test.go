@@ -228,13 +228,14 @@ func TestValidate(t *testing.T) {
 			name: "cloud",
 			edit: func(c *Config) {
 				c.Cloud.URL, c.Cloud.Window, c.Cloud.CAFile, c.Cloud.AggregatorID = "http://cloud", 0, "ca.pem", "nope"
-				c.Cloud.Fleets = []string{"north", "a/b"}
+				c.Cloud.Fleets, c.Cloud.ReadingsOrder = []string{"north", "a/b"}, "random"
 			},
 			want: []string{
 				`cloud.url: scheme must be tcp, mqtt, ws, ssl, tls, mqtts or wss (got "http://cloud")`,
 				"cloud.ca_file, cert_file: need a TLS URL (ssl://, tls://, mqtts:// or wss://)",
 				"cloud.window: must be from 1 to 64 (got 0)",
 				"cloud.aggregator_id: not a peer ID: failed to parse peer ID: invalid cid: selected encoding not supported",
+				`cloud.readings_order: must be oldest or newest (got "random")`,
 				`cloud.fleets[1]: must be a fleet name (got "a/b")`,
 			},
 		},

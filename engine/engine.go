@@ -187,11 +187,11 @@ func (e *Engine) Apply(ctx context.Context, entries []store.Entry) error {
 
 // Readings stores the raw readings of entries sent apart from the log:
 // the cloud's readings stream, whose node sent the same entries without
-// their raw readings, as deltas, first (package cloud). The readings
-// vector (store.DB.ReadingsVector) says how far each origin's readings
-// are stored: entries are taken gap-free from it, and the readings they
-// hold at or below it are not stored twice, however the entries were
-// grouped. Nothing else of the entries is applied or logged.
+// their raw readings, as deltas, first (package cloud). The entries may
+// come in any order (newest first, say); store.DB.ReadingsHeld keeps, per
+// origin, the ranges of entries already taken, so no reading is stored
+// twice, however the entries were grouped. Nothing else of the entries is
+// applied or logged.
 func (e *Engine) Readings(ctx context.Context, entries []store.Entry) error {
 	r := &request{entries: entries, readings: true}
 	if err := e.submit(ctx, r); err != nil {
@@ -333,10 +333,9 @@ type work struct {
 	encoded map[string][]byte // new record of each touched name; nil: deleted
 	entries []store.Entry
 	fs      []store.Fact
-	// readvv is the readings vector, read and changed by a readings
-	// stream's entries (readvvChanged).
-	readvv        crdt.VersionVector
-	readvvChanged bool
+	// held is store.DB.ReadingsHeld, read and changed by a readings
+	// stream's entries.
+	held map[crdt.ReplicaID]crdt.Ranges
 	// transfer is the state transfer progress to store; transferDone
 	// deletes it.
 	transfer     *store.Transfer
@@ -493,26 +492,25 @@ func (w *work) applyRemote(en store.Entry) error {
 	return w.apply(en)
 }
 
-// storeReadings stores the raw readings of a readings stream's entry
-// beyond the readings vector, as facts, and moves the vector to its end.
+// storeReadings stores the raw readings of a readings stream's entry that
+// are not held yet, as facts, and adds its range to what is held.
 func (w *work) storeReadings(en store.Entry) error {
 	if en.Origin == 0 || en.First == 0 || en.Last < en.First {
 		return fmt.Errorf("engine: invalid readings entry %s:%d-%d", en.Origin, en.First, en.Last)
 	}
-	if w.readvv == nil {
-		w.readvv = w.e.db.ReadingsVector()
+	if w.held == nil {
+		w.held = w.e.db.ReadingsHeld()
 	}
-	have := w.readvv[en.Origin]
-	if en.Last <= have {
-		return nil // stored before
-	}
-	if en.First > have+1 {
-		return fmt.Errorf("engine: readings entry %s:%d-%d after a gap (readings are stored up to %d)", en.Origin, en.First, en.Last, have)
+	have := w.held[en.Origin]
+	held := have.Add(en.First, en.Last)
+	if len(held) > crdt.MaxRanges {
+		return fmt.Errorf("engine: readings entry %s:%d-%d would split what is held of %s into more than %d ranges", en.Origin, en.First, en.Last, en.Origin, crdt.MaxRanges)
 	}
 	m, ok := en.Delta.Value.(*crdt.ORMap)
 	if en.Delta.Value != nil && !ok {
 		return fmt.Errorf("engine: readings entry %s:%d holds a %s, not a key-space delta", en.Origin, en.First, en.Delta.Value.Type())
 	}
+	var facts []store.Fact
 	if m != nil {
 		for _, f := range m.Fields() {
 			rs, ok := m.Field(f).(*crdt.ReadingSet)
@@ -524,18 +522,19 @@ func (w *work) storeReadings(en store.Entry) error {
 			}
 			fact := store.Fact{Name: f.Name, Origin: en.Origin}
 			rs.Each(func(d crdt.Dot, r crdt.Reading) {
-				if d.Replica == en.Origin && d.Seq > have && d.Seq <= en.Last {
+				if d.Replica == en.Origin && d.Seq >= en.First && d.Seq <= en.Last && !have.Contains(d.Seq) {
 					fact.Seqs = append(fact.Seqs, d.Seq)
 					fact.Readings = append(fact.Readings, r)
 				}
 			})
 			if len(fact.Seqs) > 0 {
-				w.fs = append(w.fs, fact)
+				facts = append(facts, fact)
 			}
 		}
 	}
-	w.readvv[en.Origin] = en.Last
-	w.readvvChanged = true
+	// The facts and what is held change together, or not at all.
+	w.fs = append(w.fs, facts...)
+	w.held[en.Origin] = held
 	return nil
 }
 
@@ -615,8 +614,6 @@ func (w *work) facts(name string, v crdt.Value) {
 func (w *work) batch() store.Batch {
 	b := store.Batch{Names: w.encoded, Entries: w.entries, Facts: w.fs, Context: w.ctx, HLC: w.e.hlc.Last(), LogVector: w.logvv,
 		Transfer: w.transfer, TransferDone: w.transferDone}
-	if w.readvvChanged {
-		b.ReadingsVector = w.readvv
-	}
+	b.ReadingsHeld = w.held
 	return b
 }

@@ -226,3 +226,51 @@ func TestCloudBudgetShedsReadings(t *testing.T) {
 	}
 	t.Logf("shed %d readings; the aggregator was told of %d", st.Uplink.ShedReadings, nodes.Nodes[0].Shed)
 }
+
+// TestCloudReadingsNewestFirst: with readings_order newest, a backlog of
+// raw readings reaches an aggregator that starts late, each reading once,
+// with the state; both streams' backlogs empty and the log is collected.
+func TestCloudReadingsNewestFirst(t *testing.T) {
+	broker := mqtttest.Start(t)
+	c := startNode(t, func(n *Node) {
+		n.cfg.Cloud.URL = broker.URL
+		n.cfg.Cloud.MaxBatchBytes = 4096
+		n.cfg.Cloud.ReadingsOrder = "newest"
+		n.cfg.Cloud.AckTimeout = time.Second // the batches sent before the aggregator subscribed are lost
+	})
+	for h := range 6 {
+		var body strings.Builder
+		body.WriteString(`{"readings":[`)
+		for i := range 100 {
+			if i > 0 {
+				body.WriteString(",")
+			}
+			fmt.Fprintf(&body, `{"sensor":"flow","value":%d,"ts":"2026-11-01T%02d:%02d:%02dZ"}`, h*100+i, h, i/60, i%60)
+		}
+		body.WriteString(`]}`)
+		c.expect("POST", "/v1/readings", body.String(), 200, "")
+		c.expect("POST", "/v1/kv/app/posts", `{"type":"counter","op":"inc"}`, 200, "")
+	}
+	agg := startAggregator(t, broker.URL)
+	var series struct{ Points []json.RawMessage }
+	var st struct {
+		Uplink struct {
+			Backlog         uint64
+			ReadingsBacklog uint64 `json:"readings_backlog"`
+		}
+		Store struct{ Bytes int64 }
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		_, posts := agg.do("GET", "/v1/kv/app/posts", "", nil)
+		json.Unmarshal(agg.expect("GET", "/v1/series/flow?from=2026-11-01T00:00:00Z&to=2026-11-02T00:00:00Z", "", 200, ""), &series)
+		json.Unmarshal(c.expect("GET", "/v1/status", "", 200, ""), &st)
+		if strings.Contains(string(posts), `"value":6`) && len(series.Points) == 600 && st.Uplink.Backlog == 0 && st.Uplink.ReadingsBacklog == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the aggregator has %s and %d readings; the node's uplink %+v", posts, len(series.Points), st.Uplink)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -430,7 +430,7 @@ func (n *Node) uplink(id identity.Identity, db *store.DB, eng *engine.Engine, bu
 	scope := scopes(n.cfg)
 	return uplink.New(uplink.Config{Broker: c.Broker(), Fleet: n.cfg.Node.Fleet, Name: n.name, Compress: c.Compress, MaxBatchBytes: c.MaxBatchBytes,
 		Window: c.Window, Tick: time.Second, AckTimeout: c.AckTimeout, Aggregator: pin, Version: buildinfo.Version,
-		Budget: c.BudgetBytesPerHour, Schedule: schedule},
+		Budget: c.BudgetBytesPerHour, Schedule: schedule, NewestReadingsFirst: c.ReadingsOrder == "newest"},
 		uplink.Options{Key: id.Key, Replica: id.Replica, PeerID: id.PeerID, DB: db, Apply: eng.Apply, Logger: n.log,
 			Keep: func(name string) bool { return scope(name) != replication.Local }, Busy: busy,
 			Bulk: func(name string) bool { return strings.HasPrefix(name, series.FactsNamespace+"/") },

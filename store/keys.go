@@ -31,8 +31,9 @@ var (
 	keyFormat  = []byte("mformat")
 	keyHLC     = []byte("mhlc")
 	keyLogVV   = []byte("mlogvv")
-	// keyReadVV holds the readings vector (see DB.ReadingsVector).
-	keyReadVV = []byte("mreadvv")
+	// keyReadings holds what the readings stream brought (see
+	// DB.ReadingsHeld).
+	keyReadings = []byte("mreadings")
 	// keyTransfer holds the progress of a state transfer (Transfer).
 	keyTransfer = []byte("mxfer")
 )

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -37,7 +38,7 @@ type DB struct {
 	mu     sync.RWMutex
 	ctx    crdt.Context // committed context; the copy readers get
 	logvv  crdt.VersionVector
-	readvv crdt.VersionVector
+	held   map[crdt.ReplicaID]crdt.Ranges
 	hlc    crdt.Timestamp
 	closed bool
 
@@ -117,9 +118,9 @@ func (db *DB) load() error {
 		if err := getCBOR(txn, keyHLC, &db.hlc); err != nil {
 			return err
 		}
-		db.readvv = crdt.VersionVector{}
-		if _, err := txn.Get(keyReadVV); err == nil {
-			if err := getCBOR(txn, keyReadVV, &db.readvv); err != nil {
+		db.held = map[crdt.ReplicaID]crdt.Ranges{}
+		if _, err := txn.Get(keyReadings); err == nil {
+			if err := getCBOR(txn, keyReadings, &db.held); err != nil {
 				return err
 			}
 		}
@@ -347,10 +348,10 @@ type Batch struct {
 	// LogVector is, per origin, the last dot of the gap-free run of
 	// entries the log received (see LogVector); nil leaves it as it is.
 	LogVector crdt.VersionVector
-	// ReadingsVector is, per origin, how far the raw readings sent apart
-	// from the log were stored (see ReadingsVector); nil leaves it as it
-	// is.
-	ReadingsVector crdt.VersionVector
+	// ReadingsHeld is, per origin, the entries whose raw readings were
+	// stored from the readings stream (see ReadingsHeld); nil leaves it
+	// as it is.
+	ReadingsHeld map[crdt.ReplicaID]crdt.Ranges
 	// Transfer, when set, replaces the state transfer progress; with
 	// TransferDone the progress is deleted.
 	Transfer     *Transfer
@@ -442,12 +443,13 @@ func (db *DB) Commit(b Batch) error {
 	}
 	for _, v := range []struct {
 		key []byte
-		vv  crdt.VersionVector
-	}{{keyLogVV, b.LogVector}, {keyReadVV, b.ReadingsVector}} {
-		if v.vv == nil {
+		v   any
+		set bool
+	}{{keyLogVV, b.LogVector, b.LogVector != nil}, {keyReadings, b.ReadingsHeld, b.ReadingsHeld != nil}} {
+		if !v.set {
 			continue
 		}
-		enc, err := cbor.Marshal(v.vv)
+		enc, err := cbor.Marshal(v.v)
 		if err != nil {
 			return err
 		}
@@ -468,8 +470,8 @@ func (db *DB) Commit(b Batch) error {
 	if b.LogVector != nil {
 		db.logvv = b.LogVector.Clone()
 	}
-	if b.ReadingsVector != nil {
-		db.readvv = b.ReadingsVector.Clone()
+	if b.ReadingsHeld != nil {
+		db.held = maps.Clone(b.ReadingsHeld)
 	}
 	db.mu.Unlock()
 	return nil
@@ -487,14 +489,16 @@ func (db *DB) LogVector() crdt.VersionVector {
 	return db.logvv.Clone()
 }
 
-// ReadingsVector returns, per origin, the last dot up to which the raw
-// readings that an origin's log entries carry were stored from entries
-// sent apart from the log (the cloud's readings stream: see package
-// cloud), gap-free. The aggregator keeps it; elsewhere it stays empty.
-func (db *DB) ReadingsVector() crdt.VersionVector {
+// ReadingsHeld returns, per origin, the log entries whose raw readings
+// were stored from entries sent apart from the log (the cloud's readings
+// stream: see package cloud). The aggregator keeps it; elsewhere it stays
+// empty. The ranges are shared: do not modify them.
+func (db *DB) ReadingsHeld() map[crdt.ReplicaID]crdt.Ranges {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	return db.readvv.Clone()
+	held := make(map[crdt.ReplicaID]crdt.Ranges, len(db.held))
+	maps.Copy(held, db.held)
+	return held
 }
 
 // checkFree refuses to write when the disk is nearly full.
@@ -531,6 +535,30 @@ func (db *DB) Entries(origin crdt.ReplicaID, after crdt.Seq, fn func(Entry) erro
 		return err
 	}
 	return db.entries(prefix, start, fn)
+}
+
+// EntriesDown calls fn for the log entries of origin that start at or
+// below upto, newest first, until fn returns an error (ErrStop ends it
+// quietly).
+func (db *DB) EntriesDown(origin crdt.ReplicaID, upto crdt.Seq, fn func(Entry) error) error {
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, PrefetchValues: true, PrefetchSize: 64, Prefix: logKey(origin, 0)[:9]})
+		defer it.Close()
+		for it.Seek(logKey(origin, upto)); it.Valid(); it.Next() {
+			e, err := decodeEntry(it.Item())
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return err
 }
 
 // AllEntries calls fn for every log entry, by origin then dot (ErrStop

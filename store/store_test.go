@@ -159,6 +159,16 @@ func TestGarbageCollectionFollowsWatermarks(t *testing.T) {
 	if len(mid) != 2 || mid[0] != 1 {
 		t.Fatalf("entries of origin 2 after 1: %v, want [1 4]", mid)
 	}
+	var down []crdt.Seq // newest first, from the entry holding the dot
+	must(t, db.EntriesDown(2, 3, func(e Entry) error { down = append(down, e.First); return nil }))
+	if len(down) != 1 || down[0] != 1 {
+		t.Fatalf("entries of origin 2 down from 3: %v, want [1]", down)
+	}
+	down = nil
+	must(t, db.EntriesDown(1, 9, func(e Entry) error { down = append(down, e.First); return nil }))
+	if len(down) != 3 || down[0] != 6 || down[2] != 4 {
+		t.Fatalf("entries of origin 1 down from 9: %v, want [6 5 4]", down)
+	}
 	must(t, db.RemoveWatermark("cloud"))
 	if n, _ := db.CollectGarbage(); n != 2 {
 		t.Fatalf("collected %d, want 2 once only the peer is tracked", n)

@@ -43,12 +43,29 @@ var errFull = errors.New("batch full")
 // destination may see, as many as fit in maxBytes of deltas (at least
 // one), and their size.
 func (l Log) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
+	return l.read(maxBytes, func(fn func(store.Entry) error) error {
+		return l.DB.Entries(origin, after, func(e store.Entry) error {
+			if e.Last <= after {
+				return nil
+			}
+			return fn(e)
+		})
+	})
+}
+
+// EntriesDown returns origin's entries that start at or below upto,
+// newest first, restricted and bounded as Entries.
+func (l Log) EntriesDown(origin crdt.ReplicaID, upto crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
+	return l.read(maxBytes, func(fn func(store.Entry) error) error { return l.DB.EntriesDown(origin, upto, fn) })
+}
+
+// read collects the entries that each calls fn with, restricted to what
+// the destination may see, as many as fit in maxBytes of deltas (at least
+// one), and their size.
+func (l Log) read(maxBytes int, each func(fn func(store.Entry) error) error) ([]replication.Entry, int, error) {
 	var out []replication.Entry
 	size := 0
-	err := l.DB.Entries(origin, after, func(e store.Entry) error {
-		if e.Last <= after {
-			return nil
-		}
+	err := each(func(e store.Entry) error {
 		re := replication.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
 		if l.Keep != nil {
 			re = replication.Restrict(re, l.Keep)

@@ -75,7 +75,15 @@ type shedLog struct {
 }
 
 func (l *shedLog) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
-	es, n, err := l.Log.Entries(origin, after, maxBytes)
+	return l.strip(l.Log.Entries(origin, after, maxBytes))
+}
+
+func (l *shedLog) EntriesDown(origin crdt.ReplicaID, upto crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
+	return l.strip(l.Log.EntriesDown(origin, upto, maxBytes))
+}
+
+// strip leaves the bulk names out of es while shed is set.
+func (l *shedLog) strip(es []replication.Entry, n int, err error) ([]replication.Entry, int, error) {
 	if err != nil || !l.shed || l.bulk == nil {
 		return es, n, err
 	}

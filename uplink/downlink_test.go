@@ -37,7 +37,7 @@ func TestDownlinkBeforeFirstAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &driver{u: u, ctx: context.Background(), st: cloud.NewStreams(storelog.Log{DB: db}, nil, crdt.VersionVector{}, nil, cloud.OutboxConfig{})}
+	d := &driver{u: u, ctx: context.Background(), st: cloud.NewStreams(storelog.Log{DB: db}, nil, crdt.VersionVector{}, nil, cloud.OutboxConfig{}, false)}
 
 	d.downlink(downBatch(t, agg, 1))
 	d.downlink(downBatch(t, stranger, 1))

@@ -65,6 +65,10 @@ type Config struct {
 	// Schedule, when not empty, are the daily windows (local time) in
 	// which the uplink publishes.
 	Schedule []Window
+	// NewestReadingsFirst sends the raw readings the cloud lacks newest
+	// first (after an outage, the latest go first); otherwise oldest
+	// first. Either way, after the CRDT state.
+	NewestReadingsFirst bool
 }
 
 // Options are the node's parts the uplink uses.
@@ -222,7 +226,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	// The readings view: the entries with only their raw readings, and
 	// none while they are shed.
 	log := &shedLog{Log: storelog.Log{DB: u.o.DB, Keep: func(name string) bool { return keep(name) && bulk(name) }}, bulk: bulk}
-	var readings cloud.Log // nil: no raw readings, no readings stream
+	var readings cloud.ReadingsLog // nil: no raw readings, no readings stream
 	var readingsAcked crdt.VersionVector
 	if u.o.Bulk != nil {
 		if readingsAcked, err = u.watermark(ReadingsWatermark); err != nil {
@@ -231,7 +235,8 @@ func (u *Uplink) Run(ctx context.Context) error {
 		readings = log
 	}
 	ticks := max(int(u.cfg.AckTimeout/u.cfg.Tick), 1)
-	st := cloud.NewStreams(state, readings, acked, readingsAcked, cloud.OutboxConfig{MaxBatchBytes: u.cfg.MaxBatchBytes, Window: u.cfg.Window, RetryTicks: ticks})
+	st := cloud.NewStreams(state, readings, acked, readingsAcked, cloud.OutboxConfig{MaxBatchBytes: u.cfg.MaxBatchBytes, Window: u.cfg.Window, RetryTicks: ticks},
+		u.cfg.NewestReadingsFirst)
 
 	opts := *u.opts
 	opts.SetWill(u.topic.status, string(u.statusDoc("offline")), 1, true)
@@ -397,10 +402,10 @@ func (d *driver) ack(b []byte) {
 	d.lastAck, d.aggregator = time.Now(), m.Peer
 	state, readings := d.st.Acked(*m.Ack)
 	if state {
-		d.persist(Watermark, d.st.State)
+		d.persist(Watermark, d.st.State.AckedVector())
 	}
 	if readings {
-		d.persist(ReadingsWatermark, d.st.Readings)
+		d.persist(ReadingsWatermark, d.st.Readings.Watermark())
 	}
 	early := d.early
 	d.early = nil
@@ -409,9 +414,9 @@ func (d *driver) ack(b []byte) {
 	}
 }
 
-// persist stores a stream's acknowledged vector as its watermark.
-func (d *driver) persist(name string, o *cloud.Outbox) {
-	if err := d.u.o.DB.SetWatermark(name, o.AckedVector()); err != nil {
+// persist stores a stream's watermark.
+func (d *driver) persist(name string, vv crdt.VersionVector) {
+	if err := d.u.o.DB.SetWatermark(name, vv); err != nil {
 		d.u.o.Logger.Error("uplink: storing a cloud watermark failed", "watermark", name, "err", err)
 	}
 }
