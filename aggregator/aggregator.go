@@ -76,11 +76,11 @@ type NodeInfo struct {
 	Batches uint64 `json:"batches"`
 	// ReadingBatches counts its batches of the readings stream.
 	ReadingBatches uint64 `json:"reading_batches"`
-	Entries uint64 `json:"entries"`
-	Bytes   uint64 `json:"bytes"`
-	Refused uint64 `json:"refused"`
-	LastSeq uint64 `json:"last_seq"`
-	LastErr string `json:"last_error,omitempty"`
+	Entries        uint64 `json:"entries"`
+	Bytes          uint64 `json:"bytes"`
+	Refused        uint64 `json:"refused"`
+	LastSeq        uint64 `json:"last_seq"`
+	LastErr        string `json:"last_error,omitempty"`
 	// Shed is how many raw readings the node reports it left out of its
 	// batches (a short budget or disk).
 	Shed uint64 `json:"shed_readings"`

@@ -97,10 +97,10 @@ type request struct {
 	entries []store.Entry // remote deltas, when ops is nil
 	// readings: entries are a readings stream's (Readings), not deltas.
 	readings bool
-	page    *Page         // a page of state transfer, when ops is nil
-	values  []crdt.Value  // result: each field's state after its op
-	err     error
-	done    chan struct{}
+	page     *Page        // a page of state transfer, when ops is nil
+	values   []crdt.Value // result: each field's state after its op
+	err      error
+	done     chan struct{}
 }
 
 // New returns an engine writing db as replica. It does nothing until Run.
