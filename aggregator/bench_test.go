@@ -80,7 +80,7 @@ func drain(b *testing.B, node *side, compress bool) (time.Duration, uplink.Statu
 		b.Fatal(err)
 	}
 	up, err := uplink.New(uplink.Config{Broker: bk, Name: "bench", Compress: compress, MaxBatchBytes: 256 << 10, Window: 4, Tick: 100 * time.Millisecond, AckTimeout: 30 * time.Second},
-		uplink.Options{Key: node.id.Key, Replica: node.id.Replica, PeerID: node.id.PeerID, DB: node.db})
+		uplink.Options{Key: node.id.Key, Replica: node.id.Replica, PeerID: node.id.PeerID, DB: node.db, Bulk: series.IsRawReadings})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func drain(b *testing.B, node *side, compress bool) (time.Duration, uplink.Statu
 	defer func() { cancel(); <-upDone }()
 	for {
 		st := up.Status()
-		if st.Connected && st.Backlog == 0 && st.InFlight == 0 {
+		if st.Connected && st.Backlog == 0 && st.ReadingsBacklog == 0 && st.InFlight == 0 {
 			b.StopTimer()
 			return time.Since(start), st
 		}

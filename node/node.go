@@ -433,7 +433,7 @@ func (n *Node) uplink(id identity.Identity, db *store.DB, eng *engine.Engine, bu
 		Budget: c.BudgetBytesPerHour, Schedule: schedule, NewestReadingsFirst: c.ReadingsOrder == "newest"},
 		uplink.Options{Key: id.Key, Replica: id.Replica, PeerID: id.PeerID, DB: db, Apply: eng.Apply, Logger: n.log,
 			Keep: func(name string) bool { return scope(name) != replication.Local }, Busy: busy,
-			Bulk: func(name string) bool { return strings.HasPrefix(name, series.FactsNamespace+"/") },
+			Bulk: series.IsRawReadings,
 			DiskShort: func() bool {
 				st := db.Stats()
 				return st.Budget > 0 && st.Bytes > st.Budget/10*9

@@ -52,6 +52,10 @@ const (
 	summaryPrefix = "_s/"
 )
 
+// IsRawReadings reports whether name holds raw readings (not their
+// summaries or latest values).
+func IsRawReadings(name string) bool { return strings.HasPrefix(name, factsPrefix) }
+
 // Window is the span of one summary.
 const Window = time.Minute
 
