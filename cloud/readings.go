@@ -97,14 +97,9 @@ func (o *ReadingsOutbox) Next() (*Batch, error) {
 				break // what is left below is collected: see read
 			}
 			for _, e := range es[:min(len(es), replication.MaxEntries-len(batch))] {
-				// A delta's context must hold the dots of its value.
-				ctx := crdt.Dots(e.Delta.Value)
-				ctx.Add(crdt.Dot{Replica: e.Origin, Seq: e.First})
-				ctx.Add(crdt.Dot{Replica: e.Origin, Seq: e.Last})
-				e.Delta.Ctx = ctx
-				batch = append(batch, e)
 				o.sent[r] = o.sent[r].Add(e.First, e.Last)
 				f.ranges[r] = f.ranges[r].Add(e.First, e.Last)
+				batch = appendReadings(batch, e)
 			}
 			bytes += n
 		}
@@ -119,6 +114,35 @@ func (o *ReadingsOutbox) Next() (*Batch, error) {
 	o.stats.Entries += uint64(len(batch))
 	o.stats.DeltaBytes += uint64(bytes)
 	return &Batch{Seq: o.seq, Vector: mine, Entries: batch}, nil
+}
+
+// appendReadings appends e to batch, its context cut to the dots of its
+// readings and its own first and last. An entry without readings that
+// follows one without readings of the same origin (either way) joins it:
+// a run of entries with no readings costs one entry.
+func appendReadings(batch []replication.Entry, e replication.Entry) []replication.Entry {
+	empty := e.Delta.Value == nil || e.Delta.Value.IsBottom()
+	if n := len(batch); empty && n > 0 {
+		p := &batch[n-1]
+		if p.Origin == e.Origin && p.Delta.Value == nil && (p.Last+1 == e.First || e.Last+1 == p.First) {
+			p.First, p.Last = min(p.First, e.First), max(p.Last, e.Last)
+			p.Delta.Ctx = crdt.Context{}
+			p.Delta.Ctx.Add(crdt.Dot{Replica: p.Origin, Seq: p.First})
+			p.Delta.Ctx.Add(crdt.Dot{Replica: p.Origin, Seq: p.Last})
+			return batch
+		}
+	}
+	// A delta's context must hold the dots of its value.
+	var ctx crdt.Context
+	if empty {
+		e.Delta.Value = nil
+	} else {
+		ctx = crdt.Dots(e.Delta.Value)
+	}
+	ctx.Add(crdt.Dot{Replica: e.Origin, Seq: e.First})
+	ctx.Add(crdt.Dot{Replica: e.Origin, Seq: e.Last})
+	e.Delta.Ctx = ctx
+	return append(batch, e)
 }
 
 // read returns the entries of origin r that hold dots of the gap g, from

@@ -69,8 +69,8 @@ func TestStreamsStateFirst(t *testing.T) {
 		t.Errorf("ack changed state %v, readings %v; want state only", st, rd)
 	}
 	b, readings := next()
-	if b == nil || !readings || len(b.Entries) != 3 || b.Entries[0].First != 1 || b.Entries[2].Last != 3 {
-		t.Fatalf("after the state ack: %+v (readings %v), want the readings stream from 1 to 3", b, readings)
+	if b == nil || !readings || len(b.Entries) != 1 || b.Entries[0].First != 1 || b.Entries[0].Last != 3 {
+		t.Fatalf("after the state ack: %+v (readings %v), want the readings stream from 1 to 3, in one entry (they hold no readings)", b, readings)
 	}
 	// A new write goes before the rest of the readings.
 	log.last = 4
@@ -124,8 +124,9 @@ func TestReadingsNewestFirst(t *testing.T) {
 		}
 		return b
 	}
-	if got := span(next()); got != [2]crdt.Seq{8, 10} {
-		t.Fatalf("first batch %v, want 8-10", got)
+	first := next()
+	if got := span(first); got != [2]crdt.Seq{8, 10} || len(first.Entries) != 1 {
+		t.Fatalf("first batch %v in %d entries, want 8-10 in one (entries without readings join)", got, len(first.Entries))
 	}
 	if got := span(next()); got != [2]crdt.Seq{5, 7} {
 		t.Fatalf("second batch %v, want 5-7", got)
