@@ -229,7 +229,13 @@ func (o *ReadingsOutbox) Acked(held map[crdt.ReplicaID]crdt.Ranges) bool {
 // collected up to it.
 func (o *ReadingsOutbox) Watermark() crdt.VersionVector {
 	vv := crdt.VersionVector{}
-	for r := range o.log.Vector() {
+	// Every origin the aggregator holds, not only those in the log now:
+	// entries that reach the log later are covered already.
+	origins := maps.Clone(o.below)
+	for r := range o.acked {
+		origins[r] = 0
+	}
+	for r := range origins {
 		c := o.acked[r]
 		if b := o.below[r]; b > 0 {
 			c = c.Add(1, b)

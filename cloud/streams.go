@@ -49,15 +49,18 @@ func (s *Streams) Next() (b *Batch, readings bool, err error) {
 	return b, b != nil, err
 }
 
-// Acked takes an aggregator's ack for either stream. It reports which
-// acknowledged vectors changed (the driver persists them as watermarks).
-func (s *Streams) Acked(a Ack) (state, readings bool) {
+// Acked takes an aggregator's ack for either stream. It reports whether
+// the state stream's acknowledged vector changed (the driver persists it
+// as a watermark). The readings stream's watermark also moves when it
+// finds entries its log no longer holds: the driver persists it whenever
+// ReadingsOutbox.Watermark changes.
+func (s *Streams) Acked(a Ack) (state bool) {
 	state = s.State.Acked(a.Vector)
 	s.takesReadings = a.Readings != nil
 	if s.takesReadings && s.Readings != nil {
-		readings = s.Readings.Acked(a.Readings)
+		s.Readings.Acked(a.Readings)
 	}
-	return state, readings
+	return state
 }
 
 // Tick advances both streams' clocks.

@@ -272,7 +272,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		c.Disconnect(250)
 	}()
 
-	d := driver{u: u, c: c, st: st, ctx: ctx, log: log}
+	d := driver{u: u, c: c, st: st, ctx: ctx, log: log, rmark: readingsAcked}
 	if u.cfg.Budget > 0 {
 		d.burst = max(int(u.cfg.Budget/12), u.cfg.MaxBatchBytes)
 		d.budget = rate.NewLimiter(rate.Limit(float64(u.cfg.Budget)/3600), d.burst)
@@ -291,6 +291,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		}
 		if d.connected && time.Now().After(d.openUntil) && d.admit(time.Now()) {
 			d.pump()
+			d.persistReadings()
 		}
 		d.report()
 	}
@@ -329,6 +330,8 @@ type driver struct {
 	openFor   time.Duration
 	openUntil time.Time
 	lastAck   time.Time
+	// rmark is the readings watermark as last stored.
+	rmark crdt.VersionVector
 	// aggregator is the signer of the last ack taken: the only one whose
 	// downlink is taken when none is pinned.
 	aggregator peer.ID
@@ -400,17 +403,26 @@ func (d *driver) ack(b []byte) {
 		return
 	}
 	d.lastAck, d.aggregator = time.Now(), m.Peer
-	state, readings := d.st.Acked(*m.Ack)
-	if state {
+	if d.st.Acked(*m.Ack) {
 		d.persist(Watermark, d.st.State.AckedVector())
 	}
-	if readings {
-		d.persist(ReadingsWatermark, d.st.Readings.Watermark())
-	}
+	d.persistReadings()
 	early := d.early
 	d.early = nil
 	for _, b := range early {
 		d.downlink(b)
+	}
+}
+
+// persistReadings stores the readings stream's watermark when it moved:
+// with acks, and when the stream finds entries its log no longer holds.
+func (d *driver) persistReadings() {
+	if d.st.Readings == nil {
+		return
+	}
+	if wm := d.st.Readings.Watermark(); wm.Compare(d.rmark) != crdt.Equal {
+		d.persist(ReadingsWatermark, wm)
+		d.rmark = wm
 	}
 }
 
