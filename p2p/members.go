@@ -83,7 +83,7 @@ func (n *Node) changed(c membership.Change, now time.Time) {
 		level = n.o.Logger.Warn
 	}
 	m, _ := n.members.Get(c.ID)
-	n.joined = n.joined || c.To == membership.Alive
+	n.exchangeDue = n.exchangeDue || c.To == membership.Alive
 	level("p2p: peer "+c.To.String(), "peer", c.ID, "was", c.From.String(), "last_seen", m.LastSeen, "phi", m.Phi)
 	if id, err := peer.Decode(c.ID); err == nil {
 		n.mu.Lock()

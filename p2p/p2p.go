@@ -44,6 +44,7 @@ import (
 	"github.com/edged-dev/edged/store"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -136,9 +137,10 @@ type Node struct {
 	queued atomic.Int64 // wire bytes of the messages in the inbox
 	dials  atomic.Int64 // dials of discovered peers under way
 	ticks  uint64       // ticks of Run, for peer exchange
-	// joined is set when a peer turned alive: the next tick exchanges
-	// peers, so that it learns the others (and they it) at once.
-	joined bool
+	// exchangeDue is set when a peer turned alive or told its addresses
+	// (a node behind a NAT, its relayed ones): the next tick exchanges
+	// peers, so that they learn of each other at once.
+	exchangeDue bool
 
 	// outboxes and senders belong to Run's goroutine.
 	outboxes map[peer.ID]chan []byte
@@ -419,6 +421,11 @@ func (n *Node) Run(ctx context.Context) error {
 		n.peerStats(info.ID).Addr = addrString(info.Addrs)
 		n.mu.Unlock()
 	}
+	identified, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		return fmt.Errorf("p2p: %w", err)
+	}
+	defer identified.Close()
 	if n.cfg.MDNS != nil {
 		n.senders.Go(func() { n.discover(ctx) })
 	}
@@ -441,10 +448,12 @@ func (n *Node) Run(ctx context.Context) error {
 			n.measureLag()
 			n.updateMarks()
 			n.judge(time.Now())
-			if n.ticks++; n.ticks%exchangeTicks == 0 || n.joined {
-				n.joined = false
+			if n.ticks++; n.ticks%exchangeTicks == 0 || n.exchangeDue {
+				n.exchangeDue = false
 				outs = append(outs, n.exchange()...)
 			}
+		case <-identified.Out():
+			n.exchangeDue = true
 		case <-n.local:
 			if !n.busy() {
 				outs, err = n.sync.Push()
