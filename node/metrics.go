@@ -167,6 +167,7 @@ var (
 	descUplinkGauges = map[string]*prometheus.Desc{
 		"connected": prometheus.NewDesc("edged_cloud_connected", "1 while the uplink is connected to the cloud broker.", nil, nil),
 		"backlog":   prometheus.NewDesc("edged_cloud_backlog_dots", "Dots of the log the cloud has not acknowledged.", nil, nil),
+		"readings":  prometheus.NewDesc("edged_cloud_readings_backlog_dots", "Dots of the log whose raw readings the cloud does not hold (they go after the state).", nil, nil),
 		"in_flight": prometheus.NewDesc("edged_cloud_batches_in_flight", "Batches awaiting the aggregator's ack.", nil, nil),
 		"breaker":   prometheus.NewDesc("edged_cloud_breaker_open", "1 while publishing is paused after repeated failures.", nil, nil),
 		"paused":    prometheus.NewDesc("edged_cloud_paused", "1 while publishing waits for the schedule or the byte budget.", nil, nil),
@@ -205,7 +206,8 @@ func (c uplinkCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
-	for name, v := range map[string]float64{"connected": flag(st.Connected), "backlog": float64(st.Backlog), "in_flight": float64(st.InFlight), "breaker": flag(!st.BreakerOpenUntil.IsZero()),
+	for name, v := range map[string]float64{"connected": flag(st.Connected), "backlog": float64(st.Backlog), "readings": float64(st.ReadingsBacklog),
+		"in_flight": float64(st.InFlight), "breaker": flag(!st.BreakerOpenUntil.IsZero()),
 		"paused": flag(st.Paused != ""), "shedding": flag(st.Shedding)} {
 		ch <- prometheus.MustNewConstMetric(descUplinkGauges[name], prometheus.GaugeValue, v)
 	}
