@@ -67,6 +67,7 @@ async function refreshStatus() {
   fill($("uplink"), u ? [
     ["link", u.connected ? "connected" : "disconnected", u.connected ? "ok" : "bad"],
     ["backlog", u.backlog + " dots, " + u.in_flight + " batches in flight"],
+    ["raw readings backlog", u.readings_backlog + " dots (they go after the state)"],
     ["sent", u.batches + " batches, " + mib(u.wire_bytes)],
     ["last ack", since(u.last_ack_at)],
     ["paused", u.paused || "no", u.paused ? "warn" : ""],
