@@ -31,10 +31,9 @@ type ReadingsOutbox struct {
 	newest bool
 	log    ReadingsLog
 	// acked is the aggregator's word; sent what was sent since it or the
-	// last rewind; below[o] is how far the log no longer holds origin o's
-	// entries (collected), as of the last batch.
-	acked, sent map[crdt.ReplicaID]crdt.Ranges
-	below       crdt.VersionVector
+	// last rewind; gone the entries the log does not hold (collected, or
+	// never logged: they came by state transfer), as found so far.
+	acked, sent, gone map[crdt.ReplicaID]crdt.Ranges
 	flights     []readingsFlight
 	seq         uint64
 	tick        uint64
@@ -52,7 +51,7 @@ type readingsFlight struct {
 // without a gap); newest sends the newest readings first.
 func NewReadingsOutbox(log ReadingsLog, acked crdt.VersionVector, cfg OutboxConfig, newest bool) *ReadingsOutbox {
 	o := &ReadingsOutbox{cfg: cfg.withDefaults(), newest: newest, log: log, acked: map[crdt.ReplicaID]crdt.Ranges{},
-		sent: map[crdt.ReplicaID]crdt.Ranges{}, below: crdt.VersionVector{}}
+		sent: map[crdt.ReplicaID]crdt.Ranges{}, gone: map[crdt.ReplicaID]crdt.Ranges{}}
 	for r, s := range acked {
 		if s > 0 {
 			o.acked[r] = crdt.Ranges{{First: 1, Last: s}}
@@ -62,13 +61,9 @@ func NewReadingsOutbox(log ReadingsLog, acked crdt.VersionVector, cfg OutboxConf
 }
 
 // covered returns what need not be sent of origin r: held by the
-// aggregator, in flight, or no longer in the log.
+// aggregator, in flight, or not in the log.
 func (o *ReadingsOutbox) covered(r crdt.ReplicaID) crdt.Ranges {
-	c := o.acked[r].Union(o.sent[r])
-	if b := o.below[r]; b > 0 {
-		c = c.Add(1, b)
-	}
-	return c
+	return o.acked[r].Union(o.sent[r]).Union(o.gone[r])
 }
 
 // Next returns the next batch, or nil when the window is full or the
@@ -94,7 +89,7 @@ func (o *ReadingsOutbox) Next() (*Batch, error) {
 				return nil, fmt.Errorf("cloud: readings outbox: %w", err)
 			}
 			if len(es) == 0 {
-				break // what is left below is collected: see read
+				continue // the gap is not in the log: see read
 			}
 			for _, e := range es[:min(len(es), replication.MaxEntries-len(batch))] {
 				o.sent[r] = o.sent[r].Add(e.First, e.Last)
@@ -146,9 +141,9 @@ func appendReadings(batch []replication.Entry, e replication.Entry) []replicatio
 }
 
 // read returns the entries of origin r that hold dots of the gap g, from
-// its oldest or its newest end, within maxBytes. Dots below the log's
-// first entry are collected: they are marked below, counted as
-// unservable, and never asked for again.
+// its oldest or its newest end, within maxBytes. When none does, the gap
+// is not in the log (collected, or it came by state transfer): it is
+// marked gone, counted as unservable, and never asked for again.
 func (o *ReadingsOutbox) read(r crdt.ReplicaID, g crdt.Range, maxBytes int) ([]replication.Entry, int, error) {
 	var es []replication.Entry
 	var n int
@@ -170,17 +165,9 @@ func (o *ReadingsOutbox) read(r crdt.ReplicaID, g crdt.Range, maxBytes int) ([]r
 	if len(es) > 0 {
 		return es, n, nil
 	}
-	// Nothing of the gap is in the log: it was collected (the log is
-	// gap-free above what it collected).
-	first, _, err := o.log.Entries(r, 0, 1)
-	if err != nil {
-		return nil, 0, err
-	}
-	b := g.Last
-	if len(first) > 0 && first[0].First > g.First {
-		b = max(g.Last, first[0].First-1)
-	}
-	o.below[r] = max(o.below[r], b)
+	// Entries never overlap, and the nearest one to the gap's reading end
+	// ends outside it: no entry holds a dot of the gap.
+	o.gone[r] = o.gone[r].Add(g.First, g.Last)
 	o.stats.Unservable++
 	return nil, 0, nil
 }
@@ -231,16 +218,15 @@ func (o *ReadingsOutbox) Watermark() crdt.VersionVector {
 	vv := crdt.VersionVector{}
 	// Every origin the aggregator holds, not only those in the log now:
 	// entries that reach the log later are covered already.
-	origins := maps.Clone(o.below)
+	origins := map[crdt.ReplicaID]bool{}
 	for r := range o.acked {
-		origins[r] = 0
+		origins[r] = true
+	}
+	for r := range o.gone {
+		origins[r] = true
 	}
 	for r := range origins {
-		c := o.acked[r]
-		if b := o.below[r]; b > 0 {
-			c = c.Add(1, b)
-		}
-		if p := c.Prefix(); p > 0 {
+		if p := o.acked[r].Union(o.gone[r]).Prefix(); p > 0 {
 			vv[r] = p
 		}
 	}
@@ -269,12 +255,8 @@ func (o *ReadingsOutbox) Rewind() {
 func (o *ReadingsOutbox) Backlog() uint64 {
 	var n uint64
 	for r, s := range o.log.Vector() {
-		c := o.acked[r]
-		if b := o.below[r]; b > 0 {
-			c = c.Add(1, b)
-		}
 		held := uint64(0)
-		for _, rg := range c {
+		for _, rg := range o.acked[r].Union(o.gone[r]) {
 			if rg.First <= s {
 				held += uint64(min(rg.Last, s) - rg.First + 1)
 			}

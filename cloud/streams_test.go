@@ -8,11 +8,15 @@ import (
 )
 
 // memLog is one origin's log in memory, one dot per entry of one byte,
-// collected up to gone.
+// collected up to gone, and without the dots of hole (they came by state
+// transfer).
 type memLog struct {
 	origin     crdt.ReplicaID
 	gone, last crdt.Seq
+	hole       [2]crdt.Seq
 }
+
+func (l *memLog) holds(s crdt.Seq) bool { return s > l.gone && (s < l.hole[0] || s > l.hole[1]) }
 
 func (l *memLog) Vector() crdt.VersionVector { return crdt.VersionVector{l.origin: l.last} }
 
@@ -24,16 +28,20 @@ func (l *memLog) entry(s crdt.Seq) replication.Entry {
 
 func (l *memLog) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
 	var out []replication.Entry
-	for s := max(after, l.gone) + 1; origin == l.origin && s <= l.last && (len(out) == 0 || len(out) < maxBytes); s++ {
-		out = append(out, l.entry(s))
+	for s := after + 1; origin == l.origin && s <= l.last && (len(out) == 0 || len(out) < maxBytes); s++ {
+		if l.holds(s) {
+			out = append(out, l.entry(s))
+		}
 	}
 	return out, len(out), nil
 }
 
 func (l *memLog) EntriesDown(origin crdt.ReplicaID, upto crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
 	var out []replication.Entry
-	for s := min(upto, l.last); origin == l.origin && s > l.gone && (len(out) == 0 || len(out) < maxBytes); s-- {
-		out = append(out, l.entry(s))
+	for s := min(upto, l.last); origin == l.origin && s > 0 && (len(out) == 0 || len(out) < maxBytes); s-- {
+		if l.holds(s) {
+			out = append(out, l.entry(s))
+		}
 	}
 	return out, len(out), nil
 }
@@ -161,5 +169,31 @@ func TestReadingsNewestFirst(t *testing.T) {
 	o.Acked(held(crdt.Range{First: 1, Last: 1}))
 	if got := span(next()); got != [2]crdt.Seq{8, 10} {
 		t.Errorf("after a regressed ack %v, want 8-10", got)
+	}
+}
+
+// TestReadingsHole: entries a log never held (they came by state
+// transfer) are skipped, in either order, and the entries on both sides of
+// the hole are sent.
+func TestReadingsHole(t *testing.T) {
+	for _, newest := range []bool{false, true} {
+		log := &memLog{origin: 7, last: 9, hole: [2]crdt.Seq{4, 6}}
+		o := NewReadingsOutbox(log, nil, OutboxConfig{MaxBatchBytes: 100, Window: 4}, newest)
+		var sent crdt.Ranges
+		for b, err := o.Next(); b != nil; b, err = o.Next() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range b.Entries {
+				sent = sent.Add(e.First, e.Last)
+			}
+		}
+		if len(sent) != 2 || sent[0] != (crdt.Range{First: 1, Last: 3}) || sent[1] != (crdt.Range{First: 7, Last: 9}) {
+			t.Errorf("newest %v: sent %v, want 1-3 and 7-9", newest, sent)
+		}
+		o.Acked(map[crdt.ReplicaID]crdt.Ranges{7: sent})
+		if w := o.Watermark()[7]; w != 9 || o.Backlog() != 0 {
+			t.Errorf("newest %v: watermark %d and backlog %d, want 9 and 0", newest, w, o.Backlog())
+		}
 	}
 }
