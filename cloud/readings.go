@@ -34,11 +34,11 @@ type ReadingsOutbox struct {
 	// last rewind; gone the entries the log does not hold (collected, or
 	// never logged: they came by state transfer), as found so far.
 	acked, sent, gone map[crdt.ReplicaID]crdt.Ranges
-	flights     []readingsFlight
-	seq         uint64
-	tick        uint64
-	progress    uint64
-	stats       OutboxStats
+	flights           []readingsFlight
+	seq               uint64
+	tick              uint64
+	progress          uint64
+	stats             OutboxStats
 }
 
 type readingsFlight struct {
