@@ -77,6 +77,19 @@ func (rs Ranges) Prefix() Seq {
 	return 0
 }
 
+// CloseNarrowestGap returns rs with its narrowest gap between two ranges
+// filled, and that gap; rs must hold at least two ranges.
+func (rs Ranges) CloseNarrowestGap() (Ranges, Range) {
+	best := 1
+	for i := 2; i < len(rs); i++ {
+		if rs[i].First-rs[i-1].Last < rs[best].First-rs[best-1].Last {
+			best = i
+		}
+	}
+	gap := Range{First: rs[best-1].Last + 1, Last: rs[best].First - 1}
+	return rs.Add(gap.First, gap.Last), gap
+}
+
 // Len returns how many numbers rs holds.
 func (rs Ranges) Len() uint64 {
 	var n uint64

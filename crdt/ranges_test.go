@@ -85,3 +85,11 @@ func TestRanges(t *testing.T) {
 		}
 	}
 }
+
+func TestCloseNarrowestGap(t *testing.T) {
+	rs := crdt.Ranges{{First: 1, Last: 2}, {First: 10, Last: 12}, {First: 15, Last: 15}, {First: 30, Last: 31}}
+	got, gap := rs.CloseNarrowestGap()
+	if gap != (crdt.Range{First: 13, Last: 14}) || len(got) != 3 || got[1] != (crdt.Range{First: 10, Last: 15}) {
+		t.Errorf("closed %v, left %v; want 13-14 closed", gap, got)
+	}
+}

@@ -504,7 +504,13 @@ func (w *work) storeReadings(en store.Entry) error {
 	have := w.held[en.Origin]
 	held := have.Add(en.First, en.Last)
 	if len(held) > crdt.MaxRanges {
-		return fmt.Errorf("engine: readings entry %s:%d-%d would split what is held of %s into more than %d ranges", en.Origin, en.First, en.Last, en.Origin, crdt.MaxRanges)
+		// Holes no node fills (entries evicted from every log by a data
+		// budget) would split what is held without end: the narrowest one
+		// is given up, as if held, so that the ranges stay few.
+		var closed crdt.Range
+		held, closed = held.CloseNarrowestGap()
+		w.e.log.Warn("engine: giving up raw readings no node has sent, to keep what is held of an origin in few ranges",
+			"origin", en.Origin, "first", closed.First, "last", closed.Last)
 	}
 	m, ok := en.Delta.Value.(*crdt.ORMap)
 	if en.Delta.Value != nil && !ok {

@@ -319,3 +319,25 @@ func TestReadingsStream(t *testing.T) {
 		t.Errorf("held after reopening: %v, want 1-%d", got, es[2].Last)
 	}
 }
+
+// TestReadingsHoldsFewRanges: entries that leave holes no one fills keep
+// what is held in at most crdt.MaxRanges ranges, the narrowest holes
+// given up, and are all taken.
+func TestReadingsHoldsFewRanges(t *testing.T) {
+	db, e, _ := open(t, t.TempDir(), 2)
+	for k := range crdt.Seq(crdt.MaxRanges + 6) {
+		s := 3*k + 1 // every third dot: a hole of two after each
+		if k%2 == 1 {
+			s++ // and some holes of one, the narrowest
+		}
+		var ctx crdt.Context
+		ctx.Add(crdt.Dot{Replica: 1, Seq: s})
+		if err := e.Readings(context.Background(), []store.Entry{{Origin: 1, First: s, Last: s, Delta: crdt.Causal{Ctx: ctx}}}); err != nil {
+			t.Fatalf("entry %d: %v", s, err)
+		}
+	}
+	held := db.ReadingsHeld()[1]
+	if err := held.Validate(); err != nil || len(held) > crdt.MaxRanges {
+		t.Fatalf("held %d ranges (%v): %v", len(held), held, err)
+	}
+}
