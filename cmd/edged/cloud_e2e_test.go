@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,7 +24,8 @@ import (
 // binaries) against a real Mosquitto. The nodes write counters, sets and
 // readings throughout while the broker is stopped and restarted, the
 // aggregator is restarted, and a node is killed with SIGKILL mid-upload
-// and restarted. Then the aggregator holds the join of everything: the
+// and restarted; one node sends its raw readings oldest first, the
+// other newest first. Then the aggregator holds the join of everything: the
 // counter is the sum of the nodes' (no acknowledged write lost, none
 // counted twice), every reading arrived once, and each node's cloud
 // watermark covers its log, which is collected.
@@ -36,8 +38,10 @@ func TestCloudSyncEndToEnd(t *testing.T) {
 		return startedAt(t, start(t, bin, env, "aggregate", "--cloud-url", broker.URL, "--data-dir", aggDir, "--http-addr", "127.0.0.1:0"))
 	}
 	dirs := []string{filepath.Join(t.TempDir(), "n0"), filepath.Join(t.TempDir(), "n1")}
+	// Node 0 sends its raw readings oldest first, node 1 newest first.
+	orders := []string{"EDGED_CLOUD_READINGS_ORDER=oldest", "EDGED_CLOUD_READINGS_ORDER=newest"}
 	runNode := func(i int) (*process, string) {
-		return startedAt(t, start(t, bin, env, "run", "--cloud-url", broker.URL, "--fleet", "north", "--data-dir", dirs[i], "--http-addr", "127.0.0.1:0"))
+		return startedAt(t, start(t, bin, append(slices.Clip(env), orders[i]), "run", "--cloud-url", broker.URL, "--fleet", "north", "--data-dir", dirs[i], "--http-addr", "127.0.0.1:0"))
 	}
 	pagg, _ := runAgg() // its address changes when it restarts
 	var procs [2]*process
