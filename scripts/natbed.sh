@@ -24,14 +24,9 @@ set -euo pipefail
 bin=$(realpath "${1:-bin/edged}")
 tag=ednat$$ # names of this run's namespaces and links
 
-skip() {
-	if [ "${CI:-}" = true ]; then
-		echo "natbed: FAIL: $*" >&2
-		exit 1
-	fi
-	echo "natbed: SKIP: $*"
-	exit 0
-}
+bed=natbed
+# shellcheck source=scripts/bedlib.sh
+. "$(dirname "$0")/bedlib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
 command -v ip >/dev/null || skip "needs iproute2 (apt-get install iproute2)"
 command -v nft >/dev/null || skip "needs nftables (apt-get install nftables)"
@@ -48,13 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-failed=0
-report() { # name status seconds detail
-	printf 'natbed: %-10s %s %6.1fs  %s\n' "$1" "$2" "$3" "$4"
-	[ "$2" = PASS ] || failed=1
-}
-now() { date +%s.%N; }
-since() { awk "BEGIN{printf \"%.1f\", $(now) - $1}"; }
 
 # The internet: a bridge with the relay and the routers' outer sides.
 # 11.0.0.0/24 stands for public addresses: libp2p only hole-punches
@@ -118,15 +106,6 @@ api() { # ns path [curl args...]
 	local ns=$1 path=$2
 	shift 2
 	ip netns exec "$tag-$ns" curl -sf "http://127.0.0.1:8080$path" "$@"
-}
-# wait_for SECONDS CMD...: polls CMD every 0.2 s; fails after SECONDS.
-wait_for() {
-	local deadline=$(($(date +%s) + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
 }
 ready() {
 	wait_for 20 api "$1" /readyz || {

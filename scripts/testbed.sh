@@ -27,14 +27,9 @@ bin=$(realpath "${1:-bin/edged}")
 n=${2:-5}
 tag=edtb$$ # names of this run's namespaces and links
 
-skip() {
-	if [ "${CI:-}" = true ]; then
-		echo "testbed: FAIL: $*" >&2
-		exit 1
-	fi
-	echo "testbed: SKIP: $*"
-	exit 0
-}
+bed=testbed
+# shellcheck source=scripts/bedlib.sh
+. "$(dirname "$0")/bedlib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
 command -v ip >/dev/null || skip "needs iproute2 (apt-get install iproute2)"
 command -v curl >/dev/null || skip "needs curl (apt-get install curl)"
@@ -53,13 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-failed=0
-report() { # name status seconds detail
-	printf 'testbed: %-10s %s %6.1fs  %s\n' "$1" "$2" "$3" "$4"
-	[ "$2" = PASS ] || failed=1
-}
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc -l 2>/dev/null || awk "BEGIN{print $(now) - $1}"; }
 
 # The LAN: a bridge, and per node a namespace with a veth into it. Node 0
 # is the stranger (another fleet).
@@ -93,15 +81,6 @@ api() { # i path [curl args...]
 	local i=$1 path=$2
 	shift 2
 	ip netns exec "$tag-$i" curl -sf "http://127.0.0.1:8080$path" "$@"
-}
-# wait_for SECONDS CMD...: polls CMD every 0.2 s; fails after SECONDS.
-wait_for() {
-	local deadline=$(($(date +%s) + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
 }
 peers_in_state() { # i state: how many peers of node i are in state
 	api "$1" /v1/peers | grep -o "\"state\":\"$2\"" | wc -l

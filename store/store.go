@@ -130,7 +130,7 @@ func (db *DB) load() error {
 		// A directory written before the log vector was kept: derive it
 		// from the log once; the next commit stores it.
 		db.logvv = crdt.VersionVector{}
-		return db.entriesIn(txn, []byte{prefixLog}, []byte{prefixLog}, func(e Entry) error {
+		return db.entriesIn(txn, []byte{prefixLog}, []byte{prefixLog}, false, func(e Entry) error {
 			if e.First <= db.logvv[e.Origin]+1 && e.Last > db.logvv[e.Origin] {
 				db.logvv[e.Origin] = e.Last
 			}
@@ -534,41 +534,26 @@ func (db *DB) Entries(origin crdt.ReplicaID, after crdt.Seq, fn func(Entry) erro
 	if err != nil {
 		return err
 	}
-	return db.entries(prefix, start, fn)
+	return db.entries(prefix, start, false, fn)
 }
 
 // EntriesDown calls fn for the log entries of origin that start at or
 // below upto, newest first, until fn returns an error (ErrStop ends it
 // quietly).
 func (db *DB) EntriesDown(origin crdt.ReplicaID, upto crdt.Seq, fn func(Entry) error) error {
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, PrefetchValues: true, PrefetchSize: 64, Prefix: logKey(origin, 0)[:9]})
-		defer it.Close()
-		for it.Seek(logKey(origin, upto)); it.Valid(); it.Next() {
-			e, err := decodeEntry(it.Item())
-			if err != nil {
-				return err
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, ErrStop) {
-		return nil
-	}
-	return err
+	return db.entries(logKey(origin, 0)[:9], logKey(origin, upto), true, fn)
 }
 
 // AllEntries calls fn for every log entry, by origin then dot (ErrStop
 // ends it quietly).
 func (db *DB) AllEntries(fn func(Entry) error) error {
-	return db.entries([]byte{prefixLog}, nil, fn)
+	return db.entries([]byte{prefixLog}, nil, false, fn)
 }
 
-func (db *DB) entries(prefix, seek []byte, fn func(Entry) error) error {
-	err := db.bdb.View(func(txn *badger.Txn) error { return db.entriesIn(txn, prefix, seek, fn) })
+// entries calls fn for the log entries under prefix from seek on, in key
+// order or (reverse) backwards.
+func (db *DB) entries(prefix, seek []byte, reverse bool, fn func(Entry) error) error {
+	err := db.bdb.View(func(txn *badger.Txn) error { return db.entriesIn(txn, prefix, seek, reverse, fn) })
 	if errors.Is(err, ErrStop) {
 		return nil
 	}
@@ -576,8 +561,8 @@ func (db *DB) entries(prefix, seek []byte, fn func(Entry) error) error {
 }
 
 // entriesIn is entries within a transaction.
-func (db *DB) entriesIn(txn *badger.Txn, prefix, seek []byte, fn func(Entry) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix})
+func (db *DB) entriesIn(txn *badger.Txn, prefix, seek []byte, reverse bool, fn func(Entry) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix, Reverse: reverse})
 	defer it.Close()
 	if seek == nil {
 		seek = prefix
