@@ -421,11 +421,27 @@ func (n *Node) Run(ctx context.Context) error {
 		n.peerStats(info.ID).Addr = addrString(info.Addrs)
 		n.mu.Unlock()
 	}
-	identified, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		return fmt.Errorf("p2p: %w", err)
 	}
-	defer identified.Close()
+	defer sub.Close()
+	// libp2p's identify waits while the subscription is full, and Run may
+	// be in a commit for a while: a goroutine of its own takes the events.
+	identified := make(chan struct{}, 1)
+	n.senders.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sub.Out():
+				select {
+				case identified <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
 	if n.cfg.MDNS != nil {
 		n.senders.Go(func() { n.discover(ctx) })
 	}
@@ -452,7 +468,7 @@ func (n *Node) Run(ctx context.Context) error {
 				n.exchangeDue = false
 				outs = append(outs, n.exchange()...)
 			}
-		case <-identified.Out():
+		case <-identified:
 			n.exchangeDue = true
 		case <-n.local:
 			if !n.busy() {
