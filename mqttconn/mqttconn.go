@@ -93,15 +93,17 @@ func (b Broker) Validate() error {
 }
 
 // Options returns paho options for the broker: MQTT 3.1.1, a persistent
-// session (clean session off) under clientID, automatic reconnection
-// after a first connection, and the credentials and TLS settings. It
-// reads the password, CA and certificate files.
+// session (clean session off) under clientID with in-flight messages kept
+// in memory (store), automatic reconnection after a first connection, and
+// the credentials and TLS settings. It reads the password, CA and
+// certificate files.
 func (b Broker) Options(clientID string) (*paho.ClientOptions, error) {
 	opts := paho.NewClientOptions().
 		AddBroker(b.URL).
 		SetClientID(clientID).
 		SetProtocolVersion(4).
 		SetCleanSession(false).
+		SetStore(newStore()). // copies, not shared packets: see store
 		SetAutoReconnect(true).
 		SetConnectRetry(false). // the first connection is retried by Dial, which stops with its context
 		SetMaxReconnectInterval(b.ReconnectMaxInterval).
