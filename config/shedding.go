@@ -21,6 +21,12 @@ type SheddingConfig struct {
 	// tenth to a half per interval). At least 1ms.
 	LatencyTarget time.Duration `yaml:"latency_target"`
 
+	// QueueTarget is how long runnable work may wait for a CPU (the 90th
+	// percentile of the Go scheduler's latency over 100ms) before the
+	// node is taken to be queueing: above it the concurrency limit falls
+	// in proportion, and stops growing. At least 1ms.
+	QueueTarget time.Duration `yaml:"queue_target"`
+
 	// MinConcurrency and MaxConcurrency bound the adaptive limit of
 	// requests in flight (it starts at 32). 1 ≤ min ≤ max ≤ 65536.
 	MinConcurrency int `yaml:"min_concurrency"`
@@ -55,7 +61,7 @@ type SheddingConfig struct {
 }
 
 func defaultShedding() SheddingConfig {
-	return SheddingConfig{Enabled: true, LatencyTarget: 50 * time.Millisecond, MinConcurrency: 8, MaxConcurrency: 256,
+	return SheddingConfig{Enabled: true, LatencyTarget: 50 * time.Millisecond, QueueTarget: 10 * time.Millisecond, MinConcurrency: 8, MaxConcurrency: 256,
 		Hold: time.Second, RetryAfter: time.Second, DefaultClass: "normal", ReadingsClass: "bulk", RequestPriority: true}
 }
 
@@ -68,6 +74,9 @@ func (c SheddingConfig) Validate() error {
 	var errs []error
 	if c.LatencyTarget < time.Millisecond {
 		errs = append(errs, fmt.Errorf("latency_target: must be at least 1ms (got %s)", c.LatencyTarget))
+	}
+	if c.QueueTarget < time.Millisecond {
+		errs = append(errs, fmt.Errorf("queue_target: must be at least 1ms (got %s)", c.QueueTarget))
 	}
 	if c.MinConcurrency < 1 || c.MaxConcurrency < c.MinConcurrency || c.MaxConcurrency > 65536 {
 		errs = append(errs, fmt.Errorf("min_concurrency, max_concurrency: need 1 ≤ min ≤ max ≤ 65536 (got %d, %d)", c.MinConcurrency, c.MaxConcurrency))
@@ -96,7 +105,7 @@ func (c SheddingConfig) Validate() error {
 
 // Governor returns the admission governor c configures.
 func (c SheddingConfig) Governor() *shedding.Governor {
-	return shedding.New(shedding.Config{LatencyTarget: c.LatencyTarget, MinLimit: c.MinConcurrency, MaxLimit: c.MaxConcurrency,
+	return shedding.New(shedding.Config{LatencyTarget: c.LatencyTarget, QueueTarget: c.QueueTarget, MinLimit: c.MinConcurrency, MaxLimit: c.MaxConcurrency,
 		Hold: c.Hold, RetryAfter: c.RetryAfter})
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -15,16 +16,24 @@ import (
 // the shedding governor.
 const loadInterval = 100 * time.Millisecond
 
-// Memory as the Go runtime counts it against GOMEMLIMIT: all it mapped,
-// less what it returned to the OS.
-var memSamples = []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+// The runtime's measures read for the governor: memory as the Go runtime
+// counts it against GOMEMLIMIT (all it mapped, less what it returned to
+// the OS), and how long goroutines waited to run.
+var loadSamples = []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}, {Name: "/sched/latencies:seconds"}}
+
+// queueQuantile is the quantile of the scheduler's latency, over an
+// interval, taken as the CPU queue's wait: most wakeups are quick even
+// under overload (timers, the collector), so the median says little.
+const queueQuantile = 0.9
 
 // watchLoad feeds the governor the node's memory (against the Go memory
-// limit) and data directory (against its budget) until ctx is done, and
+// limit), CPU queue and data directory (against its budget) until ctx is
+// done, and
 // logs each change of a class's state.
 func watchLoad(ctx context.Context, gov *shedding.Governor, db *store.DB, log *slog.Logger) {
 	t := time.NewTicker(loadInterval)
 	defer t.Stop()
+	var prev []uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -32,11 +41,16 @@ func watchLoad(ctx context.Context, gov *shedding.Governor, db *store.DB, log *s
 		case <-t.C:
 		}
 		now := time.Now()
-		metrics.Read(memSamples)
-		used := memSamples[0].Value.Uint64() - memSamples[1].Value.Uint64()
+		metrics.Read(loadSamples)
+		used := loadSamples[0].Value.Uint64() - loadSamples[1].Value.Uint64()
 		if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < 1<<62 {
 			gov.ObserveMemory(used, uint64(limit), now)
 		}
+		h := loadSamples[2].Value.Float64Histogram()
+		if prev != nil {
+			gov.ObserveQueue(quantile(h, prev, queueQuantile), now)
+		}
+		prev = append(prev[:0], h.Counts...)
 		st := db.Stats()
 		gov.ObserveDisk(st.Bytes, st.Budget, now)
 		gov.Tick(now)
@@ -48,4 +62,29 @@ func watchLoad(ctx context.Context, gov *shedding.Governor, db *store.DB, log *s
 			}
 		}
 	}
+}
+
+// quantile returns the q-quantile of the counts h gained since prev (the
+// upper bound of its bucket), or 0 when it gained none.
+func quantile(h *metrics.Float64Histogram, prev []uint64, q float64) time.Duration {
+	var total uint64
+	for i, c := range h.Counts {
+		total += c - prev[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	want := uint64(q * float64(total))
+	var n uint64
+	for i, c := range h.Counts {
+		n += c - prev[i]
+		if n > want {
+			upper := h.Buckets[i+1]
+			if math.IsInf(upper, 1) {
+				upper = h.Buckets[i]
+			}
+			return time.Duration(upper * float64(time.Second))
+		}
+	}
+	return 0
 }

@@ -271,10 +271,11 @@ var (
 	descShedDegraded    = prometheus.NewDesc("edged_shed_degraded", "1 while a class is shed.", []string{"class"}, nil)
 	descShedLimit       = prometheus.NewDesc("edged_shed_concurrency_limit", "The adaptive limit of requests in flight.", nil, nil)
 	descShedInFlight    = prometheus.NewDesc("edged_shed_in_flight", "Admitted requests in flight.", nil, nil)
+	descShedQueueWait   = prometheus.NewDesc("edged_shed_queue_wait_seconds", "How long runnable work waited for a CPU over the last 100ms (90th percentile of the Go scheduler's latency).", nil, nil)
 )
 
 func (sheddingCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descShedAdmitted, descShedDownsampled, descShedRefused, descShedDegraded, descShedLimit, descShedInFlight} {
+	for _, d := range []*prometheus.Desc{descShedAdmitted, descShedDownsampled, descShedRefused, descShedDegraded, descShedLimit, descShedInFlight, descShedQueueWait} {
 		ch <- d
 	}
 }
@@ -295,4 +296,5 @@ func (c sheddingCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descShedLimit, prometheus.GaugeValue, float64(st.Limit))
 	ch <- prometheus.MustNewConstMetric(descShedInFlight, prometheus.GaugeValue, float64(st.InFlight))
+	ch <- prometheus.MustNewConstMetric(descShedQueueWait, prometheus.GaugeValue, st.QueueWaitMS/1000)
 }

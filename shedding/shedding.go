@@ -17,10 +17,14 @@
 //     to a half, once an interval). While the latency stays under the
 //     target, the limit grows by one per limit completions (additive
 //     increase). Little's law: a bounded number in flight bounds the wait.
+//   - CPU queue: when runnable work waits longer than the queue target for
+//     a CPU (the scheduler's latency, fed by the driver each interval) for
+//     an interval, the limit is cut the same way and does not grow. Work refused early
+//     costs less than work done, so the queue drains.
 //   - In flight against the limit, by class: bulk work is taken while
 //     under half the limit, and downsampled (summaries only) up to three
-//     quarters; normal work up to the limit; critical work up to the limit
-//     plus a reserve of a quarter.
+//     quarters; normal work up to the limit; critical work up to the
+//     ceiling (MaxLimit) plus a reserve of a quarter, whatever the limit.
 //   - Memory: at 85% of the memory limit bulk work is refused, at 95%
 //     normal work too. Critical work is never refused for memory.
 //   - Disk: at 95% of the data budget bulk work is refused.
@@ -83,6 +87,10 @@ type Config struct {
 	// LatencyTarget is the latency of admitted work above which the node
 	// is taken to be queueing. Zero means 50ms.
 	LatencyTarget time.Duration
+	// QueueTarget is the wait of runnable work for a CPU (see
+	// ObserveQueue) above which the node is taken to be queueing. Zero
+	// means 10ms.
+	QueueTarget time.Duration
 	// Interval is the CoDel interval. Zero means 100ms.
 	Interval time.Duration
 	// MinLimit and MaxLimit bound the concurrency limit. Zero means 4
@@ -98,6 +106,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.LatencyTarget <= 0 {
 		c.LatencyTarget = 50 * time.Millisecond
+	}
+	if c.QueueTarget <= 0 {
+		c.QueueTarget = 10 * time.Millisecond
 	}
 	if c.Interval <= 0 {
 		c.Interval = 100 * time.Millisecond
@@ -168,6 +179,8 @@ type Governor struct {
 	intervalStart time.Time
 	minLatency    time.Duration
 	lastCut       time.Time
+	queueWait     time.Duration
+	queueSince    time.Time // when the queue wait went above its target
 	memRatio      float64
 	memBulk       bool
 	memNormal     bool
@@ -225,7 +238,10 @@ func (g *Governor) decide(c Class) Decision {
 	in := float64(g.inflight)
 	switch c {
 	case Critical:
-		if in >= g.limit+max(4, g.limit/4) {
+		// Whatever the adaptive limit: only the ceiling, plus a reserve,
+		// bounds critical work.
+		ceiling := float64(g.cfg.MaxLimit)
+		if in >= ceiling+max(4, ceiling/4) {
 			return Decision{Reason: ReasonConcurrency}
 		}
 	case Normal:
@@ -289,8 +305,35 @@ func (g *Governor) Done(latency time.Duration, now time.Time) {
 		}
 		g.intervalStart, g.minLatency = now, math.MaxInt64
 	}
-	if latency <= g.cfg.LatencyTarget {
+	if latency <= g.cfg.LatencyTarget && g.queueWait <= g.cfg.QueueTarget {
 		g.limit = min(float64(g.cfg.MaxLimit), g.limit+1/g.limit)
+	}
+}
+
+// ObserveQueue takes how long runnable work waited for a CPU over the
+// last interval: a high quantile of the Go scheduler's latency. This is
+// the queue before any handler runs (requests read and parsed late when
+// the CPU is saturated), which the latency of admitted work does not
+// show. Once the wait has stayed above the queue target for an interval,
+// the concurrency limit is cut in proportion, once an interval; it does
+// not grow until the wait is back under.
+func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.queueWait = wait
+	if wait <= g.cfg.QueueTarget {
+		g.queueSince = time.Time{}
+		return
+	}
+	if g.queueSince.IsZero() {
+		g.queueSince = now
+	}
+	// Standing, not a blip (a collection, a burst of wakeups): above the
+	// target for an interval.
+	if now.Sub(g.queueSince) >= g.cfg.Interval && now.Sub(g.lastCut) >= g.cfg.Interval {
+		cut := max(0.5, float64(g.cfg.QueueTarget)/float64(wait))
+		g.limit = max(float64(g.cfg.MinLimit), g.limit*min(cut, 0.9))
+		g.lastCut = now
 	}
 }
 
@@ -320,11 +363,16 @@ func (g *Governor) ObserveDisk(used, budget int64, now time.Time) {
 }
 
 // settle ends the degraded state of classes whose hold is over and that
-// would be admitted now; called with g.mu held.
+// would be admitted now, and degrades those a memory or disk level
+// refuses; called with g.mu held. Concurrency degrades a class only when
+// work of it is refused or downsampled: the work in flight at a tick says
+// what a newcomer would meet, not that anything was shed.
 func (g *Governor) settle(now time.Time) {
 	for c := range classes {
 		d := g.decide(c)
-		g.mark(c, !d.Admit || d.Downsample, d.Reason, now)
+		if shed := !d.Admit || d.Downsample; !shed || d.Reason != ReasonConcurrency {
+			g.mark(c, shed, d.Reason, now)
+		}
 	}
 }
 
@@ -371,9 +419,11 @@ type ClassStatus struct {
 
 // Status is the governor's state, for /v1/status and metrics.
 type Status struct {
-	State       string                 `json:"state"` // "normal" or "degraded"
-	Limit       int                    `json:"limit"`
-	InFlight    int                    `json:"in_flight"`
+	State    string `json:"state"` // "normal" or "degraded"
+	Limit    int    `json:"limit"`
+	InFlight int    `json:"in_flight"`
+	// QueueWaitMS is the last CPU queue wait observed, in milliseconds.
+	QueueWaitMS float64                `json:"queue_wait_ms"`
 	MemoryRatio float64                `json:"memory_ratio"`
 	DiskRatio   float64                `json:"disk_ratio"`
 	Classes     map[string]ClassStatus `json:"classes"`
@@ -383,7 +433,8 @@ type Status struct {
 func (g *Governor) Status() Status {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := Status{State: "normal", Limit: int(g.limit), InFlight: g.inflight, MemoryRatio: g.memRatio, DiskRatio: g.diskRatio,
+	s := Status{State: "normal", Limit: int(g.limit), InFlight: g.inflight,
+		QueueWaitMS: float64(g.queueWait) / float64(time.Millisecond), MemoryRatio: g.memRatio, DiskRatio: g.diskRatio,
 		Classes: map[string]ClassStatus{}}
 	for c, cs := range g.class {
 		st := ClassStatus{Degraded: cs.degraded, Admitted: cs.admitted, Downsampled: cs.downsampled, Refused: maps.Clone(cs.refused)}

@@ -26,7 +26,7 @@ func admitN(g *Governor, c Class, n int, now time.Time) (admitted, downsampled, 
 
 // TestClassesShareTheLimit: with 8 in flight allowed, bulk work is taken
 // up to 4, downsampled up to 6 and refused beyond; normal work up to 8;
-// critical work up to 8 plus a reserve.
+// critical work up to the ceiling (8 here) plus a reserve.
 func TestClassesShareTheLimit(t *testing.T) {
 	g := New(Config{MinLimit: 2, MaxLimit: 8})
 	if a, d, r := admitN(g, Bulk, 10, t0); a != 4 || d != 2 || r != 4 {
@@ -63,6 +63,25 @@ func TestClassesShareTheLimit(t *testing.T) {
 	}
 }
 
+// TestTickReportsOnlyShedWork: work in flight up to where the next would
+// be downsampled degrades nothing at a tick; only a newcomer shed does.
+func TestTickReportsOnlyShedWork(t *testing.T) {
+	g := New(Config{MinLimit: 8, MaxLimit: 8})
+	if a, d, r := admitN(g, Bulk, 4, t0); a != 4 || d != 0 || r != 0 {
+		t.Fatalf("bulk: %d taken, %d downsampled, %d refused; want 4, 0, 0", a, d, r)
+	}
+	g.Tick(t0)
+	if st := g.Status(); st.State != "normal" || len(g.Changes()) != 0 {
+		t.Errorf("degraded with nothing shed: %+v", st)
+	}
+	if _, d, _ := admitN(g, Bulk, 1, t0); d != 1 {
+		t.Fatal("the fifth bulk request was not downsampled")
+	}
+	if st := g.Status(); !st.Classes["bulk"].Degraded {
+		t.Errorf("bulk not degraded once shed: %+v", st)
+	}
+}
+
 // TestLatencyCutsTheLimit: fast work lets the limit grow from its start
 // to the maximum; while even the fastest work of an interval is slower
 // than the target, the limit falls in proportion each interval, down to
@@ -92,6 +111,59 @@ func TestLatencyCutsTheLimit(t *testing.T) {
 	step(1000, 100*time.Millisecond, time.Second)
 	if l := g.Status().Limit; l != 4 {
 		t.Errorf("limit %d under lasting overload, want the floor 4", l)
+	}
+}
+
+// TestQueueCutsTheLimit: while runnable work waits longer than the queue
+// target for a CPU past one interval, the limit falls once an interval and does not grow
+// however fast admitted work is; critical work is still taken up to the
+// ceiling; once the wait is back under the target the limit grows again.
+func TestQueueCutsTheLimit(t *testing.T) {
+	g := New(Config{MinLimit: 4, MaxLimit: 64, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	now := t0
+	fast := func(n int) {
+		for range n {
+			g.Admit(Normal, now)
+			g.Done(time.Millisecond, now)
+		}
+	}
+	// A blip, one interval long, cuts nothing.
+	g.ObserveQueue(time.Second, now)
+	now = now.Add(100 * time.Millisecond)
+	g.ObserveQueue(time.Millisecond, now)
+	if l := g.Status().Limit; l != startLimit {
+		t.Errorf("limit %d after a blip, want %d", l, startLimit)
+	}
+	for range 11 {
+		g.ObserveQueue(40*time.Millisecond, now) // four times the target: halved
+		fast(100)
+		now = now.Add(100 * time.Millisecond)
+	}
+	if l := g.Status().Limit; l != 4 {
+		t.Errorf("limit %d after a second of queueing, want the floor 4", l)
+	}
+	if st := g.Status(); st.QueueWaitMS != 40 {
+		t.Errorf("queue wait %v ms in status, want 40", st.QueueWaitMS)
+	}
+	// A CPU queue two intervals long, then one just under the target.
+	g.ObserveQueue(12*time.Millisecond, now)
+	if l := g.Status().Limit; l != 4 {
+		t.Errorf("limit %d, want the floor 4", l)
+	}
+	if a, _, r := admitN(g, Normal, 10, now); a != 4 || r != 6 {
+		t.Errorf("normal: %d taken, %d refused; want 4, 6", a, r)
+	}
+	if a, _, r := admitN(g, Critical, 100, now); a != 76 || r != 24 {
+		t.Errorf("critical: %d taken, %d refused; want 76 (the ceiling 64 and a reserve of 16, less 4 in flight), 24", a, r)
+	}
+	for range 80 {
+		g.Done(time.Millisecond, now)
+	}
+	now = now.Add(100 * time.Millisecond)
+	g.ObserveQueue(9*time.Millisecond, now)
+	fast(100)
+	if l := g.Status().Limit; l <= 4 {
+		t.Errorf("limit %d: did not grow once the queue was under its target", l)
 	}
 }
 
