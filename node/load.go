@@ -12,9 +12,15 @@ import (
 	"github.com/edged-dev/edged/store"
 )
 
-// loadInterval is how often the node's memory and disk are measured for
-// the shedding governor.
-const loadInterval = 100 * time.Millisecond
+// How often the node's load is measured for the shedding governor: every
+// loadInterval while work comes to the governor or a class is shed, and
+// every idleInterval once a measurement found neither, so an idle
+// gateway wakes up less (its CPU budget is 1% of a core). A burst is seen
+// within idleInterval, then measured at loadInterval.
+const (
+	loadInterval = 100 * time.Millisecond
+	idleInterval = time.Second
+)
 
 // The runtime's measures read for the governor: memory as the Go runtime
 // counts it against GOMEMLIMIT (all it mapped, less what it returned to
@@ -28,12 +34,12 @@ const queueQuantile = 0.9
 
 // watchLoad feeds the governor the node's memory (against the Go memory
 // limit), CPU queue and data directory (against its budget) until ctx is
-// done, and
-// logs each change of a class's state.
+// done, and logs each change of a class's state.
 func watchLoad(ctx context.Context, gov *shedding.Governor, db *store.DB, log *slog.Logger) {
-	t := time.NewTicker(loadInterval)
+	t := time.NewTimer(loadInterval)
 	defer t.Stop()
 	var prev []uint64
+	var decisions uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -61,6 +67,13 @@ func watchLoad(ctx context.Context, gov *shedding.Governor, db *store.DB, log *s
 				log.Info("load shedding over", "class", c.Class.String())
 			}
 		}
+		n, degraded := gov.Activity()
+		if n != decisions || degraded {
+			t.Reset(loadInterval)
+		} else {
+			t.Reset(idleInterval)
+		}
+		decisions = n
 	}
 }
 

@@ -188,6 +188,7 @@ type Governor struct {
 	diskBulk      bool
 	class         [classes]classState
 	changes       []Change
+	decisions     uint64 // made so far, for Activity
 }
 
 // New returns a governor.
@@ -216,6 +217,7 @@ func (g *Governor) admit(c Class, now time.Time, track bool) Decision {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	d := g.decide(c)
+	g.decisions++
 	cs := &g.class[c]
 	switch {
 	case !d.Admit:
@@ -397,6 +399,18 @@ func (g *Governor) Busy() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.class[Normal].degraded || g.class[Bulk].degraded && g.class[Bulk].reason == ReasonMemory
+}
+
+// Activity returns how many decisions the governor has made so far and
+// whether a class is degraded: a driver may measure the load less often
+// while neither moves.
+func (g *Governor) Activity() (decisions uint64, degraded bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, cs := range g.class {
+		degraded = degraded || cs.degraded
+	}
+	return g.decisions, degraded
 }
 
 // Changes returns the state changes since the last call.

@@ -74,8 +74,14 @@ func TestTickReportsOnlyShedWork(t *testing.T) {
 	if st := g.Status(); st.State != "normal" || len(g.Changes()) != 0 {
 		t.Errorf("degraded with nothing shed: %+v", st)
 	}
+	if n, degraded := g.Activity(); n != 4 || degraded {
+		t.Errorf("activity %d, %v; want 4 decisions, none degraded", n, degraded)
+	}
 	if _, d, _ := admitN(g, Bulk, 1, t0); d != 1 {
 		t.Fatal("the fifth bulk request was not downsampled")
+	}
+	if n, degraded := g.Activity(); n != 5 || !degraded {
+		t.Errorf("activity %d, %v; want 5 decisions, degraded", n, degraded)
 	}
 	if st := g.Status(); !st.Classes["bulk"].Degraded {
 		t.Errorf("bulk not degraded once shed: %+v", st)
