@@ -28,7 +28,9 @@ type SheddingConfig struct {
 	QueueTarget time.Duration `yaml:"queue_target"`
 
 	// MinConcurrency and MaxConcurrency bound the adaptive limit of
-	// requests in flight (it starts at 32). 1 ≤ min ≤ max ≤ 65536.
+	// requests in flight (it starts at 32). Critical work is bounded by
+	// MaxConcurrency and a quarter more, whatever the limit.
+	// 1 ≤ min ≤ max ≤ 65536.
 	MinConcurrency int `yaml:"min_concurrency"`
 	MaxConcurrency int `yaml:"max_concurrency"`
 

@@ -17,10 +17,11 @@
 //     to a half, once an interval). While the latency stays under the
 //     target, the limit grows by one per limit completions (additive
 //     increase). Little's law: a bounded number in flight bounds the wait.
-//   - CPU queue: when runnable work waits longer than the queue target for
-//     a CPU (the scheduler's latency, fed by the driver each interval) for
-//     an interval, the limit is cut the same way and does not grow. Work refused early
-//     costs less than work done, so the queue drains.
+//   - CPU queue: when runnable work has waited longer than the queue
+//     target for a CPU (the scheduler's latency, fed by the driver each
+//     interval) for an interval, the limit is cut the same way and does not
+//     grow. Work refused early costs less than work done, so the queue
+//     drains.
 //   - In flight against the limit, by class: bulk work is taken while
 //     under half the limit, and downsampled (summaries only) up to three
 //     quarters; normal work up to the limit; critical work up to the
@@ -298,12 +299,8 @@ func (g *Governor) Done(latency time.Duration, now time.Time) {
 	g.minLatency = min(g.minLatency, latency)
 	if now.Sub(g.intervalStart) >= g.cfg.Interval {
 		// The interval is over: was even its fastest work slow?
-		if g.minLatency > g.cfg.LatencyTarget && now.Sub(g.lastCut) >= g.cfg.Interval {
-			// Cut in proportion to the excess (a gradient), by half at
-			// most, so a sudden burst is met within a few intervals.
-			cut := max(0.5, float64(g.cfg.LatencyTarget)/float64(g.minLatency))
-			g.limit = max(float64(g.cfg.MinLimit), g.limit*min(cut, 0.9))
-			g.lastCut = now
+		if g.minLatency > g.cfg.LatencyTarget {
+			g.cut(g.cfg.LatencyTarget, g.minLatency, now)
 		}
 		g.intervalStart, g.minLatency = now, math.MaxInt64
 	}
@@ -332,11 +329,22 @@ func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 	}
 	// Standing, not a blip (a collection, a burst of wakeups): above the
 	// target for an interval.
-	if now.Sub(g.queueSince) >= g.cfg.Interval && now.Sub(g.lastCut) >= g.cfg.Interval {
-		cut := max(0.5, float64(g.cfg.QueueTarget)/float64(wait))
-		g.limit = max(float64(g.cfg.MinLimit), g.limit*min(cut, 0.9))
-		g.lastCut = now
+	if now.Sub(g.queueSince) >= g.cfg.Interval {
+		g.cut(g.cfg.QueueTarget, wait, now)
 	}
+}
+
+// cut lowers the limit because a signal seen is over its target: in
+// proportion to the excess (a gradient), by a tenth at least and by half
+// at most, so a sudden burst is met within a few intervals; once an
+// interval at most, whichever signal asks. Called with g.mu held.
+func (g *Governor) cut(target, seen time.Duration, now time.Time) {
+	if now.Sub(g.lastCut) < g.cfg.Interval {
+		return
+	}
+	f := max(0.5, min(0.9, float64(target)/float64(seen)))
+	g.limit = max(float64(g.cfg.MinLimit), g.limit*f)
+	g.lastCut = now
 }
 
 // ObserveMemory takes the heap in use against the memory limit.
