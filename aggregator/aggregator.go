@@ -8,7 +8,8 @@
 // A bad batch (malformed, oversized, forged, or one that would leave a gap
 // in an origin's log) is refused and counted; it never stops ingestion
 // from other nodes. The aggregator also keeps each node's status (its
-// retained birth and last will), last batch and lag, for GET /v1/nodes.
+// retained birth and last will), last batch and lag, for GET /v1/nodes,
+// and stores them (registry.go) so that a restart keeps them.
 package aggregator
 
 import (
@@ -94,6 +95,8 @@ type NodeInfo struct {
 	// within resendDown.
 	downSent crdt.Seq
 	downAt   time.Time
+	// saved is the record last stored (see save).
+	saved []byte
 }
 
 // resendDown is how long the aggregator's writes sent to a node may take
@@ -144,8 +147,12 @@ func New(cfg Config, o Options) (*Aggregator, error) {
 	// crash the broker delivers it again.
 	opts.SetAutoAckDisabled(true)
 	opts.SetOrderMatters(true)
-	return &Aggregator{cfg: cfg, o: o, opts: opts, in: make(chan paho.Message, cfg.Queue), wrote: make(chan struct{}, 1), subscribed: make(chan struct{}),
-		nodes: map[crdt.ReplicaID]*NodeInfo{}, stats: Stats{Refused: map[string]uint64{}}}, nil
+	a := &Aggregator{cfg: cfg, o: o, opts: opts, in: make(chan paho.Message, cfg.Queue), wrote: make(chan struct{}, 1), subscribed: make(chan struct{}),
+		nodes: map[crdt.ReplicaID]*NodeInfo{}, stats: Stats{Refused: map[string]uint64{}}}
+	if err := a.load(); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 func (a *Aggregator) filters() map[string]byte {
@@ -207,6 +214,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	// them all; they are meant to be few (desired state, configuration).
 	collect := time.NewTicker(time.Minute)
 	defer collect.Stop()
+	saves := time.NewTicker(saveEvery)
+	defer saves.Stop()
+	defer a.save()
 	for {
 		select {
 		case <-ctx.Done():
@@ -219,6 +229,8 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			a.handle(ctx, c, m)
 		case <-a.wrote:
 			a.pushDown(c)
+		case <-saves.C:
+			a.save()
 		case <-collect.C:
 			mark := a.o.DB.LogVector()
 			delete(mark, a.o.Replica)

@@ -2,6 +2,8 @@ package aggregator_test
 
 import (
 	"context"
+	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +30,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // TestBadBatchesAreRefused: malformed, forged and gapped batches are
 // refused and counted by reason; the good batches around them are merged
 // and acknowledged (retained, signed by the aggregator).
@@ -43,7 +54,8 @@ func TestBadBatchesAreRefused(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
 	<-a.Subscribed()
 
 	// Two nodes' logs, written by their own engines.
@@ -136,5 +148,26 @@ func TestBadBatchesAreRefused(t *testing.T) {
 	nodes := a.Nodes()
 	if len(nodes) != 1 || nodes[0].Refused != 1 || nodes[0].Batches != 2 || nodes[0].LastErr == "" {
 		t.Errorf("nodes: %+v", nodes)
+	}
+
+	// The registry survives a restart of the aggregator, offline until
+	// the node's status says otherwise.
+	stop()
+	again, err := aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}},
+		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := again.Nodes()
+	if len(after) != 1 {
+		t.Fatalf("after a restart: %+v", after)
+	}
+	want := nodes[0]
+	want.Online, want.LastSeen = false, want.LastSeen.Truncate(time.Second)
+	got := after[0]
+	got.LastSeen = got.LastSeen.Truncate(time.Second)
+	// What GET /v1/nodes shows.
+	if g, w := jsonOf(t, got), jsonOf(t, want); g != w {
+		t.Errorf("after a restart:\n%s\nwant\n%s", g, w)
 	}
 }

@@ -16,6 +16,7 @@ import (
 //	'l' origin(8) first(8)   → delta-log entry (logRecord), big-endian so entries sort by origin, then dot
 //	'w' destination          → acknowledged version vector of a destination
 //	'p' peer ID              → what is known of a peer (KnownPeer)
+//	'a' replica(8)           → what an aggregator knows of a node (opaque to the store)
 //	'r' name 0 bucket origin seq → readings (see facts.go)
 //	'm' name                 → metadata: format version, HLC, log vector, state transfer progress
 const (
@@ -24,6 +25,7 @@ const (
 	prefixWatermark = 'w'
 	prefixFact      = 'r'
 	prefixPeer      = 'p'
+	prefixNode      = 'a'
 )
 
 var (
