@@ -23,7 +23,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s
 
-.PHONY: build run test test-arm test-package e2e bench lint cross dist fuzz clean
+.PHONY: build run test test-alerts test-arm test-package e2e bench lint cross dist fuzz clean
 
 # bin/edged for this machine.
 build:
@@ -48,6 +48,7 @@ test:
 	$(GO) vet ./...
 	$(GO) test $(RACE) -artifacts ./...
 	$(GO) test ./crdt -run 'TestModel|TestJoinLaws|TestDeltaDelivery|TestRoundTrip' -rapid.checks=$(RAPID_CHECKS)
+	$(MAKE) test-alerts
 	$(MAKE) e2e
 	$(MAKE) test-arm test-package
 	./scripts/footprint.sh all
@@ -122,6 +123,19 @@ dist: cross
 		tar -C bin/dist -czf $$d.tar.gz $$(basename $$d); rm -rf $$d; \
 	done
 	ls -l bin/dist
+
+# Checks the Prometheus alerting rules and runs their unit tests with
+# promtool (Debian package prometheus): skipped with a message without it,
+# failed under CI=true.
+test-alerts:
+	@if command -v promtool >/dev/null; then \
+		promtool check rules packaging/prometheus/edged-alerts.yml && \
+		cd packaging/prometheus && promtool test rules edged-alerts.test.yml; \
+	elif [ "$$CI" = true ]; then \
+		echo "test-alerts: promtool is missing (apt-get install prometheus)" >&2; exit 1; \
+	else \
+		echo "test-alerts: SKIP: promtool is missing (apt-get install prometheus)"; \
+	fi
 
 # Installs this machine's .deb, checks it and the unit (systemd-analyze
 # verify), runs the installed node as its user, and purges it: needs root,

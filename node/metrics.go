@@ -17,6 +17,7 @@ type storeCollector struct{ db *store.DB }
 
 var (
 	descStoreBytes   = prometheus.NewDesc("edged_store_bytes", "Bytes of the data directory.", nil, nil)
+	descStoreBudget  = prometheus.NewDesc("edged_store_budget_bytes", "The data directory's byte budget (store.budget_bytes); 0: none.", nil, nil)
 	descReadingBytes = prometheus.NewDesc("edged_store_reading_bytes", "Bytes of stored readings, as of the last GC.", nil, nil)
 	descEvicted      = prometheus.NewDesc("edged_store_evicted_log_entries_total", "Delta-log entries dropped to meet the data budget.", nil, nil)
 	descDropped      = prometheus.NewDesc("edged_store_dropped_reading_fragments_total", "Reading fragments deleted by retention or budget.", nil, nil)
@@ -24,6 +25,7 @@ var (
 
 func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descStoreBytes
+	ch <- descStoreBudget
 	ch <- descReadingBytes
 	ch <- descEvicted
 	ch <- descDropped
@@ -32,6 +34,7 @@ func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.db.Stats()
 	ch <- prometheus.MustNewConstMetric(descStoreBytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(descStoreBudget, prometheus.GaugeValue, float64(st.Budget))
 	ch <- prometheus.MustNewConstMetric(descReadingBytes, prometheus.GaugeValue, float64(st.ReadingBytes))
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(st.Evicted))
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.Dropped))

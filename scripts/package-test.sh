@@ -43,7 +43,7 @@ fail() { echo "package-test: FAIL: $*" >&2; cat "$log" >&2 || true; exit 1; }
 
 # The package's contents and control data.
 files=$(dpkg-deb -c "$deb")
-for f in ./usr/bin/edged ./etc/edged/edged.yaml ./lib/systemd/system/edged.service; do
+for f in ./usr/bin/edged ./etc/edged/edged.yaml ./lib/systemd/system/edged.service ./usr/share/edged/prometheus/edged-alerts.yml; do
 	grep -q " $f\$" <<<"$files" || fail "$deb lacks $f"
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/edged/edged.yaml || fail "/etc/edged/edged.yaml is not a conffile"
