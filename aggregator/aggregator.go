@@ -103,6 +103,9 @@ type NodeInfo struct {
 // to show in its vector before they are sent again.
 const resendDown = 30 * time.Second
 
+// refusalReasons are the reasons a message is refused for.
+var refusalReasons = []string{"malformed", "forged", "topic", "gap", "store"}
+
 // Stats count what the aggregator did.
 type Stats struct {
 	Batches, Entries, Bytes, Acks uint64
@@ -149,6 +152,11 @@ func New(cfg Config, o Options) (*Aggregator, error) {
 	opts.SetOrderMatters(true)
 	a := &Aggregator{cfg: cfg, o: o, opts: opts, in: make(chan paho.Message, cfg.Queue), wrote: make(chan struct{}, 1), subscribed: make(chan struct{}),
 		nodes: map[crdt.ReplicaID]*NodeInfo{}, stats: Stats{Refused: map[string]uint64{}}}
+	// Every counter exists from the start, at zero: a Prometheus series
+	// that first appears above zero shows no increase.
+	for _, reason := range refusalReasons {
+		a.stats.Refused[reason] = 0
+	}
 	if err := a.load(); err != nil {
 		return nil, err
 	}
@@ -300,7 +308,9 @@ func (a *Aggregator) node(fleet string, id crdt.ReplicaID) *NodeInfo {
 
 func (a *Aggregator) status(fleet string, id crdt.ReplicaID, payload []byte) error {
 	if len(payload) == 0 {
-		return nil // a retained status being cleared
+		// A retained status being cleared: the node is retired (see
+		// docs/OPERATIONS.md), and forgotten, until it sends again.
+		return a.forget(id)
 	}
 	s, err := cloud.ParseStatus(payload)
 	if err != nil {

@@ -57,6 +57,9 @@ func TestBadBatchesAreRefused(t *testing.T) {
 	stop := sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(stop)
 	<-a.Subscribed()
+	if r := a.Stats().Refused; len(r) != 5 || r["gap"] != 0 {
+		t.Errorf("refusal counters at start: %v; want the five reasons at zero", r)
+	}
 
 	// Two nodes' logs, written by their own engines.
 	good, other := newSide(t, store.None, nil), newSide(t, store.None, nil)
@@ -169,5 +172,27 @@ func TestBadBatchesAreRefused(t *testing.T) {
 	// What GET /v1/nodes shows.
 	if g, w := jsonOf(t, got), jsonOf(t, want); g != w {
 		t.Errorf("after a restart:\n%s\nwant\n%s", g, w)
+	}
+
+	// Clearing a node's retained status retires it: it is forgotten, and
+	// stays so across a restart.
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan error, 1)
+	go func() { done <- again.Run(ctx) }()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	<-again.Subscribed()
+	if tok := c.Publish(cloud.Topic("north", good.id.Replica, cloud.LevelStatus), 1, true, []byte{}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	waitFor(t, "the node to be forgotten", func() bool { return len(again.Nodes()) == 0 })
+	stop()
+	third, err := aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}},
+		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := third.Nodes(); len(n) != 0 {
+		t.Errorf("a retired node came back after a restart: %+v", n)
 	}
 }

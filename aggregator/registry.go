@@ -65,6 +65,17 @@ func (a *Aggregator) load() error {
 	return nil
 }
 
+// forget drops node id from the registry and the store.
+func (a *Aggregator) forget(id crdt.ReplicaID) error {
+	a.mu.Lock()
+	delete(a.nodes, id)
+	a.mu.Unlock()
+	if err := a.o.DB.DeleteNodeRecord(id); err != nil {
+		return fmt.Errorf("forgetting node %s: %w", id, err)
+	}
+	return nil
+}
+
 // save stores the records of the nodes that changed since they were last
 // stored.
 func (a *Aggregator) save() {

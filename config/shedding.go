@@ -22,14 +22,15 @@ type SheddingConfig struct {
 	LatencyTarget time.Duration `yaml:"latency_target"`
 
 	// QueueTarget is how long runnable work may wait for a CPU (the 90th
-	// percentile of the Go scheduler's latency over 100ms) before the
-	// node is taken to be queueing: above it the concurrency limit falls
-	// in proportion, and stops growing. At least 1ms.
+	// percentile of the Go scheduler's latency, measured every 100ms
+	// under load) before the node is taken to be queueing: above it, with
+	// MinConcurrency requests in flight, the concurrency limit falls in
+	// proportion, and it stops growing. At least 1ms.
 	QueueTarget time.Duration `yaml:"queue_target"`
 
 	// MinConcurrency and MaxConcurrency bound the adaptive limit of
 	// requests in flight (it starts at 32). Critical work is bounded by
-	// MaxConcurrency and a quarter more, whatever the limit.
+	// MaxConcurrency and a quarter more (at least 4), whatever the limit.
 	// 1 ≤ min ≤ max ≤ 65536.
 	MinConcurrency int `yaml:"min_concurrency"`
 	MaxConcurrency int `yaml:"max_concurrency"`

@@ -87,11 +87,11 @@ func quantile(h *metrics.Float64Histogram, prev []uint64, q float64) time.Durati
 	if total == 0 {
 		return 0
 	}
-	want := uint64(q * float64(total))
+	rank := uint64(math.Ceil(q * float64(total))) // the rank-th smallest wait
 	var n uint64
 	for i, c := range h.Counts {
 		n += c - prev[i]
-		if n > want {
+		if n >= rank {
 			upper := h.Buckets[i+1]
 			if math.IsInf(upper, 1) {
 				upper = h.Buckets[i]

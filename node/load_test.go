@@ -25,6 +25,7 @@ func TestQuantile(t *testing.T) {
 		{[]uint64{100, 0, 0, 0}, 0.8, 100 * time.Millisecond},  // the 15th is in (10ms, 100ms]
 		{[]uint64{100, 10, 5, 0}, 0.9, 100 * time.Millisecond}, // only the open bucket gained
 		{[]uint64{100, 10, 5, 3}, 0.9, 0},                      // nothing new
+		{[]uint64{91, 9, 5, 3}, 0.9, time.Millisecond},         // 9 quick, 1 slow: the 9th of 10 is quick
 	} {
 		if got := quantile(h, tc.prev, tc.q); got != tc.want {
 			t.Errorf("quantile(prev %v, %v) = %v, want %v", tc.prev, tc.q, got, tc.want)

@@ -274,7 +274,7 @@ var (
 	descShedDegraded    = prometheus.NewDesc("edged_shed_degraded", "1 while a class is shed.", []string{"class"}, nil)
 	descShedLimit       = prometheus.NewDesc("edged_shed_concurrency_limit", "The adaptive limit of requests in flight.", nil, nil)
 	descShedInFlight    = prometheus.NewDesc("edged_shed_in_flight", "Admitted requests in flight.", nil, nil)
-	descShedQueueWait   = prometheus.NewDesc("edged_shed_queue_wait_seconds", "How long runnable work waited for a CPU over the last 100ms (90th percentile of the Go scheduler's latency).", nil, nil)
+	descShedQueueWait   = prometheus.NewDesc("edged_shed_queue_wait_seconds", "How long runnable work waited for a CPU (90th percentile of the Go scheduler's latency over the last measurement: 100ms under load, 1s idle).", nil, nil)
 )
 
 func (sheddingCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -19,13 +19,14 @@
 //     increase). Little's law: a bounded number in flight bounds the wait.
 //   - CPU queue: when runnable work has waited longer than the queue
 //     target for a CPU (the scheduler's latency, fed by the driver each
-//     interval) for an interval, the limit is cut the same way and does not
-//     grow. Work refused early costs less than work done, so the queue
+//     interval) for an interval, with at least MinLimit in flight, the
+//     limit is cut the same way; it does not grow while the wait is over. Work refused early costs less than work done, so the queue
 //     drains.
 //   - In flight against the limit, by class: bulk work is taken while
 //     under half the limit, and downsampled (summaries only) up to three
 //     quarters; normal work up to the limit; critical work up to the
-//     ceiling (MaxLimit) plus a reserve of a quarter, whatever the limit.
+//     ceiling (MaxLimit) plus a reserve of a quarter (at least 4),
+//     whatever the limit.
 //   - Memory: at 85% of the memory limit bulk work is refused, at 95%
 //     normal work too. Critical work is never refused for memory.
 //   - Disk: at 95% of the data budget bulk work is refused.
@@ -82,6 +83,13 @@ const (
 	ReasonMemory      Reason = "memory"
 	ReasonDisk        Reason = "disk"
 )
+
+// classReasons are the reasons each class can be refused for (see decide).
+var classReasons = [classes][]Reason{
+	Critical: {ReasonConcurrency},
+	Normal:   {ReasonConcurrency, ReasonMemory},
+	Bulk:     {ReasonConcurrency, ReasonMemory, ReasonDisk},
+}
 
 // Config tunes the governor.
 type Config struct {
@@ -196,8 +204,13 @@ type Governor struct {
 func New(cfg Config) *Governor {
 	cfg = cfg.withDefaults()
 	g := &Governor{cfg: cfg, limit: float64(min(cfg.MaxLimit, max(cfg.MinLimit, startLimit))), minLatency: math.MaxInt64}
-	for i := range g.class {
-		g.class[i].refused = map[Reason]uint64{}
+	for c, reasons := range classReasons {
+		// Every counter exists from the start, at zero: a Prometheus
+		// series that first appears above zero shows no increase.
+		g.class[c].refused = map[Reason]uint64{}
+		for _, r := range reasons {
+			g.class[c].refused[r] = 0
+		}
 	}
 	return g
 }
@@ -314,8 +327,9 @@ func (g *Governor) Done(latency time.Duration, now time.Time) {
 // the queue before any handler runs (requests read and parsed late when
 // the CPU is saturated), which the latency of admitted work does not
 // show. Once the wait has stayed above the queue target for an interval,
-// the concurrency limit is cut in proportion, once an interval; it does
-// not grow until the wait is back under.
+// with at least MinLimit pieces of work in flight, the concurrency limit
+// is cut in proportion, once an interval; it does not grow until the wait
+// is back under.
 func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -328,8 +342,10 @@ func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 		g.queueSince = now
 	}
 	// Standing, not a blip (a collection, a burst of wakeups): above the
-	// target for an interval.
-	if now.Sub(g.queueSince) >= g.cfg.Interval {
+	// target for an interval. And with work in flight: a queue that
+	// background work (compactions, the collector, sync) makes on a
+	// single core is not cut down by refusing requests.
+	if now.Sub(g.queueSince) >= g.cfg.Interval && g.inflight >= g.cfg.MinLimit {
 		g.cut(g.cfg.QueueTarget, wait, now)
 	}
 }

@@ -63,6 +63,25 @@ func TestClassesShareTheLimit(t *testing.T) {
 	}
 }
 
+// TestRefusalCountersStartAtZero: every reason a class can be refused for
+// has its counter from the start, so /metrics exports it at zero and an
+// alert sees the first refusal as an increase.
+func TestRefusalCountersStartAtZero(t *testing.T) {
+	st := New(Config{}).Status()
+	for class, want := range map[string][]Reason{
+		"critical": {ReasonConcurrency},
+		"normal":   {ReasonConcurrency, ReasonMemory},
+		"bulk":     {ReasonConcurrency, ReasonMemory, ReasonDisk},
+	} {
+		got := st.Classes[class].Refused
+		for _, r := range want {
+			if n, ok := got[r]; !ok || n != 0 {
+				t.Errorf("%s refused for %s: %d, %v; want 0, present", class, r, n, ok)
+			}
+		}
+	}
+}
+
 // TestTickReportsOnlyShedWork: work in flight up to where the next would
 // be downsampled degrades nothing at a tick; only a newcomer shed does.
 func TestTickReportsOnlyShedWork(t *testing.T) {
@@ -121,26 +140,38 @@ func TestLatencyCutsTheLimit(t *testing.T) {
 }
 
 // TestQueueCutsTheLimit: while runnable work waits longer than the queue
-// target for a CPU past one interval, the limit falls once an interval and does not grow
-// however fast admitted work is; critical work is still taken up to the
-// ceiling; once the wait is back under the target the limit grows again.
+// target for a CPU past one interval, with at least MinLimit requests in
+// flight, the limit falls once an interval and does not grow however fast
+// admitted work is; a blip, or a queue with little in flight (background
+// work's), cuts nothing; critical work is still taken up to the ceiling;
+// once the wait is back under the target the limit grows again.
 func TestQueueCutsTheLimit(t *testing.T) {
 	g := New(Config{MinLimit: 4, MaxLimit: 64, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
 	now := t0
 	fast := func(n int) {
 		for range n {
-			g.Admit(Normal, now)
-			g.Done(time.Millisecond, now)
+			if g.Admit(Normal, now).Admit {
+				g.Done(time.Millisecond, now)
+			}
 		}
 	}
-	// A blip, one interval long, cuts nothing.
 	g.ObserveQueue(time.Second, now)
 	now = now.Add(100 * time.Millisecond)
 	g.ObserveQueue(time.Millisecond, now)
 	if l := g.Status().Limit; l != startLimit {
 		t.Errorf("limit %d after a blip, want %d", l, startLimit)
 	}
-	for range 11 {
+	for range 5 {
+		g.ObserveQueue(40*time.Millisecond, now)
+		now = now.Add(100 * time.Millisecond)
+	}
+	if l := g.Status().Limit; l != startLimit {
+		t.Errorf("limit %d after a queue with nothing in flight, want %d", l, startLimit)
+	}
+	if a, _, _ := admitN(g, Normal, 4, now); a != 4 {
+		t.Fatalf("%d of 4 normal requests taken", a)
+	}
+	for range 10 {
 		g.ObserveQueue(40*time.Millisecond, now) // four times the target: halved
 		fast(100)
 		now = now.Add(100 * time.Millisecond)
@@ -151,13 +182,8 @@ func TestQueueCutsTheLimit(t *testing.T) {
 	if st := g.Status(); st.QueueWaitMS != 40 {
 		t.Errorf("queue wait %v ms in status, want 40", st.QueueWaitMS)
 	}
-	// A CPU queue two intervals long, then one just under the target.
-	g.ObserveQueue(12*time.Millisecond, now)
-	if l := g.Status().Limit; l != 4 {
-		t.Errorf("limit %d, want the floor 4", l)
-	}
-	if a, _, r := admitN(g, Normal, 10, now); a != 4 || r != 6 {
-		t.Errorf("normal: %d taken, %d refused; want 4, 6", a, r)
+	if a, _, r := admitN(g, Normal, 10, now); a != 0 || r != 10 {
+		t.Errorf("normal: %d taken, %d refused; want 0 (4 in flight at the limit), 10", a, r)
 	}
 	if a, _, r := admitN(g, Critical, 100, now); a != 76 || r != 24 {
 		t.Errorf("critical: %d taken, %d refused; want 76 (the ceiling 64 and a reserve of 16, less 4 in flight), 24", a, r)

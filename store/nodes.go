@@ -25,6 +25,11 @@ func (db *DB) SetNodeRecords(recs map[crdt.ReplicaID][]byte) error {
 	})
 }
 
+// DeleteNodeRecord deletes the record of node id.
+func (db *DB) DeleteNodeRecord(id crdt.ReplicaID) error {
+	return db.bdb.Update(func(txn *badger.Txn) error { return txn.Delete(nodeKey(id)) })
+}
+
 // NodeRecords returns every record SetNodeRecords stored, by node.
 func (db *DB) NodeRecords() (map[crdt.ReplicaID][]byte, error) {
 	out := map[crdt.ReplicaID][]byte{}
