@@ -56,6 +56,15 @@ func TestContextCompaction(t *testing.T) {
 		t.Fatalf("Max = %d, want 5", c.Max(1))
 	}
 
+	for _, tc := range []struct {
+		from, to crdt.Seq
+		want     bool
+	}{{1, 3, true}, {2, 2, true}, {5, 5, true}, {3, 5, false}, {4, 4, false}, {1, 6, false}, {6, 5, true}} {
+		if got := c.ContainsRange(1, tc.from, tc.to); got != tc.want {
+			t.Errorf("ContainsRange(1, %d, %d) = %v, want %v (prefix 3, cloud 5)", tc.from, tc.to, got, tc.want)
+		}
+	}
+
 	var o crdt.Context
 	o.AddRange(1, 1, 4)
 	o.Add(crdt.Dot{Replica: 2, Seq: 2})

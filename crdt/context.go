@@ -27,6 +27,22 @@ func (c *Context) Contains(d Dot) bool {
 	return ok
 }
 
+// ContainsRange reports whether the context has seen every dot r:from …
+// r:to (true when the range is empty).
+func (c *Context) ContainsRange(r ReplicaID, from, to Seq) bool {
+	from = max(from, c.vv[r]+1)
+	if from > to {
+		return true
+	}
+	n := Seq(0)
+	for d := range c.cloud {
+		if d.Replica == r && d.Seq >= from && d.Seq <= to {
+			n++
+		}
+	}
+	return n == to-from+1
+}
+
 // Max returns the largest sequence number of replica r that the context has
 // seen, in its prefix or its cloud.
 func (c *Context) Max(r ReplicaID) Seq {

@@ -473,6 +473,9 @@ func (w *work) applyRemote(en store.Entry) error {
 	if en.First > have+1 {
 		return fmt.Errorf("engine: log entry %s:%d-%d after a gap (the log holds up to %d)", en.Origin, en.First, en.Last, have)
 	}
+	if !en.Delta.Ctx.ContainsRange(en.Origin, have+1, en.Last) {
+		return fmt.Errorf("engine: log entry %s:%d-%d lacks some of its dots after %d in its delta's context", en.Origin, en.First, en.Last, have)
+	}
 	// A group that overlaps what is held (joined differently by another
 	// peer) is logged from its first new dot, so each origin's log keys
 	// stay increasing and never nest: the entry before a dot is always

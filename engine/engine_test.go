@@ -210,6 +210,41 @@ func TestReplication(t *testing.T) {
 	checkReplay(t, dbB)
 }
 
+// TestApplyRefusesEntriesLackingTheirDots: a group whose delta lacks some
+// of the dots it covers would raise the log vector over writes never
+// applied, and the node would never ask for them again.
+func TestApplyRefusesEntriesLackingTheirDots(t *testing.T) {
+	dbA, a, _ := open(t, t.TempDir(), 1)
+	dbB, b, _ := open(t, t.TempDir(), 2)
+	do(t, a, engine.AddElems("s", "x"))
+	do(t, a, engine.AddElems("s", "y"))
+	do(t, a, engine.AddElems("s", "z"))
+	var es []store.Entry
+	if err := dbA.AllEntries(func(e store.Entry) error { es = append(es, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 3 {
+		t.Fatalf("%d entries, want 3", len(es))
+	}
+	// Entries 1 and 3 joined as one group 1-3: the delta lacks dot 2.
+	gapped := store.Entry{Origin: es[0].Origin, First: 1, Last: 3, Delta: es[0].Delta.Clone()}
+	if err := gapped.Delta.JoinDelta(es[2].Delta); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(context.Background(), []store.Entry{gapped}); err == nil {
+		t.Fatal("a group lacking one of its dots was applied")
+	}
+	if vv := dbB.LogVector(); vv[es[0].Origin] != 0 {
+		t.Fatalf("log vector %v after a refused entry", vv)
+	}
+	if err := b.Apply(context.Background(), es); err != nil {
+		t.Fatalf("the entries themselves: %v", err)
+	}
+	if vs, _ := dbB.Get("s"); vs == nil || vs[crdt.TypeAWSet].(*crdt.AWSet).Len() != 3 {
+		t.Fatalf("set %v, want x, y and z", vs)
+	}
+}
+
 // checkReplay asserts that the stored state equals the join of every
 // logged delta: the log and the materialised state agree.
 func checkReplay(t testing.TB, db *store.DB) {

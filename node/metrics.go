@@ -150,6 +150,7 @@ func p2pCounters(n *p2p.Node) counters {
 		newCounter("edged_sync_invalid_total", "Messages and entries from peers dropped as invalid.", stat(func(s replication.Stats) uint64 { return s.Invalid })),
 		newCounter("edged_sync_own_ahead_total", "Peer vectors holding more of this node's own writes than it does (restored with its old identity: give it a new one).", stat(func(s replication.Stats) uint64 { return s.OwnAhead })),
 		newCounter("edged_sync_unservable_total", "Sends skipped because the log no longer holds what a peer lacks (the peer is offered a state transfer).", stat(func(s replication.Stats) uint64 { return s.Unservable })),
+		newCounter("edged_sync_offers_declined_total", "State transfer offers this node declined: it already held all the offering peer did.", stat(func(s replication.Stats) uint64 { return s.OffersDeclined })),
 		newCounter("edged_sync_transfers_started_total", "State transfers this node started to catch up.", stat(func(s replication.Stats) uint64 { return s.Transfers })),
 		newCounter("edged_sync_transfers_done_total", "State transfers this node finished.", stat(func(s replication.Stats) uint64 { return s.TransfersDone })),
 		newCounter("edged_sync_transfers_abandoned_total", "State transfers given up because the serving peer went silent.", stat(func(s replication.Stats) uint64 { return s.TransfersAbandoned })),

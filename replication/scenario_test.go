@@ -25,6 +25,7 @@ import (
 //	heal                                 restore every link
 //	crash I / restart I                  stop node I (its store survives) / start it
 //	rounds N                             N rounds: tick, then deliver everything
+//	tick / deliver N                     every node ticks / N messages in flight are delivered
 //	converge                             rounds until every node is equal (at most 200)
 //	set I SET ELEM...                    node I's set holds exactly these (- for none)
 //	counter I COUNTER N                  node I's counter is N
@@ -131,6 +132,14 @@ func runScenario(t *testing.T, path string) {
 		case "rounds":
 			for range num(1) {
 				if err = sim.Round(); err != nil {
+					break
+				}
+			}
+		case "tick":
+			err = sim.Tick()
+		case "deliver":
+			for range num(1) {
+				if _, err = sim.Deliver(); err != nil {
 					break
 				}
 			}

@@ -88,12 +88,12 @@ type Stats struct {
 	// peer is offered a state transfer.
 	Unservable uint64
 	DeltaBytes uint64
-	// State transfer: Offers sent; transfers started as a client, done
-	// and abandoned (a silent server); ranges skipped as equal; states
-	// sent and received; entries deferred (not applied) while a transfer
-	// ran.
-	Offers, Transfers, TransfersDone, TransfersAbandoned uint64
-	RangesSkipped, StatesSent, StatesReceived, Deferred  uint64
+	// State transfer: Offers sent, and received but declined (the node
+	// held all the server did); transfers started as a client, done and
+	// abandoned (a silent server); ranges skipped as equal; states sent
+	// and received; entries deferred (not applied) while a transfer ran.
+	Offers, OffersDeclined, Transfers, TransfersDone, TransfersAbandoned uint64
+	RangesSkipped, StatesSent, StatesReceived, Deferred                  uint64
 }
 
 // peer is what the engine knows of one peer.
@@ -107,8 +107,9 @@ type peer struct {
 	nextRound uint64
 	// ackWanted: its last Entries said more would follow an Ack.
 	ackWanted bool
-	// heard: it has spoken since AddPeer, so known is its word.
-	heard bool
+	// worded: it has said what it holds since AddPeer (a Vector, an Ack,
+	// or a Digest equal to ours), so known is its word, not a guess.
+	worded bool
 	// offered: it was offered a state transfer this round.
 	offered bool
 	// emptyOffers counts the offers made because it held nothing.
@@ -162,10 +163,11 @@ func (s *Sync) Vector() crdt.VersionVector { return s.log.Vector() }
 
 // Known returns what the engine knows p holds: the acknowledged vector
 // that feeds the store's GC watermark for p. It is nil for an unknown
-// peer, and for one not heard from since AddPeer (after a restart the
-// engine knows nothing of its peers, and the last watermark stands).
+// peer, and for one that has not said what it holds since AddPeer (after
+// a restart the engine knows nothing of its peers, and the last watermark
+// stands).
 func (s *Sync) Known(p PeerID) crdt.VersionVector {
-	if pr := s.peers[p]; pr != nil && pr.heard {
+	if pr := s.peers[p]; pr != nil && pr.worded {
 		return pr.known.Clone()
 	}
 	return nil
@@ -204,9 +206,17 @@ func (s *Sync) schedule(pr *peer) {
 }
 
 // Push sends the entries that some peers lack to Fanout random peers,
-// after local writes: eager propagation between rounds.
+// after local writes: eager propagation between rounds. Only peers that
+// have said what they hold are pushed to: to one that has not (this node
+// just restarted, say) everything would look missing. Its round comes
+// soon.
 func (s *Sync) Push() ([]Out, error) {
-	ps := s.Peers()
+	var ps []PeerID
+	for _, p := range s.Peers() {
+		if s.peers[p].worded {
+			ps = append(ps, p)
+		}
+	}
 	s.rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
 	var outs []Out
 	mine := s.log.Vector()
@@ -243,7 +253,6 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		s.stats.Invalid++
 		return Result{}, err
 	}
-	pr.heard = true
 	mine := s.log.Vector()
 	// While a transfer runs the node takes no entries (see transfer.go),
 	// so it does not ask for them either.
@@ -252,6 +261,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 	case KindDigest:
 		if bytes.Equal(m.Hash, Digest(mine)) {
 			pr.known = mine.Clone() // in step: it holds what we hold
+			pr.worded = true
 			return Result{}, nil
 		}
 		// The peer started a round that will sync both ways: ours can
@@ -268,7 +278,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		s.checkOwn(m.Vector, mine)
 		// The peer's own word: what it holds now, even if that is less
 		// than before (a restore from backup).
-		pr.known = m.Vector.Clone()
+		pr.known, pr.worded = m.Vector.Clone(), true
 		pr.sent = crdt.VersionVector{}
 		outs, err := s.missing(from, mine)
 		if err != nil {
@@ -284,7 +294,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 	case KindAck:
 		s.checkOwn(m.Vector, mine)
 		s.stats.Acks++
-		pr.known = m.Vector.Clone()
+		pr.known, pr.worded = m.Vector.Clone(), true
 		outs, err := s.missing(from, mine)
 		return Result{Out: outs}, err
 	case KindEntries:
@@ -297,6 +307,13 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 	case KindOffer:
 		if paused {
 			return Result{}, nil
+		}
+		if m.Vector != nil && (m.Vector.Compare(mine) == crdt.Before || m.Vector.Compare(mine) == crdt.Equal) {
+			// An offer made on stale word (this node caught up since,
+			// from another peer): it would gain nothing, and its sync
+			// would pause. The server learns what it holds instead.
+			s.stats.OffersDeclined++
+			return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine}}}}, nil
 		}
 		return Result{Out: s.startTransfer(from)}, nil
 	case KindRangeReq:
@@ -321,7 +338,8 @@ func (s *Sync) checkOwn(theirs, mine crdt.VersionVector) {
 
 // accept returns the entries of a message that extend the node's log,
 // in order. An entry the node holds is redundant; one after a gap (an
-// earlier message was lost) is dropped and will come again.
+// earlier message was lost) is dropped and will come again; one whose
+// delta lacks some of the dots it covers is refused.
 func (s *Sync) accept(pr *peer, mine crdt.VersionVector, es []Entry) []Entry {
 	next := mine.Clone()
 	var apply []Entry
@@ -338,14 +356,18 @@ func (s *Sync) accept(pr *peer, mine crdt.VersionVector, es []Entry) []Entry {
 			s.stats.Invalid++
 		case e.Last <= have:
 			s.stats.Redundant++
-		case e.First <= have+1:
+		case e.First > have+1:
+			s.stats.Invalid++
+		case !e.Delta.Ctx.ContainsRange(e.Origin, have+1, e.Last):
+			// A group that claims dots its delta lacks would make this
+			// node's vector hold writes it never saw.
+			s.stats.Invalid++
+		default:
 			// It extends the log, maybe overlapping what is held (a
 			// group joined differently elsewhere): joins are
 			// idempotent, so the held part changes nothing.
 			apply = append(apply, e)
 			next[e.Origin] = e.Last
-		default:
-			s.stats.Invalid++
 		}
 	}
 	return apply
@@ -383,6 +405,19 @@ func join(es []Entry) (Entry, error) {
 	return g, nil
 }
 
+// contiguous returns how many of an origin's entries, from the first,
+// leave no gap between them.
+func contiguous(es []Entry) int {
+	last := es[0].Last
+	for i, e := range es[1:] {
+		if e.First > last+1 {
+			return i + 1
+		}
+		last = max(last, e.Last)
+	}
+	return len(es)
+}
+
 // withinCloud returns the first entries of es whose contexts' stray dots
 // fit in *cloud (at least one when first, the message's first group),
 // takes them from *cloud, and scales their byte count n to what is kept.
@@ -405,7 +440,7 @@ func withinCloud(es []Entry, n int, cloud *int, first bool) ([]Entry, int) {
 // nothing when it lacks nothing.
 func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 	pr := s.peers[p]
-	if pr.heard && len(pr.known) == 0 && len(pr.sent) == 0 && len(mine) > 0 && pr.emptyOffers < emptyOffers {
+	if len(pr.known) == 0 && len(pr.sent) == 0 && len(mine) > 0 && pr.emptyOffers < emptyOffers {
 		// A peer that holds nothing (a new node) is offered the state
 		// rather than the log: each key once, not every write it had.
 		// One that does not take it (an older version) gets the log.
@@ -415,7 +450,7 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		pr.offered = true
 		pr.emptyOffers++
 		s.stats.Offers++
-		return []Out{{To: p, Msg: Message{Version: Version, Kind: KindOffer}}}, nil
+		return []Out{{To: p, Msg: Message{Version: Version, Kind: KindOffer, Vector: mine}}}, nil
 	}
 	ch, err := NextChunk(s.log, mine, func(o crdt.ReplicaID) crdt.Seq { return max(pr.known[o], pr.sent[o]) }, s.cfg.MaxBatchBytes)
 	if err != nil {
@@ -431,7 +466,7 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 	if unservable && !pr.offered {
 		pr.offered = true
 		s.stats.Offers++
-		outs = append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindOffer}})
+		outs = append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindOffer, Vector: mine}})
 	}
 	if len(batch) == 0 {
 		return outs, nil
@@ -483,6 +518,13 @@ func NextChunk(log EntryReader, mine crdt.VersionVector, from func(crdt.ReplicaI
 		if len(es) == 0 || es[0].First > after+1 {
 			ch.Unservable++
 			continue
+		}
+		// A log that caught up by state transfer has a gap where the
+		// transfer's writes would be: the group stops before it, or
+		// it would claim dots it lacks. What follows the gap is
+		// unservable (see above) once the receiver holds the part before.
+		if k := contiguous(es); k < len(es) {
+			es, n = es[:k], n*k/len(es)
 		}
 		if es, n = withinCloud(es, n, &cloud, len(ch.Entries) == 0); len(es) == 0 {
 			break // the message is full

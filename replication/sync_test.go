@@ -118,6 +118,71 @@ func TestConvergesUnderFaults(t *testing.T) {
 	}
 }
 
+// TestCountersHoldEveryIncrement runs increments of one counter on three
+// nodes while they crash and restart, are cut off, collect their logs and
+// drop them whole (so state transfers leave gaps in the logs that relay
+// an origin). Once healed, every node's counter must equal the number of
+// increments made: a lost one, or one counted twice, shows a node whose
+// vector holds dots its state lacks.
+func TestCountersHoldEveryIncrement(t *testing.T) {
+	field := crdt.Field{Name: "hits", Type: crdt.TypePNCounter}
+	inc := func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+		return m.Update(field, func(v crdt.Value) (crdt.Causal, error) { return v.(*crdt.PNCounter).Add(g, 1) })
+	}
+	for seed := range uint64(120) {
+		sim := simtest.New(3, seed, simtest.Net{Loss: 0.05, Duplicate: 0.05}, replication.Config{RoundTicks: 3, MaxBatchBytes: 2048})
+		rng := rand.New(rand.NewPCG(seed, 1))
+		incs := int64(0)
+		for range 500 {
+			var err error
+			switch r, i := rng.IntN(100), rng.IntN(3); {
+			case r < 40:
+				before := sim.Nodes[i].State.Ctx.Max(sim.Nodes[i].ID)
+				err = sim.Write(i, inc)
+				if sim.Nodes[i].State.Ctx.Max(sim.Nodes[i].ID) > before { // not down
+					incs++
+				}
+			case r < 41:
+				sim.Crash(i)
+			case r < 44:
+				sim.Restart(i)
+			case r < 45:
+				sim.Partition([]int{i}, []int{0, 1, 2})
+			case r < 47:
+				sim.Heal()
+			case r < 49:
+				sim.Nodes[i].Collect()
+			case r < 50:
+				sim.Nodes[i].Truncate()
+			case r < 60:
+				err = sim.Tick()
+			default:
+				_, err = sim.Deliver()
+			}
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+		}
+		sim.Heal()
+		for i := range sim.Nodes {
+			sim.Restart(i)
+		}
+		for r := 0; !sim.Converged() || sim.InFlight() > 0; r++ {
+			if r == 300 {
+				t.Fatalf("seed %d: not converged after %d rounds", seed, r)
+			}
+			if err := sim.Round(); err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+		}
+		for _, n := range sim.Nodes {
+			if got := n.State.Value.(*crdt.ORMap).Field(field).(*crdt.PNCounter).Value(); got != incs {
+				t.Fatalf("seed %d: node %s counts %d increments of %d", seed, n.ID, got, incs)
+			}
+		}
+	}
+}
+
 // TestIdleRoundsAreSmall: once converged, a round costs a digest per
 // peer pair and nothing more.
 func TestIdleRoundsAreSmall(t *testing.T) {
@@ -353,6 +418,10 @@ func TestHostileEntriesAreRefused(t *testing.T) {
 	// One origin more than any vector may hold.
 	if res, err := s.Step("p", one(crdt.ReplicaID(replication.MaxReplicas+1), 1, 1, 0)); err != nil || len(res.Apply) != 0 {
 		t.Errorf("an entry from origin number %d: %v, %d to apply", replication.MaxReplicas+1, err, len(res.Apply))
+	}
+	// A group whose delta lacks dots inside its range (2 and 4 only).
+	if res, err := s.Step("p", one(5, 2, 4, 0)); err != nil || len(res.Apply) != 0 {
+		t.Errorf("a group lacking dot 5:3: %v, %d to apply", err, len(res.Apply))
 	}
 	// Known origins still sync.
 	if res, _ := s.Step("p", one(5, 2, 2, 0)); len(res.Apply) != 1 {

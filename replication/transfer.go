@@ -15,13 +15,15 @@ import (
 // order, and the behind node (the client) joins each range into its own
 // with the server's context, so removals travel too.
 //
-//	S → C  Offer                          (S cannot serve C from its log)
+//	S → C  Offer{Vector}                  (S cannot serve C from its log)
 //	C → S  RangeReq{After}                (the digest of the next range)
 //	S → C  Range{After, Last, Hash, Ctx, Vector}
 //	C → S  RangeReq{After, Last, Full}    (only when C's hash differs)
 //	S → C  States{After, Last, States, Ctx, Vector}
 //
-// A range whose hash equals the client's own costs two small messages.
+// A client that holds all of the offer's vector (S offered on stale word)
+// declines it with its own Vector. A range whose hash equals the client's
+// own costs two small messages.
 // A client that holds nothing after its cursor asks for the states at once
 // (Full). The client's cursor, with the server's log vector and context
 // when the transfer began (the base), is what the driver persists with

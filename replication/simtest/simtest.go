@@ -217,6 +217,9 @@ func (n *Node) apply(es []replication.Entry) error {
 		if e.First > have+1 {
 			return fmt.Errorf("node %s: entry %s:%d-%d after %d", n.ID, e.Origin, e.First, e.Last, have)
 		}
+		if !e.Delta.Ctx.ContainsRange(e.Origin, have+1, e.Last) {
+			return fmt.Errorf("node %s: entry %s:%d-%d lacks dots after %d", n.ID, e.Origin, e.First, e.Last, have)
+		}
 		e.First = have + 1 // logged from its first new dot, as the engine does
 		if err := n.State.Apply(e.Delta.Clone()); err != nil {
 			return err
@@ -373,8 +376,15 @@ func (s *Sim) Restart(i int) {
 	s.start(n)
 }
 
+// send puts messages in flight, checking that every entry sent holds the
+// dots it covers: an honest node never sends one that does not.
 func (s *Sim) send(from *Node, outs []replication.Out) error {
 	for _, o := range outs {
+		for _, e := range o.Msg.Entries {
+			if !e.Delta.Ctx.ContainsRange(e.Origin, e.First, e.Last) {
+				return fmt.Errorf("node %s sent entry %s:%d-%d lacking some of its dots", from.ID, e.Origin, e.First, e.Last)
+			}
+		}
 		b, err := replication.Encode(o.Msg)
 		if err != nil {
 			return err
