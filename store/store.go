@@ -43,6 +43,7 @@ type DB struct {
 	closed bool
 
 	size      atomic.Int64 // bytes of the data directory, last measured
+	written   atomic.Bool  // committed since the last measure
 	evicted   atomic.Int64 // log entries dropped to meet the budget
 	factBytes atomic.Int64 // bytes of reading fragments, last measured
 	dropped   atomic.Int64 // reading fragments dropped by retention or budget
@@ -464,6 +465,7 @@ func (db *DB) Commit(b Batch) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	db.size.Add(written)
+	db.written.Store(true)
 	db.mu.Lock()
 	db.ctx = b.Context.Clone()
 	db.hlc = b.HLC
@@ -752,21 +754,30 @@ func DiskUsage(dir string) int64 {
 	return n
 }
 
+// idleMeasure is how often an idle store's directory is measured: Badger
+// changes its files by itself too (compactions, value log GC).
+const idleMeasure = 30
+
 // maintain runs the background work: it measures the directory every
-// second, and at every GC interval (starting at a random offset) collects
-// acknowledged log entries, enforces the budget and collects the value log.
+// second after commits (every idleMeasure seconds otherwise: walking it
+// is most of an idle node's own work), and at every GC interval (starting
+// at a random offset) collects acknowledged log entries, enforces the
+// budget and collects the value log.
 func (db *DB) maintain() {
 	defer db.done.Done()
 	measure := time.NewTicker(time.Second)
 	defer measure.Stop()
 	gc := time.NewTimer(jitter(db.opts.GCInterval))
 	defer gc.Stop()
-	for {
+	for since := 0; ; since++ {
 		select {
 		case <-db.stop:
 			return
 		case <-measure.C:
-			db.measure()
+			if db.written.Swap(false) || since >= idleMeasure {
+				db.measure()
+				since = 0
+			}
 		case <-gc.C:
 			db.collect()
 			gc.Reset(jitter(db.opts.GCInterval))
@@ -775,6 +786,7 @@ func (db *DB) maintain() {
 }
 
 func (db *DB) collect() {
+	defer db.written.Store(true)
 	log := db.opts.Logger
 	if n, err := db.CollectGarbage(); err != nil {
 		log.Warn("delta log collection failed", "err", err)
