@@ -34,13 +34,16 @@ run: build
 	./bin/edged run
 
 # How many random cases each CRDT property test tries in `make test`
-# (rapid's own default is 100).
+# (rapid's own default is 100), and how many seeds each randomized
+# replication simulation runs (go test alone: 60 and 120).
 RAPID_CHECKS ?= 1000
+SIM_SEEDS ?= 1000
 
 # go vet, then every test (including the crash test's 50 kill cycles, the
 # disk-full test on a tmpfs, which needs root and fails under CI=true without
 # it, and the dashboard in headless Chromium, whose screenshots go to
-# node/_artifacts/), then the CRDT property tests at RAPID_CHECKS cases, then e2e,
+# node/_artifacts/), then the CRDT property tests at RAPID_CHECKS cases and
+# the randomized replication simulations at SIM_SEEDS seeds, then e2e,
 # then the ARM suites under qemu, then the .deb installed and purged, then
 # the footprint budget (binary sizes; idle RSS and CPU; RSS under ingest
 # with peers; cold start with 1,000,000 keys).
@@ -48,6 +51,7 @@ test:
 	$(GO) vet ./...
 	$(GO) test $(RACE) -artifacts ./...
 	$(GO) test ./crdt -run 'TestModel|TestJoinLaws|TestDeltaDelivery|TestRoundTrip' -rapid.checks=$(RAPID_CHECKS)
+	$(GO) test ./replication -run 'TestConvergesUnderFaults|TestCountersHoldEveryIncrement' -sim.seeds=$(SIM_SEEDS)
 	$(MAKE) test-alerts
 	$(MAKE) e2e
 	$(MAKE) test-arm test-package

@@ -2,6 +2,7 @@ package replication_test
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,6 +12,19 @@ import (
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/replication/simtest"
 )
+
+// simSeeds overrides the number of seeds of the randomized simulations:
+// make test runs them again at -sim.seeds=1000, without the race detector.
+var simSeeds = flag.Int("sim.seeds", 0, "seeds per randomized simulation (0: each test's default)")
+
+// seeds returns how many seeds a randomized simulation runs: n unless
+// -sim.seeds says otherwise.
+func seeds(n uint64) uint64 {
+	if *simSeeds > 0 {
+		return uint64(*simSeeds)
+	}
+	return n
+}
 
 // randomOp returns a random operation on a few keys of every kind.
 func randomOp(rng *rand.Rand, wall int64) func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
@@ -51,7 +65,7 @@ func randomOp(rng *rand.Rand, wall int64) func(m *crdt.ORMap, g *crdt.DotGen) (c
 // made (and so acknowledged): nothing lost, nothing left that a later
 // write replaced.
 func TestConvergesUnderFaults(t *testing.T) {
-	for seed := range uint64(60) {
+	for seed := range seeds(60) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			sim := simtest.New(5, seed, simtest.Net{Loss: 0.1, Duplicate: 0.1}, replication.Config{RoundTicks: 3, MaxBatchBytes: 2048})
 			rng := rand.New(rand.NewPCG(seed, 99))
@@ -144,7 +158,7 @@ func TestCountersHoldEveryIncrement(t *testing.T) {
 	inc := func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
 		return m.Update(field, func(v crdt.Value) (crdt.Causal, error) { return v.(*crdt.PNCounter).Add(g, 1) })
 	}
-	for seed := range uint64(120) {
+	for seed := range seeds(120) {
 		sim := simtest.New(3, seed, simtest.Net{Loss: 0.05, Duplicate: 0.05}, replication.Config{RoundTicks: 3, MaxBatchBytes: 2048})
 		rng := rand.New(rand.NewPCG(seed, 1))
 		incs := int64(0)
