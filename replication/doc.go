@@ -12,9 +12,12 @@
 //
 // # Protocol
 //
-// Each peer's log is gap-free per origin, so what a peer holds is a version
-// vector, and what it lacks from another is, per origin, one interval. A
-// round between A and B:
+// A peer holds every write of an origin up to its vector's entry for it,
+// applied from the log or joined by state transfer, so what a peer holds
+// is a version vector, and what it lacks from another is, per origin, one
+// interval. (A log that caught up by state transfer has a gap where the
+// transfer's writes are: relaying it stops there.) A round between A and
+// B:
 //
 //	A → B  Digest{hash of A's vector}            (every round; ~40 bytes)
 //	B → A  Vector{B's vector, pull}              (only when the hashes differ)
