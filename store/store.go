@@ -71,6 +71,7 @@ func Open(o Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	db.repairLogVector()
 	db.measure()
 	db.done.Add(1)
 	go db.maintain()
@@ -138,6 +139,24 @@ func (db *DB) load() error {
 			return nil
 		})
 	})
+}
+
+// repairLogVector lowers, per origin, a log vector that claims writes the
+// context never saw to the context's gap-free prefix, with a warning. The
+// context holds every dot the log vector covers, by construction, but an
+// earlier edged could break that: a peer relayed a group joined across a
+// gap in its log, and this node took the group's whole range. The node then asks its peers again for what follows, and a group
+// or a state transfer brings the writes it lacks; the vector is stored
+// with the next commit.
+func (db *DB) repairLogVector() {
+	for o, last := range db.logvv {
+		if db.ctx.ContainsRange(o, 1, last) {
+			continue
+		}
+		db.opts.Logger.Warn("store: the log vector holds writes of an origin that the context lacks: lowered, so that peers send them again",
+			"origin", o, "log_vector", last, "context_prefix", db.ctx.Prefix(o))
+		db.logvv[o] = db.ctx.Prefix(o)
+	}
 }
 
 func isEmpty(txn *badger.Txn) bool {

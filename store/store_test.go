@@ -328,6 +328,7 @@ func TestLogVectorIsKeptAndDerived(t *testing.T) {
 		t.Fatalf("log vector derived from the log = %v, want 1:2", got)
 	}
 	ctx := db.Context()
+	ctx.AddRange(7, 1, 5) // as by a state transfer
 	if err := db.Commit(Batch{Context: ctx, LogVector: crdt.VersionVector{1: 2, 7: 5}}); err != nil {
 		t.Fatal(err)
 	}
@@ -335,5 +336,26 @@ func TestLogVectorIsKeptAndDerived(t *testing.T) {
 	db = openT(t, Options{Dir: dir, Durability: None})
 	if got := db.LogVector(); got[7] != 5 || got[1] != 2 {
 		t.Fatalf("log vector after reopen = %v, want the one committed", got)
+	}
+}
+
+// TestLogVectorAheadOfTheContextIsRepaired: a log vector that claims writes
+// the context lacks (left by a peer's group joined across a gap in its log)
+// is lowered at open to the context's gap-free prefix, so that peers send
+// the missing writes again.
+func TestLogVectorAheadOfTheContextIsRepaired(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir, Durability: None})
+	var ctx crdt.Context
+	ctx.AddRange(7, 1, 15)
+	ctx.AddRange(7, 47, 50) // 16 … 46 never seen
+	ctx.AddRange(8, 1, 3)
+	if err := db.Commit(Batch{Context: ctx, LogVector: crdt.VersionVector{7: 50, 8: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir, Durability: None})
+	if got := db.LogVector(); got[7] != 15 || got[8] != 3 {
+		t.Fatalf("log vector after reopen = %v, want 7:15 (the context's prefix) and 8:3", got)
 	}
 }
