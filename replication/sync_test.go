@@ -198,6 +198,10 @@ func TestCountersHoldEveryIncrement(t *testing.T) {
 		}
 		for r := 0; !sim.Converged() || sim.InFlight() > 0; r++ {
 			if r == 300 {
+				for _, n := range sim.Nodes {
+					ctx := n.Context()
+					t.Logf("node %s: counter %v, vector %v, context %v", n.ID, n.State.Value.(*crdt.ORMap).Field(field), n.Vector(), &ctx)
+				}
 				t.Fatalf("seed %d: not converged after %d rounds", seed, r)
 			}
 			if err := sim.Round(); err != nil {

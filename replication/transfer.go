@@ -233,9 +233,17 @@ func (s *Sync) onStates(from PeerID, m Message) *Page {
 // answers reports whether m answers the transfer's pending request. A
 // late answer to an earlier request (of this transfer or of one before
 // it) must not be taken: its states may have been read before the base.
+// Its number tells it, and so does its vector, which no answer read
+// after the base has below the base's: that holds even when numbers
+// repeat (an engine restarted with the seed it had).
 func (t *transfer) answers(from PeerID, m Message) bool {
 	if t == nil || t.page != nil || from != t.from || m.Req != t.req.Req || m.After != t.req.After {
 		return false
+	}
+	if t.base != nil {
+		if c := m.Vector.Compare(t.basevv); c != crdt.After && c != crdt.Equal {
+			return false
+		}
 	}
 	return (m.Kind == KindStates) == t.req.Full
 }

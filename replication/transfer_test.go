@@ -181,6 +181,36 @@ func TestLateAnswersAreNotTaken(t *testing.T) {
 	}
 }
 
+// TestAnswersReadBeforeTheBaseAreNotTaken: an answer whose vector is below
+// the transfer's base was read before it, even when it carries the number
+// of the current request (numbers repeat when an engine restarts with the
+// seed it had: the simulation found this).
+func TestAnswersReadBeforeTheBaseAreNotTaken(t *testing.T) {
+	var ctx crdt.Context
+	s := replication.New(gappyLog{}, replication.Config{})
+	s.AddPeer("p")
+	res, _ := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindOffer})
+	first := res.Out[0].Msg
+	page := replication.Message{Version: replication.Version, Kind: replication.KindStates, Req: first.Req, Last: "m", Ctx: &ctx,
+		Vector: crdt.VersionVector{1: 5}, States: []replication.State{{Name: "a", Record: []byte{1}}}}
+	if res, _ := s.Step("p", page); res.Page == nil {
+		t.Fatal("the first page was not joined")
+	}
+	outs := s.PageCommitted("p")
+	if len(outs) != 1 || outs[0].Msg.Kind != replication.KindRangeReq {
+		t.Fatalf("after the first page: %+v", outs)
+	}
+	next := replication.Message{Version: replication.Version, Kind: replication.KindStates, Req: outs[0].Msg.Req, After: "m", Done: true, Ctx: &ctx,
+		Vector: crdt.VersionVector{1: 3}, States: []replication.State{{Name: "x", Record: []byte{1}}}}
+	if res, _ := s.Step("p", next); res.Page != nil {
+		t.Fatal("an answer read before the base (vector 1:3, base 1:5) was joined")
+	}
+	next.Vector = crdt.VersionVector{1: 6}
+	if res, _ := s.Step("p", next); res.Page == nil {
+		t.Fatal("an answer read after the base was not joined")
+	}
+}
+
 // TestNewNodeGetsTheLogIfItIgnoresOffers: a peer that holds nothing is
 // offered the state; one that does not take it (an older version drops the
 // unknown kind) gets the log after two offers.

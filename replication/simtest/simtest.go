@@ -307,7 +307,10 @@ func New(n int, seed uint64, net Net, cfg replication.Config) *Sim {
 	return s
 }
 
-// start gives n a fresh engine with its peers.
+// start gives n a fresh engine with its peers. A restarted engine has the
+// seed it had, so it draws the same numbers again (the driver seeds it from
+// the clock): a harsher network than the real one, where late answers to
+// an earlier engine's requests can carry the numbers of the new one's.
 func (s *Sim) start(n *Node) {
 	n.Sync = replication.New(n, n.cfg)
 	for _, p := range n.peers {
