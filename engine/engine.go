@@ -97,10 +97,12 @@ type request struct {
 	entries []store.Entry // remote deltas, when ops is nil
 	// readings: entries are a readings stream's (Readings), not deltas.
 	readings bool
-	page     *Page        // a page of state transfer, when ops is nil
-	values   []crdt.Value // result: each field's state after its op
-	err      error
-	done     chan struct{}
+	page     *Page // a page of state transfer, when ops is nil
+	// forget: delete the stored state transfer progress (ForgetTransfer).
+	forget bool
+	values []crdt.Value // result: each field's state after its op
+	err    error
+	done   chan struct{}
 }
 
 // New returns an engine writing db as replica. It does nothing until Run.
@@ -379,6 +381,10 @@ var errPartial = errors.New("engine: operation failed midway")
 func (w *work) do(r *request) error {
 	if r.page != nil {
 		return w.join(r.page)
+	}
+	if r.forget {
+		w.transfer, w.transferDone = nil, true
+		return nil
 	}
 	if r.readings {
 		for _, en := range r.entries {

@@ -39,6 +39,17 @@ func (e *Engine) Join(ctx context.Context, p *Page) error {
 	return r.err
 }
 
+// ForgetTransfer deletes the stored progress of a state transfer given up
+// (see replication.Stats.TransfersAbandoned), so that a restart does not
+// resume it.
+func (e *Engine) ForgetTransfer(ctx context.Context) error {
+	r := &request{forget: true}
+	if err := e.submit(ctx, r); err != nil {
+		return err
+	}
+	return r.err
+}
+
 // join joins a page into the working state: each field of each name in
 // its range, present on either side, joined as a whole state with the
 // page's context.

@@ -68,6 +68,20 @@ func TestJoinPages(t *testing.T) {
 	if db1.LogVector()[2] != 0 {
 		t.Error("the log vector took the base before the last page")
 	}
+	// A transfer given up is forgotten, so a restart does not resume it;
+	// what its pages joined stays.
+	if err := eng1.ForgetTransfer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := db1.Transfer(); err != nil || tr != nil {
+		t.Fatalf("progress after ForgetTransfer: %+v, %v", tr, err)
+	}
+	if got := count(t, db1, "c"); got != 8 || db1.LogVector()[2] != 0 {
+		t.Errorf("c = %d, log vector %v after ForgetTransfer, want 8 and no base", got, db1.LogVector())
+	}
+	if err := eng1.Join(ctx, &engine.Page{Last: "t", Records: recs, Ctx: db2.Context(), Keep: shared, Progress: prog}); err != nil {
+		t.Fatal(err)
+	}
 
 	rest, _, _ := db2.Records("t", "", 0, nil)
 	if err := eng1.Join(ctx, &engine.Page{After: "t", Records: rest, Ctx: db2.Context(), Keep: shared, Progress: prog, Done: true}); err != nil {

@@ -491,6 +491,12 @@ func (n *Node) Run(ctx context.Context) error {
 			n.send(ctx, o)
 		}
 		st := n.sync.Stats()
+		if st.TransfersAbandoned > n.syncStats.TransfersAbandoned { // Run alone writes syncStats
+			n.o.Logger.Warn("p2p: state transfer given up: the serving peer went silent; the next offer starts a new one")
+			if err := n.o.Engine.ForgetTransfer(ctx); err != nil {
+				n.o.Logger.Warn("p2p: deleting the state transfer progress failed", "err", err)
+			}
+		}
 		n.mu.Lock()
 		if st.OwnAhead > n.syncStats.OwnAhead {
 			n.o.Logger.Error("p2p: peers hold writes of this node that it lacks: it was restored from a backup with its old identity; its new writes reuse their dots and peers drop them. Stop it and start it with a new identity.key (docs/OPERATIONS.md, Backup and restore)")

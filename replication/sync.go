@@ -90,8 +90,10 @@ type Stats struct {
 	DeltaBytes uint64
 	// State transfer: Offers sent, and received but declined (the node
 	// held all the server did); transfers started as a client, done and
-	// abandoned (a silent server); ranges skipped as equal; states sent
-	// and received; entries deferred (not applied) while a transfer ran.
+	// abandoned (a silent server: the driver then deletes the stored
+	// progress, which must not be resumed); ranges skipped as equal;
+	// states sent and received; entries deferred (not applied) while a
+	// transfer ran.
 	Offers, OffersDeclined, Transfers, TransfersDone, TransfersAbandoned uint64
 	RangesSkipped, StatesSent, StatesReceived, Deferred                  uint64
 }
@@ -130,8 +132,6 @@ type Sync struct {
 	tick  uint64
 	stats Stats
 	xfer  *transfer // the state transfer this node is the client of
-	// abandoned is the last transfer given up on a silent server.
-	abandoned *transfer
 }
 
 // New returns an engine over log.

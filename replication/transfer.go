@@ -43,8 +43,12 @@ import (
 const MaxNameBytes = 1024
 
 // transferTries is how many times a client asks again before it gives up
-// on a silent server. A later Offer from the same server resumes where it
-// was; one from another peer starts a new transfer.
+// on a silent server. A transfer given up is over: the node applies
+// entries again, so the ranges already joined no longer hold only what
+// the transfer's base covers, and finishing it later would merge a base
+// that claims writes they lack. The next offer starts a new transfer from
+// the first name (equal ranges cost their digests), and the driver
+// deletes the stored progress (see Stats.TransfersAbandoned).
 const transferTries = 5
 
 // State is the state of one key as the node's store encodes it; opaque to
@@ -107,17 +111,10 @@ func (s *Sync) Resume(p PeerID, cursor string, base crdt.Context, basevv crdt.Ve
 	s.xfer.waited = s.cfg.RoundTicks * 2 // ask at the next tick
 }
 
-// startTransfer begins a state transfer from p, or resumes the one given
-// up on p if there is one (its progress is stored: a restart would resume
-// it too).
+// startTransfer begins a state transfer from p, from the first name.
 func (s *Sync) startTransfer(p PeerID) []Out {
 	s.stats.Transfers++
-	if t := s.abandoned; t != nil && t.from == p {
-		s.xfer, s.abandoned = t, nil
-		t.tries, t.req = 0, Message{}
-		return s.ask(s.nextRequest())
-	}
-	s.xfer, s.abandoned = &transfer{from: p}, nil
+	s.xfer = &transfer{from: p}
 	return s.ask(s.nextRequest())
 }
 
@@ -152,7 +149,7 @@ func (s *Sync) tickTransfer() []Out {
 	}
 	if t.tries++; t.tries > transferTries {
 		s.stats.TransfersAbandoned++
-		s.xfer, s.abandoned = nil, t
+		s.xfer = nil
 		return nil
 	}
 	return s.ask(t.req)

@@ -298,14 +298,17 @@ func TestStaleOffersAreDeclined(t *testing.T) {
 	}
 }
 
-// TestAbandonedTransferResumes: a transfer given up on a silent server
-// resumes from its cursor when that server offers again; another server
-// starts afresh.
-func TestAbandonedTransferResumes(t *testing.T) {
+// TestAbandonedTransferStartsOver: a transfer given up on a silent server
+// is over. Once the node applies entries again, the ranges it joined no
+// longer hold only what the transfer's base covers, and finishing the
+// transfer would merge a base that claims writes they lack (the
+// simulation found a register keeping a value its context had superseded
+// everywhere else). The same server's next offer starts from the first
+// name.
+func TestAbandonedTransferStartsOver(t *testing.T) {
 	var ctx crdt.Context
 	s := replication.New(gappyLog{}, replication.Config{RoundTicks: 2})
 	s.AddPeer("p")
-	s.AddPeer("q")
 	offer := replication.Message{Version: replication.Version, Kind: replication.KindOffer}
 	res, _ := s.Step("p", offer)
 	req := res.Out[0].Msg
@@ -318,14 +321,11 @@ func TestAbandonedTransferResumes(t *testing.T) {
 	for s.Stats().TransfersAbandoned == 0 {
 		s.Tick()
 	}
-	if res, _ = s.Step("p", offer); len(res.Out) != 1 || res.Out[0].Msg.After != "k" {
-		t.Fatalf("the same server's offer: %+v, want a request after k", res.Out)
+	if _, busy := s.Transferring(); busy {
+		t.Fatal("still transferring after giving up")
 	}
-	for s.Stats().TransfersAbandoned == 1 {
-		s.Tick()
-	}
-	if res, _ = s.Step("q", offer); len(res.Out) != 1 || res.Out[0].Msg.After != "" {
-		t.Fatalf("another server's offer: %+v, want a request from the start", res.Out)
+	if res, _ = s.Step("p", offer); len(res.Out) != 1 || res.Out[0].Msg.After != "" {
+		t.Fatalf("the same server's offer: %+v, want a request from the start", res.Out)
 	}
 }
 

@@ -422,12 +422,17 @@ func (s *Sim) Write(i int, mutate func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Caus
 	return s.send(n, outs)
 }
 
-// Tick ticks every running node once.
+// Tick ticks every running node once. A node whose engine gave up a
+// state transfer deletes its stored progress, as the driver does.
 func (s *Sim) Tick() error {
 	for _, n := range s.Nodes {
 		if !n.down {
+			abandoned := n.Sync.Stats().TransfersAbandoned
 			if err := s.send(n, n.Sync.Tick()); err != nil {
 				return err
+			}
+			if n.Sync.Stats().TransfersAbandoned > abandoned {
+				n.xfer = nil
 			}
 		}
 	}
