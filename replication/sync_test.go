@@ -63,11 +63,23 @@ func randomOp(rng *rand.Rand, wall int64) func(m *crdt.ORMap, g *crdt.DotGen) (c
 // nodes crash, and logs are collected or dropped whole. Once everything
 // heals, every node must hold exactly the join of every write any node
 // made (and so acknowledged): nothing lost, nothing left that a later
-// write replaced.
+// write replaced. A harsh network (30% loss, long rounds) makes state
+// transfers give up on silent servers.
 func TestConvergesUnderFaults(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		loss  float64
+		ticks int
+		batch int
+	}{{"lossy", 0.1, 3, 2048}, {"harsh", 0.3, 5, 1024}} {
+		t.Run(c.name, func(t *testing.T) { convergesUnderFaults(t, c.loss, c.ticks, c.batch) })
+	}
+}
+
+func convergesUnderFaults(t *testing.T, loss float64, ticks, batch int) {
 	for seed := range seeds(60) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-			sim := simtest.New(5, seed, simtest.Net{Loss: 0.1, Duplicate: 0.1}, replication.Config{RoundTicks: 3, MaxBatchBytes: 2048})
+			sim := simtest.New(5, seed, simtest.Net{Loss: loss, Duplicate: loss}, replication.Config{RoundTicks: ticks, MaxBatchBytes: batch})
 			rng := rand.New(rand.NewPCG(seed, 99))
 			// want is the join of every write made: what every node
 			// must hold in the end.
