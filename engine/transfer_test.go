@@ -79,6 +79,7 @@ func TestJoinPages(t *testing.T) {
 	if got := count(t, db1, "c"); got != 8 || db1.LogVector()[2] != 0 {
 		t.Errorf("c = %d, log vector %v after ForgetTransfer, want 8 and no base", got, db1.LogVector())
 	}
+	// The first page again, so that the last one finishes a transfer.
 	if err := eng1.Join(ctx, &engine.Page{Last: "t", Records: recs, Ctx: db2.Context(), Keep: shared, Progress: prog}); err != nil {
 		t.Fatal(err)
 	}

@@ -145,9 +145,10 @@ func (db *DB) load() error {
 // context never saw to the context's gap-free prefix, with a warning. The
 // context holds every dot the log vector covers, by construction, but an
 // earlier edged could break that: a peer relayed a group joined across a
-// gap in its log, and this node took the group's whole range. The node then asks its peers again for what follows, and a group
-// or a state transfer brings the writes it lacks; the vector is stored
-// with the next commit.
+// gap in its log, and this node took the group's whole range. The node
+// then asks its peers again for what follows, and a group or a state
+// transfer brings the writes it lacks; the vector is stored with the next
+// commit.
 func (db *DB) repairLogVector() {
 	for o, last := range db.logvv {
 		if db.ctx.ContainsRange(o, 1, last) {
@@ -778,8 +779,8 @@ func DiskUsage(dir string) int64 {
 const idleMeasure = 30
 
 // maintain runs the background work: it measures the directory every
-// second after commits (every idleMeasure seconds otherwise: walking it
-// is most of an idle node's own work), and at every GC interval (starting
+// second after commits (every idleMeasure seconds otherwise, so an idle
+// node does not walk it every second), and at every GC interval (starting
 // at a random offset) collects acknowledged log entries, enforces the
 // budget and collects the value log.
 func (db *DB) maintain() {
