@@ -246,10 +246,14 @@ func (n *Node) exchange() []replication.Out {
 
 // exchanged dials the peers another peer told of that this node is not
 // connected to; as with mDNS, the host authenticates them.
-func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs) {
+func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs, now time.Time) {
 	for _, pa := range peers {
 		id, err := peer.Decode(pa.ID)
 		if err != nil {
+			continue
+		}
+		if n.host.Network().Connectedness(id) == network.Connected {
+			delete(n.toldOf, id)
 			continue
 		}
 		var addrs []ma.Multiaddr
@@ -258,8 +262,42 @@ func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs) {
 				addrs = append(addrs, a)
 			}
 		}
-		if len(addrs) > 0 {
+		if len(addrs) == 0 {
+			continue
+		}
+		if _, waiting := n.toldOf[id]; !waiting {
+			n.toldOf[id] = now
+		}
+		if dialFirst(n.host.ID(), id, addrs, now.Sub(n.toldOf[id])) {
+			delete(n.toldOf, id)
 			n.dial(ctx, id, "", addrs...)
 		}
 	}
+}
+
+// relayDialGrace is how long the node that does not dial first waits for
+// the other to dial it through a relay.
+const relayDialGrace = 5 * time.Second
+
+// dialFirst reports whether self dials other now, told of its addresses
+// addrs waited ago. Two nodes behind NATs learn of each other at the same moment, from
+// the relay's peer exchange. If both dialed, each would hold an inbound
+// relayed connection and start a hole punch; the two punches collide on
+// the same pair of ports, both fail, and the ports stay in TIME_WAIT for
+// libp2p's retries. So of two nodes known to each other only by relayed
+// addresses, the one whose peer ID sorts lower dials at once; the other
+// dials only if still unconnected after relayDialGrace (the first may not
+// have heard yet). The connection is then inbound on one side, which alone
+// starts the hole punch. A peer with a public direct address, or with no
+// relayed one, is dialed at once: libp2p dials direct addresses first.
+func dialFirst(self, other peer.ID, addrs []ma.Multiaddr, waited time.Duration) bool {
+	relayed := false
+	for _, a := range addrs {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			relayed = true
+		} else if manet.IsPublicAddr(a) {
+			return true
+		}
+	}
+	return !relayed || self < other || waited >= relayDialGrace
 }

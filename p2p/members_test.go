@@ -7,6 +7,8 @@ import (
 
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 func (tn *testNode) id() string { return tn.p2p.host.ID().String() }
@@ -65,4 +67,34 @@ func TestPeerExchange(t *testing.T) {
 	a := startBenchNode(t, nodeOpts{durability: store.None}, b.p2p.Addrs()[0])
 	c := startBenchNode(t, nodeOpts{durability: store.None}, b.p2p.Addrs()[0])
 	waitFor(t, "a and c to meet", func() bool { return stateOf(a, c) == "alive" && stateOf(c, a) == "alive" })
+}
+
+// TestOneOfTwoRelayedPeersDialsFirst: of two nodes that know each other
+// only by relayed addresses, one dials at once and the other only after
+// relayDialGrace, so that just one of them starts a hole punch; a direct
+// address is dialed at once by either.
+func TestOneOfTwoRelayedPeersDialsFirst(t *testing.T) {
+	lo, hi := peer.ID("\x00\x01"), peer.ID("\x00\x02")
+	relayed := ma.StringCast("/ip4/11.0.0.10/tcp/4001/p2p/12D3KooWS7ETjzoV3JgbXxnV6kskmtZ9987iALNSpTAqP9dWEuMi/p2p-circuit")
+	private := ma.StringCast("/ip4/192.168.1.10/tcp/4001")
+	public := ma.StringCast("/ip4/11.0.0.1/tcp/4001")
+	for _, c := range []struct {
+		name        string
+		self, other peer.ID
+		addrs       []ma.Multiaddr
+		waited      time.Duration
+		want        bool
+	}{
+		{"lower, relayed", lo, hi, []ma.Multiaddr{relayed}, 0, true},
+		{"higher, relayed", hi, lo, []ma.Multiaddr{relayed}, 0, false},
+		{"higher, relayed, just under the grace", hi, lo, []ma.Multiaddr{relayed}, relayDialGrace - time.Millisecond, false},
+		{"higher, relayed, after the grace", hi, lo, []ma.Multiaddr{relayed}, relayDialGrace, true},
+		{"higher, relayed and private", hi, lo, []ma.Multiaddr{private, relayed}, 0, false},
+		{"higher, relayed and public", hi, lo, []ma.Multiaddr{relayed, public}, 0, true},
+		{"higher, private only", hi, lo, []ma.Multiaddr{private}, 0, true},
+	} {
+		if got := dialFirst(c.self, c.other, c.addrs, c.waited); got != c.want {
+			t.Errorf("%s: dialFirst = %v, want %v", c.name, got, c.want)
+		}
+	}
 }

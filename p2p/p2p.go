@@ -155,6 +155,9 @@ type Node struct {
 	persisted map[replication.PeerID]time.Time
 	// forgotten are the peers whose watermark was dropped (ForgetAfter).
 	forgotten map[replication.PeerID]bool
+	// toldOf is when peer exchange first told of each unconnected peer
+	// that this node waits for (see dialFirst).
+	toldOf map[peer.ID]time.Time
 
 	mu        sync.Mutex
 	stats     map[peer.ID]*PeerStats
@@ -266,6 +269,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	mc := membership.DefaultConfig()
 	mc.Interval = roundTicks * cfg.Tick
 	n.members, n.persisted, n.forgotten = membership.New(mc), map[replication.PeerID]time.Time{}, map[replication.PeerID]bool{}
+	n.toldOf = map[peer.ID]time.Time{}
 	if err := n.restore(); err != nil {
 		h.Close()
 		return nil, err
@@ -562,7 +566,7 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 		return nil, nil
 	}
 	if m.msg.Kind == replication.KindPeers {
-		n.exchanged(ctx, m.msg.Peers)
+		n.exchanged(ctx, m.msg.Peers, time.Now())
 		return nil, nil
 	}
 	res, err := n.sync.Step(from, m.msg)
