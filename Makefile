@@ -59,9 +59,9 @@ test:
 
 # The built binary driven through HTTP and MQTT by curl and the mosquitto
 # clients, then five of them in network namespaces on one LAN finding each
-# other over mDNS (scripts/testbed.sh: needs root and iproute2), then three
+# other over mDNS (scripts/testbed.sh: needs root and iproute2), then four
 # sites behind NAT routers reaching each other through a relay and by hole
-# punching (scripts/natbed.sh: also nftables). Each is skipped with a
+# punching, retried (scripts/natbed.sh: also nftables). Each is skipped with a
 # message where what it needs is missing, failed under CI.
 e2e: build
 	./scripts/e2e-local.sh bin/edged

@@ -190,6 +190,13 @@ type P2PConfig struct {
 	// both NATs where they allow it (DCUtR). The relay carries the sync
 	// when they do not.
 	HolePunching bool `yaml:"hole_punching"`
+
+	// HolePunchRetry is how long a peer may stay reachable only through a
+	// relay before this node reconnects to it through the relay, which
+	// makes the peer try hole punching again; the wait doubles after each
+	// try, up to an hour. libp2p punches once per relayed connection. 0
+	// turns the retries off. Must not be negative.
+	HolePunchRetry time.Duration `yaml:"hole_punch_retry"`
 }
 
 // Reachability values of P2PConfig.
@@ -241,6 +248,9 @@ func (c P2PConfig) Validate() error {
 	}
 	if c.ForgetAfter <= 0 {
 		errs = append(errs, fmt.Errorf("forget_after: must be positive (got %s)", c.ForgetAfter))
+	}
+	if c.HolePunchRetry < 0 {
+		errs = append(errs, fmt.Errorf("hole_punch_retry: must not be negative (got %s)", c.HolePunchRetry))
 	}
 	if c.Tick <= 0 {
 		errs = append(errs, fmt.Errorf("tick: must be positive (got %s)", c.Tick))
@@ -416,7 +426,7 @@ func Default() Config {
 		},
 		MQTT: localmqtt.DefaultConfig(),
 		P2P: P2PConfig{Tick: time.Second, QUIC: true, ForgetAfter: 24 * time.Hour, MDNS: true, MDNSIPv4Only: true, MDNSInterval: 30 * time.Second,
-			Reachability: ReachabilityAuto, HolePunching: true},
+			Reachability: ReachabilityAuto, HolePunching: true, HolePunchRetry: time.Minute},
 		Cloud:           defaultCloud(),
 		Shedding:        defaultShedding(),
 		Sensors:         sensors.DefaultConfig(),

@@ -161,6 +161,7 @@ func p2pCounters(n *p2p.Node) counters {
 		newCounter("edged_sync_bytes_sent_total", "Bytes of sync messages sent.", peers(func(s p2p.PeerStats) uint64 { return s.BytesSent })),
 		newCounter("edged_sync_bytes_received_total", "Bytes of sync messages received.", peers(func(s p2p.PeerStats) uint64 { return s.BytesReceived })),
 		newCounter("edged_sync_errors_total", "Failed sends and unreadable messages.", peers(func(s p2p.PeerStats) uint64 { return s.Errors })),
+		newCounter("edged_p2p_hole_punch_retries_total", "Reconnections through a relay to retry hole punching with a peer still reachable only through it.", peers(func(s p2p.PeerStats) uint64 { return s.PunchRetries })),
 	}
 }
 

@@ -201,7 +201,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.cfg.P2P.Addr != "" {
 		peers, err = p2p.New(p2p.Config{Addr: n.cfg.P2P.Addr, Peers: n.cfg.P2P.Peers, FleetKeyFile: n.cfg.P2P.FleetKeyFile, Allow: n.cfg.P2P.Allow, Tick: n.cfg.P2P.Tick, NoQUIC: !n.cfg.P2P.QUIC, Fleet: n.cfg.Node.Fleet,
 			ForgetAfter: n.cfg.P2P.ForgetAfter, Name: n.name, MDNS: mdnsConfig(n.cfg.P2P), Busy: busy,
-			Relays: n.cfg.P2P.Relays, RelayService: n.cfg.P2P.RelayService, Reachability: n.cfg.P2P.Reachability, HolePunching: n.cfg.P2P.HolePunching},
+			Relays: n.cfg.P2P.Relays, RelayService: n.cfg.P2P.RelayService, Reachability: n.cfg.P2P.Reachability, HolePunching: n.cfg.P2P.HolePunching, HolePunchRetry: n.cfg.P2P.HolePunchRetry},
 			p2p.Options{Key: id.Key, DB: db, Engine: eng, Scope: scopes(n.cfg), Logger: n.log})
 		if err != nil {
 			return fmt.Errorf("node: %w", err)

@@ -1,13 +1,16 @@
 package p2p
 
 import (
+	"context"
 	"time"
 
 	"github.com/edged-dev/edged/config"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Relay service limits. A relay serves its own fleet (only fleet members
@@ -54,4 +57,68 @@ func natOptions(cfg Config, relays []peer.AddrInfo) []libp2p.Option {
 		opts = append(opts, libp2p.ForceReachabilityPublic())
 	}
 	return opts
+}
+
+// maxPunchWait bounds the wait between two hole punching retries.
+const maxPunchWait = time.Hour
+
+// punchRetry is when to try hole punching with a relayed peer again.
+type punchRetry struct {
+	at   time.Time
+	wait time.Duration // the wait after the try at at
+}
+
+// retryPunches makes peers that are still reachable only through a relay
+// try hole punching again. libp2p starts a punch when a relayed
+// connection comes in and never again on that connection, so a punch
+// lost to timing, to packet loss or to a NAT that was full leaves the
+// relay carrying the sync for good. After cfg.HolePunchRetry on relayed
+// connections alone (doubling each time, up to maxPunchWait), the node
+// that dials first (dialFirst: the lower peer ID) closes them and dials
+// again through the relay: the new connection comes in at the peer, which
+// punches. Not while this node catches up from the peer by state
+// transfer, which the reconnection would interrupt.
+func (n *Node) retryPunches(ctx context.Context, now time.Time) {
+	if !n.cfg.HolePunching || n.cfg.HolePunchRetry <= 0 {
+		return
+	}
+	from, transferring := n.sync.Transferring()
+	punches := make(map[peer.ID]*punchRetry, len(n.punches))
+	for _, id := range n.host.Network().Peers() {
+		addr := relayedOnly(n.host.Network().ConnsToPeer(id))
+		if addr == nil || n.host.ID() > id {
+			continue
+		}
+		r := n.punches[id]
+		if r == nil {
+			r = &punchRetry{at: now.Add(n.cfg.HolePunchRetry), wait: n.cfg.HolePunchRetry}
+		}
+		punches[id] = r
+		if now.Before(r.at) || transferring && string(from) == id.String() {
+			continue
+		}
+		r.wait = min(2*r.wait, maxPunchWait)
+		r.at = now.Add(r.wait)
+		n.mu.Lock()
+		n.peerStats(id).PunchRetries++
+		n.mu.Unlock()
+		n.o.Logger.Info("p2p: peer still reachable only through a relay: reconnecting, so that it tries hole punching again",
+			"peer", id, "next_try_in", r.wait)
+		n.host.Network().ClosePeer(id)
+		n.dial(ctx, id, "", addr)
+	}
+	n.punches = punches
+}
+
+// relayedOnly returns the address of a relayed connection among conns if
+// none is direct, else nil.
+func relayedOnly(conns []network.Conn) ma.Multiaddr {
+	var relayed ma.Multiaddr
+	for _, c := range conns {
+		if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err != nil {
+			return nil
+		}
+		relayed = c.RemoteMultiaddr()
+	}
+	return relayed
 }

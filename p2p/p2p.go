@@ -104,6 +104,10 @@ type Config struct {
 	Reachability string
 	// HolePunching upgrades relayed connections to direct ones (DCUtR).
 	HolePunching bool
+	// HolePunchRetry is how long a peer may stay reachable only through a
+	// relay before the node reconnects to make it punch again (doubling
+	// up to maxPunchWait); 0: never.
+	HolePunchRetry time.Duration
 }
 
 // Options are the node's parts the driver works with.
@@ -158,6 +162,9 @@ type Node struct {
 	// toldOf is when peer exchange first told of each unconnected peer
 	// that this node waits for (see dialFirst).
 	toldOf map[peer.ID]time.Time
+	// punches are the peers reachable only through a relay, with when to
+	// try hole punching again (retryPunches).
+	punches map[peer.ID]*punchRetry
 
 	mu        sync.Mutex
 	stats     map[peer.ID]*PeerStats
@@ -190,6 +197,9 @@ type PeerStats struct {
 	// OtherFleet is the fleet of a peer whose messages are dropped because
 	// it is not this node's.
 	OtherFleet *string `json:"other_fleet,omitempty"`
+	// PunchRetries counts the reconnections through the relay made to
+	// retry hole punching with the peer.
+	PunchRetries uint64 `json:"hole_punch_retries,omitempty"`
 }
 
 type inbound struct {
@@ -468,6 +478,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.measureLag()
 			n.updateMarks()
 			n.judge(time.Now())
+			n.retryPunches(ctx, time.Now())
 			if n.ticks++; n.ticks%exchangeTicks == 0 || n.exchangeDue {
 				n.exchangeDue = false
 				outs = append(outs, n.exchange()...)

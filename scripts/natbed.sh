@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NAT test bed: three sites behind NAT routers and one relay on the
+# NAT test bed: four sites behind NAT routers and one relay on the
 # "internet", each host in a network namespace of its own. The relay runs
 # edged with --relay-service; each site's node knows only the relay
 # (--relay) and must reach the other sites' nodes through it:
@@ -7,13 +7,20 @@
 #                    packets, as home and cellular routers do
 #   site c           a symmetric NAT (a random port per connection), where
 #                    hole punching cannot work
+#   site d           like a and b, but its router drops what goes between
+#                    it and a's router until the retry scenario lifts that
 # Scenarios, each reported PASS or FAIL with its time:
 #   reserve     every site's node holds a relayed address on the relay
 #   relay       a and c, which cannot dial each other, are peers through
 #               the relay, and a write on each reaches the other
 #   holepunch   a and b start relayed and end with a direct connection
-#               through both NATs (DCUtR), and sync over it
-# The relay and holepunch times count from the end of reserve.
+#               through both NATs (DCUtR) at the first try, and sync over
+#               it
+#   retry       a and d stay relayed while the path between their NATs is
+#               blocked, and the hole punch is retried (hole_punch_retry,
+#               20 s here); once the path is open, a retry connects them
+#               directly
+# The relay, holepunch and retry times count from the end of reserve.
 #
 # Usage: scripts/natbed.sh [BINARY]   (default bin/edged)
 #
@@ -37,7 +44,7 @@ declare -A pids
 cleanup() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
-	for ns in r a b c ra rb rc; do ip netns del "$tag-$ns" 2>/dev/null || true; done
+	for ns in r a b c d ra rb rc rd; do ip netns del "$tag-$ns" 2>/dev/null || true; done
 	ip link del "$tag-inet" 2>/dev/null || true
 	rm -rf "$dir"
 }
@@ -90,13 +97,21 @@ site() { # s n masquerade-options
 site a 1 ""
 site b 2 ""
 site c 3 "fully-random"
+site d 4 ""
+# The block that the retry scenario lifts.
+ip netns exec "$tag-rd" nft -f - <<-EOF
+	table ip block {
+		chain out { type filter hook postrouting priority filter; oifname "pub" ip daddr 11.0.0.1 drop; }
+		chain in { type filter hook prerouting priority filter; iifname "pub" ip saddr 11.0.0.1 drop; }
+	}
+EOF
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/fleet.key"
 
 start() { # ns [edged run flags...]
 	local ns=$1
 	shift
-	ip netns exec "$tag-$ns" env EDGED_P2P_TICK=250ms "$bin" run --data-dir "$dir/$ns" \
+	ip netns exec "$tag-$ns" env EDGED_P2P_TICK=250ms EDGED_P2P_HOLE_PUNCH_RETRY=20s "$bin" run --data-dir "$dir/$ns" \
 		--http-addr 127.0.0.1:8080 --p2p-addr /ip4/0.0.0.0/tcp/4001 --fleet-key "$dir/fleet.key" \
 		--mdns=false "$@" >"$dir/log-$ns" 2>&1 &
 	pids[$ns]=$!
@@ -129,6 +144,10 @@ inc() { # ns key
 	api "$1" "/v1/kv/app/$2" -X POST -H 'Content-Type: application/json' -d '{"type":"counter","op":"inc"}' >/dev/null
 }
 both() { "$@" && "$1" "$3" "$2" "${@:4}"; }
+# retries ns other: how often ns retried hole punching with other.
+retries() { api "$1" /v1/peers | grep -o "\"$(peer_id "$2")\":{[^}]*}" | grep -o '"hole_punch_retries":[0-9]*' | cut -d: -f2; }
+# retried ns other: one of the two retried hole punching with the other.
+retried() { [ "$(retries "$1" "$2")" -ge 1 ] 2>/dev/null || [ "$(retries "$2" "$1")" -ge 1 ] 2>/dev/null; }
 
 start r --relay-service
 ready r
@@ -139,13 +158,14 @@ relay=/ip4/11.0.0.10/tcp/4001/p2p/$relay_id
 start a --relay "$relay"
 start b --relay "$relay"
 EDGED_P2P_REACHABILITY=private start c --relay "$relay"
-for s in a b c; do ready "$s"; done
+start d --relay "$relay"
+for s in a b c d; do ready "$s"; done
 
 t=$(now)
-if wait_for 120 reserved a && wait_for 30 reserved b && wait_for 30 reserved c; then
-	report reserve PASS "$(since "$t")" "a, b and c each advertise an address on the relay"
+if wait_for 120 reserved a && wait_for 30 reserved b && wait_for 30 reserved c && wait_for 30 reserved d; then
+	report reserve PASS "$(since "$t")" "a, b, c and d each advertise an address on the relay"
 else
-	report reserve FAIL "$(since "$t")" "addresses: $(for s in a b c; do api "$s" /v1/status | grep -o '"addrs":\[[^]]*\]'; done)"
+	report reserve FAIL "$(since "$t")" "addresses: $(for s in a b c d; do api "$s" /v1/status | grep -o '"addrs":\[[^]]*\]'; done)"
 fi
 
 reserved_at=$(now) # the relay and holepunch times count from here
@@ -158,16 +178,30 @@ else
 	report relay FAIL "$(since "$t")" "a's link to c: '$(link a c)', c's to a: '$(link c a)'"
 fi
 
+# Within 15 s, before the first retry (20 s): the first punch must work.
 t=$reserved_at
 inc b from_b
-if wait_for 60 direct a b 2 && wait_for 10 direct b a 1 && wait_for 10 counter_is a from_b 1 && wait_for 10 counter_is b from_a 1; then
+if wait_for 15 direct a b 2 && wait_for 5 direct b a 1 && wait_for 10 counter_is a from_b 1 && wait_for 10 counter_is b from_a 1; then
 	report holepunch PASS "$(since "$t")" "a and b connected directly through both NATs ($(link a b))"
 else
 	report holepunch FAIL "$(since "$t")" "a's link to b: '$(link a b)', b's to a: '$(link b a)'"
 fi
 
+t=$reserved_at
+inc d from_d
+if wait_for 60 both relayed a d && wait_for 60 retried a d && relayed a d && wait_for 10 counter_is a from_d 1; then
+	ip netns exec "$tag-rd" nft delete table ip block
+	if wait_for 60 direct a d 4 && wait_for 5 direct d a 1; then
+		report retry PASS "$(since "$t")" "a and d relayed while blocked, then connected directly by a retry ($(link a d))"
+	else
+		report retry FAIL "$(since "$t")" "after the block was lifted: a's link to d: '$(link a d)', d's to a: '$(link d a)'"
+	fi
+else
+	report retry FAIL "$(since "$t")" "while blocked: a's link to d: '$(link a d)', d's to a: '$(link d a)', retries: $(retries a d)/$(retries d a)"
+fi
+
 if [ "$failed" != 0 ]; then
-	for s in r a b c; do
+	for s in r a b c d; do
 		echo "--- node $s log:" >&2
 		tail -n 20 "$dir/log-$s" >&2
 	done
