@@ -280,11 +280,11 @@ func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs, now
 const relayDialGrace = 5 * time.Second
 
 // dialFirst reports whether self dials other now, told of its addresses
-// addrs waited ago. Two nodes behind NATs learn of each other at the same moment, from
-// the relay's peer exchange. If both dialed, each would hold an inbound
-// relayed connection and start a hole punch; the two punches collide on
-// the same pair of ports, both fail, and the ports stay in TIME_WAIT for
-// libp2p's retries. So of two nodes known to each other only by relayed
+// addrs waited ago. Two nodes behind NATs learn of each other at the same
+// moment, from the relay's peer exchange. If both dialed, each would hold
+// an inbound relayed connection and start a hole punch; the two punches
+// collide on the same pair of ports, both fail, and the ports stay in
+// TIME_WAIT for libp2p's retries. So of two nodes known to each other only by relayed
 // addresses, the one whose peer ID sorts lower dials at once; the other
 // dials only if still unconnected after relayDialGrace (the first may not
 // have heard yet). The connection is then inbound on one side, which alone
