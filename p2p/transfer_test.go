@@ -96,16 +96,7 @@ func recordEqual(x, y store.Record) bool { return x.Name == y.Name && string(x.E
 func TestTransferResumesAfterRestart(t *testing.T) {
 	const keys = 60_000
 	a := startBenchNode(t, nodeOpts{durability: store.None})
-	ctx := context.Background()
-	for i := 0; i < keys; i += 1000 {
-		ops := make([]engine.Op, 1000)
-		for j := range ops {
-			ops[j] = engine.Set(fmt.Sprintf("k%06d", i+j), []byte(strings.Repeat("v", 16)))
-		}
-		if _, err := a.eng.DoAll(ctx, ops...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fill(t, a, keys)
 	dir := t.TempDir()
 	c := startBenchNode(t, nodeOpts{durability: store.None, dir: dir}, a.p2p.Addrs()[0])
 	waitFor(t, "c to join a first page", func() bool { tr, _ := c.db.Transfer(); return tr != nil })
@@ -132,4 +123,35 @@ func TestTransferResumesAfterRestart(t *testing.T) {
 	if st.TransfersDone != 1 || st.StatesReceived >= keys {
 		t.Errorf("after the restart: %d transfers done, %d of %d states received (resumed after %q)", st.TransfersDone, st.StatesReceived, keys, tr.Cursor)
 	}
+}
+
+// fill writes keys registers of 16 bytes to tn.
+func fill(t *testing.T, tn *testNode, keys int) {
+	t.Helper()
+	for i := 0; i < keys; i += 1000 {
+		ops := make([]engine.Op, 1000)
+		for j := range ops {
+			ops[j] = engine.Set(fmt.Sprintf("k%06d", i+j), []byte(strings.Repeat("v", 16)))
+		}
+		if _, err := tn.eng.DoAll(context.Background(), ops...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAbandonedTransferIsForgotten: when the serving peer goes silent
+// mid-transfer, the driver deletes the stored progress of the transfer the
+// engine gave up, so that a restart starts a new one instead of resuming
+// it (the ranges joined since hold more than the old base covers).
+func TestAbandonedTransferIsForgotten(t *testing.T) {
+	a := startBenchNode(t, nodeOpts{durability: store.None})
+	fill(t, a, 60_000)
+	c := startBenchNode(t, nodeOpts{durability: store.None}, a.p2p.Addrs()[0])
+	waitFor(t, "c to join a first page", func() bool { tr, _ := c.db.Transfer(); return tr != nil })
+	a.stop()
+	if c.p2p.SyncStats().TransfersDone > 0 {
+		t.Fatal("c finished its transfer before a was stopped: make the state larger")
+	}
+	waitWithin(t, time.Minute, "c to give the transfer up", func() bool { return c.p2p.SyncStats().TransfersAbandoned > 0 })
+	waitFor(t, "c's stored transfer progress to be deleted", func() bool { tr, err := c.db.Transfer(); return tr == nil && err == nil })
 }
