@@ -174,13 +174,13 @@ func (n *Node) dialCandidate(ctx context.Context, c discovery.Candidate) {
 	if err != nil {
 		return
 	}
-	n.dial(ctx, id, c.Name, addr)
+	n.dial(ctx, "p2p: found peer", id, c.Name, addr)
 }
 
-// dial connects to a found peer that is not connected. The host
-// authenticates it (Noise, fleet key, allowlist); once connected it becomes
-// a peer.
-func (n *Node) dial(ctx context.Context, id peer.ID, name string, addrs ...ma.Multiaddr) {
+// dial connects to a found peer that is not connected, and logs msg when
+// it is. The host authenticates it (Noise, fleet key, allowlist); once
+// connected it becomes a peer.
+func (n *Node) dial(ctx context.Context, msg string, id peer.ID, name string, addrs ...ma.Multiaddr) {
 	// A known peer that is not connected is dialed too: it may be back
 	// at a new address.
 	if id == n.host.ID() || n.host.Network().Connectedness(id) == network.Connected || n.dials.Load() >= maxDials {
@@ -195,7 +195,7 @@ func (n *Node) dial(ctx context.Context, id peer.ID, name string, addrs ...ma.Mu
 			n.o.Logger.Debug("p2p: found peer not reached", "peer", id, "addrs", addrs, "err", err)
 			return
 		}
-		n.o.Logger.Info("p2p: found peer", "peer", id, "name", name, "addrs", addrs)
+		n.o.Logger.Info(msg, "peer", id, "name", name, "addrs", addrs)
 		select {
 		case n.dialed <- id:
 		case <-ctx.Done():
@@ -270,7 +270,7 @@ func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs, now
 		}
 		if dialFirst(n.host.ID(), id, addrs, now.Sub(n.toldOf[id])) {
 			delete(n.toldOf, id)
-			n.dial(ctx, id, "", addrs...)
+			n.dial(ctx, "p2p: found peer", id, "", addrs...)
 		}
 	}
 }

@@ -105,7 +105,7 @@ func (n *Node) retryPunches(ctx context.Context, now time.Time) {
 		n.o.Logger.Info("p2p: peer still reachable only through a relay: reconnecting, so that it tries hole punching again",
 			"peer", id, "next_try_in", r.wait)
 		n.host.Network().ClosePeer(id)
-		n.dial(ctx, id, "", addr)
+		n.dial(ctx, "p2p: reconnected through the relay", id, "", addr)
 	}
 	n.punches = punches
 }

@@ -159,8 +159,8 @@ type Node struct {
 	persisted map[replication.PeerID]time.Time
 	// forgotten are the peers whose watermark was dropped (ForgetAfter).
 	forgotten map[replication.PeerID]bool
-	// toldOf is when peer exchange first told of each unconnected peer
-	// that this node waits for (see dialFirst).
+	// toldOf is when peer exchange first told of each peer that this node
+	// waits for (see dialFirst), since its last message.
 	toldOf map[peer.ID]time.Time
 	// punches are the peers reachable only through a relay, with when to
 	// try hole punching again (retryPunches).
@@ -573,6 +573,7 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 	// A host that got through the fleet key (and the allowlist) is a
 	// peer: one that dials us is synced with from then on.
 	n.addPeer(from)
+	delete(n.toldOf, m.from) // in touch: a later word of it waits afresh
 	if n.heard(from, m.msg.Kind == replication.KindLeave, time.Now()) {
 		return nil, nil
 	}
