@@ -6,7 +6,8 @@
 // transaction, fsynced once, and only then is each caller acknowledged.
 // That turns one fsync per write into one fsync per group, which is what
 // lets a Raspberry Pi's SD card take tens of thousands of durable writes a
-// second.
+// second. The owner builds the next group while the previous one is being
+// fsynced (see Run).
 //
 // Reads do not go through the engine: they read the committed state from
 // the store, so a write is visible to reads once Do has returned
@@ -18,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/edged-dev/edged/crdt"
@@ -231,8 +233,25 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 
 // Run commits operations until ctx is cancelled. Requests queued when it
 // stops are answered with ErrStopped.
+//
+// Commits are pipelined: while one group is being committed (by a
+// goroutine of Run's that writes and fsyncs it), Run builds the next group
+// from the requests that arrive meanwhile, on top of the first group's
+// state, and hands it over as soon as the first is durable. No request is
+// answered before its own group is durable. If the first group fails, the
+// second is built again from the committed state, so a failed group's
+// effects never reach the store through the next one.
 func (e *Engine) Run(ctx context.Context) error {
+	flights := make(chan *flight)
+	var committer sync.WaitGroup
+	committer.Go(func() {
+		for f := range flights {
+			f.done <- e.db.Commit(f.b)
+		}
+	})
 	defer func() {
+		close(flights)
+		committer.Wait()
 		close(e.stopped)
 		for {
 			select {
@@ -244,39 +263,132 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	batch := make([]*request, 0, e.cfg.MaxBatchOps)
+	var (
+		fl   *flight    // the group being committed, if any
+		next []*request // requests received while it is
+		w    *work      // next, built on fl's state; nil when next is empty
+	)
 	for {
-		batch = batch[:0]
+		reqs := e.reqs
+		if len(next) >= e.cfg.MaxBatchOps {
+			reqs = nil // the next group is full: let the queue fill
+		}
+		var landed chan error
+		if fl != nil {
+			landed = fl.done
+		}
 		select {
 		case <-ctx.Done():
+			if fl != nil {
+				e.land(fl, <-fl.done)
+			}
+			if len(next) > 0 {
+				reset(next)
+				e.commit(next)
+			}
 			return nil
-		case r := <-e.reqs:
-			batch = append(batch, r)
-		}
-	gather:
-		for len(batch) < e.cfg.MaxBatchOps {
-			select {
-			case r := <-e.reqs:
-				batch = append(batch, r)
-			default:
-				break gather
+		case r := <-reqs:
+			if fl == nil {
+				fl = e.launch(flights, e.gather(r), nil)
+				continue
+			}
+			if w == nil {
+				w = newWork(e, fl.w)
+			}
+			next = append(next, r)
+			w.add(r)
+		case err := <-landed:
+			if !e.land(fl, err) {
+				w = nil // built on a group that failed
+			}
+			fl = nil
+			if len(next) > 0 {
+				fl = e.launch(flights, next, w)
+				next, w = nil, nil
 			}
 		}
-		e.commit(batch)
 	}
 }
 
-// commit applies and commits one group, answering every request.
+// flight is a group handed to Run's committer: its work, what to commit
+// (taken from the work on Run's goroutine), its requests, and where the
+// committer reports the outcome.
+type flight struct {
+	w     *work
+	b     store.Batch
+	batch []*request
+	done  chan error
+}
+
+// gather returns r and the requests queued behind it, up to MaxBatchOps.
+func (e *Engine) gather(r *request) []*request {
+	batch := []*request{r}
+	for len(batch) < e.cfg.MaxBatchOps {
+		select {
+		case r := <-e.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// launch hands batch, built as w (nil: not built yet), to the committer
+// and returns its flight. A batch that cannot be committed as built (one
+// of its requests failed midway, or needs the committed state) is
+// committed by commit instead, before launch returns nil.
+func (e *Engine) launch(flights chan<- *flight, batch []*request, w *work) *flight {
+	if w == nil {
+		w = newWork(e, nil)
+		for _, r := range batch {
+			w.add(r)
+		}
+	}
+	if w.redo {
+		reset(batch)
+		e.commit(batch)
+		return nil
+	}
+	w.base = nil // the group it was built on is committed now
+	f := &flight{w: w, b: w.batch(), batch: batch, done: make(chan error, 1)}
+	flights <- f
+	return f
+}
+
+// land answers the requests of f, whose commit returned err, and reports
+// whether its state is now committed.
+func (e *Engine) land(f *flight, err error) bool {
+	if errors.Is(err, store.ErrTxnTooBig) && len(f.batch) > 1 {
+		reset(f.batch)
+		e.commit(f.batch)
+		return false
+	}
+	e.finish(f.w, f.batch, err)
+	return err == nil
+}
+
+// reset clears what building a group left in its requests, to build them
+// again.
+func reset(batch []*request) {
+	for _, r := range batch {
+		r.values, r.err = nil, nil
+	}
+}
+
+// commit applies and commits one group, answering every request. It is
+// the unpipelined path: for groups that could not be built ahead, and for
+// the rest of a group after one of its requests failed midway.
 func (e *Engine) commit(batch []*request) {
 	for {
-		w := newWork(e)
+		w := newWork(e, nil)
 		bad := -1
 		for i, r := range batch {
 			if r.err != nil {
 				continue
 			}
 			if err := w.do(r); err != nil {
-				if errors.Is(err, store.ErrTooLarge) || errors.Is(err, errPartial) {
+				if isMidway(err) {
 					// Applying it changed the working state in place:
 					// fail it and redo the group without it.
 					r.err, bad = err, i
@@ -301,34 +413,51 @@ func (e *Engine) commit(batch []*request) {
 			e.commit(batch[len(batch)/2:])
 			return
 		}
-		if err == nil {
-			e.ctx, e.logvv = w.ctx, w.logvv
-			names := make([]string, 0, len(w.encoded))
-			for name, enc := range w.encoded {
-				e.cache.put(name, enc)
-				names = append(names, name)
-			}
-			if e.cfg.OnCommit != nil {
-				e.cfg.OnCommit(names)
-			}
-		}
-		for _, r := range batch {
-			if r.err == nil {
-				r.err = err
-			}
-			if r.err != nil {
-				r.values = nil
-			}
-			close(r.done)
-		}
+		e.finish(w, batch, err)
 		return
+	}
+}
+
+// isMidway reports whether err failed a request after it changed the
+// working state.
+func isMidway(err error) bool {
+	return errors.Is(err, store.ErrTooLarge) || errors.Is(err, errPartial)
+}
+
+// finish makes w the committed state if its commit succeeded (err nil),
+// then answers every request of batch.
+func (e *Engine) finish(w *work, batch []*request, err error) {
+	if err == nil {
+		e.ctx, e.logvv = w.ctx, w.logvv
+		names := make([]string, 0, len(w.encoded))
+		for name, enc := range w.encoded {
+			e.cache.put(name, enc)
+			names = append(names, name)
+		}
+		if e.cfg.OnCommit != nil {
+			e.cfg.OnCommit(names)
+		}
+	}
+	for _, r := range batch {
+		if r.err == nil {
+			r.err = err
+		}
+		if r.err != nil {
+			r.values = nil
+		}
+		close(r.done)
 	}
 }
 
 // work is the state of one group being built: the fields touched so far
 // (by name), a working copy of the context and the log entries.
 type work struct {
-	e       *Engine
+	e *Engine
+	// base is the group still being committed that this one is built on;
+	// nil: built on the committed state.
+	base *work
+	// redo: the group must be built again by commit (see add).
+	redo    bool
 	ctx     crdt.Context
 	logvv   crdt.VersionVector
 	names   map[string]map[crdt.Type]crdt.Value
@@ -344,8 +473,38 @@ type work struct {
 	transferDone bool
 }
 
-func newWork(e *Engine) *work {
-	return &work{e: e, ctx: e.ctx.Clone(), logvv: e.logvv.Clone(), names: map[string]map[crdt.Type]crdt.Value{}, encoded: map[string][]byte{}}
+// newWork returns a work on the committed state, or on base's when base is
+// a group still being committed.
+func newWork(e *Engine, base *work) *work {
+	w := &work{e: e, base: base, names: map[string]map[crdt.Type]crdt.Value{}, encoded: map[string][]byte{}}
+	if base != nil {
+		w.ctx, w.logvv = base.ctx.Clone(), base.logvv.Clone()
+	} else {
+		w.ctx, w.logvv = e.ctx.Clone(), e.logvv.Clone()
+	}
+	return w
+}
+
+// add builds r into the group. A request that fails on its own is
+// answered with its error when the group lands. One that fails midway, or
+// that needs the committed state (a page of state transfer, a readings
+// stream, forgetting a transfer) while w is built on a group not yet
+// committed, sets redo: the group is then built again by commit.
+func (w *work) add(r *request) {
+	if w.redo {
+		return
+	}
+	if w.base != nil && (r.page != nil || r.readings || r.forget) {
+		w.redo = true
+		return
+	}
+	if err := w.do(r); err != nil {
+		if isMidway(err) {
+			w.redo = true
+			return
+		}
+		r.err = err
+	}
 }
 
 // fields returns the working state of name, decoded afresh from the cache
@@ -355,7 +514,10 @@ func (w *work) fields(name string) (map[crdt.Type]crdt.Value, error) {
 	if vs, ok := w.names[name]; ok {
 		return vs, nil
 	}
-	enc, ok := w.e.cache.get(name)
+	enc, ok := w.base.record(name)
+	if !ok {
+		enc, ok = w.e.cache.get(name)
+	}
 	if !ok {
 		var err error
 		if enc, err = w.e.db.GetRecord(name); err != nil {
@@ -372,6 +534,16 @@ func (w *work) fields(name string) (map[crdt.Type]crdt.Value, error) {
 	}
 	w.names[name] = vs
 	return vs, nil
+}
+
+// record returns the record of name that w writes (nil: deleted), if it
+// writes one. A nil w writes nothing.
+func (w *work) record(name string) ([]byte, bool) {
+	if w == nil {
+		return nil, false
+	}
+	enc, ok := w.encoded[name]
+	return enc, ok
 }
 
 // errPartial marks the failure of an operation after some of its parts

@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
@@ -310,5 +312,88 @@ func checkFacts(t testing.TB, db *store.DB, name string, rs *crdt.ReadingSet) {
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("%s: stored readings %v, logged %v", name, got, want)
+	}
+}
+
+// TestGroupBuiltDuringACommit checks the pipelined write path: a group
+// built while the one before it is being committed sees that group's
+// effects if it commits, and is built again without them if it fails.
+func TestGroupBuiltDuringACommit(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		firstFull bool // the disk is full for the first group's commit
+		want      int64
+		dots      crdt.Seq // the second op's dot
+	}{
+		{"first group commits", false, 11, 2},
+		{"first group fails", true, 10, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The store asks for the free space at the start of each
+			// commit: armed, the first ask waits for release.
+			var armed atomic.Bool
+			release := make(chan bool)
+			free := func(string) (int64, error) {
+				if armed.CompareAndSwap(true, false) && <-release {
+					return 0, nil
+				}
+				return 1 << 40, nil
+			}
+			db, e, _ := openWith(t, store.Options{Dir: t.TempDir(), Durability: store.None, FreeSpace: free}, 1)
+			ctx := context.Background()
+			armed.Store(true)
+			first := make(chan error, 1)
+			go func() {
+				_, err := e.Do(ctx, engine.Add("c", 1))
+				first <- err
+			}()
+			waitFor(t, "the first group's commit", func() bool { return !armed.Load() })
+			type result struct {
+				v   crdt.Value
+				err error
+			}
+			second := make(chan result, 1)
+			go func() {
+				v, err := e.Do(ctx, engine.Add("c", 10))
+				second <- result{v, err}
+			}()
+			waitFor(t, "the engine to take the second op", func() bool { return e.Queued() == 0 })
+			release <- tc.firstFull
+
+			if err := <-first; tc.firstFull != errors.Is(err, store.ErrDiskFull) {
+				t.Fatalf("first op: %v (disk full: %t)", err, tc.firstFull)
+			}
+			r := <-second
+			if r.err != nil {
+				t.Fatalf("second op: %v", r.err)
+			}
+			if got := r.v.(*crdt.PNCounter).Value(); got != tc.want {
+				t.Errorf("second op returned %d, want %d", got, tc.want)
+			}
+			vs, err := db.Get("c")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := vs[crdt.TypePNCounter].(*crdt.PNCounter).Value(); got != tc.want {
+				t.Errorf("store holds %d, want %d", got, tc.want)
+			}
+			if ctx := db.Context(); ctx.Max(1) != tc.dots {
+				t.Errorf("context holds dots up to %d, want %d", ctx.Max(1), tc.dots)
+			}
+		})
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
 	}
 }
