@@ -340,6 +340,7 @@ func (e *Engine) gather(r *request) []*request {
 // committed by commit instead, before launch returns nil.
 func (e *Engine) launch(flights chan<- *flight, batch []*request, w *work) *flight {
 	if w == nil {
+		reset(batch) // of a build on a group that failed
 		w = newWork(e, nil)
 		for _, r := range batch {
 			w.add(r)

@@ -329,45 +329,11 @@ func TestGroupBuiltDuringACommit(t *testing.T) {
 		{"first group fails", true, 10, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// The store asks for the free space at the start of each
-			// commit: armed, the first ask waits for release.
-			var armed atomic.Bool
-			release := make(chan bool)
-			free := func(string) (int64, error) {
-				if armed.CompareAndSwap(true, false) && <-release {
-					return 0, nil
-				}
-				return 1 << 40, nil
+			db, v, err := duringFirstCommit(t, tc.firstFull, engine.Add("c", 10))
+			if err != nil {
+				t.Fatalf("second op: %v", err)
 			}
-			db, e, _ := openWith(t, store.Options{Dir: t.TempDir(), Durability: store.None, FreeSpace: free}, 1)
-			ctx := context.Background()
-			armed.Store(true)
-			first := make(chan error, 1)
-			go func() {
-				_, err := e.Do(ctx, engine.Add("c", 1))
-				first <- err
-			}()
-			waitFor(t, "the first group's commit", func() bool { return !armed.Load() })
-			type result struct {
-				v   crdt.Value
-				err error
-			}
-			second := make(chan result, 1)
-			go func() {
-				v, err := e.Do(ctx, engine.Add("c", 10))
-				second <- result{v, err}
-			}()
-			waitFor(t, "the engine to take the second op", func() bool { return e.Queued() == 0 })
-			release <- tc.firstFull
-
-			if err := <-first; tc.firstFull != errors.Is(err, store.ErrDiskFull) {
-				t.Fatalf("first op: %v (disk full: %t)", err, tc.firstFull)
-			}
-			r := <-second
-			if r.err != nil {
-				t.Fatalf("second op: %v", r.err)
-			}
-			if got := r.v.(*crdt.PNCounter).Value(); got != tc.want {
+			if got := v.(*crdt.PNCounter).Value(); got != tc.want {
 				t.Errorf("second op returned %d, want %d", got, tc.want)
 			}
 			vs, err := db.Get("c")
@@ -382,6 +348,63 @@ func TestGroupBuiltDuringACommit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestErrorOnAFailedGroupIsNotKept checks that an op that failed only
+// because of the group it was built on (a type mismatch with a counter
+// that group created) is answered by its own outcome when that group fails
+// and it is built again.
+func TestErrorOnAFailedGroupIsNotKept(t *testing.T) {
+	set := engine.Set("c", []byte("v"))
+	if _, _, err := duringFirstCommit(t, false, set); !errors.Is(err, engine.ErrTypeMismatch) {
+		t.Fatalf("register set on the first group's counter: %v, want a type mismatch", err)
+	}
+	db, v, err := duringFirstCommit(t, true, set)
+	if err != nil {
+		t.Fatalf("register set after the first group failed: %v", err)
+	}
+	vs, err := db.Get("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == nil || vs[crdt.TypeLWWRegister] == nil || len(vs) != 1 {
+		t.Fatalf("returned %v; store holds %v, want the register alone", v, vs)
+	}
+}
+
+// duringFirstCommit adds 1 to counter "c" on a fresh engine and, while
+// that group's commit is held open, submits second. It then lets the first
+// commit fail with a full disk (firstFull) or succeed, checks the first
+// op's outcome, and returns the store and second's outcome.
+func duringFirstCommit(t *testing.T, firstFull bool, second engine.Op) (*store.DB, crdt.Value, error) {
+	t.Helper()
+	// The store asks for the free space at the start of each commit:
+	// armed, the first ask waits for release.
+	var armed atomic.Bool
+	release := make(chan bool)
+	free := func(string) (int64, error) {
+		if armed.CompareAndSwap(true, false) && <-release {
+			return 0, nil
+		}
+		return 1 << 40, nil
+	}
+	db, e, _ := openWith(t, store.Options{Dir: t.TempDir(), Durability: store.None, FreeSpace: free}, 1)
+	ctx := context.Background()
+	armed.Store(true)
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.Do(ctx, engine.Add("c", 1))
+		first <- err
+	}()
+	waitFor(t, "the first group's commit", func() bool { return !armed.Load() })
+	wait := e.Send(second)
+	waitFor(t, "the engine to take the second op", func() bool { return e.Queued() == 0 })
+	release <- firstFull
+	if err := <-first; firstFull != errors.Is(err, store.ErrDiskFull) {
+		t.Fatalf("first op: %v (disk full: %t)", err, firstFull)
+	}
+	v, err := wait()
+	return db, v, err
 }
 
 // waitFor polls cond until it holds, failing the test after 10 s.
