@@ -98,3 +98,40 @@ func TestOneOfTwoRelayedPeersDialsFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestSendLeavesTheRelayedDialToTheLowerPeer checks the rule of dialFirst
+// on the send path: of two peers known to each other only through a
+// relay, a send from the higher one does not dial within relayDialGrace,
+// so that a retried hole punch (the lower one reconnecting) is not met by
+// a second dial from the other side.
+func TestSendLeavesTheRelayedDialToTheLowerPeer(t *testing.T) {
+	a, b := startTestNode(t, ""), startTestNode(t, "")
+	lo, hi := a.p2p, b.p2p
+	if hi.host.ID() < lo.host.ID() {
+		lo, hi = hi, lo
+	}
+	relayed := ma.StringCast("/ip4/11.0.0.10/tcp/4001/p2p/12D3KooWS7ETjzoV3JgbXxnV6kskmtZ9987iALNSpTAqP9dWEuMi/p2p-circuit")
+	lo.host.Peerstore().AddAddr(hi.host.ID(), relayed, time.Hour)
+	hi.host.Peerstore().AddAddr(lo.host.ID(), relayed, time.Hour)
+	t0 := time.Now()
+
+	var since time.Time
+	if !lo.mayDial(hi.host.ID(), &since, t0) {
+		t.Error("the lower peer may not dial")
+	}
+	since = time.Time{}
+	if hi.mayDial(lo.host.ID(), &since, t0) || hi.mayDial(lo.host.ID(), &since, t0.Add(relayDialGrace-time.Millisecond)) {
+		t.Error("the higher peer dials within the grace")
+	}
+	if !hi.mayDial(lo.host.ID(), &since, t0.Add(relayDialGrace)) {
+		t.Error("the higher peer may not dial after the grace")
+	}
+
+	// Connected, a send goes ahead and the wait starts afresh next time.
+	if err := hi.host.Connect(context.Background(), peer.AddrInfo{ID: lo.host.ID(), Addrs: lo.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if !hi.mayDial(lo.host.ID(), &since, t0.Add(relayDialGrace)) || !since.IsZero() {
+		t.Errorf("connected: send refused, or the wait kept (%v)", since)
+	}
+}

@@ -668,12 +668,17 @@ func (n *Node) send(ctx context.Context, o replication.Out) {
 // own. A peer that does not answer costs its own queue at most
 // streamTimeout per message; what is lost, the next round repairs.
 func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan []byte) {
+	var unconnected time.Time // since when sends have found id unconnected
 	for {
 		var b []byte
 		select {
 		case <-ctx.Done():
 			return
 		case b = <-box:
+		}
+		if !n.mayDial(id, &unconnected, time.Now()) {
+			n.o.Logger.Debug("p2p: send dropped while the peer dials first", "peer", id)
+			continue
 		}
 		err := n.write(ctx, id, b)
 		n.mu.Lock()
@@ -693,6 +698,27 @@ func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan []byte) {
 		st.BytesSent += uint64(len(b))
 		n.mu.Unlock()
 	}
+}
+
+// mayDial reports whether a send to id may go ahead, dialing id if it is
+// not connected. *since is when sends began to find id unconnected (zero:
+// connected); mayDial keeps it. The rule is dialFirst's, with the wait
+// counted from *since: of two peers known to each other only through a
+// relay, the one whose ID sorts higher leaves the dialing to the other for
+// relayDialGrace. Otherwise, when the lower one closes their relayed
+// connections to retry hole punching (retryPunches) and dials again, a
+// send from this side in the gap dials too; each side then holds an
+// inbound relayed connection and starts a punch, and the punches collide.
+// A message not sent is repaired by the next round.
+func (n *Node) mayDial(id peer.ID, since *time.Time, now time.Time) bool {
+	if len(n.host.Network().ConnsToPeer(id)) > 0 {
+		*since = time.Time{}
+		return true
+	}
+	if since.IsZero() {
+		*since = now
+	}
+	return dialFirst(n.host.ID(), id, n.host.Peerstore().Addrs(id), now.Sub(*since))
 }
 
 // write sends one framed message on a new stream to id.
