@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -284,20 +285,18 @@ const relayDialGrace = 5 * time.Second
 // moment, from the relay's peer exchange. If both dialed, each would hold
 // an inbound relayed connection and start a hole punch; the two punches
 // collide on the same pair of ports, both fail, and the ports stay in
-// TIME_WAIT for libp2p's retries. So of two nodes known to each other only by relayed
-// addresses, the one whose peer ID sorts lower dials at once; the other
-// dials only if still unconnected after relayDialGrace (the first may not
-// have heard yet). The connection is then inbound on one side, which alone
-// starts the hole punch. A peer with a public direct address, or with no
-// relayed one, is dialed at once: libp2p dials direct addresses first.
+// TIME_WAIT for libp2p's retries. So of two nodes known to each other by
+// relayed addresses, the one whose peer ID sorts lower dials at once; the
+// other dials only if still unconnected after relayDialGrace (the first
+// may not have heard yet). The connection is then inbound on one side,
+// which alone starts the hole punch. A peer with a relayed address is
+// behind a NAT even when it also lists a public address (its NAT's
+// mapping, which drops what the peer did not send for), so such a dial
+// would end on the relay too. A peer without one is dialed at once.
 func dialFirst(self, other peer.ID, addrs []ma.Multiaddr, waited time.Duration) bool {
-	relayed := false
-	for _, a := range addrs {
-		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-			relayed = true
-		} else if manet.IsPublicAddr(a) {
-			return true
-		}
-	}
+	relayed := slices.ContainsFunc(addrs, func(a ma.Multiaddr) bool {
+		_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+		return err == nil
+	})
 	return !relayed || self < other || waited >= relayDialGrace
 }

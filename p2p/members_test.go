@@ -90,7 +90,8 @@ func TestOneOfTwoRelayedPeersDialsFirst(t *testing.T) {
 		{"higher, relayed, just under the grace", hi, lo, []ma.Multiaddr{relayed}, relayDialGrace - time.Millisecond, false},
 		{"higher, relayed, after the grace", hi, lo, []ma.Multiaddr{relayed}, relayDialGrace, true},
 		{"higher, relayed and private", hi, lo, []ma.Multiaddr{private, relayed}, 0, false},
-		{"higher, relayed and public", hi, lo, []ma.Multiaddr{relayed, public}, 0, true},
+		{"higher, relayed and public (its NAT)", hi, lo, []ma.Multiaddr{relayed, public}, 0, false},
+		{"higher, public only", hi, lo, []ma.Multiaddr{public}, 0, true},
 		{"higher, private only", hi, lo, []ma.Multiaddr{private}, 0, true},
 	} {
 		if got := dialFirst(c.self, c.other, c.addrs, c.waited); got != c.want {

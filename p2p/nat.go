@@ -107,6 +107,14 @@ func (n *Node) retryPunches(ctx context.Context, now time.Time) {
 		n.host.Network().ClosePeer(id)
 		n.dial(ctx, "p2p: reconnected through the relay", id, "", addr)
 	}
+	// A peer being reconnected (by the retry above, or by the peer) has
+	// no connection for a moment: it keeps its wait, which would
+	// otherwise start again from cfg.HolePunchRetry.
+	for id, r := range n.punches {
+		if _, ok := punches[id]; !ok && now.Before(r.at) && len(n.host.Network().ConnsToPeer(id)) == 0 {
+			punches[id] = r
+		}
+	}
 	n.punches = punches
 }
 
