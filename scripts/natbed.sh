@@ -17,9 +17,10 @@
 #               through both NATs (DCUtR) at the first try, and sync over
 #               it
 #   retry       a and d stay relayed while the path between their NATs is
-#               blocked, and the hole punch is retried (hole_punch_retry,
-#               20 s here); once the path is open, a retry connects them
-#               directly
+#               blocked (refused), and the hole punch is retried
+#               (hole_punch_retry, 20 s here); the first retry's punch is
+#               refused too, so once the path is open the second retry,
+#               40 s after the first, must connect them directly
 # The relay, holepunch and retry times count from the end of reserve.
 #
 # Usage: scripts/natbed.sh [BINARY]   (default bin/edged)
@@ -98,11 +99,15 @@ site a 1 ""
 site b 2 ""
 site c 3 "fully-random"
 site d 4 ""
-# The block that the retry scenario lifts.
+# The block that the retry scenario lifts. It refuses with a reset rather
+# than dropping: dropped SYNs leave a's router a mapping in SYN_SENT that
+# each retransmission renews, and while it lasts (2 minutes after the last)
+# a later punch through it fails, so a punch that gave up on the block
+# would make the next retry fail too. A reset closes the mapping.
 ip netns exec "$tag-rd" nft -f - <<-EOF
 	table ip block {
-		chain out { type filter hook postrouting priority filter; oifname "pub" ip daddr 11.0.0.1 drop; }
-		chain in { type filter hook prerouting priority filter; iifname "pub" ip saddr 11.0.0.1 drop; }
+		chain forward_block { type filter hook forward priority filter; oifname "pub" ip daddr 11.0.0.1 reject with tcp reset; }
+		chain input_block { type filter hook input priority filter; iifname "pub" ip saddr 11.0.0.1 reject with tcp reset; }
 	}
 EOF
 
