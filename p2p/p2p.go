@@ -703,9 +703,9 @@ func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan []byte) {
 // mayDial reports whether a send to id may go ahead, dialing id if it is
 // not connected. *since is when sends began to find id unconnected (zero:
 // connected); mayDial keeps it. The rule is dialFirst's, with the wait
-// counted from *since: of two peers known to each other only through a
-// relay, the one whose ID sorts higher leaves the dialing to the other for
-// relayDialGrace. Otherwise, when the lower one closes their relayed
+// counted from *since: of two peers known to each other by relayed
+// addresses, the one whose ID sorts higher leaves the dialing to the other
+// for relayDialGrace. Otherwise, when the lower one closes their relayed
 // connections to retry hole punching (retryPunches) and dials again, a
 // send from this side in the gap dials too; each side then holds an
 // inbound relayed connection and starts a punch, and the punches collide.
