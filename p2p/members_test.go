@@ -136,3 +136,81 @@ func TestSendLeavesTheRelayedDialToTheLowerPeer(t *testing.T) {
 		t.Errorf("connected: send refused, or the wait kept (%v)", since)
 	}
 }
+
+// TestPunchSchedule: a relayed peer is retried after the first wait, then
+// after doubling waits up to maxPunchWait; not while it is busy; it keeps
+// its wait while it has no connection at all for a moment (being
+// reconnected), and is forgotten once it has a direct one.
+func TestPunchSchedule(t *testing.T) {
+	p := peer.ID("\x00\x02")
+	const first = 15 * time.Second
+	t0 := time.Now()
+	var conns, busy bool
+	connected := func(peer.ID) bool { return conns }
+	isBusy := func(peer.ID) bool { return busy }
+	var s punchSchedule
+	// tick advances the schedule at t, with p relayed or not, and reports
+	// whether p was due.
+	tick := func(t time.Time, relayed bool) bool {
+		var ps []peer.ID
+		if relayed {
+			ps = []peer.ID{p}
+		}
+		var due []peer.ID
+		s, due = s.next(ps, connected, isBusy, first, t)
+		return len(due) == 1
+	}
+	conns = true
+	if tick(t0, true) || tick(t0.Add(first-time.Second), true) {
+		t.Fatal("retried before the first wait")
+	}
+	// Retries at first, then after 2·first, 4·first, … up to the cap.
+	at, wait := t0.Add(first), first
+	for range 12 {
+		if !tick(at, true) {
+			t.Fatalf("not retried at %s", at.Sub(t0))
+		}
+		wait = min(2*wait, maxPunchWait)
+		if tick(at.Add(wait-time.Second), true) {
+			t.Fatalf("retried %s after the retry at %s, before its wait of %s", wait-time.Second, at.Sub(t0), wait)
+		}
+		at = at.Add(wait)
+	}
+	if wait != maxPunchWait {
+		t.Fatalf("wait %s after 12 retries, want the cap %s", wait, maxPunchWait)
+	}
+
+	// Busy (this node catches up from it): not retried until it is not.
+	busy = true
+	if tick(at, true) {
+		t.Error("retried while busy")
+	}
+	busy = false
+	if !tick(at.Add(time.Second), true) {
+		t.Error("not retried once no longer busy")
+	}
+	at = at.Add(time.Second + maxPunchWait)
+
+	// Reconnecting: no connection at all for a moment. It keeps its wait.
+	conns = false
+	if tick(at.Add(-time.Minute), false) {
+		t.Error("retried while unconnected")
+	}
+	conns = true
+	if tick(at.Add(-time.Second), true) {
+		t.Error("the wait started again from the first after a moment without connections")
+	}
+	if !tick(at, true) {
+		t.Error("not retried when its kept wait ended")
+	}
+
+	// A direct connection: forgotten. Relayed again later, it starts
+	// from the first wait.
+	later := at.Add(time.Minute)
+	if tick(later, false) || len(s) != 0 {
+		t.Fatalf("a directly connected peer is still scheduled: %v", s)
+	}
+	if tick(later.Add(time.Second), true) || !tick(later.Add(time.Second+first), true) {
+		t.Error("relayed again: not retried after the first wait")
+	}
+}

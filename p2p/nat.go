@@ -68,54 +68,80 @@ type punchRetry struct {
 	wait time.Duration // the wait after the try at at
 }
 
+// punchSchedule holds the retries of the peers reachable only through a
+// relay.
+type punchSchedule map[peer.ID]punchRetry
+
+// next returns the schedule after a tick at now, and the peers due for a
+// retry. relayed are the peers reachable only through a relay that this
+// node dials first; connected reports whether a peer has any connection;
+// busy, a peer not to reconnect now. A peer relayed for the first time
+// is due after first; each retry doubles its wait, up to maxPunchWait. A
+// peer no longer relayed is forgotten, unless it has no connection at all
+// for the moment (it is being reconnected, by a retry or by the peer) and
+// its next try is still ahead: it keeps its wait, which would otherwise
+// start again from first.
+func (s punchSchedule) next(relayed []peer.ID, connected, busy func(peer.ID) bool, first time.Duration, now time.Time) (punchSchedule, []peer.ID) {
+	out := make(punchSchedule, len(s))
+	var due []peer.ID
+	for _, id := range relayed {
+		r, ok := s[id]
+		if !ok {
+			r = punchRetry{at: now.Add(first), wait: first}
+		}
+		if !now.Before(r.at) && !busy(id) {
+			r.wait = min(2*r.wait, maxPunchWait)
+			r.at = now.Add(r.wait)
+			due = append(due, id)
+		}
+		out[id] = r
+	}
+	for id, r := range s {
+		if _, ok := out[id]; !ok && now.Before(r.at) && !connected(id) {
+			out[id] = r
+		}
+	}
+	return out, due
+}
+
 // retryPunches makes peers that are still reachable only through a relay
 // try hole punching again. libp2p starts a punch when a relayed
 // connection comes in and never again on that connection, so a punch
 // lost to timing, to packet loss or to a NAT that was full leaves the
 // relay carrying the sync for good. After cfg.HolePunchRetry on relayed
-// connections alone (doubling each time, up to maxPunchWait), the node
-// that dials first (dialFirst: the lower peer ID) closes them and dials
-// again through the relay: the new connection comes in at the peer, which
-// punches. Not while this node catches up from the peer by state
-// transfer, which the reconnection would interrupt.
+// connections alone (doubling each time, up to maxPunchWait: see
+// punchSchedule.next), the node that dials first (dialFirst: the lower
+// peer ID) closes them and dials again through the relay: the new
+// connection comes in at the peer, which punches. Not while this node
+// catches up from the peer by state transfer, which the reconnection
+// would interrupt.
 func (n *Node) retryPunches(ctx context.Context, now time.Time) {
 	if !n.cfg.HolePunching || n.cfg.HolePunchRetry <= 0 {
 		return
 	}
+	net := n.host.Network()
+	addrs := map[peer.ID]ma.Multiaddr{}
+	var relayed []peer.ID
+	for _, id := range net.Peers() {
+		if addr := relayedOnly(net.ConnsToPeer(id)); addr != nil && n.host.ID() < id {
+			addrs[id] = addr
+			relayed = append(relayed, id)
+		}
+	}
 	from, transferring := n.sync.Transferring()
-	punches := make(map[peer.ID]*punchRetry, len(n.punches))
-	for _, id := range n.host.Network().Peers() {
-		addr := relayedOnly(n.host.Network().ConnsToPeer(id))
-		if addr == nil || n.host.ID() > id {
-			continue
-		}
-		r := n.punches[id]
-		if r == nil {
-			r = &punchRetry{at: now.Add(n.cfg.HolePunchRetry), wait: n.cfg.HolePunchRetry}
-		}
-		punches[id] = r
-		if now.Before(r.at) || transferring && string(from) == id.String() {
-			continue
-		}
-		r.wait = min(2*r.wait, maxPunchWait)
-		r.at = now.Add(r.wait)
+	connected := func(id peer.ID) bool { return len(net.ConnsToPeer(id)) > 0 }
+	busy := func(id peer.ID) bool { return transferring && string(from) == id.String() }
+	var due []peer.ID
+	n.punches, due = n.punches.next(relayed, connected, busy, n.cfg.HolePunchRetry, now)
+	for _, id := range due {
 		n.mu.Lock()
 		n.peerStats(id).PunchRetries++
 		n.mu.Unlock()
 		n.o.Logger.Info("p2p: peer still reachable only through a relay: reconnecting, so that it tries hole punching again",
-			"peer", id, "next_try_in", r.wait)
-		n.host.Network().ClosePeer(id)
-		n.dial(ctx, "p2p: reconnected through the relay", id, "", addr)
+			"peer", id, "next_try_in", n.punches[id].wait)
+		net.ClosePeer(id)
+		n.dial(ctx, "p2p: reconnected through the relay", id, "", addrs[id])
 	}
-	// A peer being reconnected (by the retry above, or by the peer) has
-	// no connection for a moment: it keeps its wait, which would
-	// otherwise start again from cfg.HolePunchRetry.
-	for id, r := range n.punches {
-		if _, ok := punches[id]; !ok && now.Before(r.at) && len(n.host.Network().ConnsToPeer(id)) == 0 {
-			punches[id] = r
-		}
-	}
-	n.punches = punches
 }
 
 // relayedOnly returns the address of a relayed connection among conns if

@@ -164,7 +164,7 @@ type Node struct {
 	toldOf map[peer.ID]time.Time
 	// punches are the peers reachable only through a relay, with when to
 	// try hole punching again (retryPunches).
-	punches map[peer.ID]*punchRetry
+	punches punchSchedule
 
 	mu        sync.Mutex
 	stats     map[peer.ID]*PeerStats
