@@ -12,22 +12,17 @@ import (
 	"github.com/edged-dev/edged/cloud"
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/internal/poll"
 	"github.com/edged-dev/edged/mqttconn"
 	"github.com/edged-dev/edged/mqtttest"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
 )
 
-// waitFor polls cond until it holds, failing the test after a while.
+// waitFor polls cond until it holds, failing the test after 20 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, what, cond)
 }
 
 func jsonOf(t *testing.T, v any) string {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/internal/poll"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -410,13 +411,5 @@ func duringFirstCommit(t *testing.T, firstFull bool, second engine.Op) (*store.D
 // waitFor polls cond until it holds, failing the test after 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }

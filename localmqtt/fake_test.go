@@ -15,6 +15,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/edged-dev/edged/internal/poll"
 )
 
 // waitTime bounds every wait in these tests; nothing waits for a fixed time.
@@ -302,16 +303,10 @@ func nextIngest(t testing.TB, be *fakeBackend) ingestCall {
 	}
 }
 
-// eventually polls cond until it holds.
+// eventually polls cond until it holds, failing the test after waitTime.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTime)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, waitTime, what, cond)
 }
 
 // errorReport is an object published on <p>/errors.

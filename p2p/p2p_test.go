@@ -14,6 +14,7 @@ import (
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/identity"
+	"github.com/edged-dev/edged/internal/poll"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
 )
@@ -89,22 +90,10 @@ func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 	return tn
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds, failing the test after 20 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	waitWithin(t, 20*time.Second, what, cond)
-}
-
-// waitWithin is waitFor with a deadline of d.
-func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, what, cond)
 }
 
 func counter(db *store.DB, name string) int64 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/internal/poll"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
 )
@@ -117,7 +118,7 @@ func TestTransferResumesAfterRestart(t *testing.T) {
 	c = startBenchNode(t, nodeOpts{durability: store.None, dir: dir, tick: 250 * time.Millisecond}, a.p2p.Addrs()[0])
 	// 60,000 keys under the race detector on a busy 2-core machine take
 	// a while: a generous deadline, polled.
-	waitWithin(t, time.Minute, "c to catch up", func() bool { return slices.EqualFunc(records(t, a.db, nil), records(t, c.db, nil), recordEqual) })
+	poll.Until(t, time.Minute, "c to catch up", func() bool { return slices.EqualFunc(records(t, a.db, nil), records(t, c.db, nil), recordEqual) })
 	waitFor(t, "c's transfer to be counted", func() bool { return c.p2p.SyncStats().TransfersDone > 0 })
 	st := c.p2p.SyncStats()
 	if st.TransfersDone != 1 || st.StatesReceived >= keys {
@@ -152,6 +153,6 @@ func TestAbandonedTransferIsForgotten(t *testing.T) {
 	if c.p2p.SyncStats().TransfersDone > 0 {
 		t.Fatal("c finished its transfer before a was stopped: make the state larger")
 	}
-	waitWithin(t, time.Minute, "c to give the transfer up", func() bool { return c.p2p.SyncStats().TransfersAbandoned > 0 })
+	poll.Until(t, time.Minute, "c to give the transfer up", func() bool { return c.p2p.SyncStats().TransfersAbandoned > 0 })
 	waitFor(t, "c's stored transfer progress to be deleted", func() bool { tr, err := c.db.Transfer(); return tr == nil && err == nil })
 }
