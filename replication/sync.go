@@ -174,18 +174,23 @@ func (s *Sync) Known(p PeerID) crdt.VersionVector {
 }
 
 // Tick advances the engine's clock by one tick and starts the rounds that
-// are due: a Digest to each such peer.
+// are due. A round starts with a Digest, or with the node's Vector (with
+// Pull) when the node holds something the peer may lack, as far as the
+// node knows: the digests would differ, and the peer would answer with
+// its vector; the node's own comes first instead, and the digest is
+// saved.
 func (s *Sync) Tick() []Out {
 	s.tick++
 	outs := s.tickTransfer()
+	var mine crdt.VersionVector
 	var digest []byte
 	for _, p := range s.Peers() {
 		pr := s.peers[p]
 		if pr.nextRound > s.tick {
 			continue
 		}
-		if digest == nil {
-			digest = Digest(s.log.Vector())
+		if mine == nil {
+			mine = s.log.Vector()
 		}
 		// In-flight state is forgotten each round, so a lost message is
 		// resent by the next round at the latest.
@@ -193,10 +198,30 @@ func (s *Sync) Tick() []Out {
 		pr.offered = false
 		s.schedule(pr)
 		s.stats.Rounds++
+		// Not while a transfer runs: the peer would send entries, which
+		// this node does not take then (see transfer.go).
+		if s.xfer == nil && aheadOf(mine, pr.known) {
+			s.stats.Vectors++
+			outs = append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}})
+			continue
+		}
+		if digest == nil {
+			digest = Digest(mine)
+		}
 		s.stats.Digests++
 		outs = append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindDigest, Hash: digest}})
 	}
 	return outs
+}
+
+// aheadOf reports whether a holds something b lacks.
+func aheadOf(a, b crdt.VersionVector) bool {
+	for o, seq := range a {
+		if seq > b[o] {
+			return true
+		}
+	}
+	return false
 }
 
 // schedule sets a peer's next round one interval from now, ±25%.
@@ -275,6 +300,11 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		s.stats.Vectors++
 		return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}}, nil
 	case KindVector:
+		if m.Pull {
+			// A round the peer started (with its vector, or with a
+			// digest that differed): ours can wait, as on a Digest.
+			s.schedule(pr)
+		}
 		s.checkOwn(m.Vector, mine)
 		// The peer's own word: what it holds now, even if that is less
 		// than before (a restore from backup).
