@@ -7,6 +7,12 @@
 //	make build && go run ./scripts/overload -bin bin/edged -shedding=true
 //	go run ./scripts/overload -bin bin/edged -shedding=false
 //
+// With -node-cpus, the node runs on those CPUs only; run the generator on
+// the others to keep the two apart:
+//
+//	go build -o /tmp/overload ./scripts/overload
+//	taskset -c 0 /tmp/overload -bin bin/edged -node-cpus 1
+//
 // It starts the node itself (a separate process, so its memory is its
 // own: the low-memory profile, GOMEMLIMIT 256 MiB) in a temporary data
 // directory with fsync durability, then:
@@ -113,12 +119,13 @@ func run() error {
 	procs := flag.Int("procs", 1, "GOMAXPROCS of the generator")
 	nodeConns := flag.Int("max-connections", 512, "the node's http.max_connections")
 	measure := flag.Duration("measure", 5*time.Second, "how long capacity and the unloaded p99 are measured")
+	nodeCPUs := flag.String("node-cpus", "", "run the node on these CPUs only (a taskset -c list, such as 1); run the generator on others with taskset")
 	flag.Parse()
 	// The generator shares the machine with the node: one core for it,
 	// the rest for the node.
 	runtime.GOMAXPROCS(*procs)
 
-	n, err := startNode(*bin, *shed, *nodeConns)
+	n, err := startNode(*bin, *shed, *nodeConns, *nodeCPUs)
 	if err != nil {
 		return err
 	}
@@ -164,9 +171,10 @@ func run() error {
 	return nil
 }
 
-// startNode runs the binary with a fresh data directory and free ports,
-// and samples its RSS until it exits.
-func startNode(bin string, shed bool, nodeConns int) (*node, error) {
+// startNode runs the binary with a fresh data directory and free ports
+// (on the CPUs listed in cpus, if any), and samples its RSS until it
+// exits.
+func startNode(bin string, shed bool, nodeConns int, cpus string) (*node, error) {
 	dir, err := os.MkdirTemp("", "overload")
 	if err != nil {
 		return nil, err
@@ -184,7 +192,11 @@ shedding:
 	if err := os.WriteFile(filepath.Join(dir, "edged.yaml"), []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "run", "--config", filepath.Join(dir, "edged.yaml"))
+	args := []string{bin, "run", "--config", filepath.Join(dir, "edged.yaml")}
+	if cpus != "" {
+		args = append([]string{"taskset", "-c", cpus}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
