@@ -300,11 +300,6 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		s.stats.Vectors++
 		return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}}, nil
 	case KindVector:
-		if m.Pull {
-			// A round the peer started (with its vector, or with a
-			// digest that differed): ours can wait, as on a Digest.
-			s.schedule(pr)
-		}
 		s.checkOwn(m.Vector, mine)
 		// The peer's own word: what it holds now, even if that is less
 		// than before (a restore from backup).
@@ -319,6 +314,13 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		if m.Pull && !paused && (m.Vector.Compare(mine) == crdt.After || m.Vector.Compare(mine) == crdt.Concurrent) {
 			s.stats.Vectors++
 			outs = append(outs, Out{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine}})
+			// The peer's round (started with its vector, or with a
+			// digest that differed) brings us what we lack: ours can
+			// wait, as on a differing Digest. Not otherwise: the peer
+			// may have started it on stale word (we got its news from
+			// someone else), and our round, a digest, is what tells it
+			// that we are in step.
+			s.schedule(pr)
 		}
 		return Result{Out: outs}, nil
 	case KindAck:

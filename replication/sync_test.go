@@ -258,64 +258,109 @@ func TestIdleRoundsAreSmall(t *testing.T) {
 
 // TestARoundWithNewsStartsWithTheVector: a node that holds something its
 // peer lacks (as far as it knows) starts their round with its vector and
-// Pull, since the digests would differ; otherwise with a digest. The peer
-// answers with its own vector when the node holds something it lacks, and
-// puts its own round off by an interval, as it does on a digest.
+// Pull, since the digests would differ; otherwise with a digest.
+//   - A peer that lacks the news answers with its own vector, and puts its
+//     own round off by an interval, as it does on a differing digest.
+//   - A peer that got the news from elsewhere (the node's word of it is
+//     stale) has nothing to say; it keeps its own round, a digest, which
+//     tells the node they are in step, and the node's rounds are digests
+//     again.
 func TestARoundWithNewsStartsWithTheVector(t *testing.T) {
 	const roundTicks = 4
-	for seed := range seeds(20) {
-		sim := simtest.New(2, seed, simtest.Net{}, replication.Config{RoundTicks: roundTicks})
-		a, b := sim.Nodes[0], sim.Nodes[1]
-		rng := rand.New(rand.NewPCG(seed, 3))
-		sim.Write(0, randomOp(rng, 1))
-		sim.Write(1, randomOp(rng, 2))
-		for range 10 {
-			if err := sim.Round(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if !sim.Converged() {
-			t.Fatalf("seed %d: not converged", seed)
-		}
-		// startRound ticks n (its messages go nowhere) until it starts a
-		// round, and returns its first message.
-		startRound := func(n *simtest.Node) replication.Message {
-			for range 2 * roundTicks {
-				if outs := n.Sync.Tick(); len(outs) > 0 {
-					return outs[0].Msg
+	for _, pushed := range []bool{false, true} {
+		for seed := range seeds(20) {
+			sim := simtest.New(2, seed, simtest.Net{}, replication.Config{RoundTicks: roundTicks})
+			a, b := sim.Nodes[0], sim.Nodes[1]
+			rng := rand.New(rand.NewPCG(seed, 3))
+			sim.Write(0, randomOp(rng, 1))
+			sim.Write(1, randomOp(rng, 2))
+			for range 10 {
+				if err := sim.Round(); err != nil {
+					t.Fatal(err)
 				}
 			}
-			t.Fatalf("seed %d: %s started no round", seed, n.ID)
-			return replication.Message{}
-		}
-		// b's digest, equal to a's, tells a that b holds what it holds.
-		if _, err := a.Sync.Step(b.Peer, startRound(b)); err != nil {
-			t.Fatal(err)
-		}
-		if m := startRound(a); m.Kind != replication.KindDigest {
-			t.Fatalf("seed %d: in step, a round starts with a %s", seed, m.Kind)
-		}
-		if err := a.Write(randomOp(rng, 3)); err != nil { // no push: b lacks it
-			t.Fatal(err)
-		}
-		// b's next round is due in one to three ticks: it started one
-		// (startRound above), and the soonest is three ticks later.
-		quiet := roundTicks - roundTicks/4 - 1
-		for range quiet {
-			b.Sync.Tick()
-		}
-		m := startRound(a)
-		if m.Kind != replication.KindVector || !m.Pull || m.Vector.Compare(a.Vector()) != crdt.Equal {
-			t.Fatalf("seed %d: with news, a round starts with %+v", seed, m)
-		}
-		res, err := b.Sync.Step(a.Peer, m)
-		if err != nil || len(res.Out) != 1 || res.Out[0].Msg.Kind != replication.KindVector || res.Out[0].Msg.Pull {
-			t.Fatalf("seed %d: b answers %+v, %v; want its vector, without Pull", seed, res.Out, err)
-		}
-		// Put off: three quarters of an interval away at the soonest.
-		for i := range quiet {
-			if outs := b.Sync.Tick(); len(outs) > 0 {
-				t.Fatalf("seed %d: b started a round %d ticks after a's", seed, i+1)
+			if !sim.Converged() {
+				t.Fatalf("seed %d: not converged", seed)
+			}
+			// startRound ticks n (its messages go nowhere) until it
+			// starts a round, and returns its first message.
+			startRound := func(n *simtest.Node) replication.Message {
+				for range 2 * roundTicks {
+					if outs := n.Sync.Tick(); len(outs) > 0 {
+						return outs[0].Msg
+					}
+				}
+				t.Fatalf("seed %d: %s started no round", seed, n.ID)
+				return replication.Message{}
+			}
+			// b's digest, equal to a's, tells a that b holds what it holds.
+			if _, err := a.Sync.Step(b.Peer, startRound(b)); err != nil {
+				t.Fatal(err)
+			}
+			if m := startRound(a); m.Kind != replication.KindDigest {
+				t.Fatalf("seed %d: in step, a round starts with a %s", seed, m.Kind)
+			}
+			if pushed {
+				// b gets the write at once: a sends it, but that is
+				// not b's word that it holds it.
+				if err := sim.Write(0, randomOp(rng, 3)); err != nil {
+					t.Fatal(err)
+				}
+				for more := true; more; {
+					var err error
+					if more, err = sim.Deliver(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			} else if err := a.Write(randomOp(rng, 3)); err != nil {
+				t.Fatal(err)
+			}
+			// b's next round is due in one to three ticks: it started
+			// one (startRound above), and the soonest is three ticks
+			// later.
+			quiet := roundTicks - roundTicks/4 - 1
+			for range quiet {
+				b.Sync.Tick()
+			}
+			m := startRound(a)
+			if m.Kind != replication.KindVector || !m.Pull || m.Vector.Compare(a.Vector()) != crdt.Equal {
+				t.Fatalf("seed %d: with news, a round starts with %+v", seed, m)
+			}
+			res, err := b.Sync.Step(a.Peer, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !pushed {
+				if len(res.Out) != 1 || res.Out[0].Msg.Kind != replication.KindVector || res.Out[0].Msg.Pull {
+					t.Fatalf("seed %d: b answers %+v; want its vector, without Pull", seed, res.Out)
+				}
+				// Put off: three quarters of an interval away at the
+				// soonest.
+				for i := range quiet {
+					if outs := b.Sync.Tick(); len(outs) > 0 {
+						t.Fatalf("seed %d: b started a round %d ticks after a's", seed, i+1)
+					}
+				}
+				continue
+			}
+			if len(res.Out) != 0 {
+				t.Fatalf("seed %d: b, in step, answers %+v", seed, res.Out)
+			}
+			// Not put off: due within three ticks, and a digest.
+			var outs []replication.Out
+			for range quiet + 1 {
+				if outs = b.Sync.Tick(); len(outs) > 0 {
+					break
+				}
+			}
+			if len(outs) == 0 || outs[0].Msg.Kind != replication.KindDigest {
+				t.Fatalf("seed %d: b's own round, due within %d ticks, starts with %+v", seed, quiet+1, outs)
+			}
+			if _, err := a.Sync.Step(b.Peer, outs[0].Msg); err != nil {
+				t.Fatal(err)
+			}
+			if m := startRound(a); m.Kind != replication.KindDigest {
+				t.Fatalf("seed %d: told b is in step, a's round starts with a %s", seed, m.Kind)
 			}
 		}
 	}
