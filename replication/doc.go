@@ -19,12 +19,16 @@
 // transfer's writes are: relaying it stops there.) A round between A and
 // B:
 //
-//	A → B  Digest{hash of A's vector}            (every round; ~40 bytes)
+//	A → B  Digest{hash of A's vector}            (~40 bytes)
 //	B → A  Vector{B's vector, pull}              (only when the hashes differ)
 //	A → B  Entries{what B lacks, in order}       (chunked, byte-limited)
 //	A → B  Vector{A's vector}                    (when B asked to pull)
 //	B → A  Entries{what A lacks}
 //	X → Y  Ack{X's vector}                       (after X committed entries)
+//
+// When A holds something B may lack, as far as A knows, the digests would
+// differ: A starts with Vector{A's vector, pull} instead, and B answers
+// with entries and, when it lacks something A holds, its own vector.
 //
 // An Ack (or a Vector) tells the sender what the receiver holds; it sends
 // the next chunk of what is still missing at once, so a long catch-up

@@ -158,8 +158,8 @@ const (
 	// CBOR keys repeat
 )
 
-// compressAbove is the size from which a message is compressed (when that
-// makes it smaller). Most Entries messages of a busy link are 100–250
+// compressAbove is the size above which a message is compressed (when
+// that makes it smaller). Most Entries messages of a busy link are 100–250
 // bytes, with the same keys and CRDT wrappers in every entry, and Snappy
 // takes about a fifth off them; a digest does not compress, and is sent
 // as is.

@@ -114,6 +114,11 @@ type peer struct {
 	worded bool
 	// offered: it was offered a state transfer this round.
 	offered bool
+	// unanswered: a round was started with our vector since its last
+	// word, and it said nothing: our word of it may be stale (it had our
+	// news from elsewhere), and rounds start with a digest until it
+	// speaks, so that a stale word costs one vector, not one a round.
+	unanswered bool
 	// emptyOffers counts the offers made because it held nothing.
 	emptyOffers int
 }
@@ -178,7 +183,8 @@ func (s *Sync) Known(p PeerID) crdt.VersionVector {
 // Pull) when the node holds something the peer may lack, as far as the
 // node knows: the digests would differ, and the peer would answer with
 // its vector; the node's own comes first instead, and the digest is
-// saved.
+// saved. Not while a transfer runs, nor while a vector that started a
+// round is unanswered (see peer.unanswered).
 func (s *Sync) Tick() []Out {
 	s.tick++
 	outs := s.tickTransfer()
@@ -200,7 +206,8 @@ func (s *Sync) Tick() []Out {
 		s.stats.Rounds++
 		// Not while a transfer runs: the peer would send entries, which
 		// this node does not take then (see transfer.go).
-		if s.xfer == nil && aheadOf(mine, pr.known) {
+		if s.xfer == nil && !pr.unanswered && aheadOf(mine, pr.known) {
+			pr.unanswered = true
 			s.stats.Vectors++
 			outs = append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}})
 			continue
@@ -286,7 +293,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 	case KindDigest:
 		if bytes.Equal(m.Hash, Digest(mine)) {
 			pr.known = mine.Clone() // in step: it holds what we hold
-			pr.worded = true
+			pr.worded, pr.unanswered = true, false
 			return Result{}, nil
 		}
 		// The peer started a round that will sync both ways: ours can
@@ -303,30 +310,32 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		s.checkOwn(m.Vector, mine)
 		// The peer's own word: what it holds now, even if that is less
 		// than before (a restore from backup).
-		pr.known, pr.worded = m.Vector.Clone(), true
+		pr.known, pr.worded, pr.unanswered = m.Vector.Clone(), true, false
 		pr.sent = crdt.VersionVector{}
 		outs, err := s.missing(from, mine)
 		if err != nil {
 			return Result{}, err
 		}
-		// Our vector only when the peer holds something we lack: what it
-		// lacks of ours is on its way in the entries.
-		if m.Pull && !paused && (m.Vector.Compare(mine) == crdt.After || m.Vector.Compare(mine) == crdt.Concurrent) {
-			s.stats.Vectors++
-			outs = append(outs, Out{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine}})
-			// The peer's round (started with its vector, or with a
-			// digest that differed) brings us what we lack: ours can
-			// wait, as on a differing Digest. Not otherwise: the peer
-			// may have started it on stale word (we got its news from
-			// someone else), and our round, a digest, is what tells it
-			// that we are in step.
+		if lacking := m.Vector.Compare(mine) == crdt.After || m.Vector.Compare(mine) == crdt.Concurrent; m.Pull && lacking {
+			// The peer's round (started with its vector, or our round
+			// answered: then this only draws our next one again) brings
+			// us what we lack: ours can wait, as on a differing Digest.
+			// Not otherwise: the peer may have started it on stale word
+			// (we had its news from its push, or from another peer), and
+			// our own round is what tells it where we stand.
 			s.schedule(pr)
+			// Our vector only when the peer holds something we lack:
+			// what it lacks of ours is on its way in the entries.
+			if !paused {
+				s.stats.Vectors++
+				outs = append(outs, Out{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine}})
+			}
 		}
 		return Result{Out: outs}, nil
 	case KindAck:
 		s.checkOwn(m.Vector, mine)
 		s.stats.Acks++
-		pr.known, pr.worded = m.Vector.Clone(), true
+		pr.known, pr.worded, pr.unanswered = m.Vector.Clone(), true, false
 		outs, err := s.missing(from, mine)
 		return Result{Out: outs}, err
 	case KindEntries:

@@ -261,10 +261,10 @@ func TestIdleRoundsAreSmall(t *testing.T) {
 // Pull, since the digests would differ; otherwise with a digest.
 //   - A peer that lacks the news answers with its own vector, and puts its
 //     own round off by an interval, as it does on a differing digest.
-//   - A peer that got the news from elsewhere (the node's word of it is
-//     stale) has nothing to say; it keeps its own round, a digest, which
-//     tells the node they are in step, and the node's rounds are digests
-//     again.
+//   - A peer that got the news already (by a push: the node's word of it
+//     is stale) has nothing to say. The node starts its next rounds with a
+//     digest until the peer speaks, and the peer keeps its own round, a
+//     digest, which tells the node they are in step.
 func TestARoundWithNewsStartsWithTheVector(t *testing.T) {
 	const roundTicks = 4
 	for _, pushed := range []bool{false, true} {
@@ -294,7 +294,11 @@ func TestARoundWithNewsStartsWithTheVector(t *testing.T) {
 				return replication.Message{}
 			}
 			// b's digest, equal to a's, tells a that b holds what it holds.
-			if _, err := a.Sync.Step(b.Peer, startRound(b)); err != nil {
+			m := startRound(b)
+			if m.Kind != replication.KindDigest {
+				t.Fatalf("seed %d: in step, b's round starts with a %s", seed, m.Kind)
+			}
+			if _, err := a.Sync.Step(b.Peer, m); err != nil {
 				t.Fatal(err)
 			}
 			if m := startRound(a); m.Kind != replication.KindDigest {
@@ -322,7 +326,7 @@ func TestARoundWithNewsStartsWithTheVector(t *testing.T) {
 			for range quiet {
 				b.Sync.Tick()
 			}
-			m := startRound(a)
+			m = startRound(a)
 			if m.Kind != replication.KindVector || !m.Pull || m.Vector.Compare(a.Vector()) != crdt.Equal {
 				t.Fatalf("seed %d: with news, a round starts with %+v", seed, m)
 			}
@@ -345,6 +349,11 @@ func TestARoundWithNewsStartsWithTheVector(t *testing.T) {
 			}
 			if len(res.Out) != 0 {
 				t.Fatalf("seed %d: b, in step, answers %+v", seed, res.Out)
+			}
+			// Unanswered, a does not send its vector again: one stale
+			// word costs one vector, not one a round.
+			if m := startRound(a); m.Kind != replication.KindDigest {
+				t.Fatalf("seed %d: after an unanswered vector, a's round starts with a %s", seed, m.Kind)
 			}
 			// Not put off: due within three ticks, and a digest.
 			var outs []replication.Out

@@ -117,6 +117,51 @@ func TestTransferResumesAfterCrash(t *testing.T) {
 	}
 }
 
+// TestTransferClientStartsRoundsWithDigests: a node catching up by state
+// transfer takes no entries, so it does not start rounds with its vector
+// (which would draw entries), even when it holds writes its peer lacks.
+func TestTransferClientStartsRoundsWithDigests(t *testing.T) {
+	sim := simtest.New(2, 3, simtest.Net{}, replication.Config{RoundTicks: 2, MaxBatchBytes: 4 << 10})
+	sim.Partition([]int{0}, []int{1})
+	fill(t, sim, 0, 1000, "k", strings.Repeat("a", 32))
+	sim.Nodes[0].Truncate()
+	sim.Heal()
+	client := sim.Nodes[1]
+	for client.Sync.Stats().StatesReceived == 0 {
+		more, err := sim.Deliver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			if err := sim.Tick(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := client.Write(func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+		return m.Update(crdt.Field{Name: "own", Type: crdt.TypePNCounter}, func(v crdt.Value) (crdt.Causal, error) { return v.(*crdt.PNCounter).Add(g, 1) })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rounds := 0
+	for range 8 {
+		if _, busy := client.Sync.Transferring(); !busy {
+			t.Fatal("the transfer ended before the test")
+		}
+		for _, o := range client.Sync.Tick() {
+			switch o.Msg.Kind {
+			case replication.KindDigest:
+				rounds++
+			case replication.KindVector:
+				t.Fatalf("a transfer client started a round with %+v", o.Msg)
+			}
+		}
+	}
+	if rounds == 0 {
+		t.Fatal("no round started in 8 ticks")
+	}
+}
+
 func TestHostileTransferMessagesAreRefused(t *testing.T) {
 	var ctx crdt.Context
 	long := strings.Repeat("n", replication.MaxNameBytes+1)
