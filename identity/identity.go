@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/internal/atomicfile"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -59,32 +60,9 @@ func create(dir, path string) (Identity, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return Identity{}, fmt.Errorf("identity: %w", err)
 	}
-	// Write to a temporary file, sync, then rename: a crash leaves either
-	// no key or a whole key, never a truncated one.
-	tmp, err := os.CreateTemp(dir, KeyFile+".tmp*")
-	if err != nil {
-		return Identity{}, fmt.Errorf("identity: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(b)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	// A crash leaves either no key or a whole key, never a truncated one.
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return Identity{}, fmt.Errorf("identity: write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return FromKey(key)
 }

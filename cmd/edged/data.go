@@ -8,10 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/identity"
+	"github.com/edged-dev/edged/internal/atomicfile"
 	"github.com/edged-dev/edged/node"
 	"github.com/edged-dev/edged/store"
 )
@@ -126,30 +126,21 @@ func createOutput(path string, stdout io.Writer) (io.Writer, func(error) error, 
 	if path == "-" {
 		return stdout, func(err error) error { return err }, nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	f, err := atomicfile.Create(path, 0o600)
 	if err != nil {
 		return nil, nil, err
 	}
 	commit := func(err error) error {
 		if err == nil {
-			err = tmp.Chmod(0o600)
-		}
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), path)
+			err = f.Commit()
 		}
 		if err != nil {
-			os.Remove(tmp.Name())
+			f.Abort()
 			return fmt.Errorf("backup: %w", err)
 		}
 		return nil
 	}
-	return tmp, commit, nil
+	return f, commit, nil
 }
 
 // restoreData implements "edged restore".
