@@ -40,6 +40,23 @@ func converge(t *testing.T, sim *simtest.Sim) {
 	}
 }
 
+// deliverUntil delivers messages one at a time, ticking when none is in
+// flight, until cond holds.
+func deliverUntil(t *testing.T, sim *simtest.Sim, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		more, err := sim.Deliver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			if err := sim.Tick(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // TestTransferSkipsEqualRanges: a node that missed one change among 2,000
 // keys, which no log holds any more, fetches the states of that key's
 // range only; the other ranges cost their digests.
@@ -91,17 +108,7 @@ func TestTransferResumesAfterCrash(t *testing.T) {
 	sim.Nodes[0].Truncate()
 	sim.Heal()
 	// Deliver until node 1 has joined a few pages.
-	for sim.Nodes[1].Sync.Stats().StatesReceived < keys/2 {
-		more, err := sim.Deliver()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !more {
-			if err := sim.Tick(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	deliverUntil(t, sim, func() bool { return sim.Nodes[1].Sync.Stats().StatesReceived >= keys/2 })
 	sim.Crash(1)
 	sim.Restart(1)
 	if _, ok := sim.Nodes[1].Sync.Transferring(); !ok {
@@ -127,17 +134,7 @@ func TestTransferClientStartsRoundsWithDigests(t *testing.T) {
 	sim.Nodes[0].Truncate()
 	sim.Heal()
 	client := sim.Nodes[1]
-	for client.Sync.Stats().StatesReceived == 0 {
-		more, err := sim.Deliver()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !more {
-			if err := sim.Tick(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	deliverUntil(t, sim, func() bool { return client.Sync.Stats().StatesReceived > 0 })
 	if err := client.Write(func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
 		return m.Update(crdt.Field{Name: "own", Type: crdt.TypePNCounter}, func(v crdt.Value) (crdt.Causal, error) { return v.(*crdt.PNCounter).Add(g, 1) })
 	}); err != nil {
