@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -59,13 +57,7 @@ func TestCloudSyncEndToEnd(t *testing.T) {
 	var readings [2]atomic.Int64
 	post := func(i int, path, body string) bool {
 		u, _ := urls.Load(i)
-		resp, err := http.Post(u.(string)+path, "application/json", bytes.NewReader([]byte(body)))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode == 200
+		return postOK(u.(string), path, body)
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

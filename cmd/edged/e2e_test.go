@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -257,6 +258,18 @@ func edged(t testing.TB, bin string, args ...string) string {
 		t.Fatalf("edged %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String()
+}
+
+// postOK posts a JSON body to base+path and reports whether the node
+// answered 200 (an acknowledged write).
+func postOK(base, path, body string) bool {
+	resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == 200
 }
 
 func waitHealthy(t testing.TB, url string) {

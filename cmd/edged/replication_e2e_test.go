@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,15 +42,6 @@ func TestReplicationEndToEnd(t *testing.T) {
 	for i, u := range []string{a, b, c} {
 		urls.Store(i, u)
 	}
-	post := func(base, path, body string) bool {
-		resp, err := http.Post(base+path, "application/json", bytes.NewReader([]byte(body)))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode == 200
-	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range 3 {
@@ -64,10 +54,10 @@ func TestReplicationEndToEnd(t *testing.T) {
 				}
 				u, _ := urls.Load(i)
 				attempted.Add(1)
-				if post(u.(string), "/v1/kv/app/hits", `{"type":"counter","op":"inc"}`) {
+				if postOK(u.(string), "/v1/kv/app/hits", `{"type":"counter","op":"inc"}`) {
 					acked.Add(1)
 				}
-				post(u.(string), "/v1/kv/app/seen", fmt.Sprintf(`{"type":"set","op":"add","elems":["n%d-%d"]}`, i, n))
+				postOK(u.(string), "/v1/kv/app/seen", fmt.Sprintf(`{"type":"set","op":"add","elems":["n%d-%d"]}`, i, n))
 			}
 		})
 	}
