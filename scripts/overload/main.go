@@ -261,7 +261,7 @@ func (n *node) sampleRSS() {
 		}
 		kb := map[string]int64{}
 		for line := range strings.SplitSeq(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasPrefix(k, "Rss") || k == "VmRSS" {
+			if k, v, ok := strings.Cut(line, ":"); ok && (k == "VmRSS" || strings.HasPrefix(k, "Rss")) {
 				kb[k], _ = strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			}
 		}
