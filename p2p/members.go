@@ -131,7 +131,11 @@ func (n *Node) leave() {
 		if err != nil || n.host.Network().Connectedness(id) != network.Connected {
 			continue
 		}
-		wg.Go(func() { n.write(ctx, id, b) })
+		wg.Go(func() {
+			o := outStream{host: n.host, peer: id}
+			o.write(ctx, b)
+			o.close(nil)
+		})
 	}
 	wg.Wait()
 }

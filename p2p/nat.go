@@ -149,7 +149,7 @@ func (n *Node) retryPunches(ctx context.Context, now time.Time) {
 func relayedOnly(conns []network.Conn) ma.Multiaddr {
 	var relayed ma.Multiaddr
 	for _, c := range conns {
-		if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err != nil {
+		if !isRelayed(c) {
 			return nil
 		}
 		relayed = c.RemoteMultiaddr()
