@@ -332,6 +332,14 @@ func TestApplyEnv(t *testing.T) {
 			errs: []string{`EDGED_SHUTDOWN_TIMEOUT: invalid value "10" for shutdown_timeout (want time.Duration)`},
 		},
 		{
+			name: "lists and maps are for the file",
+			env:  map[string]string{"EDGED_P2P_PEERS": "/ip4/10.0.0.2/tcp/4001", "EDGED_NAMESPACES": "app=local"},
+			errs: []string{
+				"EDGED_P2P_PEERS: p2p.peers is a list or map, set in the configuration file only",
+				"EDGED_NAMESPACES: namespaces is a list or map, set in the configuration file only",
+			},
+		},
+		{
 			name: "unrelated variables are ignored",
 			env:  map[string]string{"EDGED_HTTP": "x", "HTTP_ADDR": "x", "EDGED_E2E": "1"},
 		},
@@ -357,7 +365,9 @@ func TestApplyEnv(t *testing.T) {
 func TestEnvCoversEveryField(t *testing.T) {
 	env := make(map[string]string)
 	leaves(reflect.ValueOf(Default()), nil, func(path []string, field reflect.Value) {
-		env["EDGED_"+strings.ToUpper(strings.Join(path, "_"))] = fmt.Sprint(field.Interface())
+		if fromText(field) {
+			env["EDGED_"+strings.ToUpper(strings.Join(path, "_"))] = fmt.Sprint(field.Interface())
+		}
 	})
 	got := Config{}
 	if err := got.ApplyEnv(lookupMap(env)); err != nil {

@@ -17,6 +17,10 @@ import (
 // EDGED_SHUTDOWN_TIMEOUT. A variable that is set overrides its field, even
 // when empty. Values are written as in the YAML file, durations as "10s".
 //
+// Lists (sensor adapters, MQTT users, peers) and maps (namespace scopes)
+// are set in the file only: one variable cannot hold a list of records. A
+// variable set for one is an error, not ignored.
+//
 // Each value that does not parse is reported, naming the variable, and
 // leaves its field unchanged. ApplyEnv does not validate the result.
 func (c *Config) ApplyEnv(lookup func(name string) (string, bool)) error {
@@ -25,6 +29,10 @@ func (c *Config) ApplyEnv(lookup func(name string) (string, bool)) error {
 		name := "EDGED_" + strings.ToUpper(strings.Join(path, "_"))
 		value, ok := lookup(name)
 		if !ok {
+			return
+		}
+		if !fromText(field) {
+			errs = append(errs, fmt.Errorf("%s: %s is a list or map, set in the configuration file only", name, strings.Join(path, ".")))
 			return
 		}
 		if err := setText(field, value); err != nil {
@@ -41,17 +49,19 @@ func leaves(v reflect.Value, path []string, fn func(path []string, field reflect
 	for i := range v.NumField() {
 		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
 		fieldPath := append(slices.Clip(path), name)
-		switch field := v.Field(i); field.Kind() {
-		case reflect.Struct:
+		if field := v.Field(i); field.Kind() == reflect.Struct {
 			leaves(field, fieldPath, fn)
-		case reflect.Slice, reflect.Map:
-			// Lists (sensor adapters, MQTT users) and maps (namespace
-			// scopes) are set in the file only: one variable cannot hold
-			// a list of records.
-		default:
+		} else {
 			fn(fieldPath, field)
 		}
 	}
+}
+
+// fromText reports whether a leaf field can be set from one variable's
+// text: lists and maps cannot.
+func fromText(field reflect.Value) bool {
+	k := field.Kind()
+	return k != reflect.Slice && k != reflect.Map
 }
 
 // setText sets the leaf field from its text form. It supports the kinds a
