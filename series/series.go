@@ -56,6 +56,22 @@ const (
 // summaries or latest values).
 func IsRawReadings(name string) bool { return strings.HasPrefix(name, factsPrefix) }
 
+// lastTime is the last time a reading can have: Unix nanoseconds are an
+// int64. The first is the Unix epoch.
+var lastTime = time.Unix(0, math.MaxInt64)
+
+// unixNanos returns t in Unix nanoseconds, within the times a reading can
+// have: a query's bound outside them is moved to the nearest.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return 0
+	case t.After(lastTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
 // Window is the span of one summary.
 const Window = time.Minute
 
@@ -257,8 +273,8 @@ func (s *Series) ingest(ctx context.Context, rs []Reading, raw bool) (int, error
 		if r.Time.IsZero() {
 			cr.Time, cr.Flags = now.UnixNano(), flags
 		} else {
-			if r.Time.Year() < 1970 || r.Time.Year() > 2262 {
-				return 0, invalid.Errorf(fmt.Sprintf("readings[%d].ts", i), "%s is out of range (1970 to 2262)", r.Time.Format(time.RFC3339))
+			if r.Time.Before(time.Unix(0, 0)) || r.Time.After(lastTime) {
+				return 0, invalid.Errorf(fmt.Sprintf("readings[%d].ts", i), "%s is out of range (1970 to %s)", r.Time.Format(time.RFC3339), lastTime.Format(time.DateOnly))
 			}
 			if synced && !r.NodeClock && r.Time.After(now.Add(MaxFuture)) {
 				return 0, invalid.Errorf(fmt.Sprintf("readings[%d].ts", i), "%s is more than %s ahead of this node's clock", r.Time.Format(time.RFC3339), MaxFuture)
@@ -469,7 +485,7 @@ type Point struct {
 // epoch, and the range is widened to whole buckets. Empty buckets are
 // left out.
 func (s *Series) Run(ctx context.Context, q Query) ([]Point, error) {
-	from, to := q.From.UnixNano(), q.To.UnixNano()
+	from, to := unixNanos(q.From), unixNanos(q.To)
 	if to <= from {
 		return nil, invalid.Errorf("to", "must be after from")
 	}
@@ -481,8 +497,13 @@ func (s *Series) Run(ctx context.Context, q Query) ([]Point, error) {
 		return s.raw(factsPrefix+esc, from, to, q.Origin)
 	}
 	step := int64(q.Step)
-	from, to = floorDiv(from, step), floorDiv(to-1, step)+step
-	if n := (to - from + step - 1) / step; n > MaxPoints {
+	from, to = floorDiv(from, step), floorDiv(to-1, step)
+	if to > math.MaxInt64-step {
+		return nil, invalid.Errorf("step", "%s: the last bucket would end after %s", q.Step, lastTime.Format(time.DateOnly))
+	}
+	to += step
+	// to−from may not fit an int64, but fits a uint64: from ≥ 0.
+	if n := (uint64(to) - uint64(from)) / uint64(step); n > MaxPoints {
 		return nil, invalid.Errorf("step", "%d buckets, limit %d: use a larger step or a shorter range", n, MaxPoints)
 	}
 	buckets := map[int64]*summary{}

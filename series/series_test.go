@@ -183,6 +183,34 @@ func TestIngestRefusesBadReadings(t *testing.T) {
 	}
 }
 
+// TestTimesBeyondUnixNanoseconds: a reading after 2262-04-11 is refused
+// (its Unix nanoseconds would wrap to 1677), and queries over any range,
+// however wide, are bounded by MaxPoints or answered, never wrapped.
+func TestTimesBeyondUnixNanoseconds(t *testing.T) {
+	s := newSeries(t, fixedClock(false)) // no future limit on an unsynced clock
+	ctx := context.Background()
+	late := time.Date(2262, 6, 1, 0, 0, 0, 0, time.UTC)
+	_, err := s.Ingest(ctx, []Reading{{Sensor: "x", Value: 1, Time: late}})
+	if f, _ := invalid.FieldOf(err); f != "readings[0].ts" {
+		t.Errorf("a reading at %s: %v, want it refused", late, err)
+	}
+	if _, err := s.Ingest(ctx, []Reading{{Sensor: "x", Value: 1, Time: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	first, last := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	// Too many buckets, and a last bucket that would end after 2262.
+	for _, step := range []time.Duration{time.Millisecond, time.Hour, 100 * 365 * 24 * time.Hour} {
+		_, err := s.Run(ctx, Query{Sensor: "x", From: first, To: last, Step: step})
+		if f, _ := invalid.FieldOf(err); f != "step" {
+			t.Errorf("step %s over years 1 to 9999: %v, want an error about the step", step, err)
+		}
+	}
+	pts, err := s.Run(ctx, Query{Sensor: "x", From: first, To: last})
+	if err != nil || len(pts) != 1 || pts[0].Value != 1 {
+		t.Errorf("raw over years 1 to 9999: %v, %v; want the one reading", pts, err)
+	}
+}
+
 func TestSensorID(t *testing.T) {
 	id, err := SensorID("disk.used", map[string]string{"path": "/var lib", "host": "a,b"})
 	if err != nil || id != `disk.used,host=a\,b,path=/var\ lib` {

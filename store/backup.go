@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,7 @@ func Restore(o Options, r io.Reader) error {
 	if err != nil {
 		return openError(o.Dir, err)
 	}
-	if err := bdb.Load(br, 256); err != nil {
+	if err := bdb.Load(&frameLimit{r: br, max: maxBackupFrame}, 256); err != nil {
 		bdb.Close()
 		return fmt.Errorf("store: restore: the backup is damaged or truncated: %w (remove %s before trying another backup)", err, o.Dir)
 	}
@@ -64,4 +65,44 @@ func Restore(o Options, r io.Reader) error {
 		return fmt.Errorf("store: restore: the restored data does not open: %w", err)
 	}
 	return db.Close()
+}
+
+// maxBackupFrame bounds a frame of Badger's backup stream (a batch of
+// keys, about 16 MiB and at most about 100 MiB as Badger writes them).
+const maxBackupFrame = 128 << 20
+
+// frameLimit passes Badger's backup stream through (frames of an 8-byte
+// little-endian length and that many bytes) and refuses a frame over max
+// before Load allocates it: a damaged or hostile file would otherwise make
+// it allocate whatever its length says and kill the process.
+type frameLimit struct {
+	r       io.Reader
+	max     uint64
+	pending []byte // the current frame's length, not yet passed on
+	left    uint64 // bytes of the current frame not yet passed on
+}
+
+func (f *frameLimit) Read(p []byte) (int, error) {
+	if len(f.pending) == 0 && f.left == 0 {
+		h := make([]byte, 8)
+		if _, err := io.ReadFull(f.r, h); err != nil {
+			return 0, err // io.EOF between frames: the end
+		}
+		size := binary.LittleEndian.Uint64(h)
+		if size > f.max {
+			return 0, fmt.Errorf("a frame of %d bytes, limit %d", size, f.max)
+		}
+		f.pending, f.left = h, size
+	}
+	if len(f.pending) > 0 {
+		n := copy(p, f.pending)
+		f.pending = f.pending[n:]
+		return n, nil
+	}
+	n, err := f.r.Read(p[:min(uint64(len(p)), f.left)])
+	f.left -= uint64(n)
+	if err == io.EOF && f.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }

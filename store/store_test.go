@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -13,7 +14,7 @@ import (
 	"github.com/edged-dev/edged/crdt"
 )
 
-func openT(t *testing.T, o Options) *DB {
+func openT(t testing.TB, o Options) *DB {
 	t.Helper()
 	db, err := Open(o)
 	if err != nil {
@@ -25,7 +26,7 @@ func openT(t *testing.T, o Options) *DB {
 
 // commitOp commits one AWSet add of elem to name as replica 1, the way the
 // engine does, and returns the log entry.
-func commitOp(t *testing.T, db *DB, name, elem string) Entry {
+func commitOp(t testing.TB, db *DB, name, elem string) Entry {
 	t.Helper()
 	ctx := db.Context()
 	vs, err := db.Get(name)
@@ -278,7 +279,7 @@ func skipOrFail(t *testing.T, why string) {
 	t.Skip(why)
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -315,6 +316,26 @@ func TestBackupRestore(t *testing.T) {
 	if err := Restore(Options{Dir: filepath.Join(t.TempDir(), "y")}, strings.NewReader(truncated)); err == nil {
 		t.Fatal("restore of a truncated backup succeeded")
 	}
+	// A frame whose length says 1 TiB: refused before anything allocates it.
+	huge := backupMagic + "\x00\x00\x00\x00\x00\x01\x00\x00" + "x"
+	err = Restore(Options{Dir: filepath.Join(t.TempDir(), "z")}, strings.NewReader(huge))
+	if err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("restore of a 1 TiB frame: %v, want a frame over the limit", err)
+	}
+}
+
+// FuzzRestore: whatever a backup file holds, Restore returns (an error or
+// a store that opens); it never panics or allocates what a length says.
+func FuzzRestore(f *testing.F) {
+	db := openT(f, Options{Dir: f.TempDir(), Durability: None})
+	commitOp(f, db, "s", "a")
+	var buf strings.Builder
+	must(f, db.Backup(&buf))
+	f.Add([]byte(buf.String()))
+	f.Add([]byte(backupMagic + "\x00\x00\x00\x00\x00\x01\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		Restore(Options{Dir: filepath.Join(t.TempDir(), "r"), Durability: None}, bytes.NewReader(b))
+	})
 }
 
 func TestLogVectorIsKeptAndDerived(t *testing.T) {
