@@ -105,6 +105,11 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "a second document",
+			yaml: "log:\n  level: debug\n---\nhttp:\n  adress: x\n",
+			want: []string{"a second YAML document at line 3 (---): the configuration is one document"},
+		},
+		{
 			name: "syntax error",
 			yaml: "http:\n  addr: [\n",
 			want: []string{"yaml: line 2: did not find expected node content"},

@@ -32,7 +32,8 @@ func Load(path string) (Config, error) {
 // keep their defaults, and an empty document yields Default. Unknown fields
 // and values of the wrong type are errors; each problem is reported, joined
 // with errors.Join, with its field path and line:
-// `http.adress: unknown field (line 4)`. Parse does not validate the result.
+// `http.adress: unknown field (line 4)`. The file is one document: a
+// second (after ---) is an error. Parse does not validate the result.
 func Parse(data []byte) (Config, error) {
 	cfg := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -46,6 +47,15 @@ func Parse(data []byte) (Config, error) {
 	}
 	if err != nil {
 		return Config{}, err
+	}
+	// A second document would be skipped, unknown fields and all.
+	var more yaml.Node
+	switch err := dec.Decode(&more); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return Config{}, err
+	default:
+		return Config{}, fmt.Errorf("a second YAML document at line %d (---): the configuration is one document", more.Line)
 	}
 	return cfg, nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/edged-dev/edged/cborcheck"
 	"github.com/edged-dev/edged/crdt"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -318,7 +319,7 @@ func EncodeRecord(name string, values map[crdt.Type]crdt.Value) ([]byte, error) 
 // DecodeRecord decodes a record made by EncodeRecord.
 func DecodeRecord(name string, enc []byte) (map[crdt.Type]crdt.Value, error) {
 	var parts []cbor.RawMessage
-	if err := recordMode.Unmarshal(enc, &parts); err != nil {
+	if err := cborcheck.Unmarshal(recordMode, enc, &parts); err != nil {
 		return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, name, err)
 	}
 	if len(parts) > 16 {

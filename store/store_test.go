@@ -380,3 +380,37 @@ func TestLogVectorAheadOfTheContextIsRepaired(t *testing.T) {
 		t.Fatalf("log vector after reopen = %v, want 7:15 (the context's prefix) and 8:3", got)
 	}
 }
+
+// FuzzDecodeRecord: a record is what state transfer takes from peers.
+// Whatever the bytes, DecodeRecord returns an error or values that encode
+// again (to nothing when there are none) and decode to the same encoding.
+func FuzzDecodeRecord(f *testing.F) {
+	db := openT(f, Options{Dir: f.TempDir(), Durability: None})
+	commitOp(f, db, "s", "a")
+	vs, err := db.Get("s")
+	must(f, err)
+	enc, err := EncodeRecord("s", vs)
+	must(f, err)
+	f.Add(enc)
+	f.Add([]byte{0x9b, 0, 0, 0, 1, 0, 0, 0, 0}) // an array of 2^32 items
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vs, err := DecodeRecord("k", b)
+		if err != nil {
+			return
+		}
+		enc, err := EncodeRecord("k", vs)
+		if err != nil {
+			t.Fatalf("accepted values do not encode: %v", err)
+		}
+		if enc == nil {
+			return // no state: the name is deleted
+		}
+		again, err := DecodeRecord("k", enc)
+		if err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+		if enc2, _ := EncodeRecord("k", again); !bytes.Equal(enc, enc2) {
+			t.Fatalf("round trip changed the record: %x, then %x", enc, enc2)
+		}
+	})
+}
