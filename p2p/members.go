@@ -252,6 +252,13 @@ func (n *Node) exchange() []replication.Out {
 // exchanged dials the peers another peer told of that this node is not
 // connected to; as with mDNS, the host authenticates them.
 func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs, now time.Time) {
+	// A peer waited for and not told of again is forgotten: if it is
+	// told of later, the wait starts afresh.
+	for id, t := range n.toldOf {
+		if now.Sub(t) > toldOfKept {
+			delete(n.toldOf, id)
+		}
+	}
 	for _, pa := range peers {
 		id, err := peer.Decode(pa.ID)
 		if err != nil {
@@ -271,6 +278,9 @@ func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs, now
 			continue
 		}
 		if _, waiting := n.toldOf[id]; !waiting {
+			if len(n.toldOf) >= maxToldOf {
+				continue // a flood of names: dial those waited for first
+			}
 			n.toldOf[id] = now
 		}
 		if dialFirst(n.host.ID(), id, addrs, now.Sub(n.toldOf[id])) {
@@ -283,6 +293,15 @@ func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs, now
 // relayDialGrace is how long the node that does not dial first waits for
 // the other to dial it through a relay.
 const relayDialGrace = 5 * time.Second
+
+// toldOfKept is how long a peer told of stays waited for, and maxToldOf
+// bounds how many are: those behind NATs whose IDs sort below this node's
+// are few, but a buggy or hostile fleet peer may name any number (64 a
+// message).
+const (
+	toldOfKept = 12 * relayDialGrace
+	maxToldOf  = 256
+)
 
 // dialFirst reports whether self dials other now, told of its addresses
 // addrs waited ago. Two nodes behind NATs learn of each other at the same

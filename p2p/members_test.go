@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -212,5 +214,38 @@ func TestPunchSchedule(t *testing.T) {
 	}
 	if tick(later.Add(time.Second), true) || !tick(later.Add(time.Second+first), true) {
 		t.Error("relayed again: not retried after the first wait")
+	}
+}
+
+// TestToldOfIsBounded: a peer that names many peers behind NATs (IDs that
+// sort below this node's, so it waits for them to dial) makes the node
+// remember at most maxToldOf of them, and forget them after toldOfKept.
+func TestToldOfIsBounded(t *testing.T) {
+	n := startTestNode(t, "").p2p
+	relayed := "/ip4/11.0.0.10/tcp/4001/p2p/12D3KooWS7ETjzoV3JgbXxnV6kskmtZ9987iALNSpTAqP9dWEuMi/p2p-circuit"
+	var names []replication.PeerAddrs
+	for len(names) < 2*maxToldOf {
+		_, pub, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := peer.IDFromPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id < n.host.ID() {
+			names = append(names, replication.PeerAddrs{ID: id.String(), Addrs: []string{relayed}})
+		}
+	}
+	t0 := time.Now()
+	for i := 0; i < len(names); i += 64 {
+		n.exchanged(context.Background(), names[i:i+64], t0)
+	}
+	if len(n.toldOf) != maxToldOf {
+		t.Errorf("%d peers waited for, want the first %d", len(n.toldOf), maxToldOf)
+	}
+	n.exchanged(context.Background(), nil, t0.Add(toldOfKept+time.Second))
+	if len(n.toldOf) != 0 {
+		t.Errorf("%d peers still waited for after %s", len(n.toldOf), toldOfKept)
 	}
 }
