@@ -116,19 +116,38 @@ func (n *Node) persist(p replication.PeerID) {
 	n.persisted[p] = m.LastSeen
 }
 
-// leave tells the connected peers that this node is shutting down, so they
-// do not suspect it; best effort, within leaveTimeout.
-func (n *Node) leave() {
-	b, err := replication.Encode(replication.Message{Version: replication.Version, Kind: replication.KindLeave, Fleet: n.cfg.Fleet})
-	if err != nil {
-		return
+// goodbye sends a sender's last message at shutdown on its kept stream,
+// after all it sent before, so that the peer cannot read the goodbye
+// first; best effort, within leaveTimeout.
+func (n *Node) goodbye(out *outStream) {
+	if out.s == nil || out.s.Protocol() != StreamProtocol {
+		return // leave sends it
 	}
+	ctx, cancel := context.WithTimeout(network.WithNoDial(context.Background(), "goodbye"), leaveTimeout)
+	defer cancel()
+	if out.write(ctx, n.goodbyeMsg()) == nil {
+		n.mu.Lock()
+		n.saidBye[out.peer] = true
+		n.mu.Unlock()
+	}
+}
+
+func (n *Node) goodbyeMsg() []byte {
+	b, _ := replication.Encode(replication.Message{Version: replication.Version, Kind: replication.KindLeave, Fleet: n.cfg.Fleet})
+	return b
+}
+
+// leave tells the connected peers that this node is shutting down, so they
+// do not suspect it; best effort, within leaveTimeout. It runs after the
+// senders stopped, for the peers they did not tell (see goodbye).
+func (n *Node) leave() {
+	b := n.goodbyeMsg()
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, p := range n.sync.Peers() {
 		id, err := peer.Decode(string(p))
-		if err != nil || n.host.Network().Connectedness(id) != network.Connected {
+		if err != nil || n.saidBye[id] || n.host.Network().Connectedness(id) != network.Connected {
 			continue
 		}
 		wg.Go(func() {

@@ -172,6 +172,11 @@ type Node struct {
 	persisted map[replication.PeerID]time.Time
 	// forgotten are the peers whose watermark was dropped (ForgetAfter).
 	forgotten map[replication.PeerID]bool
+	// kept is each peer's inbound kept stream: one a peer, as its sender
+	// has one (a new one resets the old). Guarded by mu, as is saidBye:
+	// the peers whose senders sent the goodbye on their kept streams.
+	kept    map[peer.ID]network.Stream
+	saidBye map[peer.ID]bool
 	// toldOf is when peer exchange first told of each peer that this node
 	// waits for (see dialFirst), since its last message.
 	toldOf map[peer.ID]time.Time
@@ -293,6 +298,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	mc.Interval = roundTicks * cfg.Tick
 	n.members, n.persisted, n.forgotten = membership.New(mc), map[replication.PeerID]time.Time{}, map[replication.PeerID]bool{}
 	n.toldOf = map[peer.ID]time.Time{}
+	n.kept, n.saidBye = map[peer.ID]network.Stream{}, map[peer.ID]bool{}
 	if err := n.restore(); err != nil {
 		h.Close()
 		return nil, err
@@ -712,6 +718,7 @@ func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan []byte) {
 		var b []byte
 		select {
 		case <-ctx.Done():
+			n.goodbye(&out)
 			return
 		case b = <-box:
 		}
@@ -782,7 +789,9 @@ func (o *outStream) write(ctx context.Context, b []byte) error {
 	kept := o.s != nil
 	err := o.send(ctx, b)
 	if err != nil && kept {
-		err = o.send(ctx, b)
+		// Not dialing: whether to dial is the sender's to decide
+		// (mayDial), and its next message will.
+		err = o.send(network.WithNoDial(ctx, "retry on a new stream"), b)
 	}
 	return err
 }
@@ -830,16 +839,38 @@ func isRelayed(c network.Conn) bool {
 func isDirect(c network.Conn) bool { return !isRelayed(c) }
 
 // receive reads the messages of an inbound stream, one under Protocol and
-// any number under StreamProtocol, and queues them for the driver. Between
-// messages a kept stream may stay idle as long as its connection lives;
-// each message must arrive whole within streamTimeout of its first byte.
+// any number under StreamProtocol, and queues them for the driver. A peer
+// has one kept stream: a new one resets the one before. Between messages a
+// kept stream may stay idle for keptIdle, many rounds (then it is reset,
+// and the sender opens a new one when it next writes); each message must
+// arrive whole within streamTimeout of its first byte.
 func (n *Node) receive(s network.Stream) {
 	defer s.Close()
+	kept := s.Protocol() == StreamProtocol
+	if kept {
+		from := s.Conn().RemotePeer()
+		n.mu.Lock()
+		old := n.kept[from]
+		n.kept[from] = s
+		n.mu.Unlock()
+		if old != nil {
+			old.Reset()
+		}
+		defer func() {
+			n.mu.Lock()
+			if n.kept[from] == s {
+				delete(n.kept, from)
+			}
+			n.mu.Unlock()
+		}()
+	}
+	idle := max(time.Minute, 3*roundTicks*n.cfg.Tick)
 	r := bufio.NewReader(s)
-	for kept := s.Protocol() == StreamProtocol; ; {
+	for {
 		if kept {
-			s.SetReadDeadline(time.Time{})
+			s.SetReadDeadline(time.Now().Add(idle))
 			if _, err := r.Peek(1); err != nil {
+				s.Reset()
 				return
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -276,5 +278,41 @@ func TestBurstsShareEagerPushes(t *testing.T) {
 		t.Errorf("%d writes went out as %d entries: pushes are not shared", writes, n)
 	} else {
 		t.Logf("%d writes went out as %d entries", writes, n)
+	}
+}
+
+// TestOneKeptStreamAPeer: a peer's sender keeps one stream, so a second
+// kept stream from the same peer resets the first: a peer cannot hold
+// idle streams open by the dozen.
+func TestOneKeptStreamAPeer(t *testing.T) {
+	a := startTestNode(t, "")
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	info, err := peer.AddrInfoFromP2pAddr(ma.StringCast(a.p2p.Addrs()[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, *info); err != nil {
+		t.Fatal(err)
+	}
+	open := func() network.Stream {
+		s, err := h.NewStream(ctx, info.ID, StreamProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write([]byte{0}) // an empty frame, so the stream reaches the node
+		return s
+	}
+	first := open()
+	waitFor(t, "the first stream at the node", func() bool { return a.p2p.Stats()[h.ID().String()].Errors == 1 })
+	open()
+	first.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := first.Read(make([]byte, 1)); !errors.Is(err, network.ErrReset) {
+		t.Errorf("the first kept stream reads %v after a second opened, want it reset", err)
 	}
 }
