@@ -81,15 +81,7 @@ func TestCloudSyncEndToEnd(t *testing.T) {
 		})
 	}
 	total := func() int64 { return acked[0].Load() + acked[1].Load() }
-	waitAcked := func(n int64) {
-		deadline := time.Now().Add(waitTimeout)
-		for total() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d writes acknowledged, want %d", total(), n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitAcked := func(n int64) { waitAtLeast(t, "writes acknowledged", total, n) }
 	waitAcked(100)
 	broker.Stop() // writes go on while the broker is down
 	waitAcked(total() + 100)

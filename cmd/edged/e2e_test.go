@@ -260,6 +260,19 @@ func edged(t testing.TB, bin string, args ...string) string {
 	return stdout.String()
 }
 
+// waitAtLeast polls count until it reaches n, failing with its last value
+// after waitTimeout.
+func waitAtLeast(t *testing.T, what string, count func() int64, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for count() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d %s, want %d", count(), what, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // postOK posts a JSON body to base+path and reports whether the node
 // answered 200 (an acknowledged write).
 func postOK(base, path, body string) bool {

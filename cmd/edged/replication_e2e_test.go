@@ -63,15 +63,7 @@ func TestReplicationEndToEnd(t *testing.T) {
 	}
 	// Kill c once writes and sync are under way, and stop writing once
 	// the restarted c has taken writes too.
-	waitAcked := func(n int64) {
-		deadline := time.Now().Add(waitTimeout)
-		for acked.Load() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d writes acknowledged, want %d", acked.Load(), n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitAcked := func(n int64) { waitAtLeast(t, "writes acknowledged", acked.Load, n) }
 	waitAcked(150)
 	pc.cmd.Process.Signal(syscall.SIGKILL)
 	<-pc.done
