@@ -19,6 +19,7 @@ import (
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -194,30 +195,34 @@ func TestPeerOfAnEarlierBuild(t *testing.T) {
 	waitFor(t, "a later write at the earlier build", func() bool { return counter(old.db, "visits") == 111 })
 }
 
+// rawPeer returns a bare libp2p host connected to tn, which writes what a
+// test likes, and a context for its calls.
+func rawPeer(t *testing.T, tn *testNode) (host.Host, context.Context) {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	info, err := peer.AddrInfoFromP2pAddr(ma.StringCast(tn.p2p.Addrs()[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	if err := h.Connect(ctx, *info); err != nil {
+		t.Fatal(err)
+	}
+	return h, ctx
+}
+
 // TestKeptStreamOutlivesABadMessage: on a kept stream a message that does
 // not decode is dropped and counted, and the next one is taken; a frame
 // over the size limit cannot be skipped, so the node resets the stream.
 func TestKeptStreamOutlivesABadMessage(t *testing.T) {
 	a := startTestNode(t, "")
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	addr, err := ma.NewMultiaddr(a.p2p.Addrs()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := peer.AddrInfoFromP2pAddr(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Connect(ctx, *info); err != nil {
-		t.Fatal(err)
-	}
-	s, err := h.NewStream(ctx, info.ID, StreamProtocol)
+	h, ctx := rawPeer(t, a)
+	s, err := h.NewStream(ctx, a.p2p.host.ID(), StreamProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,22 +291,9 @@ func TestBurstsShareEagerPushes(t *testing.T) {
 // idle streams open by the dozen.
 func TestOneKeptStreamAPeer(t *testing.T) {
 	a := startTestNode(t, "")
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	info, err := peer.AddrInfoFromP2pAddr(ma.StringCast(a.p2p.Addrs()[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Connect(ctx, *info); err != nil {
-		t.Fatal(err)
-	}
+	h, ctx := rawPeer(t, a)
 	open := func() network.Stream {
-		s, err := h.NewStream(ctx, info.ID, StreamProtocol)
+		s, err := h.NewStream(ctx, a.p2p.host.ID(), StreamProtocol)
 		if err != nil {
 			t.Fatal(err)
 		}
