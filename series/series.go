@@ -485,6 +485,10 @@ type Point struct {
 // epoch, and the range is widened to whole buckets. Empty buckets are
 // left out.
 func (s *Series) Run(ctx context.Context, q Query) ([]Point, error) {
+	// An ID no reading can have is an error, not an empty answer.
+	if _, err := SensorID(q.Sensor, nil); err != nil {
+		return nil, err
+	}
 	from, to := unixNanos(q.From), unixNanos(q.To)
 	if to <= from {
 		return nil, invalid.Errorf("to", "must be after from")

@@ -181,6 +181,12 @@ func TestIngestRefusesBadReadings(t *testing.T) {
 	if _, err := s.Run(ctx, Query{Sensor: "x", From: t0, To: t0}); !errors.As(err, new(*invalid.Error)) {
 		t.Errorf("empty range: %v", err)
 	}
+	for _, id := range []string{"", "x\x01", strings.Repeat("x", MaxSensorBytes+1)} {
+		_, err := s.Run(ctx, Query{Sensor: id, From: t0, To: t0.Add(time.Hour)})
+		if f, _ := invalid.FieldOf(err); f != "sensor" {
+			t.Errorf("query of sensor %q: %v, want an error about the sensor", id, err)
+		}
+	}
 }
 
 // TestTimesBeyondUnixNanoseconds: a reading after 2262-04-11 is refused
