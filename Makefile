@@ -123,7 +123,7 @@ dist: cross
 	done
 	set -e; for build in amd64 arm64 armv7 armv6; do \
 		d=bin/dist/edged-$(DEB_VERSION)-linux-$$build; mkdir -p $$d; \
-		cp bin/edged-linux-$$build $$d/edged; cp bin/dist/edged.yaml packaging/edged.service scripts/install-pi.sh README.md $$d/; \
+		cp bin/edged-linux-$$build $$d/edged; cp bin/dist/edged.yaml packaging/edged.service packaging/prometheus/edged-alerts.yml scripts/install-pi.sh README.md $$d/; \
 		tar -C bin/dist -czf $$d.tar.gz $$(basename $$d); rm -rf $$d; \
 	done
 	ls -l bin/dist

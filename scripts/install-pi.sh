@@ -29,6 +29,10 @@ fi
 /usr/bin/edged config check /etc/edged/edged.yaml
 install -d -m 0750 -o edged -g edged /var/lib/edged
 install -m 0644 edged.service /lib/systemd/system/edged.service
+if [ -f edged-alerts.yml ]; then # Prometheus alerting rules, as the .deb installs them
+	install -d -m 0755 /usr/share/edged/prometheus
+	install -m 0644 edged-alerts.yml /usr/share/edged/prometheus/edged-alerts.yml
+fi
 systemctl daemon-reload
 systemctl enable --now edged
 echo "install-pi: edged is running: systemctl status edged; curl 127.0.0.1:8080/healthz"
