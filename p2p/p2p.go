@@ -841,9 +841,9 @@ func isDirect(c network.Conn) bool { return !isRelayed(c) }
 // receive reads the messages of an inbound stream, one under Protocol and
 // any number under StreamProtocol, and queues them for the driver. A peer
 // has one kept stream: a new one resets the one before. Between messages a
-// kept stream may stay idle for keptIdle, many rounds (then it is reset,
-// and the sender opens a new one when it next writes); each message must
-// arrive whole within streamTimeout of its first byte.
+// kept stream may stay idle for three round intervals, at least a minute
+// (then it is reset, and the sender opens a new one when it next writes);
+// each message must arrive whole within streamTimeout of its first byte.
 func (n *Node) receive(s network.Stream) {
 	defer s.Close()
 	kept := s.Protocol() == StreamProtocol
