@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -413,4 +415,47 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("round trip changed the record: %x, then %x", enc, enc2)
 		}
 	})
+}
+
+// FuzzFrameLimit: whatever the stream, frameLimit passes it through
+// unchanged while every frame is within the limit, and stops with an error
+// at the first that is not, or at a truncated one.
+func FuzzFrameLimit(f *testing.F) {
+	f.Add([]byte("\x03\x00\x00\x00\x00\x00\x00\x00abc\x00\x00\x00\x00\x00\x00\x00\x00"), uint8(4))
+	f.Add([]byte("\x09\x00\x00\x00\x00\x00\x00\x00abc"), uint8(4))
+	f.Fuzz(func(t *testing.T, in []byte, max uint8) {
+		got, err := io.ReadAll(&frameLimit{r: bytes.NewReader(in), max: uint64(max)})
+		// What the limit lets through: whole frames up to the first over it.
+		var want []byte
+		rest, over := in, false
+		for len(rest) >= 8 {
+			size := binary.LittleEndian.Uint64(rest)
+			if size > uint64(max) {
+				over = true
+				break
+			}
+			end := min(uint64(len(rest)), 8+size)
+			want, rest = append(want, rest[:end]...), rest[end:]
+		}
+		// A truncated header is not passed on: an error.
+		if !bytes.Equal(got, want) {
+			t.Fatalf("passed on %x, want %x", got, want)
+		}
+		truncated := len(rest) > 0 || (len(want) > 0 && !complete(want))
+		if (over || truncated) && err == nil {
+			t.Fatal("a frame over the limit, or a truncated one, passed without an error")
+		}
+	})
+}
+
+// complete reports whether b is whole frames.
+func complete(b []byte) bool {
+	for len(b) >= 8 {
+		size := binary.LittleEndian.Uint64(b)
+		if uint64(len(b)-8) < size {
+			return false
+		}
+		b = b[8+size:]
+	}
+	return len(b) == 0
 }
