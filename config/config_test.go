@@ -46,6 +46,11 @@ func TestParse(t *testing.T) {
 			yaml: "log:\nnode:\n  name: pi-1\n",
 			want: func(c *Config) { c.Node.Name = "pi-1" },
 		},
+		{
+			name: "a trailing empty document",
+			yaml: "node:\n  name: pi-1\n---\n# end\n",
+			want: func(c *Config) { c.Node.Name = "pi-1" },
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,16 +48,29 @@ func Parse(data []byte) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	// A second document would be skipped, unknown fields and all.
-	var more yaml.Node
-	switch err := dec.Decode(&more); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		return Config{}, err
-	default:
-		return Config{}, fmt.Errorf("a second YAML document at line %d (---): the configuration is one document", more.Line)
+	// A second document would be skipped, unknown fields and all; an
+	// empty one (a trailing ---) holds nothing to skip.
+	for {
+		var more yaml.Node
+		switch err := dec.Decode(&more); {
+		case errors.Is(err, io.EOF):
+			return cfg, nil
+		case err != nil:
+			return Config{}, err
+		case !emptyDocument(&more):
+			return Config{}, fmt.Errorf("a second YAML document at line %d (---): the configuration is one document", more.Line)
+		}
 	}
-	return cfg, nil
+}
+
+// emptyDocument reports whether doc holds nothing but null.
+func emptyDocument(doc *yaml.Node) bool {
+	for _, n := range doc.Content {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!null" {
+			return false
+		}
+	}
+	return true
 }
 
 // describe turns the messages of a yaml.TypeError, such as "line 4: field

@@ -271,10 +271,12 @@ func (n *Node) exchange() []replication.Out {
 // exchanged dials the peers another peer told of that this node is not
 // connected to; as with mDNS, the host authenticates them.
 func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs, now time.Time) {
-	// A peer waited for and not told of again is forgotten: if it is
-	// told of later, the wait starts afresh.
+	// A peer waited for and not told of again for two exchanges (at
+	// least toldOfKept) is forgotten: if it is told of later, the wait
+	// starts afresh.
+	keep := max(toldOfKept, 2*exchangeTicks*n.cfg.Tick)
 	for id, t := range n.toldOf {
-		if now.Sub(t) > toldOfKept {
+		if now.Sub(t.last) > keep {
 			delete(n.toldOf, id)
 		}
 	}
@@ -296,27 +298,36 @@ func (n *Node) exchanged(ctx context.Context, peers []replication.PeerAddrs, now
 		if len(addrs) == 0 {
 			continue
 		}
-		if _, waiting := n.toldOf[id]; !waiting {
-			if len(n.toldOf) >= maxToldOf {
-				continue // a flood of names: dial those waited for first
-			}
-			n.toldOf[id] = now
+		t, waiting := n.toldOf[id]
+		if !waiting {
+			t.first = now
 		}
-		if dialFirst(n.host.ID(), id, addrs, now.Sub(n.toldOf[id])) {
+		if dialFirst(n.host.ID(), id, addrs, now.Sub(t.first)) {
 			delete(n.toldOf, id)
 			n.dial(ctx, "p2p: found peer", id, "", addrs...)
+			continue
+		}
+		// Waited for, unless a flood of names has filled the map: then
+		// the peer, which sorts lower, is left to dial this node.
+		if waiting || len(n.toldOf) < maxToldOf {
+			t.last = now
+			n.toldOf[id] = t
 		}
 	}
 }
+
+// told is when peer exchange first and last told of a peer that this node
+// waits for.
+type told struct{ first, last time.Time }
 
 // relayDialGrace is how long the node that does not dial first waits for
 // the other to dial it through a relay.
 const relayDialGrace = 5 * time.Second
 
-// toldOfKept is how long a peer told of stays waited for, and maxToldOf
-// bounds how many are: those behind NATs whose IDs sort below this node's
-// are few, but a buggy or hostile fleet peer may name any number (64 a
-// message).
+// toldOfKept is the least time a peer told of stays waited for without
+// being told of again, and maxToldOf bounds how many are: those behind
+// NATs whose IDs sort below this node's are few, but a buggy or hostile
+// fleet peer may name any number (64 a message).
 const (
 	toldOfKept = 12 * relayDialGrace
 	maxToldOf  = 256

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -219,7 +221,8 @@ func TestPunchSchedule(t *testing.T) {
 
 // TestToldOfIsBounded: a peer that names many peers behind NATs (IDs that
 // sort below this node's, so it waits for them to dial) makes the node
-// remember at most maxToldOf of them, and forget them after toldOfKept.
+// remember at most maxToldOf of them, and forget those not told of again
+// for toldOfKept; a peer that needs no wait is dialed all the same.
 func TestToldOfIsBounded(t *testing.T) {
 	n := startTestNode(t, "").p2p
 	relayed := "/ip4/11.0.0.10/tcp/4001/p2p/12D3KooWS7ETjzoV3JgbXxnV6kskmtZ9987iALNSpTAqP9dWEuMi/p2p-circuit"
@@ -244,8 +247,20 @@ func TestToldOfIsBounded(t *testing.T) {
 	if len(n.toldOf) != maxToldOf {
 		t.Errorf("%d peers waited for, want the first %d", len(n.toldOf), maxToldOf)
 	}
+	// A full map does not stop a peer that needs no wait from being
+	// dialed: one with a direct address.
+	other := startTestNode(t, "")
+	direct := replication.PeerAddrs{ID: other.id(), Addrs: other.p2p.Addrs()[:1]}
+	direct.Addrs[0] = strings.TrimSuffix(direct.Addrs[0], "/p2p/"+other.id())
+	n.exchanged(context.Background(), []replication.PeerAddrs{direct}, t0)
+	waitFor(t, "the directly reachable peer dialed", func() bool {
+		return n.host.Network().Connectedness(other.p2p.host.ID()) == network.Connected
+	})
+	// Told of again (within the grace, or it would be dialed), an entry
+	// stays; not told of for toldOfKept, it goes.
+	n.exchanged(context.Background(), names[:1], t0.Add(relayDialGrace-time.Second))
 	n.exchanged(context.Background(), nil, t0.Add(toldOfKept+time.Second))
-	if len(n.toldOf) != 0 {
-		t.Errorf("%d peers still waited for after %s", len(n.toldOf), toldOfKept)
+	if len(n.toldOf) != 1 {
+		t.Errorf("%d peers still waited for after %s, want the one told of again", len(n.toldOf), toldOfKept)
 	}
 }

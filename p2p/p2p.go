@@ -177,9 +177,9 @@ type Node struct {
 	// the peers whose senders sent the goodbye on their kept streams.
 	kept    map[peer.ID]network.Stream
 	saidBye map[peer.ID]bool
-	// toldOf is when peer exchange first told of each peer that this node
-	// waits for (see dialFirst), since its last message.
-	toldOf map[peer.ID]time.Time
+	// toldOf is when peer exchange first and last told of each peer that
+	// this node waits for (see dialFirst), since its last message.
+	toldOf map[peer.ID]told
 	// punches are the peers reachable only through a relay, with when to
 	// try hole punching again (retryPunches).
 	punches punchSchedule
@@ -297,7 +297,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	mc := membership.DefaultConfig()
 	mc.Interval = roundTicks * cfg.Tick
 	n.members, n.persisted, n.forgotten = membership.New(mc), map[replication.PeerID]time.Time{}, map[replication.PeerID]bool{}
-	n.toldOf = map[peer.ID]time.Time{}
+	n.toldOf = map[peer.ID]told{}
 	n.kept, n.saidBye = map[peer.ID]network.Stream{}, map[peer.ID]bool{}
 	if err := n.restore(); err != nil {
 		h.Close()

@@ -56,8 +56,8 @@ const (
 // summaries or latest values).
 func IsRawReadings(name string) bool { return strings.HasPrefix(name, factsPrefix) }
 
-// lastTime is the last time a reading can have: Unix nanoseconds are an
-// int64. The first is the Unix epoch.
+// lastTime bounds the times a reading can have: Unix nanoseconds are an
+// int64, and a query's end is exclusive. The first is the Unix epoch.
 var lastTime = time.Unix(0, math.MaxInt64)
 
 // unixNanos returns t in Unix nanoseconds, within the times a reading can
@@ -273,7 +273,7 @@ func (s *Series) ingest(ctx context.Context, rs []Reading, raw bool) (int, error
 		if r.Time.IsZero() {
 			cr.Time, cr.Flags = now.UnixNano(), flags
 		} else {
-			if r.Time.Before(time.Unix(0, 0)) || r.Time.After(lastTime) {
+			if r.Time.Before(time.Unix(0, 0)) || !r.Time.Before(lastTime) {
 				return 0, invalid.Errorf(fmt.Sprintf("readings[%d].ts", i), "%s is out of range (1970 to %s)", r.Time.Format(time.RFC3339), lastTime.Format(time.DateOnly))
 			}
 			if synced && !r.NodeClock && r.Time.After(now.Add(MaxFuture)) {
@@ -489,12 +489,15 @@ func (s *Series) Run(ctx context.Context, q Query) ([]Point, error) {
 	if _, err := SensorID(q.Sensor, nil); err != nil {
 		return nil, err
 	}
-	from, to := unixNanos(q.From), unixNanos(q.To)
-	if to <= from {
+	if !q.To.After(q.From) {
 		return nil, invalid.Errorf("to", "must be after from")
 	}
 	if q.Step < 0 {
 		return nil, invalid.Errorf("step", "must not be negative")
+	}
+	from, to := unixNanos(q.From), unixNanos(q.To)
+	if to <= from {
+		return nil, nil // wholly before 1970 or after lastTime: no reading is there
 	}
 	esc := escape(q.Sensor)
 	if q.Step == 0 {

@@ -215,6 +215,16 @@ func TestTimesBeyondUnixNanoseconds(t *testing.T) {
 	if err != nil || len(pts) != 1 || pts[0].Value != 1 {
 		t.Errorf("raw over years 1 to 9999: %v, %v; want the one reading", pts, err)
 	}
+	// Wholly before 1970: no reading can be there.
+	pts, err = s.Run(ctx, Query{Sensor: "x", From: first, To: first.Add(time.Hour), Step: time.Minute})
+	if err != nil || len(pts) != 0 {
+		t.Errorf("an hour of year 1: %v, %v; want nothing", pts, err)
+	}
+	// The last time a query can reach is not a reading's.
+	_, err = s.Ingest(ctx, []Reading{{Sensor: "x", Value: 1, Time: lastTime}})
+	if f, _ := invalid.FieldOf(err); f != "readings[0].ts" {
+		t.Errorf("a reading at %s: %v, want it refused", lastTime, err)
+	}
 }
 
 func TestSensorID(t *testing.T) {
