@@ -91,7 +91,7 @@ func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 }
 
 // waitFor polls cond until it holds, failing the test after 20 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	poll.Until(t, 20*time.Second, what, cond)
 }
