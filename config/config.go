@@ -358,7 +358,7 @@ type StoreConfig struct {
 
 	// MinFreeBytes is the free disk space below which writes are refused,
 	// so the disk never fills under the storage engine. 0 means the
-	// profile's default (96 MiB for low-memory, 400 MiB for standard).
+	// profile's default (88 MiB for low-memory, 400 MiB for standard).
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
 
 	// GCInterval is how often acknowledged log entries and the value log

@@ -56,12 +56,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the defaults: 4096 operations per commit (about
-// 650 KiB of typical deltas, under the low-memory profile's 1.2 MiB
+// DefaultConfig returns the defaults: 2048 operations per commit (about
+// 325 KiB of typical deltas, half the low-memory profile's 614 KiB
 // transaction limit), a queue of 8192, a maximum skew of 5 minutes and a
 // 4 MiB cache.
 func DefaultConfig() Config {
-	return Config{MaxBatchOps: 4096, QueueLen: 8192, MaxSkew: 5 * time.Minute, CacheBytes: 4 << 20}
+	return Config{MaxBatchOps: 2048, QueueLen: 8192, MaxSkew: 5 * time.Minute, CacheBytes: 4 << 20}
 }
 
 // Op is one local operation on the key space.

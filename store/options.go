@@ -179,17 +179,22 @@ func (o Options) badgerOptions() badger.Options {
 			WithValueLogFileSize(256 << 20)
 	default: // LowMemory
 		b = b.
-			// 8 MiB memtables, two of them: 16 MiB of write buffers, and
-			// a flush builds its table in a buffer twice that size (the
-			// largest allocation when filling 1M keys). 15% of a memtable
-			// (1.2 MiB) caps one transaction; values over the value
-			// threshold count only as pointers.
-			WithMemTableSize(8 << 20).
+			// 4 MiB memtables, two of them: 8 MiB of write buffers, and
+			// a flush builds its table in buffers several times that
+			// size. 15% of a memtable (614 KiB) caps one transaction;
+			// values over the value threshold count only as pointers.
+			// With these and the tables below, filling 1M keys runs
+			// in a 128 MiB cgroup at three quarters of its unlimited
+			// speed; with 8 MiB memtables and 1 MiB tables, at a third
+			// (docs/BENCHMARKS.md).
+			WithMemTableSize(4 << 20).
 			WithNumMemtables(2).
 			WithNumLevelZeroTables(2).
 			WithNumLevelZeroTablesStall(8).
-			// Compaction builders allocate twice the table size each.
-			WithBaseTableSize(1 << 20).
+			// A compaction builds up to eight tables at once, and each
+			// builder holds twice the table size or more until its
+			// table is on disk: small tables keep that small.
+			WithBaseTableSize(512 << 10).
 			WithBaseLevelSize(10 << 20).
 			// Caches bound the memory of blocks and of table indexes and
 			// bloom filters, which otherwise grow with the data.

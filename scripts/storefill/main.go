@@ -17,6 +17,12 @@
 // The Go runtime runs with its defaults (or the GOGC and GOMEMLIMIT
 // environment variables) unless -gogc or -memlimit-mib is given; the
 // settings in effect are printed.
+//
+// To measure it the way a device holds the service to a memory limit, run
+// it under scripts/memcg.sh (root), with a Go limit below the cgroup's:
+//
+//	go build -o /tmp/storefill ./scripts/storefill
+//	sudo scripts/memcg.sh 128 /tmp/storefill -keys 1000000 -memlimit-mib 80
 package main
 
 import (
