@@ -32,6 +32,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -40,7 +41,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,34 +122,43 @@ func run() error {
 	nodeConns := flag.Int("max-connections", 512, "the node's http.max_connections")
 	measure := flag.Duration("measure", 5*time.Second, "how long capacity and the unloaded p99 are measured")
 	nodeCPUs := flag.String("node-cpus", "", "run the node on these CPUs only (a taskset -c list, such as 1); run the generator on others with taskset")
+	refusals := flag.Bool("refusals", false, "instead, measure how many bulk requests a second the node refuses when it refuses them all (its data budget is one byte)")
 	flag.Parse()
 	// The generator shares the machine with the node: one core for it,
 	// the rest for the node.
 	runtime.GOMAXPROCS(*procs)
 
-	n, err := startNode(*bin, *shed, *nodeConns, *nodeCPUs)
+	budget := 0
+	if *refusals {
+		budget = 1
+	}
+	n, err := startNode(*bin, *shed, *nodeConns, *nodeCPUs, budget)
 	if err != nil {
 		return err
 	}
 	defer n.stop()
-	// As many connections as the node takes (http.max_connections):
-	// requests beyond wait for one in the client.
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: maxConns, MaxConnsPerHost: maxConns}}
-	ld := &load{n: n, client: client}
+	ld := &load{n: n, conns: make([]conn, maxConns)}
+	defer ld.closeConns()
+	if *refusals {
+		return ld.refusals(*measure)
+	}
 
 	capacity := ld.capacity(*measure)
 	fmt.Printf("shedding: %v\ncapacity: %.0f requests/s (closed loop, 16 clients)\n", *shed, capacity)
-	base := ld.open(capacity/5, *measure, false)
+	base := ld.open(capacity/5, *measure)
 	p99 := percentile(latencies(base, -1, true), 0.99)
 	fmt.Printf("unloaded p99 at %.0f/s: %s\n", capacity/5, p99.Round(time.Microsecond))
 
 	rate := capacity * *factor
 	fmt.Printf("burst: %.0f requests/s for %s, plus MQTT readings\n", rate, *burst)
 	stopMQTT := ld.mqtt(rate / 10)
-	res := ld.open(rate, *burst, true)
+	cpu0, t0 := n.cpuTime(), time.Now()
+	res := ld.open(rate, *burst)
+	cpu := (n.cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
 	mq := stopMQTT()
-	client.CloseIdleConnections()
+	ld.closeConns()
 	report(res, ld.tally.notSent.Load(), p99)
+	fmt.Printf("node CPU during the burst: %.2f cores\n", cpu)
 	fmt.Printf("mqtt: %d QoS 0 and %d QoS 1 readings published, %d QoS 1 not acknowledged within 10s\n", mq.qos0, mq.qos1, mq.unacked)
 	fmt.Printf("peak RSS: %.0f MiB (GOMEMLIMIT 256 MiB), of which anonymous %.0f MiB and file-backed %.0f MiB\n",
 		float64(n.peakRSS.Load())/(1<<20), float64(n.peakAnon.Load())/(1<<20), float64(n.peakFile.Load())/(1<<20))
@@ -177,7 +186,7 @@ func run() error {
 // startNode runs the binary with a fresh data directory and free ports
 // (on the CPUs listed in cpus, if any), and samples its RSS until it
 // exits.
-func startNode(bin string, shed bool, nodeConns int, cpus string) (*node, error) {
+func startNode(bin string, shed bool, nodeConns int, cpus string, budget int) (*node, error) {
 	dir, err := os.MkdirTemp("", "overload")
 	if err != nil {
 		return nil, err
@@ -188,10 +197,11 @@ http: {addr: "127.0.0.1:%d", max_connections: %d}
 mqtt: {addr: "127.0.0.1:%d", queue_length: 256}
 log: {level: warn}
 readings: {trust_clock: true}
+store: {budget_bytes: %d}
 shedding:
   enabled: %v
   namespaces: {alarms: critical}
-`, filepath.Join(dir, "data"), httpPort, nodeConns, mqttPort, shed)
+`, filepath.Join(dir, "data"), httpPort, nodeConns, mqttPort, budget, shed)
 	if err := os.WriteFile(filepath.Join(dir, "edged.yaml"), []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
@@ -231,6 +241,29 @@ shedding:
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// cpuTime returns the CPU time the node has used so far (user and
+// system), or 0 if it cannot be read.
+func (n *node) cpuTime() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): state is
+	// the first, utime and stime the 12th and 13th, in clock ticks.
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times:
+// 100 on every Linux architecture edged runs on.
+const clockTicks = 100
 
 func (n *node) stop() {
 	n.cmd.Process.Signal(os.Interrupt)
@@ -282,45 +315,128 @@ func freePort() int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// load sends the mix to a node.
+// load sends the mix to a node. It writes requests and reads responses
+// on connections of its own: net/http's client, with a goroutine and a
+// channel hand-off per request, cost the generator's core more than the
+// burst's rate allowed, and its own delays counted as the node's latency.
 type load struct {
-	n      *node
-	client *http.Client
-	seq    atomic.Int64
-	tally  tally
+	n     *node
+	conns []conn // as many as the node takes (http.max_connections)
+	seq   atomic.Int64
+	tally tally
 }
 
-// request sends the i-th request of the mix and records its outcome.
-func (l *load) request(i int64) {
-	var c class
-	var method, path, body string
-	switch k := i % 20; {
-	case k == 0:
-		c, method, path, body = critical, "POST", fmt.Sprintf("/v1/kv/alarms/a%d", i%10), `{"type":"counter","op":"inc"}`
+// conn is one keep-alive HTTP/1.1 connection to the node, used by one
+// request at a time.
+type conn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func (c *conn) close() {
+	if c.c != nil {
+		c.c.Close()
+		c.c = nil
+	}
+}
+
+func (l *load) closeConns() {
+	for i := range l.conns {
+		l.conns[i].close()
+	}
+}
+
+// request sends the i-th request of the mix on c and records its outcome.
+func (l *load) request(c *conn, i int64) {
+	cl, req := mix(i)
+	l.send(c, cl, req)
+}
+
+// send sends req, of class cl, on c and records its outcome. The latency
+// runs from the moment the request has a connection: the node's own
+// latency, not the generator's queue for connections.
+func (l *load) send(c *conn, cl class, req []byte) {
+	if cl == critical {
 		l.tally.critSent.Add(1)
-	case k < 7:
-		c, method, path, body = normal, "POST", fmt.Sprintf("/v1/kv/app/k%d", i%100), `{"type":"counter","op":"inc"}`
-	case k < 10:
-		c, method, path = normal, "GET", fmt.Sprintf("/v1/kv/app/k%d", i%100)
-	default:
-		c, method, path, body = bulk, "POST", "/v1/readings", readingBodies[i%int64(len(readingBodies))]
 	}
-	req, _ := http.NewRequest(method, l.n.base+path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+	r := result{class: cl}
+	if c.c == nil {
+		nc, err := net.DialTimeout("tcp", strings.TrimPrefix(l.n.base, "http://"), 10*time.Second)
+		if err != nil {
+			l.tally.add(r)
+			return
+		}
+		c.c, c.br = nc, bufio.NewReader(nc)
 	}
-	// The latency runs from the moment the request has a connection: the
-	// node's own latency, not the generator's queue for connections.
 	start := time.Now()
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { start = time.Now() }}))
-	resp, err := l.client.Do(req)
-	r := result{class: c, latency: time.Since(start)}
+	c.c.SetDeadline(start.Add(10 * time.Second))
+	_, err := c.c.Write(req)
+	var resp *http.Response
 	if err == nil {
-		io.Copy(io.Discard, resp.Body)
+		resp, err = http.ReadResponse(c.br, nil)
+	}
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+	}
+	r.latency = time.Since(start)
+	if err != nil {
+		c.close() // no answer: code 0
+	} else {
 		r.code = resp.StatusCode
+		if resp.Close {
+			c.close()
+		}
 	}
 	l.tally.add(r)
+}
+
+// mix returns the class and the bytes of the i-th request of the mix.
+func mix(i int64) (class, []byte) {
+	switch k := i % 20; {
+	case k == 0:
+		return critical, criticalRequests[i%int64(len(criticalRequests))]
+	case k < 7:
+		return normal, writeRequests[i%int64(len(writeRequests))]
+	case k < 10:
+		return normal, readRequests[i%int64(len(readRequests))]
+	default:
+		return bulk, readingRequests[i%int64(len(readingRequests))]
+	}
+}
+
+// The requests of the mix, made once so that the generator spends its CPU
+// on sending.
+var (
+	criticalRequests = requests(10, func(i int) (string, string, string) {
+		return "POST", fmt.Sprintf("/v1/kv/alarms/a%d", i), `{"type":"counter","op":"inc"}`
+	})
+	writeRequests = requests(100, func(i int) (string, string, string) {
+		return "POST", fmt.Sprintf("/v1/kv/app/k%d", i), `{"type":"counter","op":"inc"}`
+	})
+	readRequests = requests(100, func(i int) (string, string, string) {
+		return "GET", fmt.Sprintf("/v1/kv/app/k%d", i), ""
+	})
+	readingRequests = requests(len(readingBodies), func(i int) (string, string, string) {
+		return "POST", "/v1/readings", readingBodies[i]
+	})
+)
+
+// requests returns n HTTP/1.1 requests made by f.
+func requests(n int, f func(i int) (method, path, body string)) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		method, path, body := f(i)
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: edged\r\n", method, path)
+		if body != "" {
+			fmt.Fprintf(&b, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(body))
+		}
+		b.WriteString("\r\n")
+		b.WriteString(body)
+		out[i] = b.Bytes()
+	}
+	return out
 }
 
 // readingBodies are request bodies of 50 readings each, made once so that
@@ -351,10 +467,11 @@ func (l *load) capacity(d time.Duration) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var wg sync.WaitGroup
-	for range 16 {
+	for i := range 16 {
+		c := &l.conns[i]
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				l.request(l.seq.Add(1))
+				l.request(c, l.seq.Add(1))
 			}
 		})
 	}
@@ -368,39 +485,86 @@ func (l *load) capacity(d time.Duration) float64 {
 	return float64(done) / d.Seconds()
 }
 
+// refusals sends bulk requests from every connection in a closed loop for
+// d, to a node that refuses them all, and prints how many it refused a
+// second: what refusing costs the node, against what taking the mix
+// costs (its capacity).
+func (l *load) refusals(d time.Duration) error {
+	// The node sees its data directory over budget at its first load
+	// measure, a tenth of a second after it starts.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.send(&l.conns[0], bulk, readingRequests[0])
+		if rs := l.tally.take(); rs[0].code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the node did not start refusing bulk requests within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range l.conns {
+		c := &l.conns[i]
+		wg.Go(func() {
+			for k := i; ctx.Err() == nil; k++ {
+				l.send(c, bulk, readingRequests[k%len(readingRequests)])
+			}
+		})
+	}
+	wg.Wait()
+	refused, other := 0, 0
+	for _, r := range l.tally.take() {
+		if r.code == http.StatusServiceUnavailable {
+			refused++
+		} else {
+			other++
+		}
+	}
+	fmt.Printf("refusals: %.0f bulk requests/s refused (503) from %d connections in a closed loop; %d other outcomes\n",
+		float64(refused)/d.Seconds(), len(l.conns), other)
+	return nil
+}
+
 // maxConns is the generator's connections to the node: the node's default
 // http.max_connections.
 const maxConns = 512
 
-// maxOutstanding caps the generator's requests in flight, so that it
-// does not fall over itself; requests over it are counted, not sent.
+// maxOutstanding caps the generator's requests waiting for a connection,
+// so that it does not fall over itself; requests over it are counted, not
+// sent.
 const maxOutstanding = 8192
 
-// open sends rate requests per second for d on schedule and returns the
-// outcomes (waiting for the last answers when wait is set).
-func (l *load) open(rate float64, d time.Duration, wait bool) []result {
-	var outstanding atomic.Int64
+// open sends rate requests per second for d on schedule, each on the
+// first free connection, and returns the outcomes once all are answered.
+func (l *load) open(rate float64, d time.Duration) []result {
+	queue := make(chan int64, maxOutstanding)
 	var wg sync.WaitGroup
+	for i := range l.conns {
+		c := &l.conns[i]
+		wg.Go(func() {
+			for i := range queue {
+				l.request(c, i)
+			}
+		})
+	}
 	start := time.Now()
 	sent := 0
 	for time.Since(start) < d {
 		due := int(time.Since(start).Seconds() * rate)
 		for ; sent < due; sent++ {
-			if outstanding.Load() >= maxOutstanding {
+			select {
+			case queue <- l.seq.Add(1):
+			default:
 				l.tally.notSent.Add(1)
-				continue
 			}
-			outstanding.Add(1)
-			wg.Go(func() {
-				defer outstanding.Add(-1)
-				l.request(l.seq.Add(1))
-			})
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if wait {
-		wg.Wait()
-	}
+	close(queue)
+	wg.Wait()
 	return l.tally.take()
 }
 
@@ -459,7 +623,7 @@ func (l *load) mqtt(rate float64) func() mqttCounts {
 func (l *load) recovery(rate float64, target time.Duration, limit time.Duration) time.Duration {
 	start := time.Now()
 	for time.Since(start) < limit {
-		res := l.open(rate, 500*time.Millisecond, true)
+		res := l.open(rate, 500*time.Millisecond)
 		refused := 0
 		for _, r := range res {
 			if !answered(r.code) {
