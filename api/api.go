@@ -82,6 +82,9 @@ type API struct {
 	mux      *http.ServeMux
 	m        *metrics
 	patterns []string // the routes, for the OpenAPI test
+	// critical holds a token per critical request in flight, up to
+	// Shedding.CriticalInFlight; nil without a bound.
+	critical chan struct{}
 }
 
 // New returns the API for o.
@@ -93,6 +96,9 @@ func New(o Options) *API {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &API{o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry)}
+	if s := o.Shedding; s != nil && s.CriticalInFlight > 0 {
+		a.critical = make(chan struct{}, s.CriticalInFlight)
+	}
 	a.route("GET /healthz", a.healthz)
 	a.route("GET /readyz", a.readyz)
 	a.mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))

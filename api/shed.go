@@ -22,6 +22,9 @@ type Shedding struct {
 	// RequestPriority lets the header X-Edged-Priority raise a request's
 	// class; it may always lower it.
 	RequestPriority bool
+	// CriticalInFlight bounds the critical requests handled at once:
+	// more wait until one ends, and are never refused. Zero: no bound.
+	CriticalInFlight int
 }
 
 // PriorityHeader is the request header that sets a request's class.
@@ -82,6 +85,12 @@ func (a *API) admit(k routeKind, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := s.class(k, r)
+		if c == shedding.Critical && a.critical != nil {
+			if !a.holdCritical(r) {
+				return // the client left while its request waited
+			}
+			defer func() { <-a.critical }()
+		}
 		start := time.Now()
 		d := s.Governor.Admit(c, start)
 		if !d.Admit {
@@ -103,4 +112,22 @@ func (a *API) admit(k routeKind, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// holdCritical takes one of the slots of critical requests in flight,
+// waiting for one if all are taken (counted as a delay), and reports
+// false if the client left first.
+func (a *API) holdCritical(r *http.Request) bool {
+	select {
+	case a.critical <- struct{}{}:
+		return true
+	default:
+	}
+	a.o.Shedding.Governor.Delayed(shedding.Critical)
+	select {
+	case a.critical <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/engine/enginetest"
 	"github.com/edged-dev/edged/kv"
@@ -26,7 +28,7 @@ func TestShedding(t *testing.T) {
 		Registry: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry(), Ready: func() bool { return true },
 		Status: func() any { return gov.Status() },
 		Shedding: &Shedding{Governor: gov, Default: shedding.Normal, Readings: shedding.Bulk,
-			Namespaces: map[string]shedding.Class{"alarms": shedding.Critical}, RequestPriority: true}})
+			Namespaces: map[string]shedding.Class{"alarms": shedding.Critical}, RequestPriority: true, CriticalInFlight: 2}})
 	do := func(method, path, body string, hdr ...string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, path, strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
@@ -64,6 +66,27 @@ func TestShedding(t *testing.T) {
 	if w := do("POST", "/v1/kv/app/x", `{"type":"counter","op":"inc"}`, PriorityHeader, "critical"); w.Code != http.StatusTooManyRequests {
 		t.Errorf("the header raised a request's class without request_priority: %d %s", w.Code, w.Body)
 	}
+	// Critical requests beyond CriticalInFlight wait, and are never
+	// refused: one whose client leaves while it waits is not handled.
+	a.critical <- struct{}{}
+	a.critical <- struct{}{}
+	r := httptest.NewRequest("POST", "/v1/kv/alarms/fire", strings.NewReader(`{"type":"flag","op":"disable"}`))
+	r.Header.Set("Content-Type", "application/json")
+	ctx, cancel := context.WithCancel(r.Context())
+	cancel()
+	w := httptest.NewRecorder()
+	a.ServeHTTP(w, r.WithContext(ctx))
+	if w.Body.Len() != 0 || gov.Status().Classes["critical"].Delayed != 1 {
+		t.Errorf("critical request whose client left while it waited: %d %q, status %+v", w.Code, w.Body, gov.Status().Classes["critical"])
+	}
+	if vs, err := db.Get("alarms/fire"); err != nil || !vs[crdt.TypeEWFlag].(*crdt.EWFlag).Enabled() {
+		t.Errorf("alarms/fire after the abandoned request: %v, %v; want still enabled", vs, err)
+	}
+	<-a.critical
+	if w := do("POST", "/v1/kv/alarms/fire", `{"type":"flag","op":"disable"}`); w.Code != 200 || len(a.critical) != 1 {
+		t.Errorf("critical with a slot free: %d %s; %d slots taken after, want 1", w.Code, w.Body, len(a.critical))
+	}
+	<-a.critical
 	// Memory: normal work is refused with 503; health and status answer.
 	for range 4 {
 		gov.Done(time.Millisecond, time.Now())

@@ -29,8 +29,9 @@ type SheddingConfig struct {
 	QueueTarget time.Duration `yaml:"queue_target"`
 
 	// MinConcurrency and MaxConcurrency bound the adaptive limit of
-	// requests in flight (it starts at 32). Critical work is bounded by
-	// MaxConcurrency and a quarter more (at least 4), whatever the limit.
+	// requests in flight (it starts at 32). Critical work is never
+	// refused: beyond MaxConcurrency critical requests in flight, more
+	// wait until one ends, whatever the limit.
 	// 1 ≤ min ≤ max ≤ 65536.
 	MinConcurrency int `yaml:"min_concurrency"`
 	MaxConcurrency int `yaml:"max_concurrency"`

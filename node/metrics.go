@@ -272,6 +272,7 @@ type sheddingCollector struct{ g *shedding.Governor }
 var (
 	descShedAdmitted    = prometheus.NewDesc("edged_shed_admitted_total", "Requests and inputs admitted, by class.", []string{"class"}, nil)
 	descShedDownsampled = prometheus.NewDesc("edged_shed_downsampled_total", "Requests admitted downsampled (readings kept as summaries only), by class.", []string{"class"}, nil)
+	descShedDelayed     = prometheus.NewDesc("edged_shed_delayed_total", "Requests held back until they could be taken (critical requests beyond shedding.max_concurrency in flight), by class.", []string{"class"}, nil)
 	descShedRefused     = prometheus.NewDesc("edged_shed_refused_total", "Requests and inputs refused, by class and reason (concurrency, memory, disk).", []string{"class", "reason"}, nil)
 	descShedDegraded    = prometheus.NewDesc("edged_shed_degraded", "1 while a class is shed.", []string{"class"}, nil)
 	descShedLimit       = prometheus.NewDesc("edged_shed_concurrency_limit", "The adaptive limit of requests in flight.", nil, nil)
@@ -280,7 +281,7 @@ var (
 )
 
 func (sheddingCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descShedAdmitted, descShedDownsampled, descShedRefused, descShedDegraded, descShedLimit, descShedInFlight, descShedQueueWait} {
+	for _, d := range []*prometheus.Desc{descShedAdmitted, descShedDownsampled, descShedDelayed, descShedRefused, descShedDegraded, descShedLimit, descShedInFlight, descShedQueueWait} {
 		ch <- d
 	}
 }
@@ -290,6 +291,7 @@ func (c sheddingCollector) Collect(ch chan<- prometheus.Metric) {
 	for class, cs := range st.Classes {
 		ch <- prometheus.MustNewConstMetric(descShedAdmitted, prometheus.CounterValue, float64(cs.Admitted), class)
 		ch <- prometheus.MustNewConstMetric(descShedDownsampled, prometheus.CounterValue, float64(cs.Downsampled), class)
+		ch <- prometheus.MustNewConstMetric(descShedDelayed, prometheus.CounterValue, float64(cs.Delayed), class)
 		for reason, n := range cs.Refused {
 			ch <- prometheus.MustNewConstMetric(descShedRefused, prometheus.CounterValue, float64(n), class, string(reason))
 		}

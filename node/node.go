@@ -225,7 +225,7 @@ func (n *Node) Run(ctx context.Context) error {
 	var shed *api.Shedding
 	if sc := n.cfg.Shedding; gov != nil {
 		shed = &api.Shedding{Governor: gov, Default: config.Class(sc.DefaultClass), Readings: config.Class(sc.ReadingsClass),
-			Namespaces: map[string]shedding.Class{}, RequestPriority: sc.RequestPriority}
+			Namespaces: map[string]shedding.Class{}, RequestPriority: sc.RequestPriority, CriticalInFlight: sc.MaxConcurrency}
 		for ns, c := range sc.Namespaces {
 			shed.Namespaces[ns] = config.Class(c)
 		}

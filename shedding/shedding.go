@@ -24,9 +24,10 @@
 //     drains.
 //   - In flight against the limit, by class: bulk work is taken while
 //     under half the limit, and downsampled (summaries only) up to three
-//     quarters; normal work up to the limit; critical work up to the
-//     ceiling (MaxLimit) plus a reserve of a quarter (at least 4),
-//     whatever the limit.
+//     quarters; normal work up to the limit. Critical work counts against
+//     the limit of the others (it comes first) and is never refused: a
+//     driver that must bound it delays it instead (the API holds critical
+//     requests beyond MaxLimit in flight until one ends).
 //   - Memory: at 85% of the memory limit bulk work is refused, at 95%
 //     normal work too. Critical work is never refused for memory.
 //   - Disk: at 95% of the data budget bulk work is refused.
@@ -86,7 +87,7 @@ const (
 
 // classReasons are the reasons each class can be refused for (see decide).
 var classReasons = [classes][]Reason{
-	Critical: {ReasonConcurrency},
+	Critical: {},
 	Normal:   {ReasonConcurrency, ReasonMemory},
 	Bulk:     {ReasonConcurrency, ReasonMemory, ReasonDisk},
 }
@@ -173,6 +174,7 @@ type classState struct {
 	reason                Reason
 	until                 time.Time // stays degraded until then, at least
 	admitted, downsampled uint64
+	delayed               uint64 // held back by a driver until taken
 	refused               map[Reason]uint64
 }
 
@@ -253,13 +255,6 @@ func (g *Governor) admit(c Class, now time.Time, track bool) Decision {
 func (g *Governor) decide(c Class) Decision {
 	in := float64(g.inflight)
 	switch c {
-	case Critical:
-		// Whatever the adaptive limit: only the ceiling, plus a reserve,
-		// bounds critical work.
-		ceiling := float64(g.cfg.MaxLimit)
-		if in >= ceiling+max(4, ceiling/4) {
-			return Decision{Reason: ReasonConcurrency}
-		}
 	case Normal:
 		if g.memNormal {
 			return Decision{Reason: ReasonMemory}
@@ -437,6 +432,18 @@ func (g *Governor) Activity() (decisions uint64, degraded bool) {
 	return g.decisions, degraded
 }
 
+// Delayed counts a piece of work of class c that a driver held back
+// until it could be taken: the API's bound on critical requests in
+// flight, which delays critical work instead of refusing it.
+func (g *Governor) Delayed(c Class) {
+	if c >= classes {
+		c = Normal
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.class[c].delayed++
+}
+
 // Changes returns the state changes since the last call.
 func (g *Governor) Changes() []Change {
 	g.mu.Lock()
@@ -452,6 +459,7 @@ type ClassStatus struct {
 	Reason      Reason            `json:"reason,omitempty"`
 	Admitted    uint64            `json:"admitted"`
 	Downsampled uint64            `json:"downsampled"`
+	Delayed     uint64            `json:"delayed"`
 	Refused     map[Reason]uint64 `json:"refused"`
 }
 
@@ -475,7 +483,7 @@ func (g *Governor) Status() Status {
 		QueueWaitMS: float64(g.queueWait) / float64(time.Millisecond), MemoryRatio: g.memRatio, DiskRatio: g.diskRatio,
 		Classes: map[string]ClassStatus{}}
 	for c, cs := range g.class {
-		st := ClassStatus{Degraded: cs.degraded, Admitted: cs.admitted, Downsampled: cs.downsampled, Refused: maps.Clone(cs.refused)}
+		st := ClassStatus{Degraded: cs.degraded, Admitted: cs.admitted, Downsampled: cs.downsampled, Delayed: cs.delayed, Refused: maps.Clone(cs.refused)}
 		if cs.degraded {
 			st.Reason, s.State = cs.reason, "degraded"
 		}

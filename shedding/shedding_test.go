@@ -26,7 +26,7 @@ func admitN(g *Governor, c Class, n int, now time.Time) (admitted, downsampled, 
 
 // TestClassesShareTheLimit: with 8 in flight allowed, bulk work is taken
 // up to 4, downsampled up to 6 and refused beyond; normal work up to 8;
-// critical work up to the ceiling (8 here) plus a reserve.
+// critical work whatever is in flight.
 func TestClassesShareTheLimit(t *testing.T) {
 	g := New(Config{MinLimit: 2, MaxLimit: 8})
 	if a, d, r := admitN(g, Bulk, 10, t0); a != 4 || d != 2 || r != 4 {
@@ -35,15 +35,15 @@ func TestClassesShareTheLimit(t *testing.T) {
 	if a, _, r := admitN(g, Normal, 5, t0); a != 2 || r != 3 {
 		t.Errorf("normal: %d taken, %d refused; want 2, 3", a, r)
 	}
-	if a, _, r := admitN(g, Critical, 10, t0); a != 4 || r != 6 {
-		t.Errorf("critical: %d taken, %d refused; want 4 (the reserve), 6", a, r)
+	if a, _, r := admitN(g, Critical, 10, t0); a != 10 || r != 0 {
+		t.Errorf("critical: %d taken, %d refused; want 10, 0", a, r)
 	}
 	st := g.Status()
-	if st.State != "degraded" || st.InFlight != 12 || !st.Classes["bulk"].Degraded || st.Classes["bulk"].Refused[ReasonConcurrency] != 4 {
+	if st.State != "degraded" || st.InFlight != 18 || !st.Classes["bulk"].Degraded || st.Classes["bulk"].Refused[ReasonConcurrency] != 4 {
 		t.Errorf("status %+v", st)
 	}
 	// Work ends, fast: every class recovers once the hold is over.
-	for range 12 {
+	for range 18 {
 		g.Done(time.Millisecond, t0)
 	}
 	g.Tick(t0.Add(500 * time.Millisecond))
@@ -55,7 +55,7 @@ func TestClassesShareTheLimit(t *testing.T) {
 		t.Errorf("after the hold: %+v", st)
 	}
 	changes := g.Changes()
-	if len(changes) != 6 { // three classes in, three out
+	if len(changes) != 4 { // bulk and normal in, and out
 		t.Errorf("changes %+v", changes)
 	}
 	if len(g.Changes()) != 0 {
@@ -69,7 +69,7 @@ func TestClassesShareTheLimit(t *testing.T) {
 func TestRefusalCountersStartAtZero(t *testing.T) {
 	st := New(Config{}).Status()
 	for class, want := range map[string][]Reason{
-		"critical": {ReasonConcurrency},
+		"critical": {},
 		"normal":   {ReasonConcurrency, ReasonMemory},
 		"bulk":     {ReasonConcurrency, ReasonMemory, ReasonDisk},
 	} {
@@ -143,7 +143,7 @@ func TestLatencyCutsTheLimit(t *testing.T) {
 // target for a CPU past one interval, with at least MinLimit requests in
 // flight, the limit falls once an interval and does not grow however fast
 // admitted work is; a blip, or a queue with little in flight (background
-// work's), cuts nothing; critical work is still taken up to the ceiling;
+// work's), cuts nothing; critical work is still taken;
 // once the wait is back under the target the limit grows again.
 func TestQueueCutsTheLimit(t *testing.T) {
 	g := New(Config{MinLimit: 4, MaxLimit: 64, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
@@ -185,10 +185,10 @@ func TestQueueCutsTheLimit(t *testing.T) {
 	if a, _, r := admitN(g, Normal, 10, now); a != 0 || r != 10 {
 		t.Errorf("normal: %d taken, %d refused; want 0 (4 in flight at the limit), 10", a, r)
 	}
-	if a, _, r := admitN(g, Critical, 100, now); a != 76 || r != 24 {
-		t.Errorf("critical: %d taken, %d refused; want 76 (the ceiling 64 and a reserve of 16, less 4 in flight), 24", a, r)
+	if a, _, r := admitN(g, Critical, 100, now); a != 100 || r != 0 {
+		t.Errorf("critical: %d taken, %d refused; want 100, 0", a, r)
 	}
-	for range 80 {
+	for range 104 {
 		g.Done(time.Millisecond, now)
 	}
 	now = now.Add(100 * time.Millisecond)
