@@ -29,6 +29,12 @@
 // The mix: 5% critical (counter increments in namespace alarms, classed
 // critical), 30% normal writes, 15% normal reads, 50% bulk (readings, 50
 // per request).
+//
+// With -refusals it measures instead what refusing costs the node: a node
+// whose data budget is one byte refuses every bulk request, and the
+// generator sends them from all its connections in a closed loop.
+//
+//	taskset -c 0 /tmp/overload -bin bin/edged -node-cpus 1 -refusals
 package main
 
 import (
