@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/edged-dev/edged/cborcheck"
 	"github.com/edged-dev/edged/crdt"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -140,7 +141,7 @@ var fragmentMode = func() cbor.DecMode {
 
 func decodeFragment(b []byte, fr *fragment) error {
 	*fr = fragment{Seqs: fr.Seqs[:0], Times: fr.Times[:0], Values: fr.Values[:0], Flags: fr.Flags[:0]}
-	if err := fragmentMode.Unmarshal(b, fr); err != nil {
+	if err := cborcheck.Unmarshal(fragmentMode, b, fr); err != nil {
 		return err
 	}
 	n := len(fr.Times)

@@ -175,7 +175,7 @@ func getCBOR(txn *badger.Txn, key []byte, v any) error {
 		return nil
 	}
 	if err == nil {
-		err = item.Value(func(b []byte) error { return cbor.Unmarshal(b, v) })
+		err = item.Value(func(b []byte) error { return cborcheck.Unmarshal(diskMode, b, v) })
 	}
 	if err != nil {
 		return fmt.Errorf("%w: key %q: %v", ErrCorrupt, key, err)
@@ -272,6 +272,18 @@ func (db *DB) Scan(prefix, after string, limit int, fn func(name string, values 
 		return nil
 	})
 }
+
+// diskMode decodes the store's other values (context, clock, log entries,
+// watermarks, peers) with the library's default limits. Like every
+// decoder of the store it goes through cborcheck, so a damaged value
+// decodes on 32-bit ARM as it does elsewhere, or not at all.
+var diskMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{}.DecMode()
+	if err != nil {
+		panic(err) // the options are constants
+	}
+	return dm
+}()
 
 // recordMode decodes records: a list of encoded values, one per type. The
 // limits are those of the crdt decoder, which checks each value again.
@@ -611,7 +623,7 @@ func decodeEntry(item *badger.Item) (Entry, error) {
 		return Entry{}, fmt.Errorf("%w: malformed log key %x", ErrCorrupt, item.Key())
 	}
 	var r logRecord
-	if err := item.Value(func(b []byte) error { return cbor.Unmarshal(b, &r) }); err != nil {
+	if err := item.Value(func(b []byte) error { return cborcheck.Unmarshal(diskMode, b, &r) }); err != nil {
 		return Entry{}, fmt.Errorf("%w: log entry %s:%d: %v", ErrCorrupt, origin, first, err)
 	}
 	return Entry{Origin: origin, First: first, Last: r.Last, Delta: r.Delta}, nil
@@ -641,7 +653,7 @@ func (db *DB) Watermarks() (map[string]crdt.VersionVector, error) {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			var vv crdt.VersionVector
-			if err := it.Item().Value(func(b []byte) error { return cbor.Unmarshal(b, &vv) }); err != nil {
+			if err := it.Item().Value(func(b []byte) error { return cborcheck.Unmarshal(diskMode, b, &vv) }); err != nil {
 				return fmt.Errorf("%w: watermark %q: %v", ErrCorrupt, it.Item().Key()[1:], err)
 			}
 			out[string(it.Item().Key()[1:])] = vv

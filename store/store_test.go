@@ -459,3 +459,26 @@ func complete(b []byte) bool {
 	}
 	return len(b) == 0
 }
+
+// TestDamagedValuesAreCorrupt: a stored value whose CBOR declares a length
+// over 2^31 (which fxamacker/cbor would truncate on 32-bit ARM and decode
+// as something else) is reported as corrupt, at open and when read.
+func TestDamagedValuesAreCorrupt(t *testing.T) {
+	huge := []byte{0x9b, 0, 0, 0, 1, 0, 0, 0, 1} // an array of 2^32+1 items
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir})
+	commitOp(t, db, "k", "x")
+	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(watermarkKey("peer"), huge) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Watermarks(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "2^31") {
+		t.Errorf("Watermarks = %v, want ErrCorrupt for the length", err)
+	}
+	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(keyContext, huge) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "2^31") {
+		t.Errorf("Open with a damaged context = %v, want ErrCorrupt for the length", err)
+	}
+}
