@@ -25,6 +25,7 @@ package series
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -87,8 +88,9 @@ const (
 	// may be.
 	MaxFuture = 24 * time.Hour
 	// opsPerCommit bounds the operations of one atomic part of an
-	// ingest, so that it fits one transaction of the low-memory profile
-	// (each writes about two keys, a transaction holds about 12,000).
+	// ingest or expiry. Each writes about two keys; a transaction of the
+	// low-memory profile holds about 6,500 entries and 614 KiB, so a
+	// part of sensors with long IDs is split further (doSplit).
 	opsPerCommit = 1500
 )
 
@@ -321,20 +323,41 @@ func (s *Series) ingest(ctx context.Context, rs []Reading, raw bool) (int, error
 	for start := 0; start < len(parts); start += opsPerCommit {
 		chunk := parts[start:min(start+opsPerCommit, len(parts))]
 		ops = ops[:0]
-		n := 0
 		for _, p := range chunk {
 			ops = append(ops, p.op)
-			n += p.readings
 		}
-		if _, err := s.eng.DoAll(ctx, ops...); err != nil {
-			if start > 0 {
+		applied, err := s.doSplit(ctx, ops)
+		for _, p := range chunk[:applied] {
+			stored += p.readings
+		}
+		if err != nil {
+			if stored > 0 {
 				return stored, fmt.Errorf("stored %d of %d readings, then: %w", stored, len(rs), err)
 			}
 			return 0, err
 		}
-		stored += n
 	}
 	return stored, nil
+}
+
+// doSplit applies ops through the engine in one atomic commit or, when
+// they are more writes than one transaction holds (long sensor IDs), in
+// halves, each atomic, and returns how many of ops it applied.
+func (s *Series) doSplit(ctx context.Context, ops []engine.Op) (int, error) {
+	_, err := s.eng.DoAll(ctx, ops...)
+	switch {
+	case errors.Is(err, store.ErrTxnTooBig) && len(ops) > 1:
+		half := len(ops) / 2
+		a, err := s.doSplit(ctx, ops[:half])
+		if err != nil {
+			return a, err
+		}
+		b, err := s.doSplit(ctx, ops[half:])
+		return a + b, err
+	case err != nil:
+		return 0, err
+	}
+	return len(ops), nil
 }
 
 // ops returns the operations that store readings rs of sensor id: the
@@ -625,12 +648,10 @@ func (s *Series) Expire(ctx context.Context, before time.Time) (int, error) {
 		if len(ops) == 0 {
 			return nil
 		}
-		if _, err := s.eng.DoAll(ctx, ops...); err != nil {
-			return err
-		}
-		removed += len(ops)
+		n, err := s.doSplit(ctx, ops)
+		removed += n
 		ops = ops[:0]
-		return nil
+		return err
 	}
 	for _, esc := range sensors {
 		prefix := summaryPrefix + esc + "/"

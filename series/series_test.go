@@ -2,6 +2,7 @@ package series
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -248,6 +249,30 @@ func TestManySensorsIngestInParts(t *testing.T) {
 	s.Sensors("", 0, func(Sensor) error { count++; return nil })
 	if count != 2500 {
 		t.Fatalf("%d sensors, want 2500", count)
+	}
+}
+
+// TestLongSensorIDsIngestInParts: 1,500 sensors with IDs near
+// MaxSensorBytes are more writes than one transaction of the low-memory
+// profile holds; the ingest stores them in smaller atomic parts, and so
+// does their expiry.
+func TestLongSensorIDsIngestInParts(t *testing.T) {
+	s := newSeries(t, fixedClock(true))
+	ctx := context.Background()
+	var rs []Reading
+	for i := range opsPerCommit {
+		rs = append(rs, Reading{Sensor: fmt.Sprintf("%0500d", i), Value: 1, Time: t0})
+	}
+	if n, err := s.Ingest(ctx, rs); err != nil || n != len(rs) {
+		t.Fatalf("Ingest = %d, %v", n, err)
+	}
+	count := 0
+	s.Sensors("", 0, func(Sensor) error { count++; return nil })
+	if count != len(rs) {
+		t.Fatalf("%d sensors, want %d", count, len(rs))
+	}
+	if n, err := s.Expire(ctx, t0.Add(time.Hour)); err != nil || n != len(rs) {
+		t.Fatalf("Expire = %d, %v; want %d windows", n, err, len(rs))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/edged-dev/edged/cborcheck"
 	"github.com/edged-dev/edged/crdt"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -84,7 +85,7 @@ func decodeSummary(reg *crdt.LWWRegister) (summary, error) {
 	if !ok {
 		return s, nil
 	}
-	if err := valueMode.Unmarshal(b, &s); err != nil {
+	if err := cborcheck.Unmarshal(valueMode, b, &s); err != nil {
 		return summary{}, fmt.Errorf("decode: %w", err)
 	}
 	// Sum may overflow to an infinity (or NaN, from both) with finite
@@ -121,7 +122,7 @@ func decodeLatest(reg *crdt.LWWRegister) (Latest, bool, error) {
 	if !ok {
 		return l, false, nil
 	}
-	if err := valueMode.Unmarshal(b, &l); err != nil {
+	if err := cborcheck.Unmarshal(valueMode, b, &l); err != nil {
 		return Latest{}, false, fmt.Errorf("latest reading: decode: %w", err)
 	}
 	if math.IsNaN(l.Value) || math.IsInf(l.Value, 0) {
