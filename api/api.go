@@ -134,15 +134,15 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 // answers.
 func (a *API) route(pattern string, h handler) {
 	open := pattern == "GET /healthz" || pattern == "GET /readyz"
-	var hh http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hh := a.admit(kindOf(pattern), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			a.fail(w, r, err)
 		}
-	})
+	}))
 	if !open {
-		hh = a.auth(hh)
+		hh = a.auth(hh) // before admission: a request without the token takes no slot
 	}
-	a.mux.Handle(pattern, a.m.instrument(pattern, a.admit(kindOf(pattern), hh)))
+	a.mux.Handle(pattern, a.m.instrument(pattern, hh))
 	a.patterns = append(a.patterns, pattern)
 }
 

@@ -23,8 +23,13 @@ type Shedding struct {
 	// class; it may always lower it.
 	RequestPriority bool
 	// CriticalInFlight bounds the critical requests handled at once:
-	// more wait until one ends, and are never refused. Zero: no bound.
+	// more wait until one ends, for CriticalWait at most, and are refused
+	// (429) only then. Zero: no bound.
 	CriticalInFlight int
+	// CriticalWait is that wait's bound. Zero means 10s: long enough to
+	// ride out a slow commit, short enough that waiting requests do not
+	// hold the node's connections indefinitely.
+	CriticalWait time.Duration
 }
 
 // PriorityHeader is the request header that sets a request's class.
@@ -86,20 +91,20 @@ func (a *API) admit(k routeKind, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := s.class(k, r)
 		if c == shedding.Critical && a.critical != nil {
-			if !a.holdCritical(r) {
-				return // the client left while its request waited
+			switch a.holdCritical(r) {
+			case slotTaken:
+				defer func() { <-a.critical }()
+			case waitedTooLong:
+				a.refuse(w, c, s.Governor.Refuse(c, shedding.ReasonConcurrency, time.Now()))
+				return
+			case clientLeft:
+				return
 			}
-			defer func() { <-a.critical }()
 		}
 		start := time.Now()
 		d := s.Governor.Admit(c, start)
 		if !d.Admit {
-			code := http.StatusTooManyRequests
-			if d.Reason != shedding.ReasonConcurrency {
-				code = http.StatusServiceUnavailable // the node itself is short of memory or disk
-			}
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.RetryAfter.Seconds()))))
-			a.writeJSON(w, code, errorBody{Error: fmt.Sprintf("overloaded: %s work is shed (%s); retry later", c, d.Reason)})
+			a.refuse(w, c, d)
 			return
 		}
 		defer func() { s.Governor.Done(time.Since(start), time.Now()) }()
@@ -114,20 +119,47 @@ func (a *API) admit(k routeKind, next http.Handler) http.Handler {
 	})
 }
 
+// refuse answers a request of class c that d refused: 429 when the node
+// has too much in flight, 503 when it is short of memory or disk.
+func (a *API) refuse(w http.ResponseWriter, c shedding.Class, d shedding.Decision) {
+	code := http.StatusTooManyRequests
+	if d.Reason != shedding.ReasonConcurrency {
+		code = http.StatusServiceUnavailable // the node itself is short of memory or disk
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.RetryAfter.Seconds()))))
+	a.writeJSON(w, code, errorBody{Error: fmt.Sprintf("overloaded: %s work is shed (%s); retry later", c, d.Reason)})
+}
+
+// What holdCritical got.
+const (
+	slotTaken = iota
+	waitedTooLong
+	clientLeft // noticed only for requests without a body: Go's server
+	// watches the connection only once the body is read
+)
+
 // holdCritical takes one of the slots of critical requests in flight,
-// waiting for one if all are taken (counted as a delay), and reports
-// false if the client left first.
-func (a *API) holdCritical(r *http.Request) bool {
+// waiting for one if all are taken (counted as a delay) for CriticalWait
+// at most.
+func (a *API) holdCritical(r *http.Request) int {
 	select {
 	case a.critical <- struct{}{}:
-		return true
+		return slotTaken
 	default:
 	}
 	a.o.Shedding.Governor.Delayed(shedding.Critical)
+	wait := a.o.Shedding.CriticalWait
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	select {
 	case a.critical <- struct{}{}:
-		return true
+		return slotTaken
+	case <-t.C:
+		return waitedTooLong
 	case <-r.Context().Done():
-		return false
+		return clientLeft
 	}
 }

@@ -66,8 +66,8 @@ func TestShedding(t *testing.T) {
 	if w := do("POST", "/v1/kv/app/x", `{"type":"counter","op":"inc"}`, PriorityHeader, "critical"); w.Code != http.StatusTooManyRequests {
 		t.Errorf("the header raised a request's class without request_priority: %d %s", w.Code, w.Body)
 	}
-	// Critical requests beyond CriticalInFlight wait, and are never
-	// refused: one whose client leaves while it waits is not handled.
+	// Critical requests beyond CriticalInFlight wait for a slot: one whose
+	// client leaves while it waits is not handled.
 	a.critical <- struct{}{}
 	a.critical <- struct{}{}
 	r := httptest.NewRequest("POST", "/v1/kv/alarms/fire", strings.NewReader(`{"type":"flag","op":"disable"}`))
@@ -81,6 +81,14 @@ func TestShedding(t *testing.T) {
 	}
 	if vs, err := db.Get("alarms/fire"); err != nil || !vs[crdt.TypeEWFlag].(*crdt.EWFlag).Enabled() {
 		t.Errorf("alarms/fire after the abandoned request: %v, %v; want still enabled", vs, err)
+	}
+	// One that waits longer than CriticalWait is refused, and counted.
+	a.o.Shedding.CriticalWait = time.Millisecond
+	if w := do("POST", "/v1/kv/alarms/fire", `{"type":"flag","op":"disable"}`); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("critical request that waited too long: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if cs := gov.Status().Classes["critical"]; cs.Delayed != 2 || cs.Refused[shedding.ReasonConcurrency] != 1 {
+		t.Errorf("critical counters %+v, want 2 delayed and 1 refused", cs)
 	}
 	<-a.critical
 	if w := do("POST", "/v1/kv/alarms/fire", `{"type":"flag","op":"disable"}`); w.Code != 200 || len(a.critical) != 1 {

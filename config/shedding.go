@@ -29,9 +29,9 @@ type SheddingConfig struct {
 	QueueTarget time.Duration `yaml:"queue_target"`
 
 	// MinConcurrency and MaxConcurrency bound the adaptive limit of
-	// requests in flight (it starts at 32). Critical work is never
-	// refused: beyond MaxConcurrency critical requests in flight, more
-	// wait until one ends, whatever the limit.
+	// requests in flight (it starts at 32). Critical work is taken
+	// whatever the limit: beyond MaxConcurrency critical requests in
+	// flight, more wait until one ends (10s at most, then 429).
 	// 1 ≤ min ≤ max ≤ 65536.
 	MinConcurrency int `yaml:"min_concurrency"`
 	MaxConcurrency int `yaml:"max_concurrency"`

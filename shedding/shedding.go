@@ -25,9 +25,10 @@
 //   - In flight against the limit, by class: bulk work is taken while
 //     under half the limit, and downsampled (summaries only) up to three
 //     quarters; normal work up to the limit. Critical work counts against
-//     the limit of the others (it comes first) and is never refused: a
-//     driver that must bound it delays it instead (the API holds critical
-//     requests beyond MaxLimit in flight until one ends).
+//     the limit of the others (it comes first) and the governor never
+//     refuses it: a driver that must bound it delays it instead (the API
+//     holds critical requests beyond MaxLimit in flight until one ends),
+//     and reports with Refuse what it gave up waiting for.
 //   - Memory: at 85% of the memory limit bulk work is refused, at 95%
 //     normal work too. Critical work is never refused for memory.
 //   - Disk: at 95% of the data budget bulk work is refused.
@@ -87,7 +88,7 @@ const (
 
 // classReasons are the reasons each class can be refused for (see decide).
 var classReasons = [classes][]Reason{
-	Critical: {},
+	Critical: {ReasonConcurrency}, // by a driver's bound (Refuse)
 	Normal:   {ReasonConcurrency, ReasonMemory},
 	Bulk:     {ReasonConcurrency, ReasonMemory, ReasonDisk},
 }
@@ -430,6 +431,21 @@ func (g *Governor) Activity() (decisions uint64, degraded bool) {
 		degraded = degraded || cs.degraded
 	}
 	return g.decisions, degraded
+}
+
+// Refuse records that a driver refused a piece of work of class c for
+// reason at now (as the API does with a critical request that waited
+// too long for a slot), and returns the decision to answer it with.
+func (g *Governor) Refuse(c Class, reason Reason, now time.Time) Decision {
+	if c >= classes {
+		c = Normal
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.decisions++
+	g.class[c].refused[reason]++
+	g.mark(c, true, reason, now)
+	return Decision{Reason: reason, RetryAfter: g.cfg.RetryAfter}
 }
 
 // Delayed counts a piece of work of class c that a driver held back

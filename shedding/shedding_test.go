@@ -69,7 +69,7 @@ func TestClassesShareTheLimit(t *testing.T) {
 func TestRefusalCountersStartAtZero(t *testing.T) {
 	st := New(Config{}).Status()
 	for class, want := range map[string][]Reason{
-		"critical": {},
+		"critical": {ReasonConcurrency},
 		"normal":   {ReasonConcurrency, ReasonMemory},
 		"bulk":     {ReasonConcurrency, ReasonMemory, ReasonDisk},
 	} {

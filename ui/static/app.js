@@ -81,7 +81,7 @@ async function refreshStatus() {
     ...["critical", "normal", "bulk"].map((c) => {
       const k = sh.classes[c];
       const refused = Object.values(k.refused || {}).reduce((a, b) => a + b, 0);
-      return [c, (k.degraded ? "shed (" + k.reason + "), " : "") + k.admitted + " taken, " + k.downsampled + " downsampled, " + refused + " refused", k.degraded ? "warn" : ""];
+      return [c, (k.degraded ? "shed (" + k.reason + "), " : "") + k.admitted + " taken, " + k.downsampled + " downsampled, " + k.delayed + " delayed, " + refused + " refused", k.degraded ? "warn" : ""];
     }),
   ] : [["state", "off"]]);
   const peers = Object.entries(s.peers || {}).sort();
