@@ -41,6 +41,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -89,10 +90,10 @@ type result struct {
 
 // tally gathers results.
 type tally struct {
-	mu       sync.Mutex
-	results  []result
-	notSent  atomic.Int64 // the generator's own cap on outstanding requests
-	critSent atomic.Int64
+	mu        sync.Mutex
+	results   []result
+	notSent   atomic.Int64 // the generator's own cap on outstanding requests
+	critAcked atomic.Int64 // critical increments the node acknowledged
 }
 
 func (t *tally) add(r result) {
@@ -143,7 +144,7 @@ func run() error {
 		return err
 	}
 	defer n.stop()
-	ld := &load{n: n, conns: make([]conn, maxConns)}
+	ld := &load{n: n, conns: make([]conn, *nodeConns)}
 	defer ld.closeConns()
 	if *refusals {
 		return ld.refusals(*measure)
@@ -160,11 +161,17 @@ func run() error {
 	stopMQTT := ld.mqtt(rate / 10)
 	cpu0, t0 := n.cpuTime(), time.Now()
 	res := ld.open(rate, *burst)
-	cpu := (n.cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
+	cpu1, t1 := n.cpuTime(), time.Now()
 	mq := stopMQTT()
 	ld.closeConns()
 	report(res, ld.tally.notSent.Load(), p99)
-	fmt.Printf("node CPU during the burst: %.2f cores\n", cpu)
+	fmt.Printf("node CPU during the burst and its drain: %.2f cores\n", cores(cpu0, cpu1, t0, t1))
+	if held, err := n.criticalCount(); err != nil {
+		fmt.Println("critical: the node's counters could not be read:", err)
+	} else {
+		fmt.Printf("critical: %d increments acknowledged so far, %d in the node's counters (%d lost)\n",
+			ld.tally.critAcked.Load(), held, ld.tally.critAcked.Load()-held)
+	}
 	fmt.Printf("mqtt: %d QoS 0 and %d QoS 1 readings published, %d QoS 1 not acknowledged within 10s\n", mq.qos0, mq.qos1, mq.unacked)
 	fmt.Printf("peak RSS: %.0f MiB (GOMEMLIMIT 256 MiB), of which anonymous %.0f MiB and file-backed %.0f MiB\n",
 		float64(n.peakRSS.Load())/(1<<20), float64(n.peakAnon.Load())/(1<<20), float64(n.peakFile.Load())/(1<<20))
@@ -176,6 +183,7 @@ func run() error {
 	}
 
 	rec := ld.recovery(capacity/5, 2*p99, 60*time.Second)
+	ld.closeConns() // the node's connection limit has room for the request below
 	if rec < 0 {
 		fmt.Println("recovery: not back to normal service within 60s")
 		if resp, err := http.Get(n.base + "/v1/status"); err == nil {
@@ -248,23 +256,55 @@ shedding:
 	}
 }
 
-// cpuTime returns the CPU time the node has used so far (user and
-// system), or 0 if it cannot be read.
+// cpuTime returns the CPU time the node has used so far, user and
+// system; -1 once it cannot be read (the node exited).
 func (n *node) cpuTime() time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
 	if err != nil {
-		return 0
+		return -1
 	}
-	// Fields after the command name (which may hold spaces): state is
-	// the first, utime and stime the 12th and 13th, in clock ticks.
-	_, rest, _ := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
+	// Fields after the command name (which may hold ") "): state is the
+	// first, utime and stime the 12th and 13th, in clock ticks.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ") ")+2:])
 	if len(f) < 13 {
-		return 0
+		return -1
 	}
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// cores returns the node's CPU use, in cores, between CPU times c0 and c1
+// read at t0 and t1: -1 if either could not be read.
+func cores(c0, c1 time.Duration, t0, t1 time.Time) float64 {
+	if c0 < 0 || c1 < 0 {
+		return -1
+	}
+	return (c1 - c0).Seconds() / t1.Sub(t0).Seconds()
+}
+
+// criticalCount returns the sum of the critical counters the mix
+// increments, as the node holds them.
+func (n *node) criticalCount() (int64, error) {
+	var sum int64
+	for i := range len(criticalRequests) {
+		resp, err := http.Get(fmt.Sprintf("%s/v1/kv/alarms/a%d", n.base, i))
+		if err != nil {
+			return 0, err
+		}
+		var doc struct{ Value int64 }
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			continue // never incremented
+		}
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("alarms/a%d: %s, %v", i, resp.Status, err)
+		}
+		sum += doc.Value
+	}
+	return sum, nil
 }
 
 // clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times:
@@ -362,9 +402,6 @@ func (l *load) request(c *conn, i int64) {
 // runs from the moment the request has a connection: the node's own
 // latency, not the generator's queue for connections.
 func (l *load) send(c *conn, cl class, req []byte) {
-	if cl == critical {
-		l.tally.critSent.Add(1)
-	}
 	r := result{class: cl}
 	if c.c == nil {
 		nc, err := net.DialTimeout("tcp", strings.TrimPrefix(l.n.base, "http://"), 10*time.Second)
@@ -394,20 +431,26 @@ func (l *load) send(c *conn, cl class, req []byte) {
 			c.close()
 		}
 	}
+	if cl == critical && answered(r.code) {
+		l.tally.critAcked.Add(1)
+	}
 	l.tally.add(r)
 }
 
-// mix returns the class and the bytes of the i-th request of the mix.
+// mix returns the class and the bytes of the i-th request of the mix:
+// i%20 picks the kind, and i/20 the key or body, so that every kind goes
+// round all of its keys (reads those the writes write).
 func mix(i int64) (class, []byte) {
+	j := i / 20
 	switch k := i % 20; {
 	case k == 0:
-		return critical, criticalRequests[i%int64(len(criticalRequests))]
+		return critical, criticalRequests[j%int64(len(criticalRequests))]
 	case k < 7:
-		return normal, writeRequests[i%int64(len(writeRequests))]
+		return normal, writeRequests[(j*6+k)%int64(len(writeRequests))]
 	case k < 10:
-		return normal, readRequests[i%int64(len(readRequests))]
+		return normal, readRequests[(j*3+k)%int64(len(readRequests))]
 	default:
-		return bulk, readingRequests[i%int64(len(readingRequests))]
+		return bulk, readingRequests[(j*10+k)%int64(len(readingRequests))]
 	}
 }
 
@@ -512,6 +555,7 @@ func (l *load) refusals(d time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var wg sync.WaitGroup
+	cpu0, t0 := l.n.cpuTime(), time.Now()
 	for i := range l.conns {
 		c := &l.conns[i]
 		wg.Go(func() {
@@ -521,6 +565,7 @@ func (l *load) refusals(d time.Duration) error {
 		})
 	}
 	wg.Wait()
+	cpu := cores(cpu0, l.n.cpuTime(), t0, time.Now())
 	refused, other := 0, 0
 	for _, r := range l.tally.take() {
 		if r.code == http.StatusServiceUnavailable {
@@ -529,14 +574,12 @@ func (l *load) refusals(d time.Duration) error {
 			other++
 		}
 	}
+	rate := float64(refused) / d.Seconds()
 	fmt.Printf("refusals: %.0f bulk requests/s refused (503) from %d connections in a closed loop; %d other outcomes\n",
-		float64(refused)/d.Seconds(), len(l.conns), other)
+		rate, len(l.conns), other)
+	fmt.Printf("node CPU: %.2f cores, %.1f µs a refusal\n", cpu, cpu/rate*1e6)
 	return nil
 }
-
-// maxConns is the generator's connections to the node: the node's default
-// http.max_connections.
-const maxConns = 512
 
 // maxOutstanding caps the generator's requests waiting for a connection,
 // so that it does not fall over itself; requests over it are counted, not
