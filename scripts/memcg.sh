@@ -12,10 +12,11 @@
 #
 # Needs root and a memory controller: cgroup v2 mounted on /sys/fs/cgroup,
 # or cgroup v1's memory hierarchy on /sys/fs/cgroup/memory. Swap is
-# forbidden in the cgroup (a device's SD card is no place for it). The page
-# cache is dropped first, so that the pages the command maps (its binary
-# among them) are charged to its own cgroup, not to whoever read them
-# before. It exits with the command's status.
+# forbidden in the cgroup where the kernel accounts it (a device's SD card
+# is no place for it). The page cache is dropped first, so that the pages
+# the command maps (its binary among them) are charged to its own cgroup,
+# not to whoever read them before. It exits with the command's status, or
+# 125 if the command could not be moved into the cgroup.
 set -euo pipefail
 
 if [ $# -lt 2 ] || ! [[ $1 =~ ^[0-9]+$ ]] || [ "$1" -eq 0 ]; then
@@ -26,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "memcg: needs root to make a cgroup" >&2
 	exit 2
 fi
-limit=$(($1 << 20))
+limit=$((10#$1 << 20))
 shift
 
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
@@ -36,7 +37,10 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
 		echo "memcg: cgroup v2 without the memory controller" >&2
 		exit 2
 	fi
-	grep -qw memory "$root/cgroup.subtree_control" || echo +memory >"$root/cgroup.subtree_control"
+	if ! grep -qw memory "$root/cgroup.subtree_control" && ! echo +memory >"$root/cgroup.subtree_control"; then
+		echo "memcg: cannot enable the memory controller for children of $root (a container's cgroup namespace?); use systemd-run --scope -p MemoryMax=..." >&2
+		exit 2
+	fi
 elif [ -d /sys/fs/cgroup/memory ]; then
 	version=1
 	root=/sys/fs/cgroup/memory
@@ -47,20 +51,27 @@ fi
 
 dir=$root/edged-memcg-$$
 mkdir "$dir"
-trap 'rmdir "$dir" 2>/dev/null || true' EXIT
+trap 'rmdir "$dir" 2>/dev/null || echo "memcg: $dir left behind (processes still in it?)" >&2' EXIT
+swap="swap not limited (no swap accounting)"
 if [ $version = 2 ]; then
 	echo "$limit" >"$dir/memory.max"
-	[ ! -f "$dir/memory.swap.max" ] || echo 0 >"$dir/memory.swap.max"
+	if [ -f "$dir/memory.swap.max" ]; then
+		echo 0 >"$dir/memory.swap.max"
+		swap="swap none"
+	fi
 else
 	echo "$limit" >"$dir/memory.limit_in_bytes"
-	[ ! -f "$dir/memory.memsw.limit_in_bytes" ] || echo "$limit" >"$dir/memory.memsw.limit_in_bytes"
+	if [ -f "$dir/memory.memsw.limit_in_bytes" ]; then
+		echo "$limit" >"$dir/memory.memsw.limit_in_bytes"
+		swap="swap none"
+	fi
 fi
 sync
 echo 3 >/proc/sys/vm/drop_caches
 
-echo "memcg: cgroup v$version, limit $((limit >> 20)) MiB, swap none: $*"
+echo "memcg: cgroup v$version, limit $((limit >> 20)) MiB, $swap: $*"
 status=0
-sh -c 'echo $$ >"$1/cgroup.procs"; shift; exec "$@"' memcg "$dir" "$@" || status=$?
+sh -c 'echo $$ >"$1/cgroup.procs" || exit 125; shift; exec "$@"' memcg "$dir" "$@" || status=$?
 
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 if [ $version = 2 ]; then

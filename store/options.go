@@ -183,10 +183,9 @@ func (o Options) badgerOptions() badger.Options {
 			// a flush builds its table in buffers several times that
 			// size. 15% of a memtable (614 KiB) caps one transaction;
 			// values over the value threshold count only as pointers.
-			// With these and the tables below, filling 1M keys runs
-			// in a 128 MiB cgroup at three quarters of its unlimited
-			// speed; with 8 MiB memtables and 1 MiB tables, at a third
-			// (docs/BENCHMARKS.md).
+			// With these and the tables below, 1M keys fill a 128 MiB
+			// cgroup (GOMEMLIMIT 80 MiB) at 23,000 ops/s; with 8 MiB
+			// memtables and 1 MiB tables, at 10,300 (docs/BENCHMARKS.md).
 			WithMemTableSize(4 << 20).
 			WithNumMemtables(2).
 			WithNumLevelZeroTables(2).
