@@ -186,7 +186,7 @@ func run() error {
 	ld.closeConns() // the node's connection limit has room for the request below
 	if rec < 0 {
 		fmt.Println("recovery: not back to normal service within 60s")
-		if resp, err := http.Get(n.base + "/v1/status"); err == nil {
+		if resp, err := oneShot.Get(n.base + "/v1/status"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			fmt.Printf("status: %s\n", b)
@@ -237,7 +237,7 @@ shedding:
 	go n.sampleRSS()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if resp, err := http.Get(n.base + "/readyz"); err == nil {
+		if resp, err := oneShot.Get(n.base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return n, nil
@@ -284,12 +284,18 @@ func cores(c0, c1 time.Duration, t0, t1 time.Time) float64 {
 	return (c1 - c0).Seconds() / t1.Sub(t0).Seconds()
 }
 
+// oneShot is the client of the generator's few requests outside the load:
+// it keeps no connection open, since every one the node keeps for it is
+// one of its http.max_connections that the generator's own connections
+// then wait for.
+var oneShot = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 // criticalCount returns the sum of the critical counters the mix
 // increments, as the node holds them.
 func (n *node) criticalCount() (int64, error) {
 	var sum int64
 	for i := range len(criticalRequests) {
-		resp, err := http.Get(fmt.Sprintf("%s/v1/kv/alarms/a%d", n.base, i))
+		resp, err := oneShot.Get(fmt.Sprintf("%s/v1/kv/alarms/a%d", n.base, i))
 		if err != nil {
 			return 0, err
 		}
@@ -671,6 +677,8 @@ func (l *load) mqtt(rate float64) func() mqttCounts {
 // took, or -1.
 func (l *load) recovery(rate float64, target time.Duration, limit time.Duration) time.Duration {
 	start := time.Now()
+	var windows []string
+	defer func() { fmt.Printf("recovery windows (p99, refused): %s\n", strings.Join(windows, " ")) }()
 	for time.Since(start) < limit {
 		res := l.open(rate, 500*time.Millisecond)
 		refused := 0
@@ -679,7 +687,9 @@ func (l *load) recovery(rate float64, target time.Duration, limit time.Duration)
 				refused++
 			}
 		}
-		if refused == 0 && percentile(latencies(res, -1, true), 0.99) <= target {
+		p99 := percentile(latencies(res, -1, true), 0.99)
+		windows = append(windows, fmt.Sprintf("%.1fms,%d", float64(p99)/1e6, refused))
+		if refused == 0 && p99 <= target {
 			return time.Since(start)
 		}
 	}
