@@ -306,14 +306,16 @@ func (s *Series) ingest(ctx context.Context, rs []Reading, raw bool) (int, error
 	}
 	var parts []part
 	for _, sn := range order {
-		ops := s.ops(sn.id, sn.unit, sn.rs)
-		if !raw {
-			ops = ops[1:] // the facts; a summary part counts the readings instead
+		facts, rest := s.ops(sn.id, sn.unit, sn.rs)
+		if raw {
+			for i, op := range facts {
+				parts = append(parts, part{op: op, readings: min(readingsPerOp, len(sn.rs)-i*readingsPerOp)})
+			}
 		}
-		for i, op := range ops {
+		for i, op := range rest {
 			p := part{op: op}
-			if i == 0 {
-				p.readings = len(sn.rs)
+			if i == 0 && !raw {
+				p.readings = len(sn.rs) // no facts: the summaries store them
 			}
 			parts = append(parts, p)
 		}
@@ -360,11 +362,23 @@ func (s *Series) doSplit(ctx context.Context, ops []engine.Op) (int, error) {
 	return len(ops), nil
 }
 
+// readingsPerOp bounds the readings of one operation on a sensor's facts,
+// so that no single operation is too large for a transaction however
+// many readings of one sensor a write holds: at worst each reading is in
+// an hour of its own, a fragment key of up to about 600 bytes each, and a
+// transaction of the low-memory profile holds about 6,500 entries and
+// 614 KiB.
+const readingsPerOp = 512
+
 // ops returns the operations that store readings rs of sensor id: the
-// facts, the summary of each window they touch, and the latest reading.
-func (s *Series) ops(id, unit string, rs []crdt.Reading) []engine.Op {
+// facts, in operations of readingsPerOp readings at most, then the rest:
+// the summary of each window they touch, and the latest reading.
+func (s *Series) ops(id, unit string, rs []crdt.Reading) (facts, rest []engine.Op) {
 	esc := escape(id)
-	ops := []engine.Op{engine.AddReadings(factsPrefix+esc, rs...)}
+	for start := 0; start < len(rs); start += readingsPerOp {
+		facts = append(facts, engine.AddReadings(factsPrefix+esc, rs[start:min(start+readingsPerOp, len(rs))]...))
+	}
+	var ops []engine.Op
 	byWindow := map[int64]summary{}
 	var windows []int64
 	newest := rs[0]
@@ -410,7 +424,7 @@ func (s *Series) ops(id, unit string, rs []crdt.Reading) []engine.Op {
 		}
 		return reg.Set(g, now, l.encode()), nil
 	}})
-	return ops
+	return facts, ops
 }
 
 // Sensor is a sensor that has readings, with its latest one.

@@ -276,6 +276,27 @@ func TestLongSensorIDsIngestInParts(t *testing.T) {
 	}
 }
 
+// TestOneSensorsSparseBackfill: 10,000 readings of one sensor with a long
+// ID, each in an hour of its own, are 10,000 fragment keys: more than one
+// transaction holds, so a sensor's facts are stored in several
+// operations, and the write is stored whole.
+func TestOneSensorsSparseBackfill(t *testing.T) {
+	s := newSeries(t, fixedClock(true))
+	ctx := context.Background()
+	id := strings.Repeat("x", 500)
+	var rs []Reading
+	for i := range 10000 {
+		rs = append(rs, Reading{Sensor: id, Value: 1, Time: t0.Add(time.Duration(i-10000) * time.Hour)})
+	}
+	if n, err := s.Ingest(ctx, rs); err != nil || n != len(rs) {
+		t.Fatalf("Ingest = %d, %v", n, err)
+	}
+	pts, err := s.Run(ctx, Query{Sensor: id, From: t0.Add(-10000 * time.Hour), To: t0})
+	if err != nil || len(pts) != len(rs) {
+		t.Fatalf("raw readings: %d, %v; want %d", len(pts), err, len(rs))
+	}
+}
+
 func TestExpireRemovesOldSummaries(t *testing.T) {
 	s := newSeries(t, fixedClock(true))
 	ctx := context.Background()
