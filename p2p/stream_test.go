@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -184,7 +185,8 @@ func TestPeerOfAnEarlierBuild(t *testing.T) {
 }
 
 // rawPeer returns a bare libp2p host connected to tn, which writes what a
-// test likes, and a context for its calls.
+// test likes, and a context for its calls. It takes and discards what tn
+// sends it, so that tn's replies do not fail and count as errors.
 func rawPeer(t *testing.T, tn *testNode) (host.Host, context.Context) {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
@@ -192,6 +194,12 @@ func rawPeer(t *testing.T, tn *testNode) (host.Host, context.Context) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
+	for _, p := range []protocol.ID{StreamProtocol, Protocol} {
+		h.SetStreamHandler(p, func(s network.Stream) {
+			io.Copy(io.Discard, s)
+			s.Close()
+		})
+	}
 	info, err := peer.AddrInfoFromP2pAddr(ma.StringCast(tn.p2p.Addrs()[0]))
 	if err != nil {
 		t.Fatal(err)
