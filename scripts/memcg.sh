@@ -67,7 +67,9 @@ else
 	fi
 fi
 sync
-echo 3 >/proc/sys/vm/drop_caches
+if ! echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
+	echo "memcg: cannot drop the page cache (read-only /proc/sys in a container?): pages read before stay charged elsewhere" >&2
+fi
 
 echo "memcg: cgroup v$version, limit $((limit >> 20)) MiB, $swap: $*"
 status=0
@@ -82,5 +84,5 @@ else
 	peak=$(mib "$(cat "$dir/memory.max_usage_in_bytes")")
 	kills=$(awk '$1 == "oom_kill" { print $2 }' "$dir/memory.oom_control")
 fi
-echo "memcg: peak usage $peak (page cache included), OOM kills ${kills:-0}; exit status $status"
+echo "memcg: peak usage $peak (page cache included), OOM kills ${kills:-unknown}; exit status $status"
 exit "$status"
