@@ -57,6 +57,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -84,7 +85,8 @@ var classNames = [classes]string{"critical", "normal", "bulk"}
 // result is one request's outcome.
 type result struct {
 	class   class
-	code    int // 0: no answer (timeout, connection refused)
+	read    bool // a normal read: no disk, no commit
+	code    int  // 0: no answer (timeout, connection refused)
 	latency time.Duration
 }
 
@@ -159,13 +161,15 @@ func run() error {
 	rate := capacity * *factor
 	fmt.Printf("burst: %.0f requests/s for %s, plus MQTT readings\n", rate, *burst)
 	stopMQTT := ld.mqtt(rate / 10)
+	gen0 := ownCPU()
 	cpu0, t0 := n.cpuTime(), time.Now()
 	res := ld.open(rate, *burst)
 	cpu1, t1 := n.cpuTime(), time.Now()
+	gen1 := ownCPU()
 	mq := stopMQTT()
 	ld.closeConns()
 	report(res, ld.tally.notSent.Load(), p99)
-	fmt.Printf("node CPU during the burst and its drain: %.2f cores\n", cores(cpu0, cpu1, t0, t1))
+	fmt.Printf("CPU during the burst and its drain: node %.2f cores, generator %.2f\n", cores(cpu0, cpu1, t0, t1), cores(gen0, gen1, t0, t1))
 	if held, err := n.criticalCount(); err != nil {
 		fmt.Println("critical: the node's counters could not be read:", err)
 	} else {
@@ -278,7 +282,17 @@ func (n *node) cpuTime() time.Duration {
 	return time.Duration(utime+stime) * time.Second / clockTicks
 }
 
-// cores returns the node's CPU use, in cores, between CPU times c0 and c1
+// ownCPU returns the CPU time the generator has used so far, user and
+// system.
+func ownCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cores returns a process's CPU use, in cores, between CPU times c0 and c1
 // read at t0 and t1: -1 if either could not be read.
 func cores(c0, c1 time.Duration, t0, t1 time.Time) float64 {
 	if c0 < 0 || c1 < 0 {
@@ -403,15 +417,15 @@ func (l *load) closeConns() {
 
 // request sends the i-th request of the mix on c and records its outcome.
 func (l *load) request(c *conn, i int64) {
-	cl, req := mix(i)
-	l.send(c, cl, req)
+	cl, req, read := mix(i)
+	l.send(c, result{class: cl, read: read}, req)
 }
 
-// send sends req, of class cl, on c and records its outcome. The latency
-// runs from the moment the request has a connection: the node's own
-// latency, not the generator's queue for connections.
-func (l *load) send(c *conn, cl class, req []byte) {
-	r := result{class: cl}
+// send sends req on c and records its outcome in r. The latency runs from
+// the moment the request has a connection: the node's own latency, not
+// the generator's queue for connections.
+func (l *load) send(c *conn, r result, req []byte) {
+	cl := r.class
 	if c.c == nil {
 		nc, err := net.DialTimeout("tcp", strings.TrimPrefix(l.n.base, "http://"), 10*time.Second)
 		if err != nil {
@@ -446,20 +460,21 @@ func (l *load) send(c *conn, cl class, req []byte) {
 	l.tally.add(r)
 }
 
-// mix returns the class and the bytes of the i-th request of the mix:
-// i%20 picks the kind, and i/20 the key or body, so that every kind goes
-// round all of its keys (reads those the writes write).
-func mix(i int64) (class, []byte) {
+// mix returns the class and the bytes of the i-th request of the mix, and
+// whether it is a read: i%20 picks the kind, and i/20 the key or body, so
+// that every kind goes round all of its keys (reads those the writes
+// write).
+func mix(i int64) (class, []byte, bool) {
 	j := i / 20
 	switch k := i % 20; {
 	case k == 0:
-		return critical, criticalRequests[j%int64(len(criticalRequests))]
+		return critical, criticalRequests[j%int64(len(criticalRequests))], false
 	case k < 7:
-		return normal, writeRequests[(j*6+k)%int64(len(writeRequests))]
+		return normal, writeRequests[(j*6+k)%int64(len(writeRequests))], false
 	case k < 10:
-		return normal, readRequests[(j*3+k)%int64(len(readRequests))]
+		return normal, readRequests[(j*3+k)%int64(len(readRequests))], true
 	default:
-		return bulk, readingRequests[(j*10+k)%int64(len(readingRequests))]
+		return bulk, readingRequests[(j*10+k)%int64(len(readingRequests))], false
 	}
 }
 
@@ -552,7 +567,7 @@ func (l *load) refusals(d time.Duration) error {
 	// measure, a tenth of a second after it starts.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		l.send(&l.conns[0], bulk, readingRequests[0])
+		l.send(&l.conns[0], result{class: bulk}, readingRequests[0])
 		if rs := l.tally.take(); rs[0].code == http.StatusServiceUnavailable {
 			break
 		}
@@ -569,7 +584,7 @@ func (l *load) refusals(d time.Duration) error {
 		c := &l.conns[i]
 		wg.Go(func() {
 			for k := i; ctx.Err() == nil; k++ {
-				l.send(c, bulk, readingRequests[k%len(readingRequests)])
+				l.send(c, result{class: bulk}, readingRequests[k%len(readingRequests)])
 			}
 		})
 	}
@@ -758,6 +773,14 @@ func report(rs []result, notSent int64, unloaded time.Duration) {
 	if len(codes) > 0 {
 		fmt.Printf("failures by status (0: no answer within 15s): %v\n", codes)
 	}
+	var reads []time.Duration
+	for _, r := range rs {
+		if r.read && answered(r.code) {
+			reads = append(reads, r.latency)
+		}
+	}
+	fmt.Printf("of the normal requests accepted, reads (no disk, no commit): %d, p50 %s, p99 %s\n",
+		len(reads), percentile(reads, 0.5).Round(time.Microsecond), percentile(reads, 0.99).Round(time.Microsecond))
 	all := percentile(latencies(rs, -1, true), 0.99)
 	fmt.Printf("p99 of accepted requests: %s (%.1f× the unloaded p99); %d requests over the generator's cap of %d outstanding were not sent\n",
 		all.Round(time.Microsecond), float64(all)/float64(max(unloaded, 1)), notSent, maxOutstanding)
