@@ -120,10 +120,11 @@ func (a *API) admit(k routeKind, next http.Handler) http.Handler {
 }
 
 // refuse answers a request of class c that d refused: 429 when the node
-// has too much in flight, 503 when it is short of memory or disk.
+// has too much in flight or takes work in faster than its CPU gets
+// through, 503 when it is short of memory or disk.
 func (a *API) refuse(w http.ResponseWriter, c shedding.Class, d shedding.Decision) {
 	code := http.StatusTooManyRequests
-	if d.Reason != shedding.ReasonConcurrency {
+	if d.Reason != shedding.ReasonConcurrency && d.Reason != shedding.ReasonCPU {
 		code = http.StatusServiceUnavailable // the node itself is short of memory or disk
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.RetryAfter.Seconds()))))

@@ -113,3 +113,22 @@ func TestShedding(t *testing.T) {
 		t.Errorf("counters %+v", st.Classes)
 	}
 }
+
+// TestRefusalCodes: the client is told to slow down (429) when the node
+// takes work faster than it gets through it, and that the node itself is
+// short (503) of memory or disk.
+func TestRefusalCodes(t *testing.T) {
+	a := New(Options{Registry: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry()})
+	for reason, code := range map[shedding.Reason]int{
+		shedding.ReasonConcurrency: http.StatusTooManyRequests,
+		shedding.ReasonCPU:         http.StatusTooManyRequests,
+		shedding.ReasonMemory:      http.StatusServiceUnavailable,
+		shedding.ReasonDisk:        http.StatusServiceUnavailable,
+	} {
+		w := httptest.NewRecorder()
+		a.refuse(w, shedding.Normal, shedding.Decision{Reason: reason, RetryAfter: 2 * time.Second})
+		if w.Code != code || w.Header().Get("Retry-After") != "2" || !strings.Contains(w.Body.String(), string(reason)) {
+			t.Errorf("refused for %s: %d, Retry-After %q, %s; want %d", reason, w.Code, w.Header().Get("Retry-After"), w.Body, code)
+		}
+	}
+}

@@ -23,9 +23,12 @@ type SheddingConfig struct {
 
 	// QueueTarget is how long runnable work may wait for a CPU (the 90th
 	// percentile of the Go scheduler's latency, measured every 100ms
-	// under load) before the node is taken to be queueing: above it, with
-	// MinConcurrency requests in flight, the concurrency limit falls in
-	// proportion, and it stops growing. At least 1ms.
+	// under load) before the node is taken to be queueing: above it for
+	// an interval, with MinConcurrency requests in flight, the
+	// concurrency limit falls in proportion, and it stops growing; with
+	// MinConcurrency requests taken in the interval, an admission rate for
+	// normal and bulk work is set below the rate they came in at, and
+	// falls the same way. At least 1ms.
 	QueueTarget time.Duration `yaml:"queue_target"`
 
 	// MinConcurrency and MaxConcurrency bound the adaptive limit of
@@ -65,7 +68,7 @@ type SheddingConfig struct {
 }
 
 func defaultShedding() SheddingConfig {
-	return SheddingConfig{Enabled: true, LatencyTarget: 50 * time.Millisecond, QueueTarget: 10 * time.Millisecond, MinConcurrency: 8, MaxConcurrency: 256,
+	return SheddingConfig{Enabled: true, LatencyTarget: 50 * time.Millisecond, QueueTarget: 2 * time.Millisecond, MinConcurrency: 8, MaxConcurrency: 256,
 		Hold: time.Second, RetryAfter: time.Second, DefaultClass: "normal", ReadingsClass: "bulk", RequestPriority: true}
 }
 

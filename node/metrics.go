@@ -273,15 +273,16 @@ var (
 	descShedAdmitted    = prometheus.NewDesc("edged_shed_admitted_total", "Requests and inputs admitted, by class.", []string{"class"}, nil)
 	descShedDownsampled = prometheus.NewDesc("edged_shed_downsampled_total", "Requests admitted downsampled (readings kept as summaries only), by class.", []string{"class"}, nil)
 	descShedDelayed     = prometheus.NewDesc("edged_shed_delayed_total", "Requests held back until they could be taken (critical requests beyond shedding.max_concurrency in flight), by class.", []string{"class"}, nil)
-	descShedRefused     = prometheus.NewDesc("edged_shed_refused_total", "Requests and inputs refused, by class and reason (concurrency, memory, disk).", []string{"class", "reason"}, nil)
+	descShedRefused     = prometheus.NewDesc("edged_shed_refused_total", "Requests and inputs refused, by class and reason (concurrency, cpu, memory, disk).", []string{"class", "reason"}, nil)
 	descShedDegraded    = prometheus.NewDesc("edged_shed_degraded", "1 while a class is shed.", []string{"class"}, nil)
 	descShedLimit       = prometheus.NewDesc("edged_shed_concurrency_limit", "The adaptive limit of requests in flight.", nil, nil)
+	descShedRate        = prometheus.NewDesc("edged_shed_admission_rate", "The admission rate set while the CPU queue stands over shedding.queue_target, per second; 0 when there is none.", nil, nil)
 	descShedInFlight    = prometheus.NewDesc("edged_shed_in_flight", "Admitted requests in flight.", nil, nil)
 	descShedQueueWait   = prometheus.NewDesc("edged_shed_queue_wait_seconds", "How long runnable work waited for a CPU (90th percentile of the Go scheduler's latency over the last measurement: 100ms under load, 1s idle).", nil, nil)
 )
 
 func (sheddingCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descShedAdmitted, descShedDownsampled, descShedDelayed, descShedRefused, descShedDegraded, descShedLimit, descShedInFlight, descShedQueueWait} {
+	for _, d := range []*prometheus.Desc{descShedAdmitted, descShedDownsampled, descShedDelayed, descShedRefused, descShedDegraded, descShedLimit, descShedRate, descShedInFlight, descShedQueueWait} {
 		ch <- d
 	}
 }
@@ -302,6 +303,7 @@ func (c sheddingCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descShedDegraded, prometheus.GaugeValue, degraded, class)
 	}
 	ch <- prometheus.MustNewConstMetric(descShedLimit, prometheus.GaugeValue, float64(st.Limit))
+	ch <- prometheus.MustNewConstMetric(descShedRate, prometheus.GaugeValue, st.Rate)
 	ch <- prometheus.MustNewConstMetric(descShedInFlight, prometheus.GaugeValue, float64(st.InFlight))
 	ch <- prometheus.MustNewConstMetric(descShedQueueWait, prometheus.GaugeValue, st.QueueWaitMS/1000)
 }

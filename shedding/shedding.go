@@ -19,9 +19,22 @@
 //     increase). Little's law: a bounded number in flight bounds the wait.
 //   - CPU queue: when runnable work has waited longer than the queue
 //     target for a CPU (the scheduler's latency, fed by the driver each
-//     interval) for an interval, with at least MinLimit in flight, the
-//     limit is cut the same way; it does not grow while the wait is over. Work refused early costs less than work done, so the queue
-//     drains.
+//     interval) for an interval, the node takes in more than its CPU
+//     gets through, and requests wait before any handler runs, where no
+//     limit on work in flight reaches them. Two remedies, once an
+//     interval: with at least MinLimit in flight, the concurrency limit is
+//     cut the same way; and with at least MinLimit pieces of work taken
+//     in the interval, an admission rate is set (or cut) to the rate
+//     work was taken at, in the same proportion. Work refused early
+//     costs the node far less than work done, so the queue drains. While
+//     the wait stays under the target the rate grows, by 5% an interval
+//     near it and by a quarter under half of it, and it is lifted once
+//     it is over twice the rate work comes at.
+//   - The admission rate is a token bucket (golang.org/x/time/rate,
+//     burst: an interval's worth). Critical work draws on it and is
+//     never refused by it (it may leave the bucket in debt, which the
+//     others wait out); normal work takes a token if one is there; bulk
+//     work only while half the burst is left, so normal work goes first.
 //   - In flight against the limit, by class: bulk work is taken while
 //     under half the limit, and downsampled (summaries only) up to three
 //     quarters; normal work up to the limit. Critical work counts against
@@ -44,6 +57,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Class is a priority class.
@@ -82,6 +97,7 @@ type Reason string
 // The reasons.
 const (
 	ReasonConcurrency Reason = "concurrency"
+	ReasonCPU         Reason = "cpu" // the admission rate
 	ReasonMemory      Reason = "memory"
 	ReasonDisk        Reason = "disk"
 )
@@ -89,8 +105,8 @@ const (
 // classReasons are the reasons each class can be refused for (see decide).
 var classReasons = [classes][]Reason{
 	Critical: {ReasonConcurrency}, // by a driver's bound (Refuse)
-	Normal:   {ReasonConcurrency, ReasonMemory},
-	Bulk:     {ReasonConcurrency, ReasonMemory, ReasonDisk},
+	Normal:   {ReasonConcurrency, ReasonCPU, ReasonMemory},
+	Bulk:     {ReasonConcurrency, ReasonCPU, ReasonMemory, ReasonDisk},
 }
 
 // Config tunes the governor.
@@ -100,7 +116,7 @@ type Config struct {
 	LatencyTarget time.Duration
 	// QueueTarget is the wait of runnable work for a CPU (see
 	// ObserveQueue) above which the node is taken to be queueing. Zero
-	// means 10ms.
+	// means 2ms.
 	QueueTarget time.Duration
 	// Interval is the CoDel interval. Zero means 100ms.
 	Interval time.Duration
@@ -119,7 +135,7 @@ func (c Config) withDefaults() Config {
 		c.LatencyTarget = 50 * time.Millisecond
 	}
 	if c.QueueTarget <= 0 {
-		c.QueueTarget = 10 * time.Millisecond
+		c.QueueTarget = 2 * time.Millisecond
 	}
 	if c.Interval <= 0 {
 		c.Interval = 100 * time.Millisecond
@@ -193,14 +209,20 @@ type Governor struct {
 	lastCut       time.Time
 	queueWait     time.Duration
 	queueSince    time.Time // when the queue wait went above its target
-	memRatio      float64
-	memBulk       bool
-	memNormal     bool
-	diskRatio     float64
-	diskBulk      bool
-	class         [classes]classState
-	changes       []Change
-	decisions     uint64 // made so far, for Activity
+	// The admission rate: nil while there is none. taken counts the
+	// work admitted since takenSince, the last queue observation.
+	rate       *rate.Limiter
+	lastSlow   time.Time
+	taken      int
+	takenSince time.Time
+	memRatio   float64
+	memBulk    bool
+	memNormal  bool
+	diskRatio  float64
+	diskBulk   bool
+	class      [classes]classState
+	changes    []Change
+	decisions  uint64 // made so far, for Activity
 }
 
 // New returns a governor.
@@ -234,6 +256,9 @@ func (g *Governor) admit(c Class, now time.Time, track bool) Decision {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	d := g.decide(c)
+	if d.Admit {
+		d = g.paced(c, d, now)
+	}
 	g.decisions++
 	cs := &g.class[c]
 	switch {
@@ -276,6 +301,32 @@ func (g *Governor) decide(c Class) Decision {
 		}
 	}
 	return Decision{Admit: true}
+}
+
+// paced applies the admission rate to work decide took; called with g.mu
+// held. Critical work draws on it whatever is left, perhaps leaving a
+// debt (a reservation never acted on) of up to a burst, which the others
+// then wait out; normal work takes a token if one is there; bulk work only while half
+// the burst is left.
+func (g *Governor) paced(c Class, d Decision, now time.Time) Decision {
+	if g.rate != nil {
+		switch c {
+		case Critical:
+			if g.rate.TokensAt(now) > -float64(g.rate.Burst()) {
+				g.rate.ReserveN(now, 1)
+			}
+		case Normal:
+			if !g.rate.AllowN(now, 1) {
+				return Decision{Reason: ReasonCPU}
+			}
+		default:
+			if g.rate.TokensAt(now) < float64(g.rate.Burst())/2 || !g.rate.AllowN(now, 1) {
+				return Decision{Reason: ReasonCPU}
+			}
+		}
+	}
+	g.taken++
+	return d
 }
 
 // mark records that class c was (or was not) refused or degraded at now,
@@ -323,40 +374,110 @@ func (g *Governor) Done(latency time.Duration, now time.Time) {
 // the queue before any handler runs (requests read and parsed late when
 // the CPU is saturated), which the latency of admitted work does not
 // show. Once the wait has stayed above the queue target for an interval,
-// with at least MinLimit pieces of work in flight, the concurrency limit
-// is cut in proportion, once an interval; it does not grow until the wait
-// is back under.
+// the concurrency limit (with at least MinLimit pieces of work in flight)
+// and the admission rate (with at least MinLimit taken since the last
+// observation) are cut in proportion, once an interval; neither grows
+// until the wait is back under.
 func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.queueWait = wait
+	taken, since := g.taken, now.Sub(g.takenSince)
+	g.taken, g.takenSince = 0, now
+	var takenRate float64 // per second
+	if since > 0 && since < time.Hour {
+		takenRate = float64(taken) / since.Seconds()
+	}
 	if wait <= g.cfg.QueueTarget {
 		g.queueSince = time.Time{}
+		g.relax(takenRate, wait, now)
 		return
 	}
 	if g.queueSince.IsZero() {
 		g.queueSince = now
 	}
 	// Standing, not a blip (a collection, a burst of wakeups): above the
-	// target for an interval. And with work in flight: a queue that
+	// target for an interval. And with work coming: a queue that
 	// background work (compactions, the collector, sync) makes on a
 	// single core is not cut down by refusing requests.
-	if now.Sub(g.queueSince) >= g.cfg.Interval && g.inflight >= g.cfg.MinLimit {
+	if now.Sub(g.queueSince) < g.cfg.Interval {
+		return
+	}
+	if g.inflight >= g.cfg.MinLimit {
 		g.cut(g.cfg.QueueTarget, wait, now)
+	}
+	if taken >= g.cfg.MinLimit {
+		g.slow(takenRate, wait, now)
 	}
 }
 
-// cut lowers the limit because a signal seen is over its target: in
-// proportion to the excess (a gradient), by a tenth at least and by half
-// at most, so a sudden burst is met within a few intervals; once an
-// interval at most, whichever signal asks. Called with g.mu held.
+// cut lowers the limit because a signal seen is over its target, by
+// factor; once an interval at most, whichever signal asks. Called with
+// g.mu held.
 func (g *Governor) cut(target, seen time.Duration, now time.Time) {
 	if now.Sub(g.lastCut) < g.cfg.Interval {
 		return
 	}
-	f := max(0.5, min(0.9, float64(target)/float64(seen)))
-	g.limit = max(float64(g.cfg.MinLimit), g.limit*f)
+	g.limit = max(float64(g.cfg.MinLimit), g.limit*factor(target, seen))
 	g.lastCut = now
+}
+
+// factor is how much a controller cuts when a signal is seen over its
+// target: in proportion to the excess (a gradient), by a tenth at least
+// and by half at most, so a sudden burst is met within a few intervals.
+func factor(target, seen time.Duration) float64 {
+	return max(0.5, min(0.9, float64(target)/float64(seen)))
+}
+
+// slow sets or cuts the admission rate, from the rate work was taken at
+// (or the rate's own limit, if lower) by factor, to MinLimit per
+// interval at least; once an interval at most. Called with g.mu held.
+func (g *Governor) slow(takenRate float64, wait time.Duration, now time.Time) {
+	if now.Sub(g.lastSlow) < g.cfg.Interval {
+		return
+	}
+	g.lastSlow = now
+	r := takenRate
+	if g.rate != nil {
+		r = min(r, float64(g.rate.Limit()))
+	}
+	g.setRate(r*factor(g.cfg.QueueTarget, wait), now)
+}
+
+// relax lets the admission rate grow while the CPU queue is under its
+// target: by a quarter an interval while the wait is under half the
+// target (the node has room), by 5% above that (it is near its
+// capacity); and lifts it once it is more than twice the rate work was
+// taken at: then it holds nothing back. Called with g.mu held.
+func (g *Governor) relax(takenRate float64, wait time.Duration, now time.Time) {
+	if g.rate == nil {
+		return
+	}
+	grow := 1.05
+	if wait <= g.cfg.QueueTarget/2 {
+		grow = 1.25
+	}
+	r := float64(g.rate.Limit()) * grow
+	if r > 2*takenRate {
+		g.rate = nil
+		return
+	}
+	g.setRate(r, now)
+}
+
+// setRate sets the admission rate to r per second, MinLimit per interval
+// at least, with an interval's worth of burst. A new bucket starts empty:
+// the queue it is set against stands already. Called with g.mu held.
+func (g *Governor) setRate(r float64, now time.Time) {
+	r = max(r, float64(g.cfg.MinLimit)/g.cfg.Interval.Seconds())
+	burst := max(1, int(r*g.cfg.Interval.Seconds()))
+	if g.rate == nil {
+		g.rate = rate.NewLimiter(rate.Limit(r), burst)
+		g.rate.ReserveN(now, burst)
+		return
+	}
+	g.rate.SetLimitAt(now, rate.Limit(r))
+	g.rate.SetBurstAt(now, burst)
 }
 
 // ObserveMemory takes the heap in use against the memory limit.
@@ -485,7 +606,9 @@ type Status struct {
 	Limit    int    `json:"limit"`
 	InFlight int    `json:"in_flight"`
 	// QueueWaitMS is the last CPU queue wait observed, in milliseconds.
-	QueueWaitMS float64                `json:"queue_wait_ms"`
+	QueueWaitMS float64 `json:"queue_wait_ms"`
+	// Rate is the admission rate, per second; 0 when there is none.
+	Rate        float64                `json:"rate"`
 	MemoryRatio float64                `json:"memory_ratio"`
 	DiskRatio   float64                `json:"disk_ratio"`
 	Classes     map[string]ClassStatus `json:"classes"`
@@ -498,6 +621,9 @@ func (g *Governor) Status() Status {
 	s := Status{State: "normal", Limit: int(g.limit), InFlight: g.inflight,
 		QueueWaitMS: float64(g.queueWait) / float64(time.Millisecond), MemoryRatio: g.memRatio, DiskRatio: g.diskRatio,
 		Classes: map[string]ClassStatus{}}
+	if g.rate != nil {
+		s.Rate = float64(g.rate.Limit())
+	}
 	for c, cs := range g.class {
 		st := ClassStatus{Degraded: cs.degraded, Admitted: cs.admitted, Downsampled: cs.downsampled, Delayed: cs.delayed, Refused: maps.Clone(cs.refused)}
 		if cs.degraded {

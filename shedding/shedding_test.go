@@ -1,6 +1,7 @@
 package shedding
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -70,8 +71,8 @@ func TestRefusalCountersStartAtZero(t *testing.T) {
 	st := New(Config{}).Status()
 	for class, want := range map[string][]Reason{
 		"critical": {ReasonConcurrency},
-		"normal":   {ReasonConcurrency, ReasonMemory},
-		"bulk":     {ReasonConcurrency, ReasonMemory, ReasonDisk},
+		"normal":   {ReasonConcurrency, ReasonCPU, ReasonMemory},
+		"bulk":     {ReasonConcurrency, ReasonCPU, ReasonMemory, ReasonDisk},
 	} {
 		got := st.Classes[class].Refused
 		for _, r := range want {
@@ -191,11 +192,141 @@ func TestQueueCutsTheLimit(t *testing.T) {
 	for range 104 {
 		g.Done(time.Millisecond, now)
 	}
-	now = now.Add(100 * time.Millisecond)
-	g.ObserveQueue(9*time.Millisecond, now)
-	fast(100)
+	for range 10 { // the admission rate holds work back too, and grows
+		now = now.Add(100 * time.Millisecond)
+		g.ObserveQueue(9*time.Millisecond, now)
+		fast(100)
+	}
 	if l := g.Status().Limit; l <= 4 {
 		t.Errorf("limit %d: did not grow once the queue was under its target", l)
+	}
+}
+
+// offer offers n pieces of work of each class in counts, evenly over d
+// from *now (each admitted one ends at once), advances *now by d, and
+// returns how many of each class were taken.
+func offer(g *Governor, now *time.Time, d time.Duration, counts map[Class]int) map[Class]int {
+	n := 0
+	for _, c := range counts {
+		n = max(n, c)
+	}
+	taken := map[Class]int{}
+	start := *now
+	for i := range n {
+		at := start.Add(d * time.Duration(i) / time.Duration(n))
+		for c, k := range counts {
+			if i < k && g.Admit(c, at).Admit {
+				taken[c]++
+				g.Done(time.Millisecond, at)
+			}
+		}
+	}
+	*now = start.Add(d)
+	return taken
+}
+
+// TestQueueSetsAnAdmissionRate: when the CPU queue stands over its
+// target, the governor sets an admission rate below the rate work was
+// taken at, in proportion to the excess, and cuts it each interval while
+// the queue stands; normal work gets the rate before bulk work, critical
+// work is always taken; once the queue is gone the rate grows back and is
+// lifted when work comes at less than half of it.
+func TestQueueSetsAnAdmissionRate(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	g := New(Config{MinLimit: 4, MaxLimit: 10000, QueueTarget: 10 * time.Millisecond, Interval: interval})
+	now := t0
+	burst := map[Class]int{Critical: 50, Normal: 1000, Bulk: 1000}
+	g.ObserveQueue(0, now)
+	if got := offer(g, &now, interval, burst); got[Normal] != 1000 || got[Bulk] != 1000 {
+		t.Fatalf("before any queue: %v taken", got)
+	}
+	g.ObserveQueue(20*time.Millisecond, now) // the queue starts
+	if got := offer(g, &now, interval, burst); got[Normal] != 1000 || got[Bulk] != 1000 {
+		t.Fatalf("a queue not yet standing: %v taken", got)
+	}
+	// Standing: 20,500/s taken, twice the target: a rate of 10,250/s.
+	g.ObserveQueue(20*time.Millisecond, now)
+	if r := g.Status().Rate; r != 10250 {
+		t.Fatalf("rate %v once the queue stood, want 10250", r)
+	}
+	got := offer(g, &now, interval, burst)
+	if got[Critical] != 50 || got[Normal] < 940 || got[Bulk] != 0 {
+		t.Errorf("at 10,250/s: %v taken; want all 50 critical, the rest (about 975) normal, no bulk", got)
+	}
+	// Still standing, at 12.5ms: cut by a fifth each interval, from the
+	// rate taken (10,000/s) when under the limit.
+	for range 3 {
+		g.ObserveQueue(12500*time.Microsecond, now)
+		got = offer(g, &now, interval, burst)
+	}
+	if r := g.Status().Rate; r < 5119 || r > 5121 {
+		t.Errorf("rate %v after three cuts by a fifth, want 10,000 × 0.8³ = 5,120", r)
+	}
+	if got[Critical] != 50 || got[Bulk] != 0 || got[Normal] < 440 || got[Normal] > 470 {
+		t.Errorf("at 5,120/s: %v taken; want all 50 critical, about 462 normal, no bulk", got)
+	}
+	st := g.Status()
+	if !st.Classes["bulk"].Degraded || st.Classes["normal"].Refused[ReasonCPU] == 0 || st.Classes["bulk"].Refused[ReasonCPU] == 0 {
+		t.Errorf("refusals not reported: %+v", st)
+	}
+	// A lasting queue takes the rate to its floor (MinLimit an
+	// interval); critical work beyond it is still all taken, and leaves
+	// a debt of one burst at most.
+	for range 20 {
+		g.ObserveQueue(time.Second, now)
+		got = offer(g, &now, interval, burst)
+	}
+	if r := g.Status().Rate; r != 40 {
+		t.Errorf("rate %v under lasting overload, want the floor 40", r)
+	}
+	if got[Critical] != 50 || got[Normal] != 0 {
+		t.Errorf("at the floor with critical work over it: %v taken; want all 50 critical, no normal", got)
+	}
+	g.ObserveQueue(time.Second, now)
+	if got = offer(g, &now, 2*interval, map[Class]int{Normal: 100}); got[Normal] < 3 {
+		t.Errorf("normal work waited out more than a burst's debt: %v taken in two intervals at 40/s", got)
+	}
+	// The queue is gone and work comes at 200/s: the rate grows by 5%
+	// an interval while the wait is near the target, by a quarter once
+	// it is under half of it, and is lifted once over 400/s.
+	steady := map[Class]int{Normal: 20}
+	for range 10 {
+		g.ObserveQueue(7*time.Millisecond, now)
+		offer(g, &now, interval, steady)
+	}
+	if r, want := g.Status().Rate, 40*math.Pow(1.05, 10); math.Abs(r-want) > 0.01 {
+		t.Errorf("rate %v after ten intervals near the target, want %v", r, want)
+	}
+	for i := range 20 {
+		g.ObserveQueue(time.Millisecond, now)
+		if g.Status().Rate == 0 {
+			if i < 8 {
+				t.Errorf("rate lifted after %d intervals, before it could grow from 65 to 400/s", i)
+			}
+			break
+		}
+		offer(g, &now, interval, steady)
+	}
+	if r := g.Status().Rate; r != 0 {
+		t.Errorf("rate %v two seconds after the queue went, want none", r)
+	}
+	if got := offer(g, &now, interval, burst); got[Normal] != 1000 || got[Bulk] != 1000 {
+		t.Errorf("after recovery: %v taken", got)
+	}
+}
+
+// TestQueueWithLittleWorkSetsNoRate: a queue that background work makes
+// while few requests come (fewer than MinLimit an interval) is not met
+// by refusing them.
+func TestQueueWithLittleWorkSetsNoRate(t *testing.T) {
+	g := New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	now := t0
+	for range 10 {
+		g.ObserveQueue(time.Second, now)
+		offer(g, &now, 100*time.Millisecond, map[Class]int{Normal: 3})
+	}
+	if st := g.Status(); st.Rate != 0 || st.Classes["normal"].Refused[ReasonCPU] != 0 {
+		t.Errorf("a rate set for 30 requests/s: %+v", st)
 	}
 }
 

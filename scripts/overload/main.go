@@ -87,6 +87,7 @@ type result struct {
 	class   class
 	read    bool // a normal read: no disk, no commit
 	code    int  // 0: no answer (timeout, connection refused)
+	sent    time.Time
 	latency time.Duration
 }
 
@@ -131,6 +132,7 @@ func run() error {
 	nodeConns := flag.Int("max-connections", 512, "the node's http.max_connections")
 	measure := flag.Duration("measure", 5*time.Second, "how long capacity and the unloaded p99 are measured")
 	nodeCPUs := flag.String("node-cpus", "", "run the node on these CPUs only (a taskset -c list, such as 1); run the generator on others with taskset")
+	queueTarget := flag.Duration("queue-target", 0, "the node's shedding.queue_target (0: its default)")
 	refusals := flag.Bool("refusals", false, "instead, measure how many bulk requests a second the node refuses when it refuses them all (its data budget is one byte)")
 	flag.Parse()
 	// The generator shares the machine with the node: one core for it,
@@ -141,7 +143,7 @@ func run() error {
 	if *refusals {
 		budget = 1
 	}
-	n, err := startNode(*bin, *shed, *nodeConns, *nodeCPUs, budget)
+	n, err := startNode(*bin, *shed, *queueTarget, *nodeConns, *nodeCPUs, budget)
 	if err != nil {
 		return err
 	}
@@ -207,7 +209,7 @@ func run() error {
 // startNode runs the binary with a fresh data directory and free ports
 // (on the CPUs listed in cpus, if any), and samples its RSS until it
 // exits.
-func startNode(bin string, shed bool, nodeConns int, cpus string, budget int) (*node, error) {
+func startNode(bin string, shed bool, queueTarget time.Duration, nodeConns int, cpus string, budget int) (*node, error) {
 	dir, err := os.MkdirTemp("", "overload")
 	if err != nil {
 		return nil, err
@@ -223,6 +225,9 @@ shedding:
   enabled: %v
   namespaces: {alarms: critical}
 `, filepath.Join(dir, "data"), httpPort, nodeConns, mqttPort, budget, shed)
+	if queueTarget > 0 {
+		conf += fmt.Sprintf("  queue_target: %s\n", queueTarget)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "edged.yaml"), []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
@@ -308,10 +313,13 @@ func cores(c0, c1 time.Duration, t0, t1 time.Time) float64 {
 var oneShot = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // criticalCount returns the sum of the critical counters the mix
-// increments, as the node holds them.
+// increments, as the node holds them. Its reads are normal work, which
+// the node may still refuse for a while after the burst: a refused read
+// is tried again for up to 30s.
 func (n *node) criticalCount() (int64, error) {
 	var sum int64
-	for i := range len(criticalRequests) {
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; i < len(criticalRequests); {
 		resp, err := oneShot.Get(fmt.Sprintf("%s/v1/kv/alarms/a%d", n.base, i))
 		if err != nil {
 			return 0, err
@@ -319,13 +327,17 @@ func (n *node) criticalCount() (int64, error) {
 		var doc struct{ Value int64 }
 		err = json.NewDecoder(resp.Body).Decode(&doc)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			continue // never incremented
-		}
-		if err != nil || resp.StatusCode != http.StatusOK {
+		switch {
+		case (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && time.Now().Before(deadline):
+			time.Sleep(100 * time.Millisecond)
+			continue
+		case resp.StatusCode == http.StatusNotFound: // never incremented
+		case err != nil || resp.StatusCode != http.StatusOK:
 			return 0, fmt.Errorf("alarms/a%d: %s, %v", i, resp.Status, err)
+		default:
+			sum += doc.Value
 		}
-		sum += doc.Value
+		i++
 	}
 	return sum, nil
 }
@@ -435,6 +447,7 @@ func (l *load) send(c *conn, r result, req []byte) {
 		c.c, c.br = nc, bufio.NewReader(nc)
 	}
 	start := time.Now()
+	r.sent = start
 	c.c.SetDeadline(start.Add(answerTimeout))
 	_, err := c.c.Write(req)
 	var resp *http.Response
@@ -745,6 +758,34 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[min(len(ds)-1, int(float64(len(ds))*p))]
 }
 
+// bySecond returns the p99 latency of the accepted requests sent in each
+// second from the first, in milliseconds: whether the tail is the burst's
+// start, before the governor has met it, or its whole length.
+func bySecond(rs []result) string {
+	var first time.Time
+	for _, r := range rs {
+		if !r.sent.IsZero() && (first.IsZero() || r.sent.Before(first)) {
+			first = r.sent
+		}
+	}
+	var secs [][]time.Duration
+	for _, r := range rs {
+		if r.sent.IsZero() || !answered(r.code) {
+			continue
+		}
+		i := int(r.sent.Sub(first) / time.Second)
+		for len(secs) <= i {
+			secs = append(secs, nil)
+		}
+		secs[i] = append(secs[i], r.latency)
+	}
+	out := make([]string, len(secs))
+	for i, ls := range secs {
+		out[i] = fmt.Sprintf("%.0f", float64(percentile(ls, 0.99))/1e6)
+	}
+	return strings.Join(out, " ")
+}
+
 // report prints, per class, what the node took and refused.
 func report(rs []result, notSent int64, unloaded time.Duration) {
 	fmt.Printf("%-9s %9s %9s %9s %9s %9s %12s\n", "class", "sent", "accepted", "refused", "failed", "p50", "p99 accepted")
@@ -781,6 +822,7 @@ func report(rs []result, notSent int64, unloaded time.Duration) {
 	}
 	fmt.Printf("of the normal requests accepted, reads (no disk, no commit): %d, p50 %s, p99 %s\n",
 		len(reads), percentile(reads, 0.5).Round(time.Microsecond), percentile(reads, 0.99).Round(time.Microsecond))
+	fmt.Printf("p99 of accepted requests by second of the burst: %s\n", bySecond(rs))
 	all := percentile(latencies(rs, -1, true), 0.99)
 	fmt.Printf("p99 of accepted requests: %s (%.1f× the unloaded p99); %d requests over the generator's cap of %d outstanding were not sent\n",
 		all.Round(time.Microsecond), float64(all)/float64(max(unloaded, 1)), notSent, maxOutstanding)

@@ -77,6 +77,7 @@ async function refreshStatus() {
   fill($("shedding"), sh ? [
     ["state", sh.state, sh.state === "normal" ? "ok" : "warn"],
     ["in flight", sh.in_flight + " of " + sh.limit],
+    ["admission rate", sh.rate ? Math.round(sh.rate) + " requests/s (CPU queue " + sh.queue_wait_ms.toFixed(1) + " ms)" : "none", sh.rate ? "warn" : ""],
     ["memory", Math.round(100 * sh.memory_ratio) + "% of the limit"],
     ...["critical", "normal", "bulk"].map((c) => {
       const k = sh.classes[c];
