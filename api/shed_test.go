@@ -132,3 +132,33 @@ func TestRefusalCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmissionRateRefuses: a request over the governor's admission rate
+// is refused with 429 and the reason cpu, and is counted.
+func TestAdmissionRateRefuses(t *testing.T) {
+	db, eng := enginetest.Start(t, 7, engine.Config{})
+	gov := shedding.New(shedding.Config{MinLimit: 1, QueueTarget: 2 * time.Millisecond, Interval: 100 * time.Millisecond})
+	a := New(Options{DB: db, KV: kv.New(db, eng), Series: series.New(db, eng, nil, nil), Hub: kv.NewHub(),
+		Registry: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry(), Ready: func() bool { return true },
+		Shedding: &Shedding{Governor: gov, Default: shedding.Normal, Readings: shedding.Bulk}})
+	// A standing CPU queue an hour from now: the governor takes the
+	// requests below as arriving then, with the bucket just emptied.
+	at := time.Now().Add(time.Hour)
+	gov.ObserveQueue(20*time.Millisecond, at)
+	for range 10 {
+		gov.Admit(shedding.Normal, at)
+		gov.Done(time.Millisecond, at)
+	}
+	gov.ObserveQueue(20*time.Millisecond, at.Add(100*time.Millisecond))
+	if r := gov.Status().Rate; r != 50 {
+		t.Fatalf("rate %v, want 50 (100/s taken, the wait ten times the target)", r)
+	}
+	w := httptest.NewRecorder()
+	a.ServeHTTP(w, httptest.NewRequest("GET", "/v1/kv/app/x", nil))
+	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "(cpu)") {
+		t.Errorf("read over the admission rate: %d %s", w.Code, w.Body)
+	}
+	if n := gov.Status().Classes["normal"].Refused[shedding.ReasonCPU]; n != 1 {
+		t.Errorf("%d normal requests refused for cpu, want 1", n)
+	}
+}

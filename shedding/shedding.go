@@ -31,10 +31,12 @@
 //     near it and by a quarter under half of it, and it is lifted once
 //     it is over twice the rate work comes at.
 //   - The admission rate is a token bucket (golang.org/x/time/rate,
-//     burst: an interval's worth). Critical work draws on it and is
-//     never refused by it (it may leave the bucket in debt, which the
-//     others wait out); normal work takes a token if one is there; bulk
-//     work only while half the burst is left, so normal work goes first.
+//     burst: an interval's worth) for normal and bulk work: normal work
+//     takes a token if one is there, bulk work only while half the burst
+//     is left, so normal work goes first. Critical work is not paced. A
+//     sample that spans an idle spell (the driver measures less often
+//     then) starts the count of a standing queue afresh; work coming at
+//     less than half the rate lifts it, whatever the wait.
 //   - In flight against the limit, by class: bulk work is taken while
 //     under half the limit, and downsampled (summaries only) up to three
 //     quarters; normal work up to the limit. Critical work counts against
@@ -210,7 +212,9 @@ type Governor struct {
 	queueWait     time.Duration
 	queueSince    time.Time // when the queue wait went above its target
 	// The admission rate: nil while there is none. taken counts the
-	// work admitted since takenSince, the last queue observation.
+	// normal and bulk work admitted since takenSince, the last queue
+	// observation. clock is the latest time seen (see monotonic).
+	clock      time.Time
 	rate       *rate.Limiter
 	lastSlow   time.Time
 	taken      int
@@ -255,6 +259,7 @@ func (g *Governor) admit(c Class, now time.Time, track bool) Decision {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now = g.monotonic(now)
 	d := g.decide(c)
 	if d.Admit {
 		d = g.paced(c, d, now)
@@ -303,30 +308,33 @@ func (g *Governor) decide(c Class) Decision {
 	return Decision{Admit: true}
 }
 
-// paced applies the admission rate to work decide took; called with g.mu
-// held. Critical work draws on it whatever is left, perhaps leaving a
-// debt (a reservation never acted on) of up to a burst, which the others
-// then wait out; normal work takes a token if one is there; bulk work only while half
-// the burst is left.
+// paced applies the admission rate to normal and bulk work decide took;
+// called with g.mu held. Normal work takes a token if one is there, bulk
+// work only while half the burst is left.
 func (g *Governor) paced(c Class, d Decision, now time.Time) Decision {
+	if c == Critical {
+		return d
+	}
 	if g.rate != nil {
-		switch c {
-		case Critical:
-			if g.rate.TokensAt(now) > -float64(g.rate.Burst()) {
-				g.rate.ReserveN(now, 1)
-			}
-		case Normal:
-			if !g.rate.AllowN(now, 1) {
-				return Decision{Reason: ReasonCPU}
-			}
-		default:
-			if g.rate.TokensAt(now) < float64(g.rate.Burst())/2 || !g.rate.AllowN(now, 1) {
-				return Decision{Reason: ReasonCPU}
-			}
+		if c == Bulk && g.rate.TokensAt(now) < float64(g.rate.Burst())/2 || !g.rate.AllowN(now, 1) {
+			return Decision{Reason: ReasonCPU}
 		}
 	}
 	g.taken++
 	return d
+}
+
+// monotonic returns now, or the latest time the governor was given if
+// now is earlier; called with g.mu held. Callers read the clock before
+// they take the lock, so under load their times arrive out of order by
+// up to a few milliseconds, and the token bucket would credit the same
+// time twice.
+func (g *Governor) monotonic(now time.Time) time.Time {
+	if now.Before(g.clock) {
+		return g.clock
+	}
+	g.clock = now
+	return now
 }
 
 // mark records that class c was (or was not) refused or degraded at now,
@@ -375,12 +383,13 @@ func (g *Governor) Done(latency time.Duration, now time.Time) {
 // the CPU is saturated), which the latency of admitted work does not
 // show. Once the wait has stayed above the queue target for an interval,
 // the concurrency limit (with at least MinLimit pieces of work in flight)
-// and the admission rate (with at least MinLimit taken since the last
-// observation) are cut in proportion, once an interval; neither grows
-// until the wait is back under.
+// and the admission rate (with at least MinLimit normal and bulk pieces
+// taken since the last observation) are cut in proportion, once an
+// interval; neither grows until the wait is back under.
 func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now = g.monotonic(now)
 	g.queueWait = wait
 	taken, since := g.taken, now.Sub(g.takenSince)
 	g.taken, g.takenSince = 0, now
@@ -388,12 +397,18 @@ func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 	if since > 0 && since < time.Hour {
 		takenRate = float64(taken) / since.Seconds()
 	}
+	if g.rate != nil && float64(g.rate.Limit()) > 2*takenRate {
+		g.rate = nil // it holds nothing back
+	}
 	if wait <= g.cfg.QueueTarget {
 		g.queueSince = time.Time{}
 		g.relax(takenRate, wait, now)
 		return
 	}
-	if g.queueSince.IsZero() {
+	// A sample over an idle spell (the driver measures less often then)
+	// tells neither whether the queue stood through it nor the rate work
+	// comes at now: the count of a standing queue starts here.
+	if g.queueSince.IsZero() || since > g.cfg.Interval*3/2 {
 		g.queueSince = now
 	}
 	// Standing, not a blip (a collection, a burst of wakeups): above the
