@@ -130,7 +130,8 @@ func run() error {
 	burst := flag.Duration("burst", 20*time.Second, "how long the burst lasts")
 	procs := flag.Int("procs", 1, "GOMAXPROCS of the generator")
 	nodeConns := flag.Int("max-connections", 512, "the node's http.max_connections")
-	measure := flag.Duration("measure", 5*time.Second, "how long capacity and the unloaded p99 are measured")
+	measure := flag.Duration("measure", 5*time.Second, "how long capacity and each window of the unloaded p99 are measured")
+	baseWindows := flag.Int("baseline-windows", 3, "how many windows the unloaded p99 is measured in (the median is taken)")
 	nodeCPUs := flag.String("node-cpus", "", "run the node on these CPUs only (a taskset -c list, such as 1); run the generator on others with taskset")
 	queueTarget := flag.Duration("queue-target", 0, "the node's shedding.queue_target (0: its default)")
 	refusals := flag.Bool("refusals", false, "instead, measure how many bulk requests a second the node refuses when it refuses them all (its data budget is one byte)")
@@ -156,9 +157,20 @@ func run() error {
 
 	capacity := ld.capacity(*measure)
 	fmt.Printf("shedding: %v\ncapacity: %.0f requests/s (closed loop, 16 clients)\n", *shed, capacity)
-	base := ld.open(capacity/5, *measure)
-	p99 := percentile(latencies(base, -1, true), 0.99)
-	fmt.Printf("unloaded p99 at %.0f/s: %s\n", capacity/5, p99.Round(time.Microsecond))
+	// The unloaded p99 of one window swings with the stalls that fall in
+	// it (a flush, a compaction, a slow fsync): the baseline is the median
+	// of several.
+	var p99s []time.Duration
+	for range *baseWindows {
+		base := ld.open(capacity/5, *measure)
+		p99s = append(p99s, percentile(latencies(base, -1, true), 0.99))
+	}
+	shown := make([]string, len(p99s))
+	for i, d := range p99s {
+		shown[i] = d.Round(time.Microsecond).String()
+	}
+	p99 := percentile(p99s, 0.5)
+	fmt.Printf("unloaded p99 at %.0f/s: %s (the median of %s windows: %s)\n", capacity/5, p99.Round(time.Microsecond), measure, strings.Join(shown, " "))
 
 	rate := capacity * *factor
 	fmt.Printf("burst: %.0f requests/s for %s, plus MQTT readings\n", rate, *burst)
