@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -70,6 +71,12 @@ type Options struct {
 	// Registry collects the metrics; /metrics serves Gatherer.
 	Registry prometheus.Registerer
 	Gatherer prometheus.Gatherer
+	// BodyTimeout bounds how long a request's body may take to arrive
+	// once its headers have: a client that trickles it would otherwise
+	// hold one of the server's connections and a goroutine as long as it
+	// liked. Zero means 30s, enough for the largest body (4 MiB) at
+	// about 1 Mbit/s.
+	BodyTimeout time.Duration
 	// Now is the clock for line-protocol points without a time; nil
 	// means time.Now.
 	Now    func() time.Time
@@ -94,6 +101,9 @@ func New(o Options) *API {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 30 * time.Second
 	}
 	a := &API{o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry)}
 	if s := o.Shedding; s != nil && s.CriticalInFlight > 0 {
@@ -181,6 +191,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, errMediaType):
 		return http.StatusUnsupportedMediaType
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, kv.ErrNotFound), errors.Is(err, errNotAggregator):
 		return http.StatusNotFound
 	case errors.Is(err, engine.ErrTypeMismatch), errors.Is(err, crdt.ErrOverflow):
@@ -223,12 +235,15 @@ func (a *API) writeJSON(w http.ResponseWriter, code int, v any) {
 	}
 }
 
-var errMediaType = errors.New("unsupported media type")
+var (
+	errMediaType   = errors.New("unsupported media type")
+	errBodyTimeout = errors.New("request body too slow")
+)
 
 // body reads a request body of at most limit bytes (after gzip
 // decompression when the client sent Content-Encoding: gzip) whose media
-// type is one of types, or absent.
-func body(w http.ResponseWriter, r *http.Request, limit int64, types ...string) ([]byte, error) {
+// type is one of types, or absent, within the body timeout.
+func (a *API) body(w http.ResponseWriter, r *http.Request, limit int64, types ...string) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		ok := false
@@ -251,7 +266,22 @@ func body(w http.ResponseWriter, r *http.Request, limit int64, types ...string) 
 	default:
 		return nil, fmt.Errorf("%w: Content-Encoding %q, want gzip or none", errMediaType, enc)
 	}
-	return io.ReadAll(rd)
+	// The deadline is the connection's. It is lifted once the body is in,
+	// so that a handler waiting for a commit is not cut short, and kept
+	// once it has passed: before it answers, the server reads what is
+	// left of a body, which must not wait for the slow client again. A
+	// recorder, in tests, has no connection and no deadline.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(a.o.BodyTimeout)) == nil
+	b, err := io.ReadAll(rd)
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		w.Header().Set("Connection", "close")
+		return nil, fmt.Errorf("%w: the body did not arrive within %s of the headers", errBodyTimeout, a.o.BodyTimeout)
+	}
+	if deadline {
+		rc.SetReadDeadline(time.Time{})
+	}
+	return b, err
 }
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {

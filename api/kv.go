@@ -43,7 +43,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) post(w http.ResponseWriter, r *http.Request) error {
-	b, err := body(w, r, maxOpBody, "application/json")
+	b, err := a.body(w, r, maxOpBody, "application/json")
 	if err != nil {
 		return err
 	}

@@ -79,3 +79,7 @@ func (s *statusWriter) Flush() {
 		f.Flush()
 	}
 }
+
+// Unwrap lets http.ResponseController reach the connection (the body's
+// read deadline).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

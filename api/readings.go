@@ -36,7 +36,7 @@ func (a *API) ingest(ctx context.Context, rs []series.Reading) (int, error) {
 }
 
 func (a *API) readings(w http.ResponseWriter, r *http.Request) error {
-	b, err := body(w, r, maxReadingsBody, "application/json")
+	b, err := a.body(w, r, maxReadingsBody, "application/json")
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return invalid.Errorf("precision", "%v", err)
 	}
-	b, err := body(w, r, maxWriteBody, "text/plain", "application/octet-stream")
+	b, err := a.body(w, r, maxWriteBody, "text/plain", "application/octet-stream")
 	if err != nil {
 		return err
 	}
