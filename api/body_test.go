@@ -8,12 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/edged-dev/edged/engine"
-	"github.com/edged-dev/edged/engine/enginetest"
-	"github.com/edged-dev/edged/kv"
-	"github.com/edged-dev/edged/series"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestSlowBodyTimesOut: a client that sends its headers and then
@@ -21,9 +15,7 @@ import (
 // its connection is freed; a client that sends its body in time is
 // served on the same server.
 func TestSlowBodyTimesOut(t *testing.T) {
-	db, eng := enginetest.Start(t, 7, engine.Config{})
-	a := New(Options{DB: db, KV: kv.New(db, eng), Series: series.New(db, eng, nil, nil), Hub: kv.NewHub(),
-		Registry: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry(), BodyTimeout: 200 * time.Millisecond})
+	a, _ := testAPI(t, Options{BodyTimeout: 200 * time.Millisecond})
 	srv := httptest.NewServer(a)
 	defer srv.Close()
 

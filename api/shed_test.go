@@ -14,19 +14,27 @@ import (
 	"github.com/edged-dev/edged/kv"
 	"github.com/edged-dev/edged/series"
 	"github.com/edged-dev/edged/shedding"
+	"github.com/edged-dev/edged/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// testAPI returns the API of o on a fresh store and engine, and the
+// store.
+func testAPI(t *testing.T, o Options) (*API, *store.DB) {
+	db, eng := enginetest.Start(t, 7, engine.Config{})
+	o.DB, o.KV, o.Series, o.Hub = db, kv.New(db, eng), series.New(db, eng, nil, nil), kv.NewHub()
+	o.Registry, o.Gatherer = prometheus.NewRegistry(), prometheus.NewRegistry()
+	o.Ready = func() bool { return true }
+	return New(o), db
+}
 
 // TestShedding: requests are classed by route, namespace and header, and
 // refused (429 for concurrency, 503 for memory, with Retry-After),
 // downsampled (bulk readings kept as summaries) or taken by the
 // governor's decision; health and status are never shed.
 func TestShedding(t *testing.T) {
-	db, eng := enginetest.Start(t, 7, engine.Config{})
 	gov := shedding.New(shedding.Config{MinLimit: 4, MaxLimit: 4, Hold: time.Hour})
-	a := New(Options{DB: db, KV: kv.New(db, eng), Series: series.New(db, eng, nil, nil), Hub: kv.NewHub(),
-		Registry: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry(), Ready: func() bool { return true },
-		Status: func() any { return gov.Status() },
+	a, db := testAPI(t, Options{Status: func() any { return gov.Status() },
 		Shedding: &Shedding{Governor: gov, Default: shedding.Normal, Readings: shedding.Bulk,
 			Namespaces: map[string]shedding.Class{"alarms": shedding.Critical}, RequestPriority: true, CriticalInFlight: 2}})
 	do := func(method, path, body string, hdr ...string) *httptest.ResponseRecorder {
@@ -136,11 +144,8 @@ func TestRefusalCodes(t *testing.T) {
 // TestAdmissionRateRefuses: a request over the governor's admission rate
 // is refused with 429 and the reason cpu, and is counted.
 func TestAdmissionRateRefuses(t *testing.T) {
-	db, eng := enginetest.Start(t, 7, engine.Config{})
 	gov := shedding.New(shedding.Config{MinLimit: 1, QueueTarget: 2 * time.Millisecond, Interval: 100 * time.Millisecond})
-	a := New(Options{DB: db, KV: kv.New(db, eng), Series: series.New(db, eng, nil, nil), Hub: kv.NewHub(),
-		Registry: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry(), Ready: func() bool { return true },
-		Shedding: &Shedding{Governor: gov, Default: shedding.Normal, Readings: shedding.Bulk}})
+	a, _ := testAPI(t, Options{Shedding: &Shedding{Governor: gov, Default: shedding.Normal, Readings: shedding.Bulk}})
 	// A standing CPU queue an hour from now: the governor takes the
 	// requests below as arriving then, with the bucket just emptied.
 	at := time.Now().Add(time.Hour)
