@@ -177,6 +177,7 @@ func run() error {
 	stopMQTT := ld.mqtt(rate / 10)
 	gen0 := ownCPU()
 	cpu0, t0 := n.cpuTime(), time.Now()
+	ld.tally.notSent.Store(0) // the burst's own
 	res := ld.open(rate, *burst)
 	cpu1, t1 := n.cpuTime(), time.Now()
 	gen1 := ownCPU()
