@@ -35,8 +35,9 @@
 //     takes a token if one is there, bulk work only while half the burst
 //     is left, so normal work goes first. Critical work is not paced. A
 //     sample that spans an idle spell (the driver measures less often
-//     then) starts the count of a standing queue afresh; work coming at
-//     less than half the rate lifts it, whatever the wait.
+//     then) starts the count of a standing queue afresh; normal and bulk
+//     work coming (taken or refused) at less than half the rate lifts
+//     it, whatever the wait.
 //   - In flight against the limit, by class: bulk work is taken while
 //     under half the limit, and downsampled (summaries only) up to three
 //     quarters; normal work up to the limit. Critical work counts against
@@ -213,11 +214,13 @@ type Governor struct {
 	queueSince    time.Time // when the queue wait went above its target
 	// The admission rate: nil while there is none. taken counts the
 	// normal and bulk work admitted since takenSince, the last queue
-	// observation. clock is the latest time seen (see monotonic).
+	// observation, and offered that work and what the rate refused.
+	// clock is the latest time seen (see monotonic).
 	clock      time.Time
 	rate       *rate.Limiter
 	lastSlow   time.Time
 	taken      int
+	offered    int
 	takenSince time.Time
 	memRatio   float64
 	memBulk    bool
@@ -315,8 +318,9 @@ func (g *Governor) paced(c Class, d Decision, now time.Time) Decision {
 	if c == Critical {
 		return d
 	}
+	g.offered++
 	if g.rate != nil {
-		if c == Bulk && g.rate.TokensAt(now) < float64(g.rate.Burst())/2 || !g.rate.AllowN(now, 1) {
+		if (c == Bulk && g.rate.TokensAt(now) < float64(g.rate.Burst())/2) || !g.rate.AllowN(now, 1) {
 			return Decision{Reason: ReasonCPU}
 		}
 	}
@@ -325,10 +329,11 @@ func (g *Governor) paced(c Class, d Decision, now time.Time) Decision {
 }
 
 // monotonic returns now, or the latest time the governor was given if
-// now is earlier; called with g.mu held. Callers read the clock before
-// they take the lock, so under load their times arrive out of order by
-// up to a few milliseconds, and the token bucket would credit the same
-// time twice.
+// now is earlier; called with g.mu held, by every method given a time.
+// Callers read the clock before they take the lock, so under load their
+// times arrive out of order by up to a few milliseconds, and the token
+// bucket would credit the same time twice. A time from the future holds
+// the governor's clock there until the real one catches up.
 func (g *Governor) monotonic(now time.Time) time.Time {
 	if now.Before(g.clock) {
 		return g.clock
@@ -360,6 +365,7 @@ func (g *Governor) mark(c Class, shed bool, reason Reason, now time.Time) {
 func (g *Governor) Done(latency time.Duration, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now = g.monotonic(now)
 	g.inflight = max(g.inflight-1, 0)
 	if g.intervalStart.IsZero() {
 		g.intervalStart = now
@@ -391,24 +397,27 @@ func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 	defer g.mu.Unlock()
 	now = g.monotonic(now)
 	g.queueWait = wait
-	taken, since := g.taken, now.Sub(g.takenSince)
-	g.taken, g.takenSince = 0, now
-	var takenRate float64 // per second
+	taken, offered, since := g.taken, g.offered, now.Sub(g.takenSince)
+	g.taken, g.offered, g.takenSince = 0, 0, now
+	var takenRate, offeredRate float64 // per second
 	if since > 0 && since < time.Hour {
 		takenRate = float64(taken) / since.Seconds()
+		offeredRate = float64(offered) / since.Seconds()
 	}
-	if g.rate != nil && float64(g.rate.Limit()) > 2*takenRate {
-		g.rate = nil // it holds nothing back
+	if g.rate != nil && float64(g.rate.Limit()) > 2*offeredRate {
+		g.rate = nil // work comes at less than half of it: it holds nothing back
 	}
 	if wait <= g.cfg.QueueTarget {
 		g.queueSince = time.Time{}
-		g.relax(takenRate, wait, now)
+		g.relax(offeredRate, wait, now)
 		return
 	}
-	// A sample over an idle spell (the driver measures less often then)
-	// tells neither whether the queue stood through it nor the rate work
-	// comes at now: the count of a standing queue starts here.
-	if g.queueSince.IsZero() || since > g.cfg.Interval*3/2 {
+	// A sample over an idle spell (the driver measures every second
+	// then, ten intervals) tells neither whether the queue stood through
+	// it nor the rate work comes at now: the count of a standing queue
+	// starts here. A sample merely late (the driver is slowed by the
+	// queue it measures) counts.
+	if g.queueSince.IsZero() || since > idleSpan*g.cfg.Interval {
 		g.queueSince = now
 	}
 	// Standing, not a blip (a collection, a burst of wakeups): above the
@@ -425,6 +434,10 @@ func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 		g.slow(takenRate, wait, now)
 	}
 }
+
+// idleSpan is the gap between queue observations, in intervals, beyond
+// which the driver is taken to have been idle.
+const idleSpan = 5
 
 // cut lowers the limit because a signal seen is over its target, by
 // factor; once an interval at most, whichever signal asks. Called with
@@ -462,9 +475,10 @@ func (g *Governor) slow(takenRate float64, wait time.Duration, now time.Time) {
 // relax lets the admission rate grow while the CPU queue is under its
 // target: by a quarter an interval while the wait is under half the
 // target (the node has room), by 5% above that (it is near its
-// capacity); and lifts it once it is more than twice the rate work was
-// taken at: then it holds nothing back. Called with g.mu held.
-func (g *Governor) relax(takenRate float64, wait time.Duration, now time.Time) {
+// capacity); and lifts it once it is more than twice the rate normal and
+// bulk work came at (taken or refused by it): then it holds nothing
+// back. Called with g.mu held.
+func (g *Governor) relax(offeredRate float64, wait time.Duration, now time.Time) {
 	if g.rate == nil {
 		return
 	}
@@ -473,7 +487,7 @@ func (g *Governor) relax(takenRate float64, wait time.Duration, now time.Time) {
 		grow = 1.25
 	}
 	r := float64(g.rate.Limit()) * grow
-	if r > 2*takenRate {
+	if r > 2*offeredRate {
 		g.rate = nil
 		return
 	}
@@ -502,6 +516,7 @@ func (g *Governor) ObserveMemory(heap, limit uint64, now time.Time) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now = g.monotonic(now)
 	g.memRatio = float64(heap) / float64(limit)
 	g.memBulk = level(g.memBulk, g.memRatio, memBulkOn, memBulkOff)
 	g.memNormal = level(g.memNormal, g.memRatio, memNormalOn, memNormalOff)
@@ -515,6 +530,7 @@ func (g *Governor) ObserveDisk(used, budget int64, now time.Time) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now = g.monotonic(now)
 	g.diskRatio = float64(used) / float64(budget)
 	g.diskBulk = level(g.diskBulk, g.diskRatio, diskBulkOn, diskBulkOff)
 	g.settle(now)
@@ -538,6 +554,7 @@ func (g *Governor) settle(now time.Time) {
 func (g *Governor) Tick(now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now = g.monotonic(now)
 	g.settle(now)
 }
 
@@ -578,6 +595,7 @@ func (g *Governor) Refuse(c Class, reason Reason, now time.Time) Decision {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now = g.monotonic(now)
 	g.decisions++
 	g.class[c].refused[reason]++
 	g.mark(c, true, reason, now)

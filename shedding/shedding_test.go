@@ -3,6 +3,7 @@ package shedding
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -359,6 +360,50 @@ func TestIdleSampleDoesNotStand(t *testing.T) {
 	g.ObserveQueue(20*time.Millisecond, now)
 	if r := g.Status().Rate; r != 2500 {
 		t.Errorf("rate %v after an interval of the burst at 5,000/s and twice the target, want 2500", r)
+	}
+}
+
+// TestLateSamplesStand: a driver slowed by the queue it measures samples
+// late (here every 200ms, not 100ms); its samples still count as a
+// standing queue, and the rate is set.
+func TestLateSamplesStand(t *testing.T) {
+	g := New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	now := t0
+	for range 3 {
+		g.ObserveQueue(20*time.Millisecond, now)
+		offer(g, &now, 200*time.Millisecond, map[Class]int{Normal: 1000}) // 5,000/s
+	}
+	if r := g.Status().Rate; r == 0 {
+		t.Error("no rate after three late samples of a standing queue")
+	}
+}
+
+// TestBulkOnlyKeepsItsRate: with only bulk work coming, which takes
+// tokens only while half a burst is left, the rate is not lifted while
+// the queue stands: what counts against it is the work that came, not
+// the work it let in (about half the rate, at random arrivals sometimes
+// less).
+func TestBulkOnlyKeepsItsRate(t *testing.T) {
+	g := New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := t0
+	for i := range 100 {
+		g.ObserveQueue(20*time.Millisecond, now)
+		if i >= 3 && g.Status().Rate == 0 {
+			t.Fatalf("rate lifted after %d intervals of a standing queue with bulk work only", i)
+		}
+		// 500 bulk requests at random times in the interval.
+		at := make([]time.Duration, 500)
+		for k := range at {
+			at[k] = time.Duration(rng.Int64N(int64(100 * time.Millisecond)))
+		}
+		slices.Sort(at)
+		for _, d := range at {
+			if g.Admit(Bulk, now.Add(d)).Admit {
+				g.Done(time.Millisecond, now.Add(d))
+			}
+		}
+		now = now.Add(100 * time.Millisecond)
 	}
 }
 
