@@ -6,9 +6,11 @@
 //
 // Errors are JSON {"error": "...", "field": "..."} with a status that says
 // what went wrong: 400 malformed input, 401 missing or wrong token, 404 no
-// such key, 409 type mismatch, 413 too large (a body, a value, or a write
-// over a line-protocol limit), 415 wrong media type, 503 not ready or
-// stopping, 507 out of disk or data budget.
+// such key, 408 a body too slow, 409 type mismatch, 413 too large (a body,
+// a value, or a write over a line-protocol limit), 415 wrong media type,
+// 429 overloaded (shed), 503 not ready, stopping or shed for memory or
+// disk, 507 out of disk or data budget. An answer given before the
+// request's body was read closes the connection.
 package api
 
 import (
@@ -72,10 +74,10 @@ type Options struct {
 	Registry prometheus.Registerer
 	Gatherer prometheus.Gatherer
 	// BodyTimeout bounds how long a request's body may take to arrive
-	// once its headers have: a client that trickles it would otherwise
-	// hold one of the server's connections and a goroutine as long as it
-	// liked. Zero means 30s, enough for the largest body (4 MiB) at
-	// about 1 Mbit/s.
+	// once its handler reads it, beyond a second per 128 KiB of it (its
+	// Content-Length, or the route's limit): a client that trickles it
+	// would otherwise hold one of the server's connections and a
+	// goroutine as long as it liked. Zero means 30s.
 	BodyTimeout time.Duration
 	// Now is the clock for line-protocol points without a time; nil
 	// means time.Now.
@@ -135,7 +137,14 @@ func New(o Options) *API {
 }
 
 // ServeHTTP serves a request.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		b := &trackedBody{ReadCloser: r.Body}
+		r.Body = b
+		w = &closingWriter{ResponseWriter: w, body: b}
+	}
+	a.mux.ServeHTTP(w, r)
+}
 
 // handler is a route's handler: it returns an error to answer with.
 type handler func(w http.ResponseWriter, r *http.Request) error
@@ -254,34 +263,50 @@ func (a *API) body(w http.ResponseWriter, r *http.Request, limit int64, types ..
 			return nil, fmt.Errorf("%w: Content-Type %q, want %s", errMediaType, ct, strings.Join(types, " or "))
 		}
 	}
+	// The deadline is the connection's, set before the first byte is
+	// read (a gzip header included), and lifted once the body is in, so
+	// that a handler waiting for a commit is not cut short. A recorder,
+	// in tests, has no connection and no deadline.
+	size := limit
+	if r.ContentLength > 0 {
+		size = min(r.ContentLength, limit)
+	}
+	within := a.o.BodyTimeout + time.Duration(size/bodyRate)*time.Second
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(within)) == nil
+	b, err := readBody(w, r, limit)
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		return nil, fmt.Errorf("%w: the body did not arrive within %s", errBodyTimeout, within)
+	}
+	if err == nil && deadline {
+		rc.SetReadDeadline(time.Time{})
+	}
+	return b, err
+}
+
+// bodyRate is the slowest a body may arrive at, in bytes a second, once
+// the body timeout is spent.
+const bodyRate = 128 << 10
+
+// readBody reads r's body of at most limit bytes, after gzip
+// decompression when the client sent Content-Encoding: gzip.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	rd := io.Reader(http.MaxBytesReader(w, r.Body, limit))
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
 	case "gzip":
 		zr, err := newGzip(rd)
 		if err != nil {
+			if ne, ok := errors.AsType[net.Error](err); ok {
+				return nil, ne
+			}
 			return nil, invalid.Errorf("", "gzip body: %v", err)
 		}
 		rd = &limitReader{r: zr, left: limit}
 	default:
 		return nil, fmt.Errorf("%w: Content-Encoding %q, want gzip or none", errMediaType, enc)
 	}
-	// The deadline is the connection's. It is lifted once the body is in,
-	// so that a handler waiting for a commit is not cut short, and kept
-	// once it has passed: before it answers, the server reads what is
-	// left of a body, which must not wait for the slow client again. A
-	// recorder, in tests, has no connection and no deadline.
-	rc := http.NewResponseController(w)
-	deadline := rc.SetReadDeadline(time.Now().Add(a.o.BodyTimeout)) == nil
-	b, err := io.ReadAll(rd)
-	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-		w.Header().Set("Connection", "close")
-		return nil, fmt.Errorf("%w: the body did not arrive within %s of the headers", errBodyTimeout, a.o.BodyTimeout)
-	}
-	if deadline {
-		rc.SetReadDeadline(time.Time{})
-	}
-	return b, err
+	return io.ReadAll(rd)
 }
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {

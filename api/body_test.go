@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,43 +11,72 @@ import (
 	"time"
 )
 
-// TestSlowBodyTimesOut: a client that sends its headers and then
-// trickles its body is answered 408 once the body timeout is over, and
-// its connection is freed; a client that sends its body in time is
-// served on the same server.
-func TestSlowBodyTimesOut(t *testing.T) {
-	a, _ := testAPI(t, Options{BodyTimeout: 200 * time.Millisecond})
+// TestSlowBodies: a client that sends its headers and then trickles its
+// body is answered once the body timeout is over (408) or at once when
+// the answer does not need the body (a refusal, a wrong media type), and
+// its connection is closed rather than read to the body's end; a client
+// that sends its body in time is served on the same server.
+func TestSlowBodies(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	a, _ := testAPI(t, Options{BodyTimeout: timeout, Token: "secret"})
 	srv := httptest.NewServer(a)
 	defer srv.Close()
 
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	start := time.Now()
-	if _, err := c.Write([]byte("POST /v1/kv/app/x HTTP/1.1\r\nHost: edged\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\":")); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("no answer to a trickled body: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestTimeout {
-		t.Errorf("trickled body: %s, want 408", resp.Status)
-	}
-	if took := time.Since(start); took < 200*time.Millisecond {
-		t.Errorf("answered after %s, before the body timeout", took)
+	const auth = "Authorization: Bearer secret\r\n"
+	for _, tc := range []struct {
+		name, head, body string
+		code             int
+		slow             bool // answered only once the timeout is over
+	}{
+		{"a trickled JSON body", auth + "Content-Type: application/json\r\nContent-Length: 100\r\n", `{"type":`, http.StatusRequestTimeout, true},
+		{"a gzip header that never comes", auth + "Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 100\r\n", "\x1f\x8b", http.StatusRequestTimeout, true},
+		{"no token", "Content-Type: application/json\r\nContent-Length: 100\r\n", `{"type":`, http.StatusUnauthorized, false},
+		{"no token, a chunked body that stops", "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", "5\r\n{\"typ\r\n", http.StatusUnauthorized, false},
+		{"a wrong media type", auth + "Content-Type: text/html\r\nContent-Length: 100\r\n", "<html>", http.StatusUnsupportedMediaType, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			if _, err := io.WriteString(c, "POST /v1/kv/app/x HTTP/1.1\r\nHost: edged\r\n"+tc.head+"\r\n"+tc.body); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("answered %s, want %d", resp.Status, tc.code)
+			}
+			if took := time.Since(start); tc.slow != (took >= timeout) {
+				t.Errorf("answered after %s (the body timeout is %s)", took, timeout)
+			}
+			// The server closes the connection; it does not wait for
+			// the rest of the body.
+			if _, err := io.Copy(io.Discard, br); err != nil {
+				t.Errorf("connection not closed after the answer: %v", err)
+			}
+		})
 	}
 
-	r, err := http.Post(srv.URL+"/v1/kv/app/x", "application/json", strings.NewReader(`{"type":"counter","op":"inc"}`))
+	r, err := http.NewRequest("POST", srv.URL+"/v1/kv/app/x", strings.NewReader(`{"type":"counter","op":"inc"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Body.Close()
-	if r.StatusCode != http.StatusOK {
-		t.Errorf("a body sent in time: %s", r.Status)
+	r.Header.Set("Authorization", "Bearer secret")
+	r.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Errorf("a body sent in time: %s, close %v", resp.Status, resp.Close)
 	}
 }

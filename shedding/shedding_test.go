@@ -313,6 +313,20 @@ func TestQueueSetsAnAdmissionRate(t *testing.T) {
 	}
 }
 
+// checkRate fails t unless g's admission rate is want (0: none).
+func checkRate(t *testing.T, g *Governor, want float64, when string) {
+	t.Helper()
+	if r := g.Status().Rate; r != want {
+		t.Errorf("rate %v %s, want %v", r, when, want)
+	}
+}
+
+// queueGovernor returns a governor with a queue target of 10ms, an
+// interval of 100ms and a floor of 4.
+func queueGovernor() *Governor {
+	return New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+}
+
 // standingRate sets an admission rate on g: 1,000 normal requests an
 // interval, under a queue of twice the target, which stands after two
 // intervals. It returns the time after.
@@ -332,13 +346,11 @@ func standingRate(t *testing.T, g *Governor, now time.Time) time.Time {
 // has ended, even if the CPU queue stays over the target (background work
 // on a busy core): refusing requests that do not come shortens nothing.
 func TestRateLiftsWithoutWork(t *testing.T) {
-	g := New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	g := queueGovernor()
 	now := standingRate(t, g, t0)
 	now = now.Add(time.Second) // idle: the driver measures every second
 	g.ObserveQueue(30*time.Millisecond, now)
-	if r := g.Status().Rate; r != 0 {
-		t.Errorf("rate %v after an idle second with the queue still over the target, want none", r)
-	}
+	checkRate(t, g, 0, "after an idle second with the queue still over the target")
 }
 
 // TestIdleSampleDoesNotStand: a sample over an idle second, with a
@@ -347,27 +359,23 @@ func TestRateLiftsWithoutWork(t *testing.T) {
 // there, and the next sample, one interval of the burst, sets the rate
 // from the burst's own rate.
 func TestIdleSampleDoesNotStand(t *testing.T) {
-	g := New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	g := queueGovernor()
 	now := t0
 	g.ObserveQueue(20*time.Millisecond, now) // a blip while idle
 	now = now.Add(900 * time.Millisecond)
 	offer(g, &now, 100*time.Millisecond, map[Class]int{Normal: 500}) // 5,000/s
 	g.ObserveQueue(20*time.Millisecond, now)
-	if r := g.Status().Rate; r != 0 {
-		t.Fatalf("rate %v from a sample over an idle second", r)
-	}
+	checkRate(t, g, 0, "from a sample over an idle second")
 	offer(g, &now, 100*time.Millisecond, map[Class]int{Normal: 500})
 	g.ObserveQueue(20*time.Millisecond, now)
-	if r := g.Status().Rate; r != 2500 {
-		t.Errorf("rate %v after an interval of the burst at 5,000/s and twice the target, want 2500", r)
-	}
+	checkRate(t, g, 2500, "after an interval of the burst at 5,000/s and twice the target")
 }
 
 // TestLateSamplesStand: a driver slowed by the queue it measures samples
 // late (here every 200ms, not 100ms); its samples still count as a
 // standing queue, and the rate is set.
 func TestLateSamplesStand(t *testing.T) {
-	g := New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	g := queueGovernor()
 	now := t0
 	for range 3 {
 		g.ObserveQueue(20*time.Millisecond, now)
@@ -384,7 +392,7 @@ func TestLateSamplesStand(t *testing.T) {
 // the work it let in (about half the rate, at random arrivals sometimes
 // less).
 func TestBulkOnlyKeepsItsRate(t *testing.T) {
-	g := New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	g := queueGovernor()
 	rng := rand.New(rand.NewPCG(3, 4))
 	now := t0
 	for i := range 100 {
@@ -411,7 +419,7 @@ func TestBulkOnlyKeepsItsRate(t *testing.T) {
 // governor's lock, so their times arrive out of order; the rate holds
 // all the same.
 func TestLateTimesDoNotLeak(t *testing.T) {
-	g := New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	g := queueGovernor()
 	now := standingRate(t, g, t0)
 	r := g.Status().Rate
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -435,7 +443,7 @@ func TestLateTimesDoNotLeak(t *testing.T) {
 // while few requests come (fewer than MinLimit an interval) is not met
 // by refusing them.
 func TestQueueWithLittleWorkSetsNoRate(t *testing.T) {
-	g := New(Config{MinLimit: 4, QueueTarget: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	g := queueGovernor()
 	now := t0
 	for range 10 {
 		g.ObserveQueue(time.Second, now)
