@@ -10,7 +10,7 @@
 // a value, or a write over a line-protocol limit), 415 wrong media type,
 // 429 overloaded (shed), 503 not ready, stopping or shed for memory or
 // disk, 507 out of disk or data budget. An answer given before the
-// request's body was read closes the connection.
+// request's body was read waits 2 s at most for the rest of it.
 package api
 
 import (
@@ -141,7 +141,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		b := &trackedBody{ReadCloser: r.Body}
 		r.Body = b
-		w = &closingWriter{ResponseWriter: w, body: b}
+		w = &drainWriter{ResponseWriter: w, body: b, drain: min(maxDrain, a.o.BodyTimeout)}
 	}
 	a.mux.ServeHTTP(w, r)
 }
@@ -283,6 +283,11 @@ func (a *API) body(w http.ResponseWriter, r *http.Request, limit int64, types ..
 	}
 	return b, err
 }
+
+// maxDrain bounds how long the server waits for the rest of a body it
+// answered without reading (see drainWriter): 256 KiB, the most it reads,
+// at bodyRate.
+const maxDrain = 2 * time.Second
 
 // bodyRate is the slowest a body may arrive at, in bytes a second, once
 // the body timeout is spent.

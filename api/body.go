@@ -38,42 +38,52 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// trackedBody remembers whether a request's body was read to its end.
+// trackedBody remembers whether a request's body was read to its end, or
+// failed (a read past its deadline).
 type trackedBody struct {
 	io.ReadCloser
-	done bool
+	done, failed bool
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.done = true
+	case err != nil:
+		b.failed = true
 	}
 	return n, err
 }
 
-// closingWriter closes an HTTP/1 connection after an answer given before
-// the request's body was read to its end (a refusal, an error, a body too
-// slow): Go's server would otherwise read the rest of it, at the client's
-// pace, before answering and again once the handler is done. So the
-// answer says Connection: close, and the connection's read deadline is
-// now: what is left of the body is not waited for.
-type closingWriter struct {
+// drainWriter bounds what an HTTP/1 answer given before the request's
+// body was read to its end (a refusal, an error) waits for: Go's server
+// reads the rest of the body (up to 256 KiB) before it answers, so that
+// the connection can serve the next request, at the client's pace. A
+// client that has sent its body loses nothing; one that trickles it has
+// drain to send it, and then the connection is closed. After a failed
+// read (the body too slow) nothing more is waited for.
+type drainWriter struct {
 	http.ResponseWriter
 	body        *trackedBody
+	drain       time.Duration
 	wroteHeader bool
 }
 
-func (w *closingWriter) WriteHeader(code int) {
+func (w *drainWriter) WriteHeader(code int) {
 	if !w.wroteHeader && !w.body.done {
-		w.Header().Set("Connection", "close")
-		http.NewResponseController(w.ResponseWriter).SetReadDeadline(time.Now())
+		deadline := time.Now().Add(w.drain)
+		if w.body.failed {
+			w.Header().Set("Connection", "close")
+			deadline = time.Now()
+		}
+		http.NewResponseController(w.ResponseWriter).SetReadDeadline(deadline)
 	}
 	w.wroteHeader = true
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *closingWriter) Write(p []byte) (int, error) {
+func (w *drainWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -81,11 +91,11 @@ func (w *closingWriter) Write(p []byte) (int, error) {
 }
 
 // Flush lets watch streams through.
-func (w *closingWriter) Flush() {
+func (w *drainWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
 }
 
 // Unwrap lets http.ResponseController reach the connection.
-func (w *closingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *drainWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

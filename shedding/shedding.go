@@ -25,7 +25,8 @@
 //     interval: with at least MinLimit in flight, the concurrency limit is
 //     cut the same way; and with at least MinLimit pieces of work taken
 //     in the interval, an admission rate is set (or cut) to the rate
-//     work was taken at, in the same proportion. Work refused early
+//     work was taken at, in the same proportion; it is cut again only
+//     while the last cut shortened the wait. Work refused early
 //     costs the node far less than work done, so the queue drains. While
 //     the wait stays under the target the rate grows, by 5% an interval
 //     near it and by a quarter under half of it, and it is lifted once
@@ -219,6 +220,7 @@ type Governor struct {
 	clock      time.Time
 	rate       *rate.Limiter
 	lastSlow   time.Time
+	slowWait   time.Duration // the wait the rate was last cut for
 	taken      int
 	offered    int
 	takenSince time.Time
@@ -459,12 +461,16 @@ func factor(target, seen time.Duration) float64 {
 
 // slow sets or cuts the admission rate, from the rate work was taken at
 // (or the rate's own limit, if lower) by factor, to MinLimit per
-// interval at least; once an interval at most. Called with g.mu held.
+// interval at least; once an interval at most. A cut is repeated only
+// while the last one shortened the wait: a queue that stays as long is
+// the work of what the rate does not pace (critical work, refusals,
+// other processes on the CPU), and refusing more normal work would lose
+// it for nothing. Called with g.mu held.
 func (g *Governor) slow(takenRate float64, wait time.Duration, now time.Time) {
-	if now.Sub(g.lastSlow) < g.cfg.Interval {
+	if now.Sub(g.lastSlow) < g.cfg.Interval || (g.rate != nil && wait >= g.slowWait) {
 		return
 	}
-	g.lastSlow = now
+	g.lastSlow, g.slowWait = now, wait
 	r := takenRate
 	if g.rate != nil {
 		r = min(r, float64(g.rate.Limit()))

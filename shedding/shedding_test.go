@@ -230,7 +230,8 @@ func offer(g *Governor, now *time.Time, d time.Duration, counts map[Class]int) m
 // TestQueueSetsAnAdmissionRate: when the CPU queue stands over its
 // target, the governor sets an admission rate for normal and bulk work
 // below the rate it was taken at, in proportion to the excess, and cuts it
-// each interval while the queue stands; normal work gets the rate before
+// each interval while the queue stands and the cuts shorten it; normal
+// work gets the rate before
 // bulk work, critical work is not paced; once the queue is gone the rate
 // grows back and is lifted when work comes at less than half of it.
 func TestQueueSetsAnAdmissionRate(t *testing.T) {
@@ -256,30 +257,37 @@ func TestQueueSetsAnAdmissionRate(t *testing.T) {
 	if got[Critical] != 50 || got[Normal] < 1900 || got[Normal] > 2000 || got[Bulk] > 10 {
 		t.Errorf("at 20,000/s: %v taken; want all 50 critical, about 2,000 normal, hardly any bulk", got)
 	}
-	// Still standing, at 12.5ms: cut by a fifth each interval.
-	for range 3 {
-		g.ObserveQueue(12500*time.Microsecond, now)
+	// Still standing, and shorter each time, 16ms then 12.5ms: cut by
+	// 10/16 and by 10/12.5, from the rate work was taken at.
+	for _, wait := range []time.Duration{16 * time.Millisecond, 12500 * time.Microsecond} {
+		g.ObserveQueue(wait, now)
 		got = offer(g, &now, interval, burst)
 	}
-	if r := g.Status().Rate; r < 10000 || r > 10240 {
-		t.Errorf("rate %v after three cuts by a fifth, want about 20,000 × 0.8³ = 10,240", r)
+	r := g.Status().Rate
+	if r < 9400 || r > 10000 {
+		t.Errorf("rate %v after two cuts, want about 20,000 × 0.625 × 0.8 = 10,000", r)
 	}
-	if got[Critical] != 50 || got[Bulk] != 0 || got[Normal] < 950 || got[Normal] > 1024 {
-		t.Errorf("at 10,240/s: %v taken; want all 50 critical, about 1,024 normal, no bulk", got)
+	if got[Critical] != 50 || got[Bulk] != 0 || got[Normal] < 900 || got[Normal] > 1000 {
+		t.Errorf("at %v/s: %v taken; want all 50 critical, about a tenth of that normal, no bulk", r, got)
 	}
 	st := g.Status()
 	if !st.Classes["bulk"].Degraded || st.Classes["normal"].Refused[ReasonCPU] == 0 || st.Classes["bulk"].Refused[ReasonCPU] == 0 {
 		t.Errorf("refusals not reported: %+v", st)
 	}
-	// A lasting queue takes the rate to its floor, MinLimit an
-	// interval, which normal work still gets.
-	for range 20 {
-		g.ObserveQueue(time.Second, now)
+	// A queue that stays as long is not cut for: what makes it is not
+	// what the rate paces.
+	for range 10 {
+		g.ObserveQueue(12500*time.Microsecond, now)
 		got = offer(g, &now, interval, burst)
 	}
-	if r := g.Status().Rate; r != 40 {
-		t.Errorf("rate %v under lasting overload, want the floor 40", r)
+	checkRate(t, g, r, "after a second of a queue that the last cut did not shorten")
+	// A queue that shortens, however slowly, is cut down to the floor,
+	// MinLimit an interval, which normal work still gets.
+	for i := range 30 {
+		g.ObserveQueue(12400*time.Microsecond-time.Duration(i)*10*time.Microsecond, now)
+		got = offer(g, &now, interval, burst)
 	}
+	checkRate(t, g, 40, "under a long queue that shortens")
 	if got[Critical] != 50 || got[Normal] < 3 || got[Normal] > 5 || got[Bulk] != 0 {
 		t.Errorf("at the floor: %v taken; want all 50 critical, 4 normal, no bulk", got)
 	}
