@@ -411,6 +411,7 @@ func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 	}
 	if wait <= g.cfg.QueueTarget {
 		g.queueSince = time.Time{}
+		g.slowWait = math.MaxInt64 // a queue that comes back is a new one
 		g.relax(offeredRate, wait, now)
 		return
 	}

@@ -350,6 +350,30 @@ func standingRate(t *testing.T, g *Governor, now time.Time) time.Time {
 	return now
 }
 
+// TestQueueComesBack: a rate held because the queue stopped shortening
+// is cut again for a queue that comes back after the wait went under the
+// target, however long that queue.
+func TestQueueComesBack(t *testing.T) {
+	g := queueGovernor()
+	now := standingRate(t, g, t0)
+	work := map[Class]int{Normal: 1000}
+	for range 3 { // held: no shorter than the last cut's 20ms
+		g.ObserveQueue(30*time.Millisecond, now)
+		offer(g, &now, 100*time.Millisecond, work)
+	}
+	held := g.Status().Rate
+	g.ObserveQueue(5*time.Millisecond, now) // under the target: grows
+	offer(g, &now, 100*time.Millisecond, work)
+	grown := g.Status().Rate
+	for range 2 {
+		g.ObserveQueue(30*time.Millisecond, now)
+		offer(g, &now, 100*time.Millisecond, work)
+	}
+	if r := g.Status().Rate; r >= grown || grown <= held {
+		t.Errorf("rate %v held, %v grown, %v under a queue that came back; want it cut", held, grown, r)
+	}
+}
+
 // TestRateLiftsWithoutWork: a rate set under a burst goes once the burst
 // has ended, even if the CPU queue stays over the target (background work
 // on a busy core): refusing requests that do not come shortens nothing.
