@@ -29,8 +29,7 @@
 //     while the last cut shortened the wait. Work refused early
 //     costs the node far less than work done, so the queue drains. While
 //     the wait stays under the target the rate grows, by 5% an interval
-//     near it and by a quarter under half of it, and it is lifted once
-//     it is over twice the rate work comes at.
+//     near it and by a quarter under half of it.
 //   - The admission rate is a token bucket (golang.org/x/time/rate,
 //     burst: an interval's worth) for normal and bulk work: normal work
 //     takes a token if one is there, bulk work only while half the burst
@@ -215,7 +214,7 @@ type Governor struct {
 	queueSince    time.Time // when the queue wait went above its target
 	// The admission rate: nil while there is none. taken counts the
 	// normal and bulk work admitted since takenSince, the last queue
-	// observation, and offered that work and what the rate refused.
+	// observation; offered counts that work and what the rate refused.
 	// clock is the latest time seen (see monotonic).
 	clock      time.Time
 	rate       *rate.Limiter
