@@ -12,7 +12,6 @@ import (
 	"github.com/edged-dev/edged/mqttconn"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -179,7 +178,7 @@ func (e *embedded) start(ctx context.Context, s *Server) error {
 			return fmt.Errorf("mqtt broker: %w", err)
 		}
 	}
-	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+	if err := srv.AddListener(newListener("tcp", ln, srv)); err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("mqtt broker: %w", err)
 	}
@@ -229,8 +228,8 @@ func (e *embedded) stopInputs() {
 func (e *embedded) close() {
 	e.up.Store(false)
 	if e.srv != nil {
-		// Disconnects every client, closes the listener and waits for the
-		// clients' read loops.
+		// Closes the listener, which disconnects every client, and waits
+		// for the clients' read loops.
 		_ = e.srv.Close()
 	}
 }

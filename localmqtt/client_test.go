@@ -11,7 +11,6 @@ import (
 	"github.com/edged-dev/edged/mqtttest"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -43,7 +42,7 @@ func startBroker(t testing.TB, addr string, hook mqtt.Hook) (broker string, stop
 	if err := b.AddHook(hook, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AddListener(listeners.NewNet("t", ln)); err != nil {
+	if err := b.AddListener(newListener("t", ln, b)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Serve(); err != nil {

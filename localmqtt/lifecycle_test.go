@@ -3,8 +3,14 @@ package localmqtt
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestRunDrainsQueueOnStop checks that inputs queued when Run's context is
@@ -96,5 +102,71 @@ func TestRunFailsWhenAddrInUse(t *testing.T) {
 	}
 	if err := srv.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "addr:") {
 		t.Fatalf("Run = %v, want an addr error", err)
+	}
+}
+
+// TestStopWhileClientsComeAndGo stops the broker, round after round, while
+// clients connect and disconnect: mochi's own Close could deadlock then
+// (closeBroker).
+func TestStopWhileClientsComeAndGo(t *testing.T) {
+	for round := range 20 {
+		srv, err := New(testConfig(), "n1", newFake(), Options{Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		select {
+		case <-srv.Ready():
+		case <-timeAfter():
+			t.Fatal("server not ready")
+		}
+		addr := srv.Addr().String()
+		var sessions atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() { comeAndGo(addr, fmt.Sprintf("r%d-c%d", round, i), stop, &sessions) })
+		}
+		eventually(t, "clients connecting", func() bool { return sessions.Load() >= 20 })
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-timeAfter():
+			t.Fatalf("round %d: Run did not return while clients came and went", round)
+		}
+		close(stop)
+		wg.Wait()
+	}
+}
+
+// comeAndGo connects to addr as a new MQTT 3.1.1 client, waits for the
+// CONNACK and hangs up, again and again until stop is closed, counting
+// the sessions that got a CONNACK.
+func comeAndGo(addr, prefix string, stop <-chan struct{}, sessions *atomic.Int64) {
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			continue // the broker has stopped listening
+		}
+		id := fmt.Sprintf("%s-%d", prefix, n)
+		// CONNECT: protocol MQTT level 4, clean session, keep-alive 60 s.
+		body := append([]byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, byte(len(id))}, id...)
+		_ = conn.SetDeadline(time.Now().Add(time.Second))
+		if _, err := conn.Write(append([]byte{0x10, byte(len(body))}, body...)); err == nil {
+			if _, err := io.ReadFull(conn, make([]byte, 4)); err == nil {
+				sessions.Add(1)
+			}
+		}
+		_ = conn.Close()
 	}
 }
