@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
 // TestRunDrainsQueueOnStop checks that inputs queued when Run's context is
@@ -168,5 +170,42 @@ func comeAndGo(addr, prefix string, stop <-chan struct{}, sessions *atomic.Int64
 			}
 		}
 		_ = conn.Close()
+	}
+}
+
+// flakyListener fails its first Accept, as when the process is out of file
+// descriptors.
+type flakyListener struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed.Swap(true) {
+		return nil, errors.New("accept: too many open files")
+	}
+	return l.Listener.Accept()
+}
+
+func TestListenerAcceptsAfterAnError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakyListener{Listener: ln}
+	b := mqtt.New(&mqtt.Options{Logger: testLogger()})
+	if err := b.AddHook(&passwordHook{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddListener(newListener("t", flaky, b)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	connect(t, ln.Addr().String())
+	if !flaky.failed.Load() {
+		t.Fatal("the listener never saw the failed Accept")
 	}
 }
