@@ -288,16 +288,17 @@ func TestNewNodeGetsTheLogIfItIgnoresOffers(t *testing.T) {
 func TestRestartedNodeWaitsForItsPeersWord(t *testing.T) {
 	sim := simtest.New(1, 1, simtest.Net{}, replication.Config{})
 	fill(t, sim, 0, 3, "k", "x")
+	id := sim.Nodes[0].ID
 	s := replication.New(sim.Nodes[0], replication.Config{RoundTicks: 2})
 	s.AddPeer("p")
-	if _, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindDigest, Hash: replication.Digest(crdt.VersionVector{1: 2})}); err != nil {
+	if _, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindDigest, Hash: replication.Digest(crdt.VersionVector{id: 2})}); err != nil {
 		t.Fatal(err)
 	}
 	fill(t, sim, 0, 1, "j", "x")
 	if outs, err := s.Push(); err != nil || len(outs) != 0 {
 		t.Fatalf("pushed %v (%v) to a peer that has not said what it holds", outs, err)
 	}
-	res, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{1: 3}})
+	res, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{id: 3}})
 	if err != nil || len(res.Out) != 1 || res.Out[0].Msg.Kind != replication.KindEntries || res.Out[0].Msg.Entries[0].First != 4 {
 		t.Fatalf("answered the vector with %+v (%v), want the entries after 1:3", res.Out, err)
 	}
@@ -316,12 +317,13 @@ func TestRestartedNodeWaitsForItsPeersWord(t *testing.T) {
 func TestStaleOffersAreDeclined(t *testing.T) {
 	sim := simtest.New(1, 1, simtest.Net{}, replication.Config{})
 	fill(t, sim, 0, 3, "k", "x")
+	id := sim.Nodes[0].ID
 	offer := func(vv crdt.VersionVector) replication.Message {
 		return replication.Message{Version: replication.Version, Kind: replication.KindOffer, Vector: vv}
 	}
 	s := replication.New(sim.Nodes[0], replication.Config{RoundTicks: 2})
 	s.AddPeer("p")
-	for _, vv := range []crdt.VersionVector{{1: 2}, {1: 3}} {
+	for _, vv := range []crdt.VersionVector{{id: 2}, {id: 3}} {
 		res, err := s.Step("p", offer(vv))
 		if _, busy := s.Transferring(); err != nil || busy || len(res.Out) != 1 || res.Out[0].Msg.Kind != replication.KindVector {
 			t.Fatalf("offer from a server holding %v: answered %+v (%v), transferring %v", vv, res.Out, err, busy)
@@ -330,7 +332,7 @@ func TestStaleOffersAreDeclined(t *testing.T) {
 	if got := s.Stats().OffersDeclined; got != 2 {
 		t.Fatalf("%d offers declined, want 2", got)
 	}
-	for _, vv := range []crdt.VersionVector{{1: 3, 2: 1}, nil} {
+	for _, vv := range []crdt.VersionVector{{id: 3, id + 1: 1}, nil} {
 		s := replication.New(sim.Nodes[0], replication.Config{RoundTicks: 2})
 		s.AddPeer("p")
 		s.Step("p", offer(vv))

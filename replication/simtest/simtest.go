@@ -288,7 +288,10 @@ type Sim struct {
 func New(n int, seed uint64, net Net, cfg replication.Config) *Sim {
 	s := &Sim{byPeer: map[replication.PeerID]*Node{}, rng: rand.New(rand.NewPCG(seed, 7)), net: net, cut: map[[2]replication.PeerID]bool{}, ByKind: map[replication.Kind]uint64{}}
 	for i := range n {
-		node := NewNode(crdt.ReplicaID(i + 1))
+		// Replica IDs spread over 64 bits, as real ones (derived from
+		// node keys) are: small ones would encode in one byte of CBOR,
+		// not nine, and undercount every vector, dot and entry.
+		node := NewNode(crdt.ReplicaID(uint64(i+1) * 0x9E3779B97F4A7C15))
 		node.Peer = replication.PeerID(fmt.Sprintf("p%02d", i+1))
 		s.Nodes = append(s.Nodes, node)
 		s.byPeer[node.Peer] = node
