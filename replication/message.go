@@ -100,6 +100,12 @@ type Message struct {
 	Req uint64 `cbor:"15,keyasint,omitempty"`
 	// Peers: other peers of the sender and their addresses.
 	Peers []PeerAddrs `cbor:"16,keyasint,omitempty"`
+	// Set is the hash of the replicas of the sender's vector (SetHash),
+	// on Vector and Ack messages of builds that speak compact vectors.
+	Set []byte `cbor:"17,keyasint,omitempty"`
+	// Seqs is a compact vector (vector.go): the sequences of the replicas
+	// of Set, in ID order, in place of Vector.
+	Seqs []crdt.Seq `cbor:"18,keyasint,omitempty"`
 }
 
 // PeerAddrs is a peer and where it listens, for peer exchange.
@@ -226,6 +232,9 @@ func (m *Message) validate() error {
 	}
 	if len(m.Entries) > MaxEntries {
 		return fmt.Errorf("%w: %d entries, limit %d", ErrInvalid, len(m.Entries), MaxEntries)
+	}
+	if err := m.validateSet(); err != nil {
+		return err
 	}
 	switch m.Kind {
 	case KindDigest:

@@ -78,6 +78,9 @@ type Stats struct {
 	Redundant uint64
 	// Invalid counts dropped messages and entries.
 	Invalid uint64
+	// UnknownSets counts compact vectors over a replica set this node
+	// did not know (answered with its whole vector).
+	UnknownSets uint64
 	// OwnAhead counts vectors from peers that hold more of this node's
 	// own writes than it does: it was restored from a backup with its old
 	// identity, and its next writes reuse dots that peers already hold
@@ -121,6 +124,9 @@ type peer struct {
 	unanswered bool
 	// emptyOffers counts the offers made because it held nothing.
 	emptyOffers int
+	// compact: its last Vector or Ack carried a replica set, so it
+	// speaks compact vectors (vector.go).
+	compact bool
 }
 
 // emptyOffers is how many times a peer that holds nothing is offered a
@@ -209,7 +215,7 @@ func (s *Sync) Tick() []Out {
 		if s.xfer == nil && !pr.unanswered && aheadOf(mine, pr.known) {
 			pr.unanswered = true
 			s.stats.Vectors++
-			outs = append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}})
+			outs = append(outs, Out{To: p, Msg: vectorMsg(pr, KindVector, mine, true)})
 			continue
 		}
 		if digest == nil {
@@ -289,6 +295,20 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 	// While a transfer runs the node takes no entries (see transfer.go),
 	// so it does not ask for them either.
 	paused := s.xfer != nil
+	if m.Kind == KindVector || m.Kind == KindAck {
+		pr.compact = m.Set != nil
+		if m.Seqs != nil {
+			vv, ok := expand(&m, mine, pr.known)
+			if !ok {
+				// Its replicas are not the ones this node knows: it is
+				// told this node's, whole, and answers in kind.
+				s.stats.UnknownSets++
+				s.stats.Vectors++
+				return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true, Set: SetHash(mine)}}}}, nil
+			}
+			m.Vector = vv
+		}
+	}
 	switch m.Kind {
 	case KindDigest:
 		if bytes.Equal(m.Hash, Digest(mine)) {
@@ -305,7 +325,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 			return Result{}, nil
 		}
 		s.stats.Vectors++
-		return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}}, nil
+		return Result{Out: []Out{{To: from, Msg: vectorMsg(pr, KindVector, mine, true)}}}, nil
 	case KindVector:
 		s.checkOwn(m.Vector, mine)
 		// The peer's own word: what it holds now, even if that is less
@@ -328,7 +348,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 			// what it lacks of ours is on its way in the entries.
 			if !paused {
 				s.stats.Vectors++
-				outs = append(outs, Out{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine}})
+				outs = append(outs, Out{To: from, Msg: vectorMsg(pr, KindVector, mine, false)})
 			}
 		}
 		return Result{Out: outs}, nil
@@ -424,7 +444,7 @@ func (s *Sync) Committed(p PeerID) []Out {
 		return nil
 	}
 	pr.ackWanted = false
-	return []Out{{To: p, Msg: Message{Version: Version, Kind: KindAck, Vector: s.log.Vector()}}}
+	return []Out{{To: p, Msg: vectorMsg(pr, KindAck, s.log.Vector(), false)}}
 }
 
 // join joins consecutive entries of one origin into one delta group

@@ -31,6 +31,9 @@ type Node struct {
 	peers []replication.PeerID
 	cfg   replication.Config
 	down  bool
+	// legacy: it stands for a build from before compact vectors (see
+	// Net.Legacy).
+	legacy bool
 }
 
 var _ replication.Log = (*Node)(nil)
@@ -268,6 +271,11 @@ type message struct {
 // Net configures the network's faults, as probabilities per message.
 type Net struct {
 	Loss, Duplicate float64
+	// Legacy lists nodes that stand for builds from before compact
+	// vectors: they neither send nor see replica sets, and a compact
+	// vector sent to one fails the run (such a build would read it as an
+	// empty vector).
+	Legacy map[int]bool
 }
 
 // Sim is a set of nodes and the network between them.
@@ -293,6 +301,7 @@ func New(n int, seed uint64, net Net, cfg replication.Config) *Sim {
 		// not nine, and undercount every vector, dot and entry.
 		node := NewNode(crdt.ReplicaID(uint64(i+1) * 0x9E3779B97F4A7C15))
 		node.Peer = replication.PeerID(fmt.Sprintf("p%02d", i+1))
+		node.legacy = net.Legacy[i]
 		s.Nodes = append(s.Nodes, node)
 		s.byPeer[node.Peer] = node
 	}
@@ -386,6 +395,12 @@ func (s *Sim) Restart(i int) {
 // dots it covers: an honest node never sends one that does not.
 func (s *Sim) send(from *Node, outs []replication.Out) error {
 	for _, o := range outs {
+		if from.legacy {
+			o.Msg.Set = nil
+		}
+		if o.Msg.Seqs != nil && s.byPeer[o.To] != nil && s.byPeer[o.To].legacy {
+			return fmt.Errorf("node %s sent a compact vector to %s, a build from before them", from.ID, o.To)
+		}
 		for _, e := range o.Msg.Entries {
 			if !e.Delta.Ctx.ContainsRange(e.Origin, e.First, e.Last) {
 				return fmt.Errorf("node %s sent entry %s:%d-%d lacking some of its dots", from.ID, e.Origin, e.First, e.Last)
@@ -458,6 +473,9 @@ func (s *Sim) Deliver() (bool, error) {
 	msg, err := replication.Decode(m.data)
 	if err != nil {
 		return true, err
+	}
+	if to.legacy {
+		msg.Set = nil // not a field it knows
 	}
 	res, err := to.Sync.Step(m.from, msg)
 	if err != nil {

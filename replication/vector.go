@@ -1,0 +1,131 @@
+package replication
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/edged-dev/edged/crdt"
+)
+
+// Compact vectors. A vector names each replica by its 64-bit ID, nine
+// bytes of CBOR against two or three for its sequence, and a busy link
+// sends two vectors a round: for a counter, whose state is itself a
+// vector, that is as much as sending the state. Two peers of a fleet
+// mostly know the same replicas, so a vector goes as its replica set's
+// hash and its sequences in ID order, when the receiver can be expected
+// to know that set. The receiver rebuilds it from a set it knows with the
+// same hash (its own vector's, or the sender's last word's); when it knows
+// none, it answers with its whole vector, and the sender, seeing the sets
+// differ, sends whole vectors until they match again.
+
+// setHashBytes is the length of a replica set's hash.
+const setHashBytes = 8
+
+// SetHash returns the hash of the replicas a vector holds dots of: the
+// first 8 bytes of SHA-256 over their IDs, sorted, 8 bytes big-endian
+// each.
+func SetHash(vv crdt.VersionVector) []byte {
+	h := sha256.New()
+	var b [8]byte
+	for _, r := range setOf(vv) {
+		binary.BigEndian.PutUint64(b[:], uint64(r))
+		h.Write(b[:])
+	}
+	return h.Sum(nil)[:setHashBytes]
+}
+
+// setOf returns the replicas vv holds dots of, sorted.
+func setOf(vv crdt.VersionVector) []crdt.ReplicaID {
+	rs := make([]crdt.ReplicaID, 0, len(vv))
+	for r, s := range vv {
+		if s > 0 {
+			rs = append(rs, r)
+		}
+	}
+	slices.Sort(rs)
+	return rs
+}
+
+// sameSet reports whether a and b hold dots of the same replicas.
+func sameSet(a, b crdt.VersionVector) bool {
+	n := 0
+	for r, s := range a {
+		if s == 0 {
+			continue
+		}
+		if b[r] == 0 {
+			return false
+		}
+		n++
+	}
+	return n == len(setOf(b))
+}
+
+// vectorMsg returns a message of kind carrying vv to pr: compact when pr
+// speaks compact vectors and its last word held the same replicas as vv,
+// whole (with its set's hash, which tells pr that this node speaks them)
+// otherwise.
+func vectorMsg(pr *peer, kind Kind, vv crdt.VersionVector, pull bool) Message {
+	m := Message{Version: Version, Kind: kind, Pull: pull, Set: SetHash(vv)}
+	if pr.compact && len(setOf(vv)) > 0 && sameSet(vv, pr.known) {
+		rs := setOf(vv)
+		m.Seqs = make([]crdt.Seq, len(rs))
+		for i, r := range rs {
+			m.Seqs[i] = vv[r]
+		}
+		return m
+	}
+	m.Vector = vv
+	return m
+}
+
+// expand returns the vector a compact vector stands for: its sequences
+// over the replicas of the first of sets that has its hash. It reports
+// false when none has.
+func expand(m *Message, sets ...crdt.VersionVector) (crdt.VersionVector, bool) {
+	for _, set := range sets {
+		rs := setOf(set)
+		if len(rs) != len(m.Seqs) || string(SetHash(set)) != string(m.Set) {
+			continue
+		}
+		vv := make(crdt.VersionVector, len(rs))
+		for i, r := range rs {
+			vv[r] = m.Seqs[i]
+		}
+		return vv, true
+	}
+	return nil, false
+}
+
+// validateSet checks a message's replica set and compact vector.
+func (m *Message) validateSet() error {
+	if m.Set == nil && m.Seqs == nil {
+		return nil
+	}
+	if m.Kind != KindVector && m.Kind != KindAck {
+		return fmt.Errorf("%w: a replica set in a %s message", ErrInvalid, m.Kind)
+	}
+	if len(m.Set) != setHashBytes {
+		return fmt.Errorf("%w: replica set hash of %d bytes, want %d", ErrInvalid, len(m.Set), setHashBytes)
+	}
+	if m.Seqs == nil {
+		if string(SetHash(m.Vector)) != string(m.Set) {
+			return fmt.Errorf("%w: the replica set hash does not match the vector", ErrInvalid)
+		}
+		return nil
+	}
+	if len(m.Vector) > 0 {
+		return fmt.Errorf("%w: both a vector and a compact vector", ErrInvalid)
+	}
+	if len(m.Seqs) > MaxReplicas {
+		return fmt.Errorf("%w: compact vector of %d replicas, limit %d", ErrInvalid, len(m.Seqs), MaxReplicas)
+	}
+	for i, s := range m.Seqs {
+		if s == 0 || s > MaxSeqAccepted {
+			return fmt.Errorf("%w: compact vector entry %d: sequence %d", ErrInvalid, i, s)
+		}
+	}
+	return nil
+}
