@@ -106,8 +106,8 @@ type peer struct {
 	// known is what the peer holds, as far as its own word (Vector, Ack)
 	// and what it sent us tell.
 	known crdt.VersionVector
-	// sent is how far we have sent each origin to it since its last
-	// word: entries in flight, not to be sent again.
+	// sent is how far we have sent each origin to it this round:
+	// entries in flight, not to be sent again until the next round.
 	sent      crdt.VersionVector
 	nextRound uint64
 	// ackWanted: its last Entries said more would follow an Ack.
@@ -330,8 +330,12 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		s.checkOwn(m.Vector, mine)
 		// The peer's own word: what it holds now, even if that is less
 		// than before (a restore from backup).
+		// What is in flight to it (pr.sent) stays in flight: the vector
+		// may have crossed it (both sides started a round, or it answered
+		// ours before our entries came), and sending it again would make
+		// it redundant. A lost message is sent again next round, which
+		// forgets what is in flight.
 		pr.known, pr.worded, pr.unanswered = m.Vector.Clone(), true, false
-		pr.sent = crdt.VersionVector{}
 		outs, err := s.missing(from, mine)
 		if err != nil {
 			return Result{}, err

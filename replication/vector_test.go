@@ -142,3 +142,33 @@ func TestCompactVectorsAreRead(t *testing.T) {
 		t.Fatalf("UnknownSets = %d, want 1", got)
 	}
 }
+
+// TestCrossedVectorsDoNotResend: a vector that crossed entries in flight
+// (it says the peer lacks them, but was sent before they came) does not
+// make them sent again; a new round does, in case they were lost.
+func TestCrossedVectorsDoNotResend(t *testing.T) {
+	n, s := oneNode(t)
+	behind := replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{n.ID: 1}}
+	entries := func() int {
+		t.Helper()
+		res, err := s.Step("p", behind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for _, o := range res.Out {
+			k += len(o.Msg.Entries)
+		}
+		return k
+	}
+	if k := entries(); k != 1 {
+		t.Fatalf("answered the first vector with %d groups, want 1", k)
+	}
+	if k := entries(); k != 0 {
+		t.Fatalf("answered a vector that crossed them with %d groups in flight again", k)
+	}
+	nextVector(t, s)
+	if k := entries(); k != 1 {
+		t.Fatalf("in a new round, answered with %d groups, want them sent again", k)
+	}
+}
