@@ -1,7 +1,6 @@
 package localmqtt
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -175,25 +174,13 @@ func TestClientModeRunStopsWhileBrokerDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	select {
-	case <-srv.Ready(): // the node starts although the broker is down
-	case <-timeAfter():
-		t.Fatal("not ready while the broker is down")
-	}
+	cancel, wait := run(t, srv) // ready although the broker is down
 	if srv.Connected() {
 		t.Error("Connected() with no broker")
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-timeAfter():
-		t.Fatal("Run did not return")
+	if err := wait(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -111,19 +111,12 @@ func TestModeOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	select {
-	case <-srv.Ready():
-	case <-timeAfter():
-		t.Fatal("not ready")
-	}
+	cancel, wait := run(t, srv)
 	if srv.Addr() != nil || srv.Connected() {
 		t.Errorf("Addr(), Connected() = %v, %v in mode off", srv.Addr(), srv.Connected())
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Run(context.Background()); err == nil {

@@ -335,5 +335,32 @@ func writeSecret(t testing.TB, password string) string {
 	return path
 }
 
+// run starts srv.Run and waits until srv is ready. cancel cancels Run's
+// context; wait returns what Run returns, failing the test if it does not
+// return within waitTime.
+func run(t testing.TB, srv *Server) (cancel context.CancelFunc, wait func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	wait = func() error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-timeAfter():
+			t.Fatal("Run did not return")
+			return nil
+		}
+	}
+	select {
+	case <-srv.Ready():
+	case <-timeAfter():
+		cancel()
+		t.Fatal("not ready")
+	}
+	return cancel, wait
+}
+
 // timeAfter is the deadline of a wait in a select.
 func timeAfter() <-chan time.Time { return time.After(waitTime) }

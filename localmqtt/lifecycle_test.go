@@ -25,15 +25,8 @@ func TestRunDrainsQueueOnStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	cancel, wait := run(t, srv)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	select {
-	case <-srv.Ready():
-	case <-timeAfter():
-		t.Fatal("not ready")
-	}
 	c, err := tryConnect(srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -50,13 +43,8 @@ func TestRunDrainsQueueOnStop(t *testing.T) {
 
 	cancel()
 	close(be.unblock)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-timeAfter():
-		t.Fatal("Run did not return")
+	if err := wait(); err != nil {
+		t.Fatal(err)
 	}
 	for _, want := range []string{"block", "queued"} {
 		select {
@@ -116,14 +104,7 @@ func TestStopWhileClientsComeAndGo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- srv.Run(ctx) }()
-		select {
-		case <-srv.Ready():
-		case <-timeAfter():
-			t.Fatal("server not ready")
-		}
+		cancel, wait := run(t, srv)
 		addr := srv.Addr().String()
 		var sessions atomic.Int64
 		stop := make(chan struct{})
@@ -133,13 +114,8 @@ func TestStopWhileClientsComeAndGo(t *testing.T) {
 		}
 		eventually(t, "clients connecting", func() bool { return sessions.Load() >= 20 })
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-timeAfter():
-			t.Fatalf("round %d: Run did not return while clients came and went", round)
+		if err := wait(); err != nil {
+			t.Fatalf("round %d: %v", round, err)
 		}
 		close(stop)
 		wg.Wait()
