@@ -23,6 +23,10 @@ const (
 	maxNesting      = 32       // CBOR nesting levels
 	maxElements     = 1 << 22  // items in one CBOR array
 	maxPairs        = 1 << 16  // pairs in one CBOR map
+	// MaxRelativeDots bounds the dots a relative encoding leaves out of
+	// its context (UnmarshalCBORRelative adds them back, one by one when
+	// they do not extend the prefix).
+	MaxRelativeDots = 1 << 16
 )
 
 var (
@@ -150,17 +154,31 @@ func (x *Causal) UnmarshalCBOR(b []byte) error {
 	if err := cborcheck.Unmarshal(decMode, b, &w); err != nil {
 		return fmt.Errorf("%w: %v", ErrDecode, err)
 	}
+	c, err := w.causal(0, 0, 0)
+	if err != nil {
+		return err
+	}
+	*x = c
+	return nil
+}
+
+// causal validates w and returns the state it encodes, with origin's dots
+// first…last added to its context (none when origin is 0).
+func (w *wireCausal) causal(origin ReplicaID, first, last Seq) (Causal, error) {
 	if w.Version > FormatVersion {
-		return fmt.Errorf("%w: version %d, this build reads up to %d", ErrVersion, w.Version, FormatVersion)
+		return Causal{}, fmt.Errorf("%w: version %d, this build reads up to %d", ErrVersion, w.Version, FormatVersion)
 	}
 	ctx, err := ctxFromWire(w.Ctx)
 	if err != nil {
-		return err
+		return Causal{}, err
+	}
+	if origin != 0 {
+		ctx.AddRange(origin, first, last)
 	}
 	var v Value
 	if w.Value != nil {
 		if v, err = valueFromWire(w.Value); err != nil {
-			return err
+			return Causal{}, err
 		}
 		// A value's dots are always in its own context; one outside it would
 		// let a peer plant dots the local replica has not accounted for.
@@ -171,11 +189,10 @@ func (x *Causal) UnmarshalCBOR(b []byte) error {
 			}
 		})
 		if stray != nil {
-			return fmt.Errorf("%w: dot %s is not in the context", ErrDecode, *stray)
+			return Causal{}, fmt.Errorf("%w: dot %s is not in the context", ErrDecode, *stray)
 		}
 	}
-	*x = Causal{Value: v, Ctx: ctx}
-	return nil
+	return Causal{Value: v, Ctx: ctx}, nil
 }
 
 // MarshalCBOR encodes c deterministically.
@@ -404,4 +421,102 @@ func UnmarshalValue(b []byte) (Value, error) {
 		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	return valueFromWire(&w)
+}
+
+// MarshalCBORRelative encodes x as MarshalCBOR does, in the form of a
+// delta of origin's dots first…last, for a message that names them: origin's
+// replica ID is written as 0 (no replica has ID 0), and origin's dots first…
+// last are left out of the context's out-of-order dots. x's context must
+// hold them all, and they are at most MaxRelativeDots.
+func (x Causal) MarshalCBORRelative(origin ReplicaID, first, last Seq) ([]byte, error) {
+	if origin == 0 || first == 0 || last < first || last-first >= MaxRelativeDots || !x.Ctx.ContainsRange(origin, first, last) {
+		return nil, fmt.Errorf("%w: relative to %s:%d-%d, which the context does not hold (or more than %d dots)", ErrDecode, origin, first, last, MaxRelativeDots)
+	}
+	w := wireCausal{Version: FormatVersion, Ctx: ctxToWire(&x.Ctx)}
+	if x.Value != nil {
+		v := valueToWire(x.Value)
+		w.Value = &v
+	}
+	cloud := w.Ctx.Cloud[:0]
+	for _, d := range w.Ctx.Cloud {
+		if d.R != origin || d.S < first || d.S > last {
+			cloud = append(cloud, d)
+		}
+	}
+	w.Ctx.Cloud = cloud
+	w.eachReplica(func(r *ReplicaID) {
+		if *r == origin {
+			*r = 0
+		}
+	})
+	return encMode.Marshal(w)
+}
+
+// UnmarshalCBORRelative decodes what MarshalCBORRelative wrote for the same
+// origin and dots, and validates it as UnmarshalCBOR does.
+func (x *Causal) UnmarshalCBORRelative(b []byte, origin ReplicaID, first, last Seq) error {
+	if origin == 0 || first == 0 || last < first || last > MaxSeq || last-first >= MaxRelativeDots {
+		return fmt.Errorf("%w: relative to %s:%d-%d (at most %d dots)", ErrDecode, origin, first, last, MaxRelativeDots)
+	}
+	if len(b) > MaxEncodedBytes {
+		return fmt.Errorf("%w: %d bytes exceed the limit of %d", ErrDecode, len(b), MaxEncodedBytes)
+	}
+	var w wireCausal
+	if err := cborcheck.Unmarshal(decMode, b, &w); err != nil {
+		return fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	w.eachReplica(func(r *ReplicaID) {
+		if *r == 0 {
+			*r = origin
+		}
+	})
+	c, err := w.causal(origin, first, last)
+	if err != nil {
+		return err
+	}
+	*x = c
+	return nil
+}
+
+// eachReplica calls f with every replica ID of w: its context's and its
+// value's dots.
+func (w *wireCausal) eachReplica(f func(*ReplicaID)) {
+	for i := range w.Ctx.VV {
+		f(&w.Ctx.VV[i].R)
+	}
+	for i := range w.Ctx.Cloud {
+		f(&w.Ctx.Cloud[i].R)
+	}
+	if w.Value != nil {
+		w.Value.eachReplica(f)
+	}
+}
+
+func (w *wireValue) eachReplica(f func(*ReplicaID)) {
+	for i := range w.Dots {
+		f(&w.Dots[i].R)
+	}
+	for i := range w.Counts {
+		f(&w.Counts[i].R)
+	}
+	for i := range w.PN {
+		f(&w.PN[i].R)
+	}
+	for i := range w.LWW {
+		f(&w.LWW[i].R)
+	}
+	for i := range w.MV {
+		f(&w.MV[i].R)
+	}
+	for i := range w.Readings {
+		f(&w.Readings[i].R)
+	}
+	for i := range w.Elems {
+		for j := range w.Elems[i].Dots {
+			f(&w.Elems[i].Dots[j].R)
+		}
+	}
+	for i := range w.Fields {
+		w.Fields[i].Value.eachReplica(f)
+	}
 }

@@ -272,6 +272,46 @@ func TestRoundTrip(t *testing.T) {
 	})
 }
 
+// TestRelativeRoundTrip: a delta encoded relative to a replica and a run
+// of its dots that its context holds decodes to the same delta; relative
+// to a run it does not hold, it is not encoded.
+func TestRelativeRoundTrip(t *testing.T) {
+	forEachType(t, func(t *rapid.T, typ crdt.Type) {
+		w := newWorld(t, typ, false)
+		for range rapid.IntRange(1, 30).Draw(t, "steps") {
+			w.step(t)
+		}
+		x := rapid.SampledFrom(append(w.events, &event{})).Draw(t, "delta").delta
+		for _, r := range w.replicas {
+			last := x.Ctx.Max(r.id)
+			if last == 0 {
+				if _, err := x.MarshalCBORRelative(r.id, 1, 1); err == nil {
+					t.Fatalf("encoded relative to %v:1, which the context lacks", r.id)
+				}
+				continue
+			}
+			first := last
+			for first > 1 && x.Ctx.Contains(crdt.Dot{Replica: r.id, Seq: first - 1}) && rapid.Bool().Draw(t, "longer") {
+				first--
+			}
+			b, err := x.MarshalCBORRelative(r.id, first, last)
+			if err != nil {
+				t.Fatalf("relative to %v:%d-%d: %v", r.id, first, last, err)
+			}
+			var y crdt.Causal
+			if err := y.UnmarshalCBORRelative(b, r.id, first, last); err != nil {
+				t.Fatalf("decode relative to %v:%d-%d: %v", r.id, first, last, err)
+			}
+			if !equal(t, x, y) {
+				t.Fatalf("relative to %v:%d-%d, the round trip changed the delta", r.id, first, last)
+			}
+			if len(b) > len(enc(t, x)) {
+				t.Fatalf("relative encoding of %d bytes, whole %d", len(b), len(enc(t, x)))
+			}
+		}
+	})
+}
+
 // TestProject: the projections of a state over its replicas hold only
 // their replica's dots, and together they are the state: joined, they
 // give it back.

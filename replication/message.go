@@ -106,6 +106,16 @@ type Message struct {
 	// Seqs is a compact vector (vector.go): the sequences of the replicas
 	// of Set, in ID order, in place of Vector.
 	Seqs []crdt.Seq `cbor:"18,keyasint,omitempty"`
+	// Relative: Encode sends Entries in the relative form (relative.go),
+	// for a peer that reads it; Decode sets it when they came so.
+	Relative bool `cbor:"-"`
+}
+
+// wireMessage is a Message as encoded: with Entries in the relative form
+// under key 19 (in place of key 6) when it is Relative.
+type wireMessage struct {
+	Message
+	Rel []wireEntry `cbor:"19,keyasint,omitempty"`
 }
 
 // PeerAddrs is a peer and where it listens, for peer exchange.
@@ -174,7 +184,15 @@ const compressAbove = 64
 // Encode returns the encoding of m: a codec byte, then its CBOR, Snappy-
 // compressed when that is smaller.
 func Encode(m Message) ([]byte, error) {
-	b, err := cborcheck.Marshal(m)
+	w := wireMessage{Message: m}
+	if m.Relative && len(m.Entries) > 0 {
+		rel, err := toRelative(m.Entries)
+		if err != nil {
+			return nil, err
+		}
+		w.Rel, w.Entries = rel, nil
+	}
+	b, err := cborcheck.Marshal(w)
 	if err != nil {
 		return nil, err
 	}
@@ -210,8 +228,20 @@ func Decode(b []byte) (Message, error) {
 	default:
 		return m, fmt.Errorf("%w: unknown codec %d", ErrInvalid, codec)
 	}
-	if err := cborcheck.UnmarshalWire(b, &m); err != nil {
+	var w wireMessage
+	if err := cborcheck.UnmarshalWire(b, &w); err != nil {
 		return Message{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	m = w.Message
+	if w.Rel != nil {
+		if m.Kind != KindEntries || m.Entries != nil {
+			return Message{}, fmt.Errorf("%w: relative entries in a %s message, or with whole ones", ErrInvalid, m.Kind)
+		}
+		es, err := fromRelative(w.Rel)
+		if err != nil {
+			return Message{}, err
+		}
+		m.Entries, m.Relative = es, true
 	}
 	if err := m.validate(); err != nil {
 		return Message{}, err

@@ -541,7 +541,7 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		more = more || mine[o] > max(pr.known[o], pr.sent[o])
 	}
 	s.stats.EntriesSent += uint64(len(batch))
-	return append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more}}), nil
+	return append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more, Relative: pr.compact}}), nil
 }
 
 // EntryReader reads an origin's entries: see Log.Entries.

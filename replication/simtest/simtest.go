@@ -272,9 +272,10 @@ type message struct {
 type Net struct {
 	Loss, Duplicate float64
 	// Legacy lists nodes that stand for builds from before compact
-	// vectors: they neither send nor see replica sets, and a compact
-	// vector sent to one fails the run (such a build would read it as an
-	// empty vector).
+	// vectors and relative entries: they neither send nor see replica
+	// sets, and a compact vector or relative entries sent to one fail the
+	// run (such a build would read them as an empty vector, or no
+	// entries).
 	Legacy map[int]bool
 }
 
@@ -398,8 +399,8 @@ func (s *Sim) send(from *Node, outs []replication.Out) error {
 		if from.legacy {
 			o.Msg.Set = nil
 		}
-		if o.Msg.Seqs != nil && s.byPeer[o.To] != nil && s.byPeer[o.To].legacy {
-			return fmt.Errorf("node %s sent a compact vector to %s, a build from before them", from.ID, o.To)
+		if (o.Msg.Seqs != nil || o.Msg.Relative) && s.byPeer[o.To] != nil && s.byPeer[o.To].legacy {
+			return fmt.Errorf("node %s sent a compact vector or relative entries to %s, a build from before them", from.ID, o.To)
 		}
 		for _, e := range o.Msg.Entries {
 			if !e.Delta.Ctx.ContainsRange(e.Origin, e.First, e.Last) {

@@ -1,0 +1,97 @@
+package replication
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/edged-dev/edged/crdt"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// group returns an entry of origin covering first…last, whose delta is
+// only its context.
+func group(origin crdt.ReplicaID, first, last crdt.Seq) Entry {
+	var ctx crdt.Context
+	ctx.AddRange(origin, first, last)
+	return Entry{Origin: origin, First: first, Last: last, Delta: crdt.Causal{Ctx: ctx}}
+}
+
+func TestRelativeEntriesRoundTrip(t *testing.T) {
+	es := []Entry{group(7, 1, 3), group(9, 5, 5), group(11, 2, MaxImpliedDots+1)}
+	b, err := Encode(Message{Version: Version, Kind: KindEntries, Entries: es, Relative: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Relative || len(m.Entries) != len(es) {
+		t.Fatalf("decoded %d entries, relative %v", len(m.Entries), m.Relative)
+	}
+	for i, e := range m.Entries {
+		if e.Origin != es[i].Origin || e.First != es[i].First || e.Last != es[i].Last || !e.Delta.Ctx.Equal(&es[i].Delta.Ctx) {
+			t.Errorf("entry %d: %s:%d-%d, want %s:%d-%d with the same context", i, e.Origin, e.First, e.Last, es[i].Origin, es[i].First, es[i].Last)
+		}
+	}
+}
+
+// TestRelativeWithinImpliedDots: entries go relative while the dots they
+// leave out fit in MaxImpliedDots, and whole after that, or where their
+// context lacks some of their dots.
+func TestRelativeWithinImpliedDots(t *testing.T) {
+	lacking := group(5, 1, 2)
+	lacking.Last = 3
+	ws, err := toRelative([]Entry{group(1, 1, MaxImpliedDots-1), group(2, 1, 1), group(3, 1, 1), lacking})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, relative := range []bool{true, true, false, false} {
+		if (ws[i].Rel != nil) != relative || (ws[i].Delta != nil) == relative {
+			t.Errorf("entry %d: relative %v, want %v", i, ws[i].Rel != nil, relative)
+		}
+	}
+}
+
+func TestRelativeEntriesAreValidated(t *testing.T) {
+	rel, err := group(7, 1, 3).Delta.MarshalCBORRelative(7, 1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := group(7, 1, 3).Delta
+	entry := func(origin, first, last uint64, delta any, relative []byte) map[int]any {
+		e := map[int]any{1: origin, 2: first, 3: last}
+		if delta != nil {
+			e[4] = delta
+		}
+		if relative != nil {
+			e[5] = cbor.RawMessage(relative)
+		}
+		return e
+	}
+	wide, err := group(7, 1, MaxImpliedDots+1).Delta.MarshalCBORRelative(7, 1, MaxImpliedDots+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		m    map[int]any
+	}{
+		{"relative entries in a vector", map[int]any{1: Version, 2: int(KindVector), 19: []any{entry(7, 1, 3, nil, rel)}}},
+		{"relative and whole entries", map[int]any{1: Version, 2: int(KindEntries), 6: []any{entry(7, 1, 3, whole, nil)}, 19: []any{entry(7, 1, 3, nil, rel)}}},
+		{"an entry both whole and relative", map[int]any{1: Version, 2: int(KindEntries), 19: []any{entry(7, 1, 3, whole, rel)}}},
+		{"an entry with no delta", map[int]any{1: Version, 2: int(KindEntries), 19: []any{entry(7, 1, 3, nil, nil)}}},
+		{"no origin", map[int]any{1: Version, 2: int(KindEntries), 19: []any{entry(0, 1, 3, nil, rel)}}},
+		{"last before first", map[int]any{1: Version, 2: int(KindEntries), 19: []any{entry(7, 3, 1, nil, rel)}}},
+		{"too many dots left out", map[int]any{1: Version, 2: int(KindEntries), 19: []any{entry(7, 1, MaxImpliedDots+1, nil, wide)}}},
+		{"not a causal", map[int]any{1: Version, 2: int(KindEntries), 19: []any{entry(7, 1, 3, nil, []byte{0x01})}}},
+	} {
+		b, err := cbor.Marshal(c.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Decode(append([]byte{codecCBOR}, b...)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Decode = %v, want ErrInvalid", c.name, err)
+		}
+	}
+}
