@@ -15,8 +15,9 @@ import (
 // How often the node's load is measured for the shedding governor: every
 // loadInterval while work comes to the governor or a class is shed, and
 // every idleInterval once a measurement found neither, so an idle
-// gateway wakes up less (its CPU budget is 1% of a core). A burst is seen
-// within idleInterval, then measured at loadInterval.
+// gateway wakes up less (its CPU budget is 1% of a core). The first
+// decision after an idle measurement wakes the driver at once, so a burst
+// is measured from its start.
 const (
 	loadInterval = 100 * time.Millisecond
 	idleInterval = time.Second
@@ -36,45 +37,65 @@ const queueQuantile = 0.9
 // limit), CPU queue and data directory (against its budget) until ctx is
 // done, and logs each change of a class's state.
 func watchLoad(ctx context.Context, gov *shedding.Governor, db *store.DB, log *slog.Logger) {
+	w := &loadWatcher{gov: gov, db: db, log: log}
 	t := time.NewTimer(loadInterval)
 	defer t.Stop()
-	var prev []uint64
-	var decisions uint64
+	var wake <-chan struct{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
 		}
-		now := time.Now()
-		metrics.Read(loadSamples)
-		used := loadSamples[0].Value.Uint64() - loadSamples[1].Value.Uint64()
-		if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < 1<<62 {
-			gov.ObserveMemory(used, uint64(limit), now)
-		}
-		h := loadSamples[2].Value.Float64Histogram()
-		if prev != nil {
-			gov.ObserveQueue(quantile(h, prev, queueQuantile), now)
-		}
-		prev = append(prev[:0], h.Counts...)
-		st := db.Stats()
-		gov.ObserveDisk(st.Bytes, st.Budget, now)
-		gov.Tick(now)
-		for _, c := range gov.Changes() {
-			if c.Degraded {
-				log.Warn("shedding load", "class", c.Class.String(), "reason", string(c.Reason))
-			} else {
-				log.Info("load shedding over", "class", c.Class.String())
-			}
-		}
-		n, degraded := gov.Activity()
-		if n != decisions || degraded {
-			t.Reset(loadInterval)
-		} else {
-			t.Reset(idleInterval)
-		}
-		decisions = n
+		var next time.Duration
+		next, wake = w.measure(time.Now())
+		t.Reset(next)
 	}
+}
+
+// loadWatcher is watchLoad's state between measurements.
+type loadWatcher struct {
+	gov       *shedding.Governor
+	db        *store.DB
+	log       *slog.Logger
+	prev      []uint64 // the scheduler latency histogram's counts
+	decisions uint64   // the governor's decisions so far
+}
+
+// measure feeds the governor one measurement at now and returns when to
+// measure next: after loadInterval while there is work or shedding, else
+// after idleInterval or at the governor's next decision, whichever comes
+// first.
+func (w *loadWatcher) measure(now time.Time) (time.Duration, <-chan struct{}) {
+	gov := w.gov
+	metrics.Read(loadSamples)
+	used := loadSamples[0].Value.Uint64() - loadSamples[1].Value.Uint64()
+	if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < 1<<62 {
+		gov.ObserveMemory(used, uint64(limit), now)
+	}
+	h := loadSamples[2].Value.Float64Histogram()
+	if w.prev != nil {
+		gov.ObserveQueue(quantile(h, w.prev, queueQuantile), now)
+	}
+	w.prev = append(w.prev[:0], h.Counts...)
+	st := w.db.Stats()
+	gov.ObserveDisk(st.Bytes, st.Budget, now)
+	gov.Tick(now)
+	for _, c := range gov.Changes() {
+		if c.Degraded {
+			w.log.Warn("shedding load", "class", c.Class.String(), "reason", string(c.Reason))
+		} else {
+			w.log.Info("load shedding over", "class", c.Class.String())
+		}
+	}
+	n, degraded := gov.Activity()
+	busy := n != w.decisions || degraded
+	w.decisions = n
+	if busy {
+		return loadInterval, nil
+	}
+	return idleInterval, gov.WakeOnWork()
 }
 
 // quantile returns the q-quantile of the counts h gained since prev (the

@@ -1,34 +1,47 @@
 package node
 
 import (
-	"math"
-	"runtime/metrics"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/edged-dev/edged/shedding"
+	"github.com/edged-dev/edged/store"
 )
 
-// TestQuantile: the quantile is taken over what the histogram gained
-// since the previous reading, as the upper bound of its bucket; the last,
-// open bucket gives its lower bound.
-func TestQuantile(t *testing.T) {
-	h := &metrics.Float64Histogram{
-		Buckets: []float64{0, 0.001, 0.010, 0.100, math.Inf(1)},
-		Counts:  []uint64{100, 10, 5, 3},
+// TestLoadWatcherWakesOnWork: a measurement that finds no work schedules
+// the next one an idle interval later, or at the governor's next decision,
+// whichever comes first; one that finds work, a load interval later.
+func TestLoadWatcherWakesOnWork(t *testing.T) {
+	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		prev []uint64
-		q    float64
-		want time.Duration
-	}{
-		{[]uint64{0, 0, 0, 0}, 0.5, time.Millisecond},
-		{[]uint64{100, 0, 0, 0}, 0.5, 10 * time.Millisecond},   // 18 new: 10 under 10ms
-		{[]uint64{100, 0, 0, 0}, 0.8, 100 * time.Millisecond},  // the 15th is in (10ms, 100ms]
-		{[]uint64{100, 10, 5, 0}, 0.9, 100 * time.Millisecond}, // only the open bucket gained
-		{[]uint64{100, 10, 5, 3}, 0.9, 0},                      // nothing new
-		{[]uint64{91, 9, 5, 3}, 0.9, time.Millisecond},         // 9 quick, 1 slow: the 9th of 10 is quick
-	} {
-		if got := quantile(h, tc.prev, tc.q); got != tc.want {
-			t.Errorf("quantile(prev %v, %v) = %v, want %v", tc.prev, tc.q, got, tc.want)
-		}
+	defer db.Close()
+	gov := shedding.New(shedding.Config{})
+	w := &loadWatcher{gov: gov, db: db, log: slog.New(slog.DiscardHandler)}
+	now := time.Now()
+
+	next, wake := w.measure(now)
+	if next != idleInterval || wake == nil {
+		t.Fatalf("with no work: next in %s, wake %v; want %s and a wake", next, wake, idleInterval)
+	}
+	select {
+	case <-wake:
+		t.Fatal("woken before any decision")
+	default:
+	}
+	gov.Admit(shedding.Normal, now)
+	select {
+	case <-wake:
+	default:
+		t.Fatal("the first decision after an idle measurement did not wake the driver")
+	}
+
+	if next, wake = w.measure(now.Add(time.Millisecond)); next != loadInterval || wake != nil {
+		t.Fatalf("after a decision: next in %s, wake %v; want %s and none", next, wake, loadInterval)
+	}
+	if next, _ = w.measure(now.Add(loadInterval)); next != idleInterval {
+		t.Fatalf("with no work since: next in %s, want %s", next, idleInterval)
 	}
 }

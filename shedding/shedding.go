@@ -231,6 +231,8 @@ type Governor struct {
 	class      [classes]classState
 	changes    []Change
 	decisions  uint64 // made so far, for Activity
+	// wake, from WakeOnWork, receives at the next decision.
+	wake chan struct{}
 }
 
 // New returns a governor.
@@ -268,7 +270,7 @@ func (g *Governor) admit(c Class, now time.Time, track bool) Decision {
 	if d.Admit {
 		d = g.paced(c, d, now)
 	}
-	g.decisions++
+	g.decided()
 	cs := &g.class[c]
 	switch {
 	case !d.Admit:
@@ -415,7 +417,8 @@ func (g *Governor) ObserveQueue(wait time.Duration, now time.Time) {
 		return
 	}
 	// A sample over an idle spell (the driver measures every second
-	// then, ten intervals) tells neither whether the queue stood through
+	// then, ten intervals, and at the first work after it) tells neither
+	// whether the queue stood through
 	// it nor the rate work comes at now: the count of a standing queue
 	// starts here. A sample merely late (the driver is slowed by the
 	// queue it measures) counts.
@@ -592,6 +595,27 @@ func (g *Governor) Activity() (decisions uint64, degraded bool) {
 	return g.decisions, degraded
 }
 
+// WakeOnWork returns a channel that receives once, at the governor's next
+// decision. A driver that measures the load less often while nothing moves
+// (see Activity) waits on it too, so that a burst is measured from its
+// start, not up to an idle interval later.
+func (g *Governor) WakeOnWork() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.wake = make(chan struct{}, 1)
+	return g.wake
+}
+
+// decided counts a decision and wakes a driver waiting on WakeOnWork;
+// called with g.mu held.
+func (g *Governor) decided() {
+	g.decisions++
+	if g.wake != nil {
+		g.wake <- struct{}{}
+		g.wake = nil
+	}
+}
+
 // Refuse records that a driver refused a piece of work of class c for
 // reason at now (as the API does with a critical request that waited
 // too long for a slot), and returns the decision to answer it with.
@@ -602,7 +626,7 @@ func (g *Governor) Refuse(c Class, reason Reason, now time.Time) Decision {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now = g.monotonic(now)
-	g.decisions++
+	g.decided()
 	g.class[c].refused[reason]++
 	g.mark(c, true, reason, now)
 	return Decision{Reason: reason, RetryAfter: g.cfg.RetryAfter}

@@ -534,3 +534,35 @@ func TestDiskShedsBulk(t *testing.T) {
 		t.Errorf("bulk at 50%%: %+v", d)
 	}
 }
+
+// TestWakeOnWork: the channel receives once, at the next decision, an
+// admission or a refusal; a new call replaces it.
+func TestWakeOnWork(t *testing.T) {
+	g := New(Config{})
+	ready := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	old := g.WakeOnWork()
+	wake := g.WakeOnWork()
+	if ready(wake) {
+		t.Fatal("woken before any decision")
+	}
+	g.Admit(Normal, t0)
+	if !ready(wake) || ready(old) {
+		t.Fatal("an admission did not wake the newest channel (only)")
+	}
+	g.Admit(Normal, t0)
+	if ready(wake) {
+		t.Fatal("woken twice")
+	}
+	wake = g.WakeOnWork()
+	g.Refuse(Critical, ReasonMemory, t0)
+	if !ready(wake) {
+		t.Fatal("a refusal did not wake the driver")
+	}
+}
