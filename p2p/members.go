@@ -120,28 +120,27 @@ func (n *Node) persist(p replication.PeerID) {
 // after all it sent before, so that the peer cannot read the goodbye
 // first; best effort, within leaveTimeout.
 func (n *Node) goodbye(out *outStream) {
-	if out.s == nil || out.s.Protocol() != StreamProtocol {
+	if out.s == nil || !kept(out.s.Protocol()) {
 		return // leave sends it
 	}
 	ctx, cancel := context.WithTimeout(network.WithNoDial(context.Background(), "goodbye"), leaveTimeout)
 	defer cancel()
-	if out.write(ctx, n.goodbyeMsg()) == nil {
+	if _, err := out.write(ctx, n.goodbyeMsg()); err == nil {
 		n.mu.Lock()
 		n.saidBye[out.peer] = true
 		n.mu.Unlock()
 	}
 }
 
-func (n *Node) goodbyeMsg() []byte {
-	b, _ := replication.Encode(replication.Message{Version: replication.Version, Kind: replication.KindLeave, Fleet: n.cfg.Fleet})
-	return b
+func (n *Node) goodbyeMsg() replication.Message {
+	return replication.Message{Version: replication.Version, Kind: replication.KindLeave, Fleet: n.cfg.Fleet}
 }
 
 // leave tells the connected peers that this node is shutting down, so they
 // do not suspect it; best effort, within leaveTimeout. It runs after the
 // senders stopped, for the peers they did not tell (see goodbye).
 func (n *Node) leave() {
-	b := n.goodbyeMsg()
+	bye := n.goodbyeMsg()
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -152,7 +151,7 @@ func (n *Node) leave() {
 		}
 		wg.Go(func() {
 			o := outStream{host: n.host, peer: id}
-			o.write(ctx, b)
+			o.write(ctx, bye)
 			o.close(nil)
 		})
 	}

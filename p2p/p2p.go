@@ -8,8 +8,9 @@
 // and with an allowlist only to those peer IDs. Protocol messages travel
 // as frames, a uvarint length and then the message, each within a
 // deadline: one after another on a stream kept open per peer and direction
-// under /edged/sync/2, or one per stream under /edged/sync/1 with peers of
-// earlier builds.
+// under /edged/sync/3 (with compact vectors and relative entries) or, with
+// peers of earlier builds, /edged/sync/2; or one per stream under
+// /edged/sync/1 with peers older still.
 //
 // One goroutine (Run) owns the engine. It ticks it, hands it received
 // messages, sends what it returns, applies received entries through the
@@ -62,17 +63,26 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// The stream protocols of anti-entropy messages. Under StreamProtocol a
-// sender keeps one stream to a peer and sends its messages on it one after
-// another; under Protocol each message has a stream of its own, which costs
-// a stream's opening, negotiation and closing per message (about 280 bytes
-// on the wire, against a 41-byte digest). Nodes speak both and open
-// streams under StreamProtocol where the peer has it: earlier builds know
-// only Protocol.
+// The stream protocols of anti-entropy messages. Under DenseProtocol and
+// StreamProtocol a sender keeps one stream to a peer and sends its
+// messages on it one after another; under Protocol each message has a
+// stream of its own, which costs a stream's opening, negotiation and
+// closing per message (about 280 bytes on the wire, against a 41-byte
+// digest). Under DenseProtocol messages are encoded dense (compact vectors,
+// relative entries: replication.EncodeDense), under the others whole. Nodes
+// speak all three and open streams under the first the peer has: earlier
+// builds know only StreamProtocol and Protocol, or only Protocol. A message
+// is encoded for the stream it goes on, so a peer that comes back as an
+// earlier build, on a new stream, gets what it reads.
 const (
 	Protocol       protocol.ID = "/edged/sync/1"
 	StreamProtocol protocol.ID = "/edged/sync/2"
+	DenseProtocol  protocol.ID = "/edged/sync/3"
 )
+
+// kept reports whether messages on a stream of protocol p are many, one
+// after another.
+func kept(p protocol.ID) bool { return p == StreamProtocol || p == DenseProtocol }
 
 // streamTimeout bounds the exchange of one message on a stream.
 const streamTimeout = 10 * time.Second
@@ -160,7 +170,7 @@ type Node struct {
 	exchangeDue bool
 
 	// outboxes and senders belong to Run's goroutine.
-	outboxes map[peer.ID]chan []byte
+	outboxes map[peer.ID]chan replication.Message
 	senders  sync.WaitGroup
 
 	// marks are the watermarks as last stored; they belong to Run's
@@ -292,7 +302,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, inboxLen), local: make(chan struct{}, 1), peers: infos,
 		found: make(chan discovery.Candidate, 64), dialed: make(chan peer.ID, 64), fleetTag: discovery.FleetTag(psk, cfg.Fleet),
-		outboxes: map[peer.ID]chan []byte{}, stats: map[peer.ID]*PeerStats{}}
+		outboxes: map[peer.ID]chan replication.Message{}, stats: map[peer.ID]*PeerStats{}}
 	n.sync = replication.New(storelog.Log{DB: o.DB, Keep: fleetOnly(o.Scope)}, replication.Config{Seed: uint64(time.Now().UnixNano()), Self: o.Engine.Replica(), RoundTicks: roundTicks})
 	mc := membership.DefaultConfig()
 	mc.Interval = roundTicks * cfg.Tick
@@ -305,6 +315,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	}
 	h.SetStreamHandler(Protocol, n.receive)
 	h.SetStreamHandler(StreamProtocol, n.receive)
+	h.SetStreamHandler(DenseProtocol, n.receive)
 	return n, nil
 }
 
@@ -687,19 +698,14 @@ func (n *Node) send(ctx context.Context, o replication.Out) {
 		return
 	}
 	o.Msg.Fleet = n.cfg.Fleet
-	b, err := replication.Encode(o.Msg)
-	if err != nil {
-		n.o.Logger.Warn("p2p: encode failed", "err", err)
-		return
-	}
 	box := n.outboxes[id]
 	if box == nil {
-		box = make(chan []byte, outboxLen)
+		box = make(chan replication.Message, outboxLen)
 		n.outboxes[id] = box
 		n.senders.Go(func() { n.sender(ctx, id, box) })
 	}
 	select {
-	case box <- b:
+	case box <- o.Msg:
 	default:
 		n.mu.Lock()
 		n.peerStats(id).Errors++
@@ -710,23 +716,27 @@ func (n *Node) send(ctx context.Context, o replication.Out) {
 // sender delivers a peer's messages in order, on one stream (see
 // outStream). A peer that does not answer costs its own queue at most
 // streamTimeout per message; what is lost, the next round repairs.
-func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan []byte) {
+func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan replication.Message) {
 	var unconnected time.Time // since when sends have found id unconnected
 	out := outStream{host: n.host, peer: id}
 	defer out.close(nil)
 	for {
-		var b []byte
+		var m replication.Message
 		select {
 		case <-ctx.Done():
 			n.goodbye(&out)
 			return
-		case b = <-box:
+		case m = <-box:
 		}
 		if !n.mayDial(id, &unconnected, time.Now()) {
 			n.o.Logger.Debug("p2p: send dropped while the peer dials first", "peer", id)
 			continue
 		}
-		err := out.write(ctx, b)
+		size, err := out.write(ctx, m)
+		if errors.Is(err, errEncode) {
+			n.o.Logger.Warn("p2p: message dropped", "peer", id, "kind", m.Kind.String(), "err", err)
+			continue
+		}
 		n.mu.Lock()
 		st := n.peerStats(id)
 		if err != nil {
@@ -741,7 +751,7 @@ func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan []byte) {
 			}
 			continue
 		}
-		st.BytesSent += uint64(len(b))
+		st.BytesSent += uint64(size)
 		n.mu.Unlock()
 	}
 }
@@ -777,44 +787,57 @@ type outStream struct {
 	w    *bufio.Writer
 }
 
-// write sends one framed message. A stream opened on a relayed connection
-// is given up for a new one once a direct connection has come up (hole
+// errEncode: a message that does not encode (the engine bounds them, so
+// this is a bug); it is dropped, and the stream and connection stay.
+var errEncode = errors.New("p2p: encode failed")
+
+// write sends one framed message, encoded for its stream's protocol, and
+// returns its encoded size. A stream opened on a relayed connection is
+// given up for a new one once a direct connection has come up (hole
 // punching), so that messages take the direct path. A kept stream that
 // fails (the peer restarted, or reset it) is given one retry on a fresh
 // stream: only a fresh stream's failure is the peer's.
-func (o *outStream) write(ctx context.Context, b []byte) error {
+func (o *outStream) write(ctx context.Context, m replication.Message) (int, error) {
 	if o.s != nil && isRelayed(o.s.Conn()) && slices.ContainsFunc(o.host.Network().ConnsToPeer(o.peer), isDirect) {
 		o.close(nil)
 	}
-	kept := o.s != nil
-	err := o.send(ctx, b)
-	if err != nil && kept {
+	wasKept := o.s != nil
+	n, err := o.send(ctx, m)
+	if err != nil && wasKept && !errors.Is(err, errEncode) {
 		// Not dialing: whether to dial is the sender's to decide
 		// (mayDial), and its next message will.
-		err = o.send(network.WithNoDial(ctx, "retry on a new stream"), b)
+		n, err = o.send(network.WithNoDial(ctx, "retry on a new stream"), m)
 	}
-	return err
+	return n, err
 }
 
-func (o *outStream) send(ctx context.Context, b []byte) error {
+func (o *outStream) send(ctx context.Context, m replication.Message) (int, error) {
 	if o.s == nil {
 		ctx, cancel := context.WithTimeout(ctx, streamTimeout)
 		defer cancel()
-		s, err := o.host.NewStream(ctx, o.peer, StreamProtocol, Protocol)
+		s, err := o.host.NewStream(ctx, o.peer, DenseProtocol, StreamProtocol, Protocol)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		o.s, o.w = s, bufio.NewWriter(s)
+	}
+	encode := replication.Encode
+	if o.s.Protocol() == DenseProtocol {
+		encode = replication.EncodeDense
+	}
+	b, err := encode(m)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", errEncode, err) // the message's fault: the stream stays
 	}
 	o.s.SetWriteDeadline(time.Now().Add(streamTimeout))
 	var l [binary.MaxVarintLen64]byte
 	o.w.Write(l[:binary.PutUvarint(l[:], uint64(len(b)))])
 	o.w.Write(b)
-	err := o.w.Flush()
-	if err != nil || o.s.Protocol() != StreamProtocol {
+	err = o.w.Flush()
+	if err != nil || !kept(o.s.Protocol()) {
 		o.close(err)
 	}
-	return err
+	return len(b), err
 }
 
 // close closes the stream, or resets it after a failure (err != nil).
@@ -846,8 +869,8 @@ func isDirect(c network.Conn) bool { return !isRelayed(c) }
 // each message must arrive whole within streamTimeout of its first byte.
 func (n *Node) receive(s network.Stream) {
 	defer s.Close()
-	kept := s.Protocol() == StreamProtocol
-	if kept {
+	isKept := kept(s.Protocol())
+	if isKept {
 		from := s.Conn().RemotePeer()
 		n.mu.Lock()
 		old := n.kept[from]
@@ -867,7 +890,7 @@ func (n *Node) receive(s network.Stream) {
 	idle := max(time.Minute, 3*roundTicks*n.cfg.Tick)
 	r := bufio.NewReader(s)
 	for {
-		if kept {
+		if isKept {
 			s.SetReadDeadline(time.Now().Add(idle))
 			if _, err := r.Peek(1); err != nil {
 				s.Reset()
@@ -880,7 +903,7 @@ func (n *Node) receive(s network.Stream) {
 			s.Reset()
 			return
 		}
-		if !kept {
+		if !isKept {
 			return
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,8 @@ import (
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
+	"github.com/fxamacker/cbor/v2"
+	"github.com/klauspost/compress/snappy"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -102,12 +105,12 @@ func (c countingReader) Read(b []byte) (int, error) {
 func idleWire(tb testing.TB, perMessage bool) func(n uint64) (msg, wire float64) {
 	a := startBenchNode(tb, nodeOpts{durability: store.None})
 	if perMessage {
-		a.p2p.host.RemoveStreamHandler(StreamProtocol)
+		speakOnly(a, Protocol)
 	}
 	addr, proxy := throughProxy(tb, a)
 	c := startBenchNode(tb, nodeOpts{durability: store.None}, addr)
 	if perMessage {
-		c.p2p.host.RemoveStreamHandler(StreamProtocol)
+		speakOnly(c, Protocol)
 	}
 	nodes := []*testNode{a, c}
 	sum := func(f func(*testNode) uint64) (n uint64) {
@@ -171,7 +174,7 @@ func BenchmarkIdleRoundsOnTheWire(b *testing.B) {
 // message per stream) and one that prefers /edged/sync/2 sync both ways.
 func TestPeerOfAnEarlierBuild(t *testing.T) {
 	old := startTestNode(t, "")
-	old.p2p.host.RemoveStreamHandler(StreamProtocol)
+	speakOnly(old, Protocol)
 	nw := startTestNode(t, "", old.p2p.Addrs()[0])
 	ctx := context.Background()
 	old.eng.Do(ctx, engine.Add("visits", 1))
@@ -182,6 +185,131 @@ func TestPeerOfAnEarlierBuild(t *testing.T) {
 	// Later writes too: the new node's stream to the old one is one per message.
 	nw.eng.Do(ctx, engine.Add("visits", 100))
 	waitFor(t, "a later write at the earlier build", func() bool { return counter(old.db, "visits") == 111 })
+}
+
+// speakOnly makes tn take streams of the given protocols only, as an
+// earlier build would.
+func speakOnly(tn *testNode, ps ...protocol.ID) {
+	for _, p := range []protocol.ID{DenseProtocol, StreamProtocol, Protocol} {
+		if !slices.Contains(ps, p) {
+			tn.p2p.host.RemoveStreamHandler(p)
+		}
+	}
+}
+
+// TestDenseOnlyWherePeersReadIt: a node sends compact vectors and
+// relative entries only on streams of /edged/sync/3; to a peer of the
+// build before, which takes /edged/sync/2 streams, it sends vectors and
+// entries whole (no keys 17, 18 or 19), which that build reads.
+func TestDenseOnlyWherePeersReadIt(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		speak []protocol.ID
+		dense bool
+	}{
+		{"build before", []protocol.ID{StreamProtocol, Protocol}, false},
+		{"this build", []protocol.ID{DenseProtocol, StreamProtocol, Protocol}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := startTestNode(t, "")
+			ctx := context.Background()
+			for range 3 {
+				a.eng.Do(ctx, engine.Add("visits", 1))
+			}
+			keys := make(chan map[uint64]bool, 100)
+			h := recordingPeer(t, a, c.speak, keys)
+			// Its word: it holds a's first write. a sends it the rest, and
+			// its rounds start with a's vector.
+			s, err := h.NewStream(ctx, a.p2p.host.ID(), StreamProtocol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			word, err := replication.Encode(replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{a.eng.Replica(): 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var l [binary.MaxVarintLen64]byte
+			s.Write(append(l[:binary.PutUvarint(l[:], uint64(len(word)))], word...))
+			// Keys 6 and 4: entries and a vector, whole; 19 and 18:
+			// relative entries and a compact vector.
+			entries, vector := uint64(6), uint64(4)
+			if c.dense {
+				entries, vector = 19, 18
+			}
+			seen := map[uint64]bool{}
+			deadline := time.After(20 * time.Second)
+			for !seen[entries] || !seen[vector] {
+				select {
+				case k := <-keys:
+					if !c.dense && (k[17] || k[18] || k[19]) {
+						t.Fatalf("a message with keys %v to a build that does not read 17, 18 or 19", k)
+					}
+					for key := range k {
+						seen[key] = true
+					}
+				case <-deadline:
+					t.Fatalf("within 20 s, messages with keys %v; want %d and %d", seen, entries, vector)
+				}
+			}
+		})
+	}
+}
+
+// recordingPeer returns a bare libp2p host connected to tn that takes
+// streams of the given protocols and sends the keys of each message it
+// reads on keys.
+func recordingPeer(t *testing.T, tn *testNode, speak []protocol.ID, keys chan<- map[uint64]bool) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	for _, p := range speak {
+		h.SetStreamHandler(p, func(s network.Stream) {
+			defer s.Close()
+			r := bufio.NewReader(s)
+			for {
+				n, err := binary.ReadUvarint(r)
+				if err != nil {
+					return
+				}
+				b := make([]byte, n)
+				if _, err := io.ReadFull(r, b); err != nil {
+					return
+				}
+				if b[0] == 1 {
+					if b, err = snappy.Decode(nil, b[1:]); err != nil {
+						return
+					}
+				} else {
+					b = b[1:]
+				}
+				var m map[uint64]cbor.RawMessage
+				if cbor.Unmarshal(b, &m) != nil {
+					return
+				}
+				k := map[uint64]bool{}
+				for key := range m {
+					k[key] = true
+				}
+				select {
+				case keys <- k:
+				default:
+				}
+			}
+		})
+	}
+	info, err := peer.AddrInfoFromP2pAddr(ma.StringCast(tn.p2p.Addrs()[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, *info); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // rawPeer returns a bare libp2p host connected to tn, which writes what a

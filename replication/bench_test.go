@@ -85,7 +85,9 @@ func BenchmarkSyncBytes(b *testing.B) {
 		for _, w := range workloads {
 			b.Run(top.name+"/"+w.name, func(b *testing.B) {
 				for b.Loop() {
-					sim := simtest.New(nodes, 1, simtest.Net{}, replication.Config{RoundTicks: roundTicks, MaxBatchBytes: 1 << 20})
+					// Ordered: each link's messages come in order, as on the
+					// kept streams peers use.
+					sim := simtest.New(nodes, 1, simtest.Net{Ordered: true}, replication.Config{RoundTicks: roundTicks, MaxBatchBytes: 1 << 20})
 					for i := range nodes {
 						sim.SetPeers(i, top.peers(i, nodes)...)
 					}

@@ -106,13 +106,13 @@ type Message struct {
 	// Seqs is a compact vector (vector.go): the sequences of the replicas
 	// of Set, in ID order, in place of Vector.
 	Seqs []crdt.Seq `cbor:"18,keyasint,omitempty"`
-	// Relative: Encode sends Entries in the relative form (relative.go),
-	// for a peer that reads it; Decode sets it when they came so.
-	Relative bool `cbor:"-"`
+	// Compact: the replicas of Vector are the receiver's, as far as the
+	// sender knows, so EncodeDense may send it compact (vector.go).
+	Compact bool `cbor:"-"`
 }
 
-// wireMessage is a Message as encoded: with Entries in the relative form
-// under key 19 (in place of key 6) when it is Relative.
+// wireMessage is a Message as encoded: by EncodeDense, with Entries in the
+// relative form under key 19, in place of key 6.
 type wireMessage struct {
 	Message
 	Rel []wireEntry `cbor:"19,keyasint,omitempty"`
@@ -181,17 +181,30 @@ const (
 // as is.
 const compressAbove = 64
 
-// Encode returns the encoding of m: a codec byte, then its CBOR, Snappy-
-// compressed when that is smaller.
-func Encode(m Message) ([]byte, error) {
+// Encode returns the encoding of m for any peer: a codec byte, then its
+// CBOR, Snappy-compressed when that is smaller. Vectors go whole, and
+// entries with their deltas whole.
+func Encode(m Message) ([]byte, error) { return encode(wireMessage{Message: m}) }
+
+// EncodeDense returns the encoding of m for a peer that reads compact
+// vectors and relative entries (one whose stream speaks them): its vector
+// compact where m is Compact, its entries relative (relative.go).
+func EncodeDense(m Message) ([]byte, error) {
 	w := wireMessage{Message: m}
-	if m.Relative && len(m.Entries) > 0 {
+	if m.Compact && (m.Kind == KindVector || m.Kind == KindAck) && len(setOf(m.Vector)) > 0 {
+		w.Set, w.Seqs, w.Vector = SetHash(m.Vector), seqsOf(m.Vector), nil
+	}
+	if len(m.Entries) > 0 {
 		rel, err := toRelative(m.Entries)
 		if err != nil {
 			return nil, err
 		}
 		w.Rel, w.Entries = rel, nil
 	}
+	return encode(w)
+}
+
+func encode(w wireMessage) ([]byte, error) {
 	b, err := cborcheck.Marshal(w)
 	if err != nil {
 		return nil, err
@@ -241,7 +254,7 @@ func Decode(b []byte) (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
-		m.Entries, m.Relative = es, true
+		m.Entries = es
 	}
 	if err := m.validate(); err != nil {
 		return Message{}, err

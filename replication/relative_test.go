@@ -18,16 +18,27 @@ func group(origin crdt.ReplicaID, first, last crdt.Seq) Entry {
 
 func TestRelativeEntriesRoundTrip(t *testing.T) {
 	es := []Entry{group(7, 1, 3), group(9, 5, 5), group(11, 2, MaxImpliedDots+1)}
-	b, err := Encode(Message{Version: Version, Kind: KindEntries, Entries: es, Relative: true})
+	dense, err := EncodeDense(Message{Version: Version, Kind: KindEntries, Entries: es})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Decode(b)
+	small, err := EncodeDense(Message{Version: Version, Kind: KindEntries, Entries: es[:2]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Relative || len(m.Entries) != len(es) {
-		t.Fatalf("decoded %d entries, relative %v", len(m.Entries), m.Relative)
+	whole, err := Encode(Message{Version: Version, Kind: KindEntries, Entries: es[:2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(small) >= len(whole) {
+		t.Errorf("two relative entries take %d bytes, whole ones %d", len(small), len(whole))
+	}
+	m, err := Decode(dense)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Entries) != len(es) {
+		t.Fatalf("decoded %d entries, want %d", len(m.Entries), len(es))
 	}
 	for i, e := range m.Entries {
 		if e.Origin != es[i].Origin || e.First != es[i].First || e.Last != es[i].Last || !e.Delta.Ctx.Equal(&es[i].Delta.Ctx) {

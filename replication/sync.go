@@ -107,7 +107,8 @@ type peer struct {
 	// and what it sent us tell.
 	known crdt.VersionVector
 	// sent is how far we have sent each origin to it this round:
-	// entries in flight, not to be sent again until the next round.
+	// entries in flight, not to be sent again until our next round, or
+	// the peer's second (see rounds).
 	sent      crdt.VersionVector
 	nextRound uint64
 	// ackWanted: its last Entries said more would follow an Ack.
@@ -124,9 +125,10 @@ type peer struct {
 	unanswered bool
 	// emptyOffers counts the offers made because it held nothing.
 	emptyOffers int
-	// compact: its last Vector or Ack carried a replica set, so it
-	// speaks compact vectors (vector.go).
-	compact bool
+	// rounds counts the rounds it started (a digest, or a vector with
+	// pull) since we last sent it entries: the second was sent well after
+	// what is in flight came, or was lost (see the Vector case of Step).
+	rounds int
 }
 
 // emptyOffers is how many times a peer that holds nothing is offered a
@@ -296,7 +298,6 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 	// so it does not ask for them either.
 	paused := s.xfer != nil
 	if m.Kind == KindVector || m.Kind == KindAck {
-		pr.compact = m.Set != nil
 		if m.Seqs != nil {
 			vv, ok := expand(&m, mine, pr.known)
 			if !ok {
@@ -304,13 +305,14 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 				// told this node's, whole, and answers in kind.
 				s.stats.UnknownSets++
 				s.stats.Vectors++
-				return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true, Set: SetHash(mine)}}}}, nil
+				return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}}, nil
 			}
 			m.Vector = vv
 		}
 	}
 	switch m.Kind {
 	case KindDigest:
+		pr.rounds++
 		if bytes.Equal(m.Hash, Digest(mine)) {
 			pr.known = mine.Clone() // in step: it holds what we hold
 			pr.worded, pr.unanswered = true, false
@@ -333,9 +335,19 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		// What is in flight to it (pr.sent) stays in flight: the vector
 		// may have crossed it (both sides started a round, or it answered
 		// ours before our entries came), and sending it again would make
-		// it redundant. A lost message is sent again next round, which
-		// forgets what is in flight.
+		// it redundant. It is forgotten, so that what was lost goes again,
+		// at our next round, or once the peer has started two rounds
+		// since we sent it: the second started an interval after the
+		// first, well after what was in flight came. (Our own rounds may
+		// be put off again and again by the peer's, and do not come while
+		// the node sheds load.)
+		if m.Pull {
+			pr.rounds++
+		}
 		pr.known, pr.worded, pr.unanswered = m.Vector.Clone(), true, false
+		if pr.rounds >= 2 {
+			pr.sent, pr.rounds = crdt.VersionVector{}, 0
+		}
 		outs, err := s.missing(from, mine)
 		if err != nil {
 			return Result{}, err
@@ -525,6 +537,9 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 	for _, g := range batch {
 		pr.sent[g.Origin] = g.Last
 	}
+	if len(batch) > 0 {
+		pr.rounds = 0 // the peer's next round may cross these
+	}
 	s.stats.Unservable += uint64(ch.Unservable)
 	s.stats.DeltaBytes += uint64(ch.Bytes)
 	var outs []Out
@@ -541,7 +556,7 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		more = more || mine[o] > max(pr.known[o], pr.sent[o])
 	}
 	s.stats.EntriesSent += uint64(len(batch))
-	return append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more, Relative: pr.compact}}), nil
+	return append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more}}), nil
 }
 
 // EntryReader reads an origin's entries: see Log.Entries.

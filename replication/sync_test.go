@@ -469,17 +469,19 @@ func FuzzDecode(f *testing.F) {
 		{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{1: 2, 3: 4}, Set: replication.SetHash(crdt.VersionVector{1: 2, 3: 4})},
 		{Version: 1, Kind: replication.KindAck, Set: replication.SetHash(crdt.VersionVector{1: 2, 3: 4}), Seqs: []crdt.Seq{2, 4}},
 		{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 1, First: 1, Last: 1, Delta: crdt.Causal{Ctx: ctx}}}},
-		{Version: 1, Kind: replication.KindEntries, Entries: []replication.Entry{{Origin: 1, First: 1, Last: 1, Delta: crdt.Causal{Ctx: ctx}}}, Relative: true},
 		{Version: 1, Kind: replication.KindRangeReq, After: "a", Last: "b", Full: true},
 		{Version: 1, Kind: replication.KindRange, After: "a", Last: "b", Hash: make([]byte, 32), Ctx: &ctx, Vector: crdt.VersionVector{1: 1}},
 		{Version: 1, Kind: replication.KindStates, Done: true, Ctx: &ctx, States: []replication.State{{Name: "k", Record: []byte{0xa0}}}},
 		{Version: 1, Kind: replication.KindPeers, Peers: []replication.PeerAddrs{{ID: "12D3KooW", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}}}},
 	} {
-		b, err := replication.Encode(m)
-		if err != nil {
-			f.Fatal(err)
+		m.Compact = true
+		for _, encode := range []func(replication.Message) ([]byte, error){replication.Encode, replication.EncodeDense} {
+			b, err := encode(m)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
 		}
-		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := replication.Decode(b)

@@ -13,12 +13,14 @@ import (
 // bytes of CBOR against two or three for its sequence, and a busy link
 // sends two vectors a round: for a counter, whose state is itself a
 // vector, that is as much as sending the state. Two peers of a fleet
-// mostly know the same replicas, so a vector goes as its replica set's
-// hash and its sequences in ID order, when the receiver can be expected
-// to know that set. The receiver rebuilds it from a set it knows with the
-// same hash (its own vector's, or the sender's last word's); when it knows
-// none, it answers with its whole vector, and the sender, seeing the sets
-// differ, sends whole vectors until they match again.
+// mostly know the same replicas, so the engine marks a vector Compact when
+// the receiver's last word held the same replicas, and EncodeDense (for a
+// peer whose stream speaks it) sends it as its replica set's hash and its
+// sequences in ID order. The receiver rebuilds it from a set it knows with
+// the same hash (its own vector's, or the sender's last word's); when it
+// knows none, it answers with its whole vector, and the sender, whose word
+// of it then names other replicas, sends whole vectors until they match
+// again.
 
 // setHashBytes is the length of a replica set's hash.
 const setHashBytes = 8
@@ -63,22 +65,20 @@ func sameSet(a, b crdt.VersionVector) bool {
 	return n == len(setOf(b))
 }
 
-// vectorMsg returns a message of kind carrying vv to pr: compact when pr
-// speaks compact vectors and its last word held the same replicas as vv,
-// whole (with its set's hash, which tells pr that this node speaks them)
-// otherwise.
+// vectorMsg returns a message of kind carrying vv to pr, Compact when
+// pr's last word held the same replicas.
 func vectorMsg(pr *peer, kind Kind, vv crdt.VersionVector, pull bool) Message {
-	m := Message{Version: Version, Kind: kind, Pull: pull, Set: SetHash(vv)}
-	if pr.compact && len(setOf(vv)) > 0 && sameSet(vv, pr.known) {
-		rs := setOf(vv)
-		m.Seqs = make([]crdt.Seq, len(rs))
-		for i, r := range rs {
-			m.Seqs[i] = vv[r]
-		}
-		return m
+	return Message{Version: Version, Kind: kind, Vector: vv, Pull: pull, Compact: len(setOf(vv)) > 0 && sameSet(vv, pr.known)}
+}
+
+// seqsOf returns the sequences of vv's replicas, in ID order.
+func seqsOf(vv crdt.VersionVector) []crdt.Seq {
+	rs := setOf(vv)
+	seqs := make([]crdt.Seq, len(rs))
+	for i, r := range rs {
+		seqs[i] = vv[r]
 	}
-	m.Vector = vv
-	return m
+	return seqs
 }
 
 // expand returns the vector a compact vector stands for: its sequences
@@ -116,7 +116,7 @@ func (m *Message) validateSet() error {
 		}
 		return nil
 	}
-	if len(m.Vector) > 0 {
+	if m.Vector != nil {
 		return fmt.Errorf("%w: both a vector and a compact vector", ErrInvalid)
 	}
 	if len(m.Seqs) > MaxReplicas {

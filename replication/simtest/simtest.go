@@ -31,9 +31,11 @@ type Node struct {
 	peers []replication.PeerID
 	cfg   replication.Config
 	down  bool
-	// legacy: it stands for a build from before compact vectors (see
-	// Net.Legacy).
+	// legacy: it stands for a build from before compact vectors and
+	// relative entries (see Net.Legacy).
 	legacy bool
+	// busy: it sheds load, and its engine is not ticked (see SetBusy).
+	busy bool
 }
 
 var _ replication.Log = (*Node)(nil)
@@ -271,11 +273,14 @@ type message struct {
 // Net configures the network's faults, as probabilities per message.
 type Net struct {
 	Loss, Duplicate float64
+	// Ordered delivers each link's messages in the order they were sent,
+	// as a kept stream does; links still interleave at random. Without
+	// it, any message in flight may come next.
+	Ordered bool
 	// Legacy lists nodes that stand for builds from before compact
-	// vectors and relative entries: they neither send nor see replica
-	// sets, and a compact vector or relative entries sent to one fail the
-	// run (such a build would read them as an empty vector, or no
-	// entries).
+	// vectors and relative entries: messages from and to them are
+	// encoded whole (Encode), the others dense (EncodeDense), as their
+	// streams' protocols would have it.
 	Legacy map[int]bool
 }
 
@@ -396,18 +401,16 @@ func (s *Sim) Restart(i int) {
 // dots it covers: an honest node never sends one that does not.
 func (s *Sim) send(from *Node, outs []replication.Out) error {
 	for _, o := range outs {
-		if from.legacy {
-			o.Msg.Set = nil
-		}
-		if (o.Msg.Seqs != nil || o.Msg.Relative) && s.byPeer[o.To] != nil && s.byPeer[o.To].legacy {
-			return fmt.Errorf("node %s sent a compact vector or relative entries to %s, a build from before them", from.ID, o.To)
-		}
 		for _, e := range o.Msg.Entries {
 			if !e.Delta.Ctx.ContainsRange(e.Origin, e.First, e.Last) {
 				return fmt.Errorf("node %s sent entry %s:%d-%d lacking some of its dots", from.ID, e.Origin, e.First, e.Last)
 			}
 		}
-		b, err := replication.Encode(o.Msg)
+		encode := replication.EncodeDense
+		if to := s.byPeer[o.To]; from.legacy || to != nil && to.legacy {
+			encode = replication.Encode
+		}
+		b, err := encode(o.Msg)
 		if err != nil {
 			return err
 		}
@@ -441,11 +444,15 @@ func (s *Sim) Write(i int, mutate func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Caus
 	return s.send(n, outs)
 }
 
-// Tick ticks every running node once. A node whose engine gave up a
+// SetBusy marks node i as shedding load or not. As the p2p driver does
+// then, Tick leaves it out: it starts no rounds, and answers what comes.
+func (s *Sim) SetBusy(i int, busy bool) { s.Nodes[i].busy = busy }
+
+// Tick ticks every running node once, but busy ones. A node whose engine gave up a
 // state transfer deletes its stored progress, as the driver does.
 func (s *Sim) Tick() error {
 	for _, n := range s.Nodes {
-		if !n.down {
+		if !n.down && !n.busy {
 			abandoned := n.Sync.Stats().TransfersAbandoned
 			if err := s.send(n, n.Sync.Tick()); err != nil {
 				return err
@@ -465,6 +472,9 @@ func (s *Sim) Deliver() (bool, error) {
 		return false, nil
 	}
 	i := s.rng.IntN(len(s.flight))
+	if s.net.Ordered {
+		i = s.firstOnLink(i)
+	}
 	m := s.flight[i]
 	s.flight = slices.Delete(s.flight, i, i+1)
 	to := s.byPeer[m.to]
@@ -474,9 +484,6 @@ func (s *Sim) Deliver() (bool, error) {
 	msg, err := replication.Decode(m.data)
 	if err != nil {
 		return true, err
-	}
-	if to.legacy {
-		msg.Set = nil // not a field it knows
 	}
 	res, err := to.Sync.Step(m.from, msg)
 	if err != nil {
@@ -503,6 +510,17 @@ func (s *Sim) Deliver() (bool, error) {
 	}
 	to.mark()
 	return true, nil
+}
+
+// firstOnLink returns the index of the oldest message in flight on the
+// link of message i.
+func (s *Sim) firstOnLink(i int) int {
+	for j, m := range s.flight[:i] {
+		if m.from == s.flight[i].from && m.to == s.flight[i].to {
+			return j
+		}
+	}
+	return i
 }
 
 // InFlight returns the number of messages in flight.
