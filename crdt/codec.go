@@ -493,30 +493,24 @@ func (w *wireCausal) eachReplica(f func(*ReplicaID)) {
 }
 
 func (w *wireValue) eachReplica(f func(*ReplicaID)) {
-	for i := range w.Dots {
-		f(&w.Dots[i].R)
-	}
-	for i := range w.Counts {
-		f(&w.Counts[i].R)
-	}
-	for i := range w.PN {
-		f(&w.PN[i].R)
-	}
-	for i := range w.LWW {
-		f(&w.LWW[i].R)
-	}
-	for i := range w.MV {
-		f(&w.MV[i].R)
-	}
-	for i := range w.Readings {
-		f(&w.Readings[i].R)
-	}
+	eachOf(w.Dots, func(e *wireDot) *ReplicaID { return &e.R }, f)
+	eachOf(w.Counts, func(e *wireCount) *ReplicaID { return &e.R }, f)
+	eachOf(w.PN, func(e *wirePN) *ReplicaID { return &e.R }, f)
+	eachOf(w.LWW, func(e *wireLWW) *ReplicaID { return &e.R }, f)
+	eachOf(w.MV, func(e *wireMV) *ReplicaID { return &e.R }, f)
+	eachOf(w.Readings, func(e *wireReading) *ReplicaID { return &e.R }, f)
 	for i := range w.Elems {
-		for j := range w.Elems[i].Dots {
-			f(&w.Elems[i].Dots[j].R)
-		}
+		eachOf(w.Elems[i].Dots, func(e *wireDot) *ReplicaID { return &e.R }, f)
 	}
 	for i := range w.Fields {
 		w.Fields[i].Value.eachReplica(f)
+	}
+}
+
+// eachOf calls f with the replica ID of each entry of es, as replica
+// returns it.
+func eachOf[E any](es []E, replica func(*E) *ReplicaID, f func(*ReplicaID)) {
+	for i := range es {
+		f(replica(&es[i]))
 	}
 }
