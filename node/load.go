@@ -95,7 +95,7 @@ func (w *loadWatcher) measure(now time.Time) (time.Duration, <-chan struct{}) {
 	if busy {
 		return loadInterval, nil
 	}
-	return idleInterval, gov.WakeOnWork()
+	return idleInterval, gov.WakeOnWork(n)
 }
 
 // quantile returns the q-quantile of the counts h gained since prev (the

@@ -170,7 +170,7 @@ type Node struct {
 	exchangeDue bool
 
 	// outboxes and senders belong to Run's goroutine.
-	outboxes map[peer.ID]chan replication.Message
+	outboxes map[peer.ID]*outbox
 	senders  sync.WaitGroup
 
 	// marks are the watermarks as last stored; they belong to Run's
@@ -302,7 +302,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, o: o, host: h, in: make(chan inbound, inboxLen), local: make(chan struct{}, 1), peers: infos,
 		found: make(chan discovery.Candidate, 64), dialed: make(chan peer.ID, 64), fleetTag: discovery.FleetTag(psk, cfg.Fleet),
-		outboxes: map[peer.ID]chan replication.Message{}, stats: map[peer.ID]*PeerStats{}}
+		outboxes: map[peer.ID]*outbox{}, stats: map[peer.ID]*PeerStats{}}
 	n.sync = replication.New(storelog.Log{DB: o.DB, Keep: fleetOnly(o.Scope)}, replication.Config{Seed: uint64(time.Now().UnixNano()), Self: o.Engine.Replica(), RoundTicks: roundTicks})
 	mc := membership.DefaultConfig()
 	mc.Interval = roundTicks * cfg.Tick
@@ -685,10 +685,22 @@ const (
 	inboxBytes = 4 << 20
 )
 
-// outboxLen bounds the messages waiting for one peer; more are dropped
-// (anti-entropy repairs that), so a slow or unreachable peer never holds
-// up the driver or the other peers.
-const outboxLen = 64
+// outboxLen bounds the messages waiting for one peer, and outboxBytes
+// their deltas (as the engine counted them encoded: Message.Size; decoded,
+// they take about two to three times that). More are dropped (anti-entropy
+// repairs that), so a slow or unreachable peer never holds up the driver
+// or the other peers, nor fills the memory. A message waits encoded no
+// longer: it is encoded when it is written, for its stream.
+const (
+	outboxLen   = 64
+	outboxBytes = 1 << 20
+)
+
+// outbox is the queue of one peer's sender.
+type outbox struct {
+	ch    chan replication.Message
+	bytes atomic.Int64 // the Size of the messages in ch
+}
 
 // send queues one message for its peer's sender goroutine, started on
 // first use; it never blocks.
@@ -700,33 +712,57 @@ func (n *Node) send(ctx context.Context, o replication.Out) {
 	o.Msg.Fleet = n.cfg.Fleet
 	box := n.outboxes[id]
 	if box == nil {
-		box = make(chan replication.Message, outboxLen)
+		box = &outbox{ch: make(chan replication.Message, outboxLen)}
 		n.outboxes[id] = box
 		n.senders.Go(func() { n.sender(ctx, id, box) })
 	}
-	select {
-	case box <- o.Msg:
-	default:
+	if !box.put(o.Msg) {
 		n.mu.Lock()
 		n.peerStats(id).Errors++
 		n.mu.Unlock()
 	}
 }
 
+// put queues m unless the queue is full, by count or by bytes; a message
+// alone in the queue may be as big as it likes.
+func (b *outbox) put(m replication.Message) bool {
+	size := int64(m.Size)
+	if len(b.ch) > 0 && b.bytes.Load()+size > outboxBytes {
+		return false
+	}
+	b.bytes.Add(size)
+	select {
+	case b.ch <- m:
+		return true
+	default:
+		b.bytes.Add(-size)
+		return false
+	}
+}
+
+// take returns the next message, or false once ctx is done.
+func (b *outbox) take(ctx context.Context) (replication.Message, bool) {
+	select {
+	case <-ctx.Done():
+		return replication.Message{}, false
+	case m := <-b.ch:
+		b.bytes.Add(-int64(m.Size))
+		return m, true
+	}
+}
+
 // sender delivers a peer's messages in order, on one stream (see
 // outStream). A peer that does not answer costs its own queue at most
 // streamTimeout per message; what is lost, the next round repairs.
-func (n *Node) sender(ctx context.Context, id peer.ID, box <-chan replication.Message) {
+func (n *Node) sender(ctx context.Context, id peer.ID, box *outbox) {
 	var unconnected time.Time // since when sends have found id unconnected
 	out := outStream{host: n.host, peer: id}
 	defer out.close(nil)
 	for {
-		var m replication.Message
-		select {
-		case <-ctx.Done():
+		m, ok := box.take(ctx)
+		if !ok {
 			n.goodbye(&out)
 			return
-		case m = <-box:
 		}
 		if !n.mayDial(id, &unconnected, time.Now()) {
 			n.o.Logger.Debug("p2p: send dropped while the peer dials first", "peer", id)
@@ -778,8 +814,8 @@ func (n *Node) mayDial(id peer.ID, since *time.Time, now time.Time) bool {
 }
 
 // outStream is the stream a sender writes one peer's messages on: kept
-// for them all under StreamProtocol, one for each under Protocol (a peer of
-// an earlier build).
+// for them all under DenseProtocol or StreamProtocol, one for each under
+// Protocol (a peer of an earlier build).
 type outStream struct {
 	host host.Host
 	peer peer.ID
@@ -827,7 +863,10 @@ func (o *outStream) send(ctx context.Context, m replication.Message) (int, error
 	}
 	b, err := encode(m)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", errEncode, err) // the message's fault: the stream stays
+		if !kept(o.s.Protocol()) {
+			o.close(nil) // a stream of its own: nothing else goes on it
+		}
+		return 0, fmt.Errorf("%w: %v", errEncode, err) // the message's fault: a kept stream stays
 	}
 	o.s.SetWriteDeadline(time.Now().Add(streamTimeout))
 	var l [binary.MaxVarintLen64]byte
@@ -862,7 +901,8 @@ func isRelayed(c network.Conn) bool {
 func isDirect(c network.Conn) bool { return !isRelayed(c) }
 
 // receive reads the messages of an inbound stream, one under Protocol and
-// any number under StreamProtocol, and queues them for the driver. A peer
+// any number under DenseProtocol and StreamProtocol, and queues them for
+// the driver. A peer
 // has one kept stream: a new one resets the one before. Between messages a
 // kept stream may stay idle for three round intervals, at least a minute
 // (then it is reset, and the sender opens a new one when it next writes);

@@ -432,3 +432,32 @@ func TestOneKeptStreamAPeer(t *testing.T) {
 		t.Errorf("the first kept stream reads %v after a second opened, want it reset", err)
 	}
 }
+
+// TestOutboxBoundsBytes: a peer's queue takes messages up to outboxLen
+// and, past the first, up to outboxBytes of deltas; taking one frees its
+// bytes.
+func TestOutboxBoundsBytes(t *testing.T) {
+	b := &outbox{ch: make(chan replication.Message, outboxLen)}
+	big := replication.Message{Kind: replication.KindEntries, Size: outboxBytes * 3 / 4}
+	if !b.put(big) {
+		t.Fatal("a big message alone was refused")
+	}
+	if b.put(big) {
+		t.Fatal("a second big message went over the byte bound")
+	}
+	small := replication.Message{Kind: replication.KindDigest}
+	for i := 1; i < outboxLen; i++ {
+		if !b.put(small) {
+			t.Fatalf("message %d of %d refused", i+1, outboxLen)
+		}
+	}
+	if b.put(small) {
+		t.Fatal("a message over outboxLen was taken")
+	}
+	if m, ok := b.take(context.Background()); !ok || m.Size != big.Size || b.bytes.Load() != 0 {
+		t.Fatalf("took %+v (%v), %d bytes left queued", m, ok, b.bytes.Load())
+	}
+	if !b.put(big) {
+		t.Fatal("a big message refused once the bytes were free")
+	}
+}

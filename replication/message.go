@@ -109,6 +109,9 @@ type Message struct {
 	// Compact: the replicas of Vector are the receiver's, as far as the
 	// sender knows, so EncodeDense may send it compact (vector.go).
 	Compact bool `cbor:"-"`
+	// Size is the encoded size of an Entries message's deltas, as the
+	// engine batched them: what a driver may bound its queues by.
+	Size int `cbor:"-"`
 }
 
 // wireMessage is a Message as encoded: by EncodeDense, with Entries in the

@@ -126,8 +126,9 @@ type peer struct {
 	// emptyOffers counts the offers made because it held nothing.
 	emptyOffers int
 	// rounds counts the rounds it started (a digest, or a vector with
-	// pull) since we last sent it entries: the second was sent well after
-	// what is in flight came, or was lost (see the Vector case of Step).
+	// pull) since the oldest entries in flight to it went: the second was
+	// sent well after they came, or were lost (see the Vector case of
+	// Step). An offer made is forgotten then too.
 	rounds int
 }
 
@@ -346,7 +347,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		}
 		pr.known, pr.worded, pr.unanswered = m.Vector.Clone(), true, false
 		if pr.rounds >= 2 {
-			pr.sent, pr.rounds = crdt.VersionVector{}, 0
+			pr.sent, pr.rounds, pr.offered = crdt.VersionVector{}, 0, false
 		}
 		outs, err := s.missing(from, mine)
 		if err != nil {
@@ -534,11 +535,11 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		return nil, err
 	}
 	batch, unservable := ch.Entries, ch.Unservable > 0
+	if len(batch) > 0 && len(pr.sent) == 0 {
+		pr.rounds = 0 // count the peer's rounds from the oldest in flight
+	}
 	for _, g := range batch {
 		pr.sent[g.Origin] = g.Last
-	}
-	if len(batch) > 0 {
-		pr.rounds = 0 // the peer's next round may cross these
 	}
 	s.stats.Unservable += uint64(ch.Unservable)
 	s.stats.DeltaBytes += uint64(ch.Bytes)
@@ -556,7 +557,7 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		more = more || mine[o] > max(pr.known[o], pr.sent[o])
 	}
 	s.stats.EntriesSent += uint64(len(batch))
-	return append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more}}), nil
+	return append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more, Size: ch.Bytes}}), nil
 }
 
 // EntryReader reads an origin's entries: see Log.Entries.

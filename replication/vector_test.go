@@ -3,6 +3,7 @@ package replication_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/edged-dev/edged/crdt"
@@ -197,6 +198,87 @@ func TestLostEntriesGoAgainWhileBusy(t *testing.T) {
 	for r := 0; !sim.Converged(); r++ {
 		if r == 100 {
 			t.Fatal("the lost write never reached the peer while its writer was busy")
+		}
+		if err := sim.Round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLostEntriesGoAgainWhileBusyAndWriting: as
+// TestLostEntriesGoAgainWhileBusy, but the busy node keeps writing (the
+// driver does not push while busy), so each of the peer's rounds draws a
+// batch of new writes: the peer's rounds are counted from the oldest
+// entries in flight, not the newest.
+func TestLostEntriesGoAgainWhileBusyAndWriting(t *testing.T) {
+	sim := simtest.New(2, 1, simtest.Net{}, replication.Config{RoundTicks: 3})
+	sim.SetPeers(0, 1)
+	sim.SetPeers(1, 0)
+	fill(t, sim, 0, 1, "a", "x")
+	fill(t, sim, 1, 1, "b", "x")
+	converge(t, sim)
+
+	sim.Partition([]int{0}, []int{1})
+	fill(t, sim, 0, 1, "c", "x") // its push is lost
+	lost := sim.Nodes[0].Vector()[sim.Nodes[0].ID]
+	sim.Heal()
+	sim.SetBusy(0, true)
+	for r := 0; sim.Nodes[1].Vector()[sim.Nodes[0].ID] < lost; r++ {
+		if r == 300 {
+			t.Fatalf("the lost write never reached the peer while its writer was busy and writing (peer holds %d of %d)",
+				sim.Nodes[1].Vector()[sim.Nodes[0].ID], sim.Nodes[0].Vector()[sim.Nodes[0].ID])
+		}
+		name := fmt.Sprintf("d%04d", r)
+		// A local write while busy: no eager push (the driver skips it).
+		if err := sim.Nodes[0].Write(func(m *crdt.ORMap, g *crdt.DotGen) (crdt.Causal, error) {
+			return m.Update(crdt.Field{Name: name, Type: crdt.TypeAWSet}, func(v crdt.Value) (crdt.Causal, error) {
+				return v.(*crdt.AWSet).Add(g, "x"), nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.Round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLostOfferGoesAgainWhileBusy: a peer that the log cannot serve is
+// offered a state transfer, and the offer is lost (the peer restarts).
+// The server sheds load, so its own rounds do not come: the peer's second
+// round makes the offer again.
+func TestLostOfferGoesAgainWhileBusy(t *testing.T) {
+	sim := simtest.New(2, 1, simtest.Net{}, replication.Config{RoundTicks: 3})
+	fill(t, sim, 0, 1, "a", "x")
+	converge(t, sim)
+	for range 6 { // node 0's own rounds reset peer.offered
+		if err := sim.Round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sim.Partition([]int{0}, []int{1})
+	fill(t, sim, 0, 1, "c", "x") // its push is lost
+	sim.Nodes[0].Truncate()      // and the log no longer holds it
+	sim.Heal()
+	sim.SetBusy(0, true)
+	offers := sim.ByKind[replication.KindOffer]
+	for i := 0; sim.ByKind[replication.KindOffer] == offers; i++ {
+		if i == 50 {
+			t.Fatalf("no offer: %+v / %+v", sim.Nodes[0].Sync.Stats(), sim.Nodes[1].Sync.Stats())
+		}
+		more, err := sim.Deliver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			sim.Tick()
+		}
+	}
+	sim.Crash(1) // the offer in flight is lost
+	sim.Restart(1)
+	for r := 0; !sim.Converged(); r++ {
+		if r == 100 {
+			t.Fatalf("never offered again while the server was busy (offers sent: %d bytes)", sim.ByKind[replication.KindOffer]-offers)
 		}
 		if err := sim.Round(); err != nil {
 			t.Fatal(err)

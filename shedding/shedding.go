@@ -596,14 +596,21 @@ func (g *Governor) Activity() (decisions uint64, degraded bool) {
 }
 
 // WakeOnWork returns a channel that receives once, at the governor's next
-// decision. A driver that measures the load less often while nothing moves
-// (see Activity) waits on it too, so that a burst is measured from its
+// decision, or at once if it has made more than seen (what Activity last
+// told the caller). A driver that measures the load less often while
+// nothing moves waits on it too, so that a burst is measured from its
 // start, not up to an idle interval later.
-func (g *Governor) WakeOnWork() <-chan struct{} {
+func (g *Governor) WakeOnWork(seen uint64) <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.wake = make(chan struct{}, 1)
-	return g.wake
+	ch := make(chan struct{}, 1)
+	if g.decisions != seen {
+		ch <- struct{}{}
+		g.wake = nil
+	} else {
+		g.wake = ch
+	}
+	return ch
 }
 
 // decided counts a decision and wakes a driver waiting on WakeOnWork;

@@ -536,7 +536,8 @@ func TestDiskShedsBulk(t *testing.T) {
 }
 
 // TestWakeOnWork: the channel receives once, at the next decision, an
-// admission or a refusal; a new call replaces it.
+// admission or a refusal, or at once when a decision came since the
+// caller's last Activity; a new call replaces it.
 func TestWakeOnWork(t *testing.T) {
 	g := New(Config{})
 	ready := func(ch <-chan struct{}) bool {
@@ -547,8 +548,8 @@ func TestWakeOnWork(t *testing.T) {
 			return false
 		}
 	}
-	old := g.WakeOnWork()
-	wake := g.WakeOnWork()
+	old := g.WakeOnWork(0)
+	wake := g.WakeOnWork(0)
 	if ready(wake) {
 		t.Fatal("woken before any decision")
 	}
@@ -560,9 +561,16 @@ func TestWakeOnWork(t *testing.T) {
 	if ready(wake) {
 		t.Fatal("woken twice")
 	}
-	wake = g.WakeOnWork()
+	n, _ := g.Activity()
+	wake = g.WakeOnWork(n)
 	g.Refuse(Critical, ReasonMemory, t0)
 	if !ready(wake) {
 		t.Fatal("a refusal did not wake the driver")
+	}
+	// A decision between the caller's Activity and its WakeOnWork.
+	n, _ = g.Activity()
+	g.Admit(Normal, t0)
+	if !ready(g.WakeOnWork(n)) {
+		t.Fatal("a decision since the caller's last Activity did not wake it at once")
 	}
 }
