@@ -101,7 +101,7 @@ type Message struct {
 	// Peers: other peers of the sender and their addresses.
 	Peers []PeerAddrs `cbor:"16,keyasint,omitempty"`
 	// Set is the hash of the replicas of the sender's vector (SetHash),
-	// on Vector and Ack messages of builds that speak compact vectors.
+	// with a compact vector (EncodeDense writes both).
 	Set []byte `cbor:"17,keyasint,omitempty"`
 	// Seqs is a compact vector (vector.go): the sequences of the replicas
 	// of Set, in ID order, in place of Vector.

@@ -9,9 +9,9 @@ import (
 
 // Relative entries. An entry names its origin and its dots, and its delta
 // names them again: the origin's 64-bit ID in every dot of the value and
-// the context, and each of the entry's own dots in the context. To peers
-// that read it (those that speak compact vectors), a message carries its
-// entries with their deltas relative to the entry
+// the context, and each of the entry's own dots in the context. Encoded
+// for peers that read it (EncodeDense), a message carries its entries
+// with their deltas relative to the entry
 // (crdt.Causal.MarshalCBORRelative): the origin written as 0, and the own
 // dots left for the receiver to add back.
 
