@@ -19,10 +19,11 @@
 #   retry       a and d stay relayed while the path between their NATs is
 #               blocked (refused), and the hole punch is retried
 #               (hole_punch_retry, 20 s here); the first retry's punch is
-#               refused too, so once the path is open the second retry,
-#               40 s after the first, or the third, 80 s after that, must
-#               connect them directly (a punch can miss: one in a few CI
-#               runs, the second retry's did, on 2026-11-25)
+#               refused too, so once the path is open one of the next
+#               three retries (40, 80 and 160 s apart) must connect them
+#               directly: on 2026-11-25, in two CI runs out of six, the
+#               punches of the first two retries after the block was
+#               lifted missed (see the closing notes of that day)
 # The relay, holepunch and retry times count from the end of reserve.
 #
 # Usage: scripts/natbed.sh [BINARY]   (default bin/edged)
@@ -198,7 +199,7 @@ t=$reserved_at
 inc d from_d
 if wait_for 60 both relayed a d && wait_for 60 retried a d && relayed a d && wait_for 10 counter_is a from_d 1; then
 	ip netns exec "$tag-rd" nft delete table ip block
-	if wait_for 130 direct a d 4 && wait_for 5 direct d a 1; then
+	if wait_for 300 direct a d 4 && wait_for 5 direct d a 1; then
 		report retry PASS "$(since "$t")" "a and d relayed while blocked, then connected directly by a retry ($(link a d))"
 	else
 		report retry FAIL "$(since "$t")" "after the block was lifted: a's link to d: '$(link a d)', d's to a: '$(link d a)'"
