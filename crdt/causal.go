@@ -46,7 +46,7 @@ func (x *Causal) merge(y Causal, md mode) error {
 func (x Causal) Clone() Causal {
 	c := Causal{Ctx: x.Ctx.Clone()}
 	if x.Value != nil {
-		c.Value = clone(x.Value)
+		c.Value = Clone(x.Value)
 	}
 	return c
 }

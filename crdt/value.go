@@ -130,8 +130,9 @@ func skeleton(v Value) Value {
 	return v.empty().merge(v, &dots, &dots, full|keep)
 }
 
-// clone returns a deep copy of v (payloads are shared; they are immutable).
-func clone(v Value) Value {
+// Clone returns a deep copy of v (payloads are shared; they are
+// immutable). It is cheaper than decoding v again.
+func Clone(v Value) Value {
 	var none Context
 	return v.empty().merge(v, &none, &none, full|keep)
 }

@@ -464,7 +464,11 @@ type work struct {
 	names   map[string]map[crdt.Type]crdt.Value
 	encoded map[string][]byte // new record of each touched name; nil: deleted
 	entries []store.Entry
-	fs      []store.Fact
+	// joined counts the local requests in the last entry and their
+	// records' bytes (see logLocal); no requests: it is not a local
+	// entry that others may join.
+	joined struct{ requests, bytes int }
+	fs     []store.Fact
 	// held is store.DB.ReadingsHeld, read and changed by a readings
 	// stream's entries.
 	held map[crdt.ReplicaID]crdt.Ranges
@@ -514,6 +518,18 @@ func (w *work) add(r *request) {
 func (w *work) fields(name string) (map[crdt.Type]crdt.Value, error) {
 	if vs, ok := w.names[name]; ok {
 		return vs, nil
+	}
+	if w.base != nil {
+		if vs, ok := w.base.names[name]; ok {
+			// Decoded by the group this one is built on, which no
+			// longer changes it: a copy costs less than a decode.
+			cp := make(map[crdt.Type]crdt.Value, len(vs))
+			for t, v := range vs {
+				cp[t] = crdt.Clone(v)
+			}
+			w.names[name] = cp
+			return cp, nil
+		}
 	}
 	enc, ok := w.base.record(name)
 	if !ok {
@@ -596,6 +612,10 @@ func (w *work) do(r *request) error {
 		if !op.Remove && op.Type != crdt.TypeReadingSet {
 			r.values[i] = w.names[op.Name][op.Type]
 		}
+		if i == 0 {
+			group = d // merge retained none of it
+			continue
+		}
 		if err := group.JoinDelta(d); err != nil {
 			return fmt.Errorf("%w: %w", errPartial, err)
 		}
@@ -608,8 +628,57 @@ func (w *work) do(r *request) error {
 		w.ctx.Add(dot)
 	}
 	last := group.Ctx.Max(w.e.replica)
-	w.entries = append(w.entries, store.Entry{Origin: w.e.replica, First: before + 1, Last: last, Delta: group})
+	if err := w.logLocal(r, store.Entry{Origin: w.e.replica, First: before + 1, Last: last, Delta: group}); err != nil {
+		return fmt.Errorf("%w: %w", errPartial, err)
+	}
 	w.logvv[w.e.replica] = last
+	return nil
+}
+
+// Bounds of a log entry that joins local requests (see logLocal).
+const (
+	// joinRequests caps the requests of one entry.
+	joinRequests = 64
+	// joinBytes caps the new records of the names an entry's requests
+	// touched: a delta is part of its fields' new state, so this bounds
+	// the entry's delta, far under replication's message size.
+	joinBytes = 64 << 10
+)
+
+// logLocal logs en, the delta of the local request r. It joins it into
+// the group's last entry when that one holds the local requests just
+// before r and stays within the bounds above: concurrent writers then
+// share one log entry per group, as the operations of one DoAll request
+// always do. That halves the Badger writes of a group of one-operation
+// requests (its entries and its names' records were one each per
+// request) and shrinks what replication sends. Readings are never joined:
+// their raw readings, not their records, are the bulk of their entries.
+func (w *work) logLocal(r *request, en store.Entry) error {
+	bytes := 0
+	for _, op := range r.ops {
+		if op.Type == crdt.TypeReadingSet {
+			bytes = joinBytes + 1
+			break
+		}
+		bytes += len(w.encoded[op.Name])
+	}
+	if n := len(w.entries); n > 0 && w.joined.requests > 0 {
+		prev := &w.entries[n-1]
+		if prev.Last == en.First-1 && w.joined.requests < joinRequests && w.joined.bytes+bytes <= joinBytes {
+			if err := prev.Delta.JoinDelta(en.Delta); err != nil {
+				return err
+			}
+			prev.Last = en.Last
+			w.joined.requests++
+			w.joined.bytes += bytes
+			return nil
+		}
+	}
+	w.entries = append(w.entries, en)
+	w.joined.requests, w.joined.bytes = 1, bytes
+	if bytes > joinBytes {
+		w.joined.requests = 0 // joins nothing
+	}
 	return nil
 }
 
@@ -732,6 +801,7 @@ func (w *work) apply(en store.Entry) error {
 		return err
 	}
 	w.entries = append(w.entries, en)
+	w.joined.requests = 0
 	if en.First <= w.logvv[en.Origin]+1 && en.Last > w.logvv[en.Origin] {
 		w.logvv[en.Origin] = en.Last
 	}

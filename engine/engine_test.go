@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -373,11 +374,94 @@ func TestErrorOnAFailedGroupIsNotKept(t *testing.T) {
 	}
 }
 
+// TestLocalRequestsShareLogEntries checks that the local requests of one
+// group are logged as few entries: each joins the entry of the local
+// requests just before it, up to 64 requests and 64 KiB of their names'
+// records, never across another origin's entry, and never with readings.
+// Whatever the entries, the log replays to the stored state.
+func TestLocalRequestsShareLogEntries(t *testing.T) {
+	rdb, remote, _ := open(t, t.TempDir(), 2)
+	do(t, remote, engine.Add("z", 5))
+	var entries []store.Entry
+	err := rdb.AllEntries(func(en store.Entry) error {
+		entries = append(entries, en)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, e, release := holdFirstCommit(t) // dot 1
+	big := bytes.Repeat([]byte("x"), 40<<10)
+	var waits []func() (crdt.Value, error)
+	for _, op := range []engine.Op{
+		engine.Add("a", 1),        // 2
+		engine.AddElems("s", "x"), // 3
+		engine.Set("r1", big),     // 4: 40 KiB, joins
+		engine.Set("r2", big),     // 5: 80 KiB would not
+		engine.Add("a", 1),        // 6
+	} {
+		waits = append(waits, send(t, e, op))
+	}
+	applied := e.SendEntries(entries)
+	waitFor(t, "the engine to take the remote entry", func() bool { return e.Queued() == 0 })
+	for _, op := range []engine.Op{
+		engine.Add("a", 1), // 7
+		engine.AddReadings("t", crdt.Reading{Time: 1, Value: 2}), // 8: never joined
+		engine.Add("a", 1),           // 9
+		engine.Set("a", []byte("v")), // fails: takes no dot
+	} {
+		waits = append(waits, send(t, e, op))
+	}
+	for range 63 { // 10…72: the entry of 9 is full at 72
+		waits = append(waits, send(t, e, engine.Add("b", 1)))
+	}
+	waits = append(waits, send(t, e, engine.Add("b", 1))) // 73
+	if err := release(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := applied(); err != nil {
+		t.Fatal(err)
+	}
+	for i, wait := range waits {
+		if _, err := wait(); (err != nil) != (i == 8) {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	var got []string
+	err = db.Entries(1, 0, func(en store.Entry) error {
+		got = append(got, fmt.Sprintf("%d-%d", en.First, en.Last))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1-1", "2-4", "5-6", "7-7", "8-8", "9-72", "73-73"}
+	if !slices.Equal(got, want) {
+		t.Errorf("log entries %v, want %v", got, want)
+	}
+	checkReplay(t, db)
+}
+
 // duringFirstCommit adds 1 to counter "c" on a fresh engine and, while
 // that group's commit is held open, submits second. It then lets the first
 // commit fail with a full disk (firstFull) or succeed, checks the first
 // op's outcome, and returns the store and second's outcome.
 func duringFirstCommit(t *testing.T, firstFull bool, second engine.Op) (*store.DB, crdt.Value, error) {
+	t.Helper()
+	db, e, release := holdFirstCommit(t)
+	wait := send(t, e, second)
+	if err := release(firstFull); firstFull != errors.Is(err, store.ErrDiskFull) {
+		t.Fatalf("first op: %v (disk full: %t)", err, firstFull)
+	}
+	v, err := wait()
+	return db, v, err
+}
+
+// holdFirstCommit adds 1 to counter "c" on a fresh engine (replica 1) and
+// holds that group's commit open: what is sent meanwhile makes the next
+// group. release lets the held commit fail with a full disk (full) or
+// succeed, and returns the first op's outcome.
+func holdFirstCommit(t *testing.T) (*store.DB, *engine.Engine, func(full bool) error) {
 	t.Helper()
 	// The store asks for the free space at the start of each commit:
 	// armed, the first ask waits for release.
@@ -390,22 +474,27 @@ func duringFirstCommit(t *testing.T, firstFull bool, second engine.Op) (*store.D
 		return 1 << 40, nil
 	}
 	db, e, _ := openWith(t, store.Options{Dir: t.TempDir(), Durability: store.None, FreeSpace: free}, 1)
-	ctx := context.Background()
 	armed.Store(true)
 	first := make(chan error, 1)
 	go func() {
-		_, err := e.Do(ctx, engine.Add("c", 1))
+		_, err := e.Do(context.Background(), engine.Add("c", 1))
 		first <- err
 	}()
 	waitFor(t, "the first group's commit", func() bool { return !armed.Load() })
-	wait := e.Send(second)
-	waitFor(t, "the engine to take the second op", func() bool { return e.Queued() == 0 })
-	release <- firstFull
-	if err := <-first; firstFull != errors.Is(err, store.ErrDiskFull) {
-		t.Fatalf("first op: %v (disk full: %t)", err, firstFull)
+	return db, e, func(full bool) error {
+		release <- full
+		return <-first
 	}
-	v, err := wait()
-	return db, v, err
+}
+
+// send queues op and waits until the engine has taken it, so that what is
+// sent next comes after it. It returns a function that waits for op's
+// outcome.
+func send(t *testing.T, e *engine.Engine, op engine.Op) func() (crdt.Value, error) {
+	t.Helper()
+	wait := e.Send(op)
+	waitFor(t, "the engine to take "+op.Name, func() bool { return e.Queued() == 0 })
+	return wait
 }
 
 // waitFor polls cond until it holds, failing the test after 10 s.
