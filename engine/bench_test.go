@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"runtime"
 	"slices"
@@ -29,13 +30,18 @@ import (
 // (≥ 50,000 durable ops/s with 64 writers on a 2-core machine).
 const benchWriters = 64
 
-// openBench starts a durable store and engine on a fresh directory and
-// returns the directory and a stop function that stops the engine and
-// closes the store (call it with the timer stopped).
+// durability is the benchmarks' store durability: fsync, as in
+// production; none shows what the engine does without waiting for the
+// disk (go test -bench Durable ./engine -args -durability none).
+var durability = flag.String("durability", string(store.Fsync), "store durability of the engine benchmarks: fsync or none")
+
+// openBench starts a store and engine on a fresh directory and returns
+// the directory and a stop function that stops the engine and closes the
+// store (call it with the timer stopped).
 func openBench(b *testing.B) (string, *engine.Engine, func()) {
 	b.Helper()
 	dir := b.TempDir()
-	_, e, stop := openWith(b, store.Options{Dir: dir, Profile: store.LowMemory, Durability: store.Fsync}, 1)
+	_, e, stop := openWith(b, store.Options{Dir: dir, Profile: store.LowMemory, Durability: store.Durability(*durability)}, 1)
 	return dir, e, stop
 }
 
