@@ -210,7 +210,7 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, store.ErrDiskFull), errors.Is(err, store.ErrBudget):
 		return http.StatusInsufficientStorage
-	case errors.Is(err, engine.ErrStopped), errors.Is(err, store.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, engine.ErrStopped), errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrFailed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -185,8 +185,8 @@ func (c *Context) Equal(o *Context) bool {
 	return true
 }
 
-// size returns the number of dots in c, saturating at math.MaxInt.
-func (c *Context) size() int {
+// Len returns the number of dots in c, saturating at math.MaxInt.
+func (c *Context) Len() int {
 	n := uint64(len(c.cloud))
 	for _, s := range c.vv {
 		if uint64(s) >= math.MaxInt-n {

@@ -89,7 +89,7 @@ func (f DotFun[V]) merge(o DotFun[V], c, oc *Context, _ mode) DotFun[V] {
 	// Drop local entries the other side has seen but no longer holds. When
 	// the other context is small (a delta), walk it instead of the whole
 	// local store, which makes applying a delta cost O(delta).
-	if n := oc.size(); n < len(f) {
+	if n := oc.Len(); n < len(f) {
 		oc.eachDot(func(d Dot) {
 			if _, ok := o[d]; !ok {
 				delete(f, d)

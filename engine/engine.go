@@ -231,8 +231,9 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 	}
 }
 
-// Run commits operations until ctx is cancelled. Requests queued when it
-// stops are answered with ErrStopped.
+// Run commits operations until ctx is cancelled, or until the store fails
+// (store.ErrFailed), which it returns: the node must then open the store
+// again. Requests queued when it stops are answered with ErrStopped.
 //
 // Commits are pipelined: while one group is being committed (by a
 // goroutine of Run's that writes and fsyncs it), Run builds the next group
@@ -302,6 +303,10 @@ func (e *Engine) Run(ctx context.Context) error {
 				w = nil // built on a group that failed
 			}
 			fl = nil
+			if err := e.db.Failed(); err != nil {
+				e.finish(nil, next, err)
+				return err
+			}
 			if len(next) > 0 {
 				fl = e.launch(flights, next, w)
 				next, w = nil, nil
@@ -464,10 +469,10 @@ type work struct {
 	names   map[string]map[crdt.Type]crdt.Value
 	encoded map[string][]byte // new record of each touched name; nil: deleted
 	entries []store.Entry
-	// joined counts the local requests in the last entry and their
-	// records' bytes (see logLocal); no requests: it is not a local
-	// entry that others may join.
-	joined struct{ requests, bytes int }
+	// joined counts the local requests in the last entry, their deltas'
+	// bytes and their other dots (see logLocal); no requests: it is not
+	// a local entry that others may join.
+	joined struct{ requests, bytes, dots int }
 	fs     []store.Fact
 	// held is store.DB.ReadingsHeld, read and changed by a readings
 	// stream's entries.
@@ -620,8 +625,8 @@ func (w *work) do(r *request) error {
 			return fmt.Errorf("%w: %w", errPartial, err)
 		}
 	}
-	// Every operation takes at least one dot, so each has its own log
-	// entry and each origin's log is gap-free.
+	// Every operation takes at least one dot, so each request has its
+	// dots in the log and each origin's log is gap-free.
 	if group.Ctx.Max(w.e.replica) <= before {
 		dot := crdt.Dot{Replica: w.e.replica, Seq: before + 1}
 		group.Ctx.Add(dot)
@@ -639,10 +644,12 @@ func (w *work) do(r *request) error {
 const (
 	// joinRequests caps the requests of one entry.
 	joinRequests = 64
-	// joinBytes caps the new records of the names an entry's requests
-	// touched: a delta is part of its fields' new state, so this bounds
-	// the entry's delta, far under replication's message size.
+	// joinBytes caps the summed encoded deltas of an entry's requests.
 	joinBytes = 64 << 10
+	// joinDots caps the dots of their contexts other than their own new
+	// ones (what they removed or replaced), far under the out-of-order
+	// dots a replication message may carry (replication.MaxCloudDots).
+	joinDots = 512
 )
 
 // logLocal logs en, the delta of the local request r. It joins it into
@@ -651,32 +658,38 @@ const (
 // share one log entry per group, as the operations of one DoAll request
 // always do. That halves the Badger writes of a group of one-operation
 // requests (its entries and its names' records were one each per
-// request) and shrinks what replication sends. Readings are never joined:
-// their raw readings, not their records, are the bulk of their entries.
+// request) and shrinks what replication sends. A request over a bound
+// alone is logged alone, as before. Readings never join: their entries
+// are the readings stream's unit.
 func (w *work) logLocal(r *request, en store.Entry) error {
-	bytes := 0
+	enc, err := en.Delta.MarshalCBOR()
+	if err != nil {
+		return err
+	}
+	bytes, dots := len(enc), en.Delta.Ctx.Len()-int(en.Last-en.First+1)
+	joinable := bytes <= joinBytes && dots <= joinDots
 	for _, op := range r.ops {
 		if op.Type == crdt.TypeReadingSet {
-			bytes = joinBytes + 1
-			break
+			joinable = false
 		}
-		bytes += len(w.encoded[op.Name])
 	}
-	if n := len(w.entries); n > 0 && w.joined.requests > 0 {
+	if n := len(w.entries); joinable && n > 0 && w.joined.requests > 0 {
 		prev := &w.entries[n-1]
-		if prev.Last == en.First-1 && w.joined.requests < joinRequests && w.joined.bytes+bytes <= joinBytes {
+		if prev.Last == en.First-1 && w.joined.requests < joinRequests &&
+			w.joined.bytes+bytes <= joinBytes && w.joined.dots+dots <= joinDots {
 			if err := prev.Delta.JoinDelta(en.Delta); err != nil {
 				return err
 			}
 			prev.Last = en.Last
 			w.joined.requests++
 			w.joined.bytes += bytes
+			w.joined.dots += dots
 			return nil
 		}
 	}
 	w.entries = append(w.entries, en)
-	w.joined.requests, w.joined.bytes = 1, bytes
-	if bytes > joinBytes {
+	w.joined.requests, w.joined.bytes, w.joined.dots = 1, bytes, dots
+	if !joinable {
 		w.joined.requests = 0 // joins nothing
 	}
 	return nil

@@ -11,13 +11,16 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/internal/poll"
+	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/storelog"
 )
 
 // open starts a store and engine on dir; both stop at test end (or when
@@ -374,6 +377,51 @@ func TestErrorOnAFailedGroupIsNotKept(t *testing.T) {
 	}
 }
 
+// TestStoreFailureStopsTheEngine checks that when Badger fails a commit
+// after taking it (here: made it, then reported a failure), the engine
+// answers that group with store.ErrFailed and stops with it, so that no
+// later operation takes the failed group's dots; and that the store opened
+// again holds a state its log replays to, with new dots after the old.
+func TestStoreFailureStopsTheEngine(t *testing.T) {
+	dir := t.TempDir()
+	var commits atomic.Int64
+	o := store.Options{Dir: dir, Durability: store.None, CommitFault: func() error {
+		if commits.Add(1) == 2 {
+			return syscall.EIO
+		}
+		return nil
+	}}
+	db, err := store.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine.New(db, 1, engine.Config{})
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background()) }()
+	do(t, e, engine.Add("a", 1))
+	if _, err := e.Do(context.Background(), engine.Add("b", 1)); !errors.Is(err, store.ErrFailed) {
+		t.Fatalf("op of the failed commit: %v, want store.ErrFailed", err)
+	}
+	if err := <-done; !errors.Is(err, store.ErrFailed) {
+		t.Fatalf("Run returned %v, want store.ErrFailed", err)
+	}
+	if _, err := e.Do(context.Background(), engine.Add("c", 1)); !errors.Is(err, engine.ErrStopped) {
+		t.Fatalf("op after the failure: %v, want engine.ErrStopped", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	o.CommitFault = nil
+	db, e, _ = openWith(t, o, 1)
+	checkReplay(t, db)
+	do(t, e, engine.Add("c", 1))
+	if ctx := db.Context(); ctx.Max(1) != 3 {
+		t.Errorf("after a, b (whose commit was made, then failed) and c: dots up to %d, want 3", ctx.Max(1))
+	}
+	checkReplay(t, db)
+}
+
 // TestLocalRequestsShareLogEntries checks that the local requests of one
 // group are logged as few entries: each joins the entry of the local
 // requests just before it, up to 64 requests and 64 KiB of their names'
@@ -442,6 +490,93 @@ func TestLocalRequestsShareLogEntries(t *testing.T) {
 	checkReplay(t, db)
 }
 
+// TestJoinedEntriesStayWithinReplicationLimits checks that what joins
+// stays sendable: removals list every dot they remove (a replication
+// message carries at most MaxCloudDots out-of-order ones) and the skeleton
+// of every removed entry (a message is at most 4 MiB), so concurrent
+// removals that fit a message each must not be joined into one that
+// does not. A peer holding everything before them pulls them as
+// replication sends them, and must accept every message.
+func TestJoinedEntriesStayWithinReplicationLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		sets, elems, pad int
+	}{
+		{"two removals of 2,100 dots each", 2, 2100, 1},
+		{"64 removals of 70 dots each", 64, 70, 1},
+		{"eight removals of 600 KiB each", 8, 600, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, e, hold := openHoldable(t)
+			do(t, e, engine.Add("pad", 1)) // the sets' dots out of order
+			for i := range tc.sets {
+				elems := make([]string, tc.elems)
+				for j := range elems {
+					elems[j] = fmt.Sprintf("%0*d/%d", tc.pad, i, j)
+				}
+				do(t, e, engine.AddElems(fmt.Sprintf("s%d", i), elems...))
+				do(t, e, engine.Add("pad", 1)) // and apart
+			}
+			from := db.LogVector()[1]
+			release := hold(engine.Add("c", 1))
+			var waits []func() (crdt.Value, error)
+			for i := range tc.sets {
+				waits = append(waits, send(t, e, engine.Remove(fmt.Sprintf("s%d", i))))
+			}
+			if _, err := release(false); err != nil {
+				t.Fatal(err)
+			}
+			for _, wait := range waits {
+				if _, err := wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			log, mine := storelog.Log{DB: db}, db.LogVector()
+			for from < mine[1] {
+				ch, err := replication.NextChunk(log, mine, func(crdt.ReplicaID) crdt.Seq { return from }, 256<<10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				first := ch.Entries[0]
+				b, err := replication.EncodeDense(replication.Message{Version: replication.Version, Kind: replication.KindEntries, Entries: ch.Entries})
+				if err != nil {
+					t.Fatalf("sending %d-%d: %v", first.First, first.Last, err)
+				}
+				if _, err := replication.Decode(b); err != nil {
+					t.Fatalf("the receiver refuses the message of %d-%d: %v", first.First, first.Last, err)
+				}
+				from = ch.Entries[len(ch.Entries)-1].Last
+			}
+		})
+	}
+}
+
+// TestValuesOfTheGroupInFlightStay checks that the values a group returns
+// are not changed by the next group, built on that group's state while it
+// is committed.
+func TestValuesOfTheGroupInFlightStay(t *testing.T) {
+	_, e, hold := openHoldable(t)
+	do(t, e, engine.AddElems("s", "x"))
+	release := hold(engine.Add("c", 1), engine.AddElems("s", "y"))
+	a := send(t, e, engine.Add("c", 100))
+	b := send(t, e, engine.RemoveElems("s", "x", "y"))
+	vs, err := release(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wait := range []func() (crdt.Value, error){a, b} {
+		if _, err := wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := vs[0].(*crdt.PNCounter).Value(); got != 1 {
+		t.Errorf("the first group's counter reads %d, want 1", got)
+	}
+	if got := vs[1].(*crdt.AWSet).Elements(); !slices.Equal(got, []string{"x", "y"}) {
+		t.Errorf("the first group's set reads %v, want [x y]", got)
+	}
+}
+
 // duringFirstCommit adds 1 to counter "c" on a fresh engine and, while
 // that group's commit is held open, submits second. It then lets the first
 // commit fail with a full disk (firstFull) or succeed, checks the first
@@ -457,14 +592,15 @@ func duringFirstCommit(t *testing.T, firstFull bool, second engine.Op) (*store.D
 	return db, v, err
 }
 
-// holdFirstCommit adds 1 to counter "c" on a fresh engine (replica 1) and
-// holds that group's commit open: what is sent meanwhile makes the next
-// group. release lets the held commit fail with a full disk (full) or
-// succeed, and returns the first op's outcome.
-func holdFirstCommit(t *testing.T) (*store.DB, *engine.Engine, func(full bool) error) {
+// openHoldable starts an engine (replica 1) on a fresh store whose
+// commits can be held open. hold commits first (as one DoAll) and holds
+// that commit open: what is sent meanwhile makes the next group. release
+// lets the held commit fail with a full disk (full) or succeed, and
+// returns first's outcome.
+func openHoldable(t *testing.T) (*store.DB, *engine.Engine, func(first ...engine.Op) (release func(full bool) ([]crdt.Value, error))) {
 	t.Helper()
 	// The store asks for the free space at the start of each commit:
-	// armed, the first ask waits for release.
+	// armed, the next ask waits for release.
 	var armed atomic.Bool
 	release := make(chan bool)
 	free := func(string) (int64, error) {
@@ -474,16 +610,37 @@ func holdFirstCommit(t *testing.T) (*store.DB, *engine.Engine, func(full bool) e
 		return 1 << 40, nil
 	}
 	db, e, _ := openWith(t, store.Options{Dir: t.TempDir(), Durability: store.None, FreeSpace: free}, 1)
-	armed.Store(true)
-	first := make(chan error, 1)
-	go func() {
-		_, err := e.Do(context.Background(), engine.Add("c", 1))
-		first <- err
-	}()
-	waitFor(t, "the first group's commit", func() bool { return !armed.Load() })
+	hold := func(first ...engine.Op) func(bool) ([]crdt.Value, error) {
+		t.Helper()
+		armed.Store(true)
+		type outcome struct {
+			vs  []crdt.Value
+			err error
+		}
+		out := make(chan outcome, 1)
+		go func() {
+			vs, err := e.DoAll(context.Background(), first...)
+			out <- outcome{vs, err}
+		}()
+		waitFor(t, "the held commit", func() bool { return !armed.Load() })
+		return func(full bool) ([]crdt.Value, error) {
+			release <- full
+			o := <-out
+			return o.vs, o.err
+		}
+	}
+	return db, e, hold
+}
+
+// holdFirstCommit is openHoldable holding the first commit, of an
+// increment of counter "c" (dot 1), and returns its error on release.
+func holdFirstCommit(t *testing.T) (*store.DB, *engine.Engine, func(full bool) error) {
+	t.Helper()
+	db, e, hold := openHoldable(t)
+	release := hold(engine.Add("c", 1))
 	return db, e, func(full bool) error {
-		release <- full
-		return <-first
+		_, err := release(full)
+		return err
 	}
 }
 

@@ -83,6 +83,8 @@ type Node struct {
 	addr      net.Addr // set once, before ready is closed
 	mqttAddr  net.Addr // likewise; nil unless MQTT is embedded
 	p2pAddrs  []string // likewise; nil unless p2p is on
+	// commitFault is the store's CommitFault; tests set it.
+	commitFault func() error
 }
 
 // New returns a node for cfg that logs to logger. It validates cfg and
@@ -154,7 +156,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: http.token_file: %w", err)
 	}
-	db, err := store.Open(StoreOptions(n.cfg, n.log))
+	so := StoreOptions(n.cfg, n.log)
+	so.CommitFault = n.commitFault
+	db, err := store.Open(so)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -207,9 +211,18 @@ func (n *Node) Run(ctx context.Context) error {
 			return fmt.Errorf("node: %w", err)
 		}
 	}
+	// failed takes the errors that stop the node: the engine's (the
+	// store failed) and its leaves'.
+	failed := make(chan error, 6)
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engDone := make(chan error, 1)
-	go func() { engDone <- eng.Run(engCtx) }()
+	go func() {
+		err := eng.Run(engCtx)
+		if err != nil {
+			failed <- fmt.Errorf("node: %w", err)
+		}
+		engDone <- err
+	}()
 	// Stopped after everything that writes, so in-flight requests finish.
 	defer func() {
 		stopEngine()
@@ -288,7 +301,6 @@ func (n *Node) Run(ctx context.Context) error {
 	leafCtx, stopLeaves := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLeaves()
 	var leaves sync.WaitGroup
-	failed := make(chan error, 5)
 	mq, err := localmqtt.New(n.cfg.MQTT, n.name, &mqttBackend{kv: kvs, series: ser, hub: hub, now: time.Now, log: n.log}, localmqtt.Options{Logger: n.log, Shed: gov, Class: mqttClass(n.cfg.Shedding)})
 	if err != nil {
 		srv.Close()

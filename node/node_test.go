@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/store"
 )
 
 // waitTimeout bounds every wait in these tests; it is generous so that a
@@ -112,6 +113,38 @@ func TestRunFailsToStart(t *testing.T) {
 				t.Fatal("Run did not return")
 			}
 		})
+	}
+}
+
+// TestRunStopsWhenTheStoreFails checks that a node whose store failed a
+// commit after Badger took it (store.ErrFailed) answers the write with an
+// error and stops with that error, for its service manager to start it
+// again on the data directory opened anew.
+func TestRunStopsWhenTheStoreFails(t *testing.T) {
+	n := newNode(t, testConfig(t))
+	n.commitFault = func() error { return syscall.EIO }
+	done, _ := runNode(t, n)
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatalf("Run returned before it was ready: %v", err)
+	case <-time.After(waitTimeout):
+		t.Fatal("node not ready in time")
+	}
+	resp, err := http.Post("http://"+n.Addr().String()+"/v1/kv/app/c", "application/json", strings.NewReader(`{"type":"counter","op":"inc"}`))
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode < 500 {
+			t.Errorf("write on a failed store: %s, want a server error", resp.Status)
+		}
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, store.ErrFailed) {
+			t.Errorf("Run = %v, want store.ErrFailed", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Run did not return after the store failed")
 	}
 }
 

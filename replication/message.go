@@ -66,8 +66,8 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// Entry is one delta-log entry: the delta of one operation of Origin,
-// covering its dots First…Last.
+// Entry is one delta-log entry: the delta of one operation of Origin, or
+// of a group of them, covering its dots First…Last.
 type Entry struct {
 	Origin crdt.ReplicaID `cbor:"1,keyasint"`
 	First  crdt.Seq       `cbor:"2,keyasint"`

@@ -22,6 +22,10 @@ var (
 	// ErrTxnTooBig: a commit with more writes than one transaction holds
 	// (the profile's memtable size bounds it); nothing was stored.
 	ErrTxnTooBig = errors.New("store: too many writes for one commit")
+	// ErrFailed: a commit failed after Badger took it, so what it left is
+	// unknown until the data directory is opened again; the store refuses
+	// every later commit (see DB.Failed).
+	ErrFailed = errors.New("store: failed")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
 	// ErrNotEmpty: restore into a data directory that holds data.

@@ -62,6 +62,10 @@ type Options struct {
 	// FreeSpace reports the free bytes of the file system holding dir;
 	// nil means statfs. Tests inject it.
 	FreeSpace func(dir string) (int64, error)
+	// CommitFault, when set, is called after each commit that Badger
+	// reported done; an error it returns is taken as Badger's. Tests
+	// inject the failure of a write that Badger had already made.
+	CommitFault func() error
 	// GCInterval is how often value-log garbage collection runs; zero
 	// means 5 minutes.
 	GCInterval time.Duration

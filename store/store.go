@@ -42,6 +42,7 @@ type DB struct {
 	held   map[crdt.ReplicaID]crdt.Ranges
 	hlc    crdt.Timestamp
 	closed bool
+	failed error // see fail
 
 	size      atomic.Int64 // bytes of the data directory, last measured
 	written   atomic.Bool  // committed since the last measure
@@ -395,13 +396,18 @@ type Batch struct {
 // Commit writes b in one Badger transaction and, with Fsync durability,
 // flushes it to disk before returning. Either all of b is stored or none.
 // It fails with ErrBudget when the data directory is over its budget, and
-// with ErrDiskFull when the disk is.
+// with ErrDiskFull when the disk is; writes resume when that changes. It
+// fails with ErrFailed when Badger failed the transaction after taking it,
+// and from then on (see Failed).
 func (db *DB) Commit(b Batch) error {
 	db.mu.RLock()
-	closed := db.closed
+	closed, failed := db.closed, db.failed
 	db.mu.RUnlock()
 	if closed {
 		return ErrClosed
+	}
+	if failed != nil {
+		return failed
 	}
 	if budget := db.opts.Budget; budget > 0 && db.size.Load() > budget {
 		return fmt.Errorf("%w: %s uses %d bytes of its %d-byte budget; writes resume when acknowledged log entries are collected or the budget is raised",
@@ -491,11 +497,12 @@ func (db *DB) Commit(b Batch) error {
 			return err
 		}
 	}
-	if err := txn.Commit(); err != nil {
-		if errors.Is(err, syscall.ENOSPC) {
-			return fmt.Errorf("%w: %v", ErrDiskFull, err)
-		}
-		return fmt.Errorf("store: commit: %w", err)
+	err = txn.Commit()
+	if err == nil && db.opts.CommitFault != nil {
+		err = db.opts.CommitFault()
+	}
+	if err != nil {
+		return db.fail(err)
 	}
 	db.size.Add(written)
 	db.written.Store(true)
@@ -510,6 +517,40 @@ func (db *DB) Commit(b Batch) error {
 	}
 	db.mu.Unlock()
 	return nil
+}
+
+// fail takes err, returned by Badger's commit. Badger fails a transaction
+// it took after its writer may have put the writes in the memtable, where
+// reads find them, or on disk: a failed sync leaves both. What the commit
+// left is known only when Badger replays its log on the next open. A
+// commit after it would be built on a state that is not known: an engine
+// that took the failed commit's dots for unused would give them to other
+// operations, and the memtable would hold both. So the store refuses every
+// later commit with ErrFailed (reads go on), and the node restarts.
+func (db *DB) fail(err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: %v", ErrTxnTooBig, err) // refused before it was taken
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
+	err = fmt.Errorf("%w: commit: %w; what the write left on %s is unknown until the store is opened again, so it refuses every write until then (restart edged)",
+		ErrFailed, err, db.opts.Dir)
+	db.mu.Lock()
+	if db.failed == nil {
+		db.failed = err
+	}
+	db.mu.Unlock()
+	db.opts.Logger.Error("store failed", "err", err)
+	return err
+}
+
+// Failed returns the error that made the store refuse commits (ErrFailed),
+// or nil.
+func (db *DB) Failed() error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.failed
 }
 
 // LogVector returns, per origin, the last dot of the gap-free run of

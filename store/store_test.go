@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -225,6 +226,55 @@ func TestDiskFullRefusesWritesAndRecovers(t *testing.T) {
 	}
 	free.Store(1 << 40)
 	commitOp(t, db, "s", "b")
+}
+
+// TestFailedCommitStopsCommits checks that a commit Badger failed after
+// taking it (here: made, then reported failed) fails with ErrFailed, as
+// does every commit after it, while reads go on; and that the store opened
+// again holds whatever the failed commit left and takes writes.
+func TestFailedCommitStopsCommits(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		err      error
+		diskFull bool
+	}{
+		{"I/O error", syscall.EIO, false},
+		{"disk full", syscall.ENOSPC, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var fault atomic.Bool
+			o := Options{Dir: dir, Durability: None, CommitFault: func() error {
+				if fault.Load() {
+					return tc.err
+				}
+				return nil
+			}}
+			db := openT(t, o)
+			commitOp(t, db, "s", "a")
+			fault.Store(true)
+			err := db.Commit(Batch{Context: db.Context()})
+			if !errors.Is(err, ErrFailed) || !errors.Is(err, tc.err) || errors.Is(err, ErrDiskFull) != tc.diskFull {
+				t.Fatalf("failed commit: err = %v, want ErrFailed wrapping %v", err, tc.err)
+			}
+			fault.Store(false)
+			if err := db.Commit(Batch{Context: db.Context()}); !errors.Is(err, ErrFailed) {
+				t.Fatalf("commit after the failed one: err = %v, want ErrFailed", err)
+			}
+			if !errors.Is(db.Failed(), ErrFailed) {
+				t.Fatalf("Failed() = %v", db.Failed())
+			}
+			if vs, err := db.Get("s"); err != nil || !vs[crdt.TypeAWSet].(*crdt.AWSet).Contains("a") {
+				t.Fatalf("read after the failure: %v %v", vs, err)
+			}
+			must(t, db.Close())
+			db = openT(t, o)
+			if db.Failed() != nil {
+				t.Fatalf("reopened store: Failed() = %v", db.Failed())
+			}
+			commitOp(t, db, "s", "b")
+		})
+	}
 }
 
 // TestDiskFullTmpfs fills a real, small file system.
