@@ -34,13 +34,7 @@ func startNode(t *testing.T, edit func(*Node)) *client {
 		cancel()
 		<-done
 	})
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(waitTimeout):
-		t.Fatal("node not ready in time")
-	}
+	waitReady(t, n, done)
 	return &client{t: t, base: "http://" + n.Addr().String()}
 }
 

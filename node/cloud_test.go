@@ -21,13 +21,7 @@ func startAggregator(t *testing.T, url string) *client {
 		t.Fatal(err)
 	}
 	done, _ := runNode(t, n)
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(waitTimeout):
-		t.Fatal("aggregator not ready in time")
-	}
+	waitReady(t, n, done)
 	return &client{t: t, base: "http://" + n.Addr().String()}
 }
 

@@ -17,13 +17,7 @@ func TestMQTTRetainedDocumentsSurviveARestart(t *testing.T) {
 	start := func() (*Node, func()) {
 		n := newNode(t, cfg)
 		done, cancel := runNode(t, n)
-		select {
-		case <-n.Ready():
-		case err := <-done:
-			t.Fatalf("Run: %v", err)
-		case <-time.After(waitTimeout):
-			t.Fatal("node not ready in time")
-		}
+		waitReady(t, n, done)
 		return n, func() { cancel(); <-done }
 	}
 	n, stop := start()

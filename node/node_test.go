@@ -28,13 +28,7 @@ func TestRunServesHealthzAndStops(t *testing.T) {
 	n := newNode(t, cfg)
 	done, cancel := runNode(t, n)
 
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("Run returned before it was ready: %v", err)
-	case <-time.After(waitTimeout):
-		t.Fatal("node not ready in time")
-	}
+	waitReady(t, n, done)
 	if info, err := os.Stat(cfg.Node.DataDir); err != nil || !info.IsDir() {
 		t.Errorf("data dir not created: %v", err)
 	}
@@ -124,13 +118,7 @@ func TestRunStopsWhenTheStoreFails(t *testing.T) {
 	n := newNode(t, testConfig(t))
 	n.commitFault = func() error { return syscall.EIO }
 	done, _ := runNode(t, n)
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("Run returned before it was ready: %v", err)
-	case <-time.After(waitTimeout):
-		t.Fatal("node not ready in time")
-	}
+	waitReady(t, n, done)
 	resp, err := http.Post("http://"+n.Addr().String()+"/v1/kv/app/c", "application/json", strings.NewReader(`{"type":"counter","op":"inc"}`))
 	if err == nil {
 		resp.Body.Close()
@@ -163,6 +151,19 @@ func TestNewNamesNodeAfterHost(t *testing.T) {
 	}
 	if n := newNode(t, testConfig(t)); n.name != host {
 		t.Errorf("name = %q, want the host name %q", n.name, host)
+	}
+}
+
+// waitReady waits until n, which runNode runs (done), is ready. It fails
+// the test if Run returns first or the node takes longer than waitTimeout.
+func waitReady(t testing.TB, n *Node, done <-chan error) {
+	t.Helper()
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatalf("Run returned before the node was ready: %v", err)
+	case <-time.After(waitTimeout):
+		t.Fatal("node not ready in time")
 	}
 }
 
