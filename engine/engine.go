@@ -270,6 +270,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		w    *work      // next, built on fl's state; nil when next is empty
 	)
 	for {
+		if err := e.db.Failed(); err != nil {
+			// Whichever group's commit failed: the store takes no more.
+			if fl != nil {
+				e.land(fl, <-fl.done)
+			}
+			e.finish(nil, next, err)
+			return err
+		}
 		reqs := e.reqs
 		if len(next) >= e.cfg.MaxBatchOps {
 			reqs = nil // the next group is full: let the queue fill
@@ -303,10 +311,6 @@ func (e *Engine) Run(ctx context.Context) error {
 				w = nil // built on a group that failed
 			}
 			fl = nil
-			if err := e.db.Failed(); err != nil {
-				e.finish(nil, next, err)
-				return err
-			}
 			if len(next) > 0 {
 				fl = e.launch(flights, next, w)
 				next, w = nil, nil
@@ -468,6 +472,7 @@ type work struct {
 	logvv   crdt.VersionVector
 	names   map[string]map[crdt.Type]crdt.Value
 	encoded map[string][]byte // new record of each touched name; nil: deleted
+	loaded  map[string]int    // size of the record each name had before the group
 	entries []store.Entry
 	// joined counts the local requests in the last entry, their deltas'
 	// bytes and their other dots (see logLocal); no requests: it is not
@@ -486,7 +491,7 @@ type work struct {
 // newWork returns a work on the committed state, or on base's when base is
 // a group still being committed.
 func newWork(e *Engine, base *work) *work {
-	w := &work{e: e, base: base, names: map[string]map[crdt.Type]crdt.Value{}, encoded: map[string][]byte{}}
+	w := &work{e: e, base: base, names: map[string]map[crdt.Type]crdt.Value{}, encoded: map[string][]byte{}, loaded: map[string]int{}}
 	if base != nil {
 		w.ctx, w.logvv = base.ctx.Clone(), base.logvv.Clone()
 	} else {
@@ -532,7 +537,7 @@ func (w *work) fields(name string) (map[crdt.Type]crdt.Value, error) {
 			for t, v := range vs {
 				cp[t] = crdt.Clone(v)
 			}
-			w.names[name] = cp
+			w.names[name], w.loaded[name] = cp, w.base.recordSize(name)
 			return cp, nil
 		}
 	}
@@ -554,8 +559,17 @@ func (w *work) fields(name string) (map[crdt.Type]crdt.Value, error) {
 			return nil, err
 		}
 	}
-	w.names[name] = vs
+	w.names[name], w.loaded[name] = vs, len(enc)
 	return vs, nil
+}
+
+// recordSize returns the size of the record of name in w's state: the one
+// w writes, or else the one it read.
+func (w *work) recordSize(name string) int {
+	if enc, ok := w.encoded[name]; ok {
+		return len(enc)
+	}
+	return w.loaded[name]
 }
 
 // record returns the record of name that w writes (nil: deleted), if it
@@ -602,11 +616,16 @@ func (w *work) do(r *request) error {
 	}
 	now := w.e.hlc.Now()
 	var group crdt.Causal
+	// bound is over the encoded delta of r (see logLocal): each field's
+	// delta holds parts of its value before and after, and its name.
+	bound := 0
 	r.values = make([]crdt.Value, len(r.ops))
 	for i, op := range r.ops {
 		d, err := w.delta(&op, now)
 		if err == nil {
+			bound += w.recordSize(op.Name)
 			err = w.merge(d)
+			bound += w.recordSize(op.Name) + len(op.Name)
 		}
 		if err != nil {
 			if i > 0 {
@@ -633,7 +652,7 @@ func (w *work) do(r *request) error {
 		w.ctx.Add(dot)
 	}
 	last := group.Ctx.Max(w.e.replica)
-	if err := w.logLocal(r, store.Entry{Origin: w.e.replica, First: before + 1, Last: last, Delta: group}); err != nil {
+	if err := w.logLocal(r, store.Entry{Origin: w.e.replica, First: before + 1, Last: last, Delta: group}, bound); err != nil {
 		return fmt.Errorf("%w: %w", errPartial, err)
 	}
 	w.logvv[w.e.replica] = last
@@ -650,6 +669,11 @@ const (
 	// ones (what they removed or replaced), far under the out-of-order
 	// dots a replication message may carry (replication.MaxCloudDots).
 	joinDots = 512
+	// maxDotBytes bounds the encoding of one dot of a context (a replica
+	// ID and a sequence number, 9 bytes each in CBOR, in an array), and
+	// deltaOverhead that of an ORMap delta's frame around its fields.
+	maxDotBytes   = 20
+	deltaOverhead = 64
 )
 
 // logLocal logs en, the delta of the local request r. It joins it into
@@ -661,18 +685,30 @@ const (
 // request) and shrinks what replication sends. A request over a bound
 // alone is logged alone, as before. Readings never join: their entries
 // are the readings stream's unit.
-func (w *work) logLocal(r *request, en store.Entry) error {
-	enc, err := en.Delta.MarshalCBOR()
-	if err != nil {
-		return err
-	}
-	bytes, dots := len(enc), en.Delta.Ctx.Len()-int(en.Last-en.First+1)
-	joinable := bytes <= joinBytes && dots <= joinDots
+//
+// bound is over the size of r's fields in its delta: what it added is in
+// the fields' records after it, what it removed in those before it. With
+// its context's dots, it bounds the encoded delta, which is encoded to be
+// measured only when the bound is over joinBytes.
+func (w *work) logLocal(r *request, en store.Entry, bound int) error {
 	for _, op := range r.ops {
 		if op.Type == crdt.TypeReadingSet {
-			joinable = false
+			w.entries = append(w.entries, en)
+			w.joined.requests = 0 // joins nothing
+			return nil
 		}
 	}
+	own := int(en.Last - en.First + 1)
+	dots := en.Delta.Ctx.Len() - own
+	bytes := bound + maxDotBytes*(own+dots) + deltaOverhead
+	if bytes > joinBytes && dots <= joinDots {
+		enc, err := en.Delta.MarshalCBOR()
+		if err != nil {
+			return err
+		}
+		bytes = len(enc)
+	}
+	joinable := bytes <= joinBytes && dots <= joinDots
 	if n := len(w.entries); joinable && n > 0 && w.joined.requests > 0 {
 		prev := &w.entries[n-1]
 		if prev.Last == en.First-1 && w.joined.requests < joinRequests &&

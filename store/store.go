@@ -528,11 +528,12 @@ func (db *DB) Commit(b Batch) error {
 // operations, and the memtable would hold both. So the store refuses every
 // later commit with ErrFailed (reads go on), and the node restarts.
 func (db *DB) fail(err error) error {
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		return fmt.Errorf("%w: %v", ErrTxnTooBig, err) // refused before it was taken
-	}
-	if errors.Is(err, syscall.ENOSPC) {
-		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+	// Refused before Badger's writer took it:
+	switch {
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return fmt.Errorf("%w: %v", ErrTxnTooBig, err)
+	case errors.Is(err, badger.ErrBlockedWrites): // Badger is closing
+		return fmt.Errorf("%w: %v", ErrClosed, err)
 	}
 	err = fmt.Errorf("%w: commit: %w; what the write left on %s is unknown until the store is opened again, so it refuses every write until then (restart edged)",
 		ErrFailed, err, db.opts.Dir)

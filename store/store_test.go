@@ -31,6 +31,17 @@ func openT(t testing.TB, o Options) *DB {
 // engine does, and returns the log entry.
 func commitOp(t testing.TB, db *DB, name, elem string) Entry {
 	t.Helper()
+	b := opBatch(t, db, name, elem)
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Entries[0]
+}
+
+// opBatch returns the batch of one AWSet add of elem to name as replica 1
+// on db's state, as the engine builds it.
+func opBatch(t testing.TB, db *DB, name, elem string) Batch {
+	t.Helper()
 	ctx := db.Context()
 	vs, err := db.Get(name)
 	if err != nil {
@@ -58,10 +69,7 @@ func commitOp(t testing.TB, db *DB, name, elem string) Entry {
 		t.Fatal(err)
 	}
 	e := Entry{Origin: 1, First: first, Last: ctx.Max(1), Delta: d}
-	if err := db.Commit(Batch{Names: map[string][]byte{name: enc}, Entries: []Entry{e}, Context: ctx}); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return Batch{Names: map[string][]byte{name: enc}, Entries: []Entry{e}, Context: ctx}
 }
 
 func entries(t *testing.T, db *DB) []Entry {
@@ -231,34 +239,27 @@ func TestDiskFullRefusesWritesAndRecovers(t *testing.T) {
 // TestFailedCommitStopsCommits checks that a commit Badger failed after
 // taking it (here: made, then reported failed) fails with ErrFailed, as
 // does every commit after it, while reads go on; and that the store opened
-// again holds whatever the failed commit left and takes writes.
+// again holds what the failed commit left (here: all of it) and takes
+// writes.
 func TestFailedCommitStopsCommits(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		err      error
-		diskFull bool
-	}{
-		{"I/O error", syscall.EIO, false},
-		{"disk full", syscall.ENOSPC, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			var fault atomic.Bool
-			o := Options{Dir: dir, Durability: None, CommitFault: func() error {
-				if fault.Load() {
-					return tc.err
+	for _, fault := range []error{syscall.EIO, syscall.ENOSPC} {
+		t.Run(fault.Error(), func(t *testing.T) {
+			var failing atomic.Bool
+			o := Options{Dir: t.TempDir(), Durability: None, CommitFault: func() error {
+				if failing.Load() {
+					return fault
 				}
 				return nil
 			}}
 			db := openT(t, o)
 			commitOp(t, db, "s", "a")
-			fault.Store(true)
-			err := db.Commit(Batch{Context: db.Context()})
-			if !errors.Is(err, ErrFailed) || !errors.Is(err, tc.err) || errors.Is(err, ErrDiskFull) != tc.diskFull {
-				t.Fatalf("failed commit: err = %v, want ErrFailed wrapping %v", err, tc.err)
+			failing.Store(true)
+			err := db.Commit(opBatch(t, db, "s", "b"))
+			if !errors.Is(err, ErrFailed) || !errors.Is(err, fault) {
+				t.Fatalf("failed commit: err = %v, want ErrFailed wrapping %v", err, fault)
 			}
-			fault.Store(false)
-			if err := db.Commit(Batch{Context: db.Context()}); !errors.Is(err, ErrFailed) {
+			failing.Store(false)
+			if err := db.Commit(opBatch(t, db, "s", "c")); !errors.Is(err, ErrFailed) {
 				t.Fatalf("commit after the failed one: err = %v, want ErrFailed", err)
 			}
 			if !errors.Is(db.Failed(), ErrFailed) {
@@ -272,8 +273,42 @@ func TestFailedCommitStopsCommits(t *testing.T) {
 			if db.Failed() != nil {
 				t.Fatalf("reopened store: Failed() = %v", db.Failed())
 			}
-			commitOp(t, db, "s", "b")
+			vs, err := db.Get("s")
+			if err != nil || !vs[crdt.TypeAWSet].(*crdt.AWSet).Contains("b") {
+				t.Fatalf("reopened store lacks what the failed commit made: %v %v", vs, err)
+			}
+			commitOp(t, db, "s", "d")
 		})
+	}
+}
+
+// TestCommitRacingCloseIsNotAFailure checks that a commit that passed the
+// closed check while Close runs, which Badger then refuses before taking
+// it, fails with ErrClosed and does not fail the store.
+func TestCommitRacingCloseIsNotAFailure(t *testing.T) {
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	db, err := Open(Options{Dir: t.TempDir(), Durability: None, FreeSpace: func(string) (int64, error) {
+		if armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		return 1 << 40, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	res := make(chan error, 1)
+	go func() { res <- db.Commit(Batch{Context: db.Context()}) }()
+	<-entered // past the closed check
+	must(t, db.Close())
+	close(release)
+	if err := <-res; !errors.Is(err, ErrClosed) || errors.Is(err, ErrFailed) {
+		t.Fatalf("commit racing Close: %v, want ErrClosed", err)
+	}
+	if db.Failed() != nil {
+		t.Fatalf("Failed() = %v after a commit racing Close", db.Failed())
 	}
 }
 

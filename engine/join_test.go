@@ -1,0 +1,47 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/edged-dev/edged/store"
+)
+
+// TestJoinBoundsEncodedDeltas checks the bound logLocal takes instead of
+// encoding each request's delta: for requests of every kind of operation,
+// adding and removing large values, each committed in a group of its own,
+// the bytes counted for its entry are at least its encoded delta.
+func TestJoinBoundsEncodedDeltas(t *testing.T) {
+	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e := New(db, 1, Config{})
+	big := strings.Repeat("x", 3000)
+	for i, op := range []Op{
+		Add("c", 1), Add("c", -5),
+		Set("r", []byte(big)), Set("r", []byte("y")),
+		SetMV("m", []byte(big)), SetMV("m", []byte("z")),
+		AddElems("s", big+"1", big+"2", "a"), AddElems("s", big+"1"), RemoveElems("s", big+"1", big+"2"),
+		Enable("f", true), Enable("f", true), Enable("f", false),
+		Remove("s"), Remove("r"), Remove("m"),
+	} {
+		w := newWork(e, nil)
+		if err := w.do(&request{ops: []Op{op}}); err != nil {
+			t.Fatalf("op %d (%s): %v", i, op.Name, err)
+		}
+		last := w.entries[len(w.entries)-1]
+		enc, err := last.Delta.MarshalCBOR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.joined.bytes < len(enc) {
+			t.Errorf("op %d (%s): entry %d-%d counted as %d bytes, encodes to %d", i, op.Name, last.First, last.Last, w.joined.bytes, len(enc))
+		}
+		if err := db.Commit(w.batch()); err != nil {
+			t.Fatal(err)
+		}
+		e.finish(w, nil, nil)
+	}
+}
