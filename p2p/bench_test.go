@@ -14,26 +14,30 @@ import (
 )
 
 // BenchmarkLoopbackSync measures sync throughput between two nodes on
-// loopback: a holds b.N delta-log entries (counter ops on 1,000 keys),
-// then b starts with a as its peer, and the clock runs until b holds them
-// all, committed with the durability named. b holds a write of its own,
+// loopback: a holds b.N counter ops on 1,000 keys, written by 64 writers
+// at a time (so its engine logs them in shared entries, which entries/s
+// counts) or by one (an entry each), then b starts with a as its peer,
+// and the clock runs until b holds them all, committed with the
+// durability named. b holds a write of its own,
 // so it is not a new node, which would get the state instead of the log;
 // the new-node case runs b with nothing of its own, to measure that.
 //
 //	go test -run '^$' -bench LoopbackSync -benchtime 100000x ./p2p
 func BenchmarkLoopbackSync(b *testing.B) {
 	for _, d := range []store.Durability{store.Fsync, store.None} {
-		b.Run("durability="+string(d), func(b *testing.B) { benchmarkLoopbackSync(b, d, false) })
+		for _, writers := range []int{64, 1} {
+			b.Run(fmt.Sprintf("durability=%s/writers=%d", d, writers), func(b *testing.B) { benchmarkLoopbackSync(b, d, writers, false) })
+		}
 	}
-	b.Run("new-node", func(b *testing.B) { benchmarkLoopbackSync(b, store.Fsync, true) })
+	b.Run("new-node", func(b *testing.B) { benchmarkLoopbackSync(b, store.Fsync, 64, true) })
 }
 
-func benchmarkLoopbackSync(b *testing.B, durability store.Durability, empty bool) {
+func benchmarkLoopbackSync(b *testing.B, durability store.Durability, writers int, empty bool) {
 	a := startBenchNode(b, nodeOpts{durability: store.None})
 	ctx := context.Background()
-	errs := make(chan error, 64)
-	for i := 0; i < b.N; i += 64 {
-		n := min(64, b.N-i)
+	errs := make(chan error, writers)
+	for i := 0; i < b.N; i += writers {
+		n := min(writers, b.N-i)
 		for j := range n {
 			go func() {
 				_, err := a.eng.Do(ctx, engine.Add(fmt.Sprint("k", (i+j)%1000), 1))
@@ -45,6 +49,10 @@ func benchmarkLoopbackSync(b *testing.B, durability store.Durability, empty bool
 				b.Fatal(err)
 			}
 		}
+	}
+	entries := 0
+	if err := a.db.AllEntries(func(store.Entry) error { entries++; return nil }); err != nil {
+		b.Fatal(err)
 	}
 	dir := b.TempDir()
 	if !empty {
@@ -65,7 +73,8 @@ func benchmarkLoopbackSync(b *testing.B, durability store.Durability, empty bool
 		time.Sleep(time.Millisecond)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deltas/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+	b.ReportMetric(float64(entries)/b.Elapsed().Seconds(), "entries/s")
 }
 
 // writeOffline performs op in the store of dir, as its node.
