@@ -1,7 +1,7 @@
 // edged dashboard: plain JavaScript over the /v1 API; uPlot draws charts.
 "use strict";
 
-const state = { token: localStorage.getItem("edged-token") || "", sensor: null, chart: null, sparks: {}, watch: null };
+const state = { token: localStorage.getItem("edged-token") || "", sensor: null, chart: null, chartDraws: 0, sparks: {}, watch: null };
 // A hook for tests and the curious: the main chart and what it shows.
 window.edged = state;
 
@@ -161,6 +161,10 @@ const palette = ["#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#bf3989
 
 async function drawChart() {
   if (!state.sensor) return;
+  // Draws overlap when the sensor or the form changes before an answer
+  // comes; only the newest may draw, or a slow answer to an older one
+  // would replace the chart asked for last.
+  const draw = ++state.chartDraws;
   const path = seriesPath(state.sensor, $("range").value, $("step").value, $("agg").value);
   let data, series;
   if (state.nodes && state.nodes.length) {
@@ -170,9 +174,11 @@ async function drawChart() {
     data = found.length ? uPlot.join(found.map(([, pts]) => toColumns(pts))) : [[], []];
     series = [{}, ...found.map(([n], i) => ({ label: n.name || n.replica, stroke: palette[i % palette.length], width: 1.5, spanGaps: true }))];
     if (!found.length) series.push({ label: state.sensor });
+    if (draw !== state.chartDraws) return;
     state.chartNodes = found.map(([n]) => n.replica);
   } else {
     const doc = await api(path);
+    if (draw !== state.chartDraws) return;
     data = toColumns(doc.points);
     series = [{}, { label: state.sensor, stroke: palette[0], width: 1.5, points: { show: doc.points.length < 200 } }];
   }
