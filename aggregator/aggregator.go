@@ -85,7 +85,8 @@ type NodeInfo struct {
 	// Shed is how many raw readings the node reports it left out of its
 	// batches (a short budget or disk).
 	Shed uint64 `json:"shed_readings"`
-	// DownEntries counts the aggregator's own writes sent to the node.
+	// DownEntries counts the entries of the aggregator's own writes sent
+	// to the node.
 	DownEntries uint64 `json:"down_entries"`
 	id          crdt.ReplicaID
 	vector      crdt.VersionVector

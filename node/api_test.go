@@ -29,11 +29,7 @@ func startNode(t *testing.T, edit func(*Node)) *client {
 	if edit != nil {
 		edit(n)
 	}
-	done, cancel := runNode(t, n)
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	done, _ := runNode(t, n) // which stops it at the test's end
 	waitReady(t, n, done)
 	return &client{t: t, base: "http://" + n.Addr().String()}
 }

@@ -355,7 +355,7 @@ type Entry struct {
 	Origin      crdt.ReplicaID
 	First, Last crdt.Seq
 	// Delta is a delta of the key space: an ORMap whose fields are the
-	// top-level fields touched, with the context of the operation.
+	// top-level fields touched, with the context of the operations.
 	Delta crdt.Causal
 }
 
