@@ -394,7 +394,9 @@ type Batch struct {
 }
 
 // Commit writes b in one Badger transaction and, with Fsync durability,
-// flushes it to disk before returning. Either all of b is stored or none.
+// flushes it to disk before returning. Either all of b is stored or none
+// (after ErrFailed, which of the two is known when the store is opened
+// again).
 // It fails with ErrBudget when the data directory is over its budget, and
 // with ErrDiskFull when the disk is; writes resume when that changes. It
 // fails with ErrFailed when Badger failed the transaction after taking it,
