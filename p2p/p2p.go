@@ -8,8 +8,9 @@
 // and with an allowlist only to those peer IDs. Protocol messages travel
 // as frames, a uvarint length and then the message, each within a
 // deadline: one after another on a stream kept open per peer and direction
-// under /edged/sync/3 (with compact vectors and relative entries) or, with
-// peers of earlier builds, /edged/sync/2; or one per stream under
+// under /edged/sync/4 (with compact vectors, relative entries and indexed
+// origins) or, with peers of earlier builds, /edged/sync/3 (without
+// indexed origins) or /edged/sync/2 (whole); or one per stream under
 // /edged/sync/1 with peers older still.
 //
 // One goroutine (Run) owns the engine. It ticks it, hands it received
@@ -63,26 +64,29 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// The stream protocols of anti-entropy messages. Under DenseProtocol and
-// StreamProtocol a sender keeps one stream to a peer and sends its
-// messages on it one after another; under Protocol each message has a
-// stream of its own, which costs a stream's opening, negotiation and
+// The stream protocols of anti-entropy messages. Under IndexedProtocol,
+// DenseProtocol and StreamProtocol a sender keeps one stream to a peer and
+// sends its messages on it one after another; under Protocol each message
+// has a stream of its own, which costs a stream's opening, negotiation and
 // closing per message (about 280 bytes on the wire, against a 41-byte
-// digest). Under DenseProtocol messages are encoded dense (compact vectors,
-// relative entries: replication.EncodeDense), under the others whole. Nodes
-// speak all three and open streams under the first the peer has: earlier
-// builds know only StreamProtocol and Protocol, or only Protocol. A message
-// is encoded for the stream it goes on, so a peer that comes back as an
-// earlier build, on a new stream, gets what it reads.
+// digest). Under IndexedProtocol messages are encoded with indexed origins
+// (replication.EncodeIndexed), under DenseProtocol dense (compact vectors,
+// relative entries: replication.EncodeDense), under the others whole.
+// Nodes speak all four and open streams under the first the peer has:
+// earlier builds know only DenseProtocol and those after it, only
+// StreamProtocol and Protocol, or only Protocol. A message is encoded for
+// the stream it goes on, so a peer that comes back as an earlier build, on
+// a new stream, gets what it reads.
 const (
-	Protocol       protocol.ID = "/edged/sync/1"
-	StreamProtocol protocol.ID = "/edged/sync/2"
-	DenseProtocol  protocol.ID = "/edged/sync/3"
+	Protocol        protocol.ID = "/edged/sync/1"
+	StreamProtocol  protocol.ID = "/edged/sync/2"
+	DenseProtocol   protocol.ID = "/edged/sync/3"
+	IndexedProtocol protocol.ID = "/edged/sync/4"
 )
 
 // kept reports whether messages on a stream of protocol p are many, one
 // after another.
-func kept(p protocol.ID) bool { return p == StreamProtocol || p == DenseProtocol }
+func kept(p protocol.ID) bool { return p != Protocol }
 
 // streamTimeout bounds the exchange of one message on a stream.
 const streamTimeout = 10 * time.Second
@@ -316,6 +320,7 @@ func New(cfg Config, o Options) (*Node, error) {
 	h.SetStreamHandler(Protocol, n.receive)
 	h.SetStreamHandler(StreamProtocol, n.receive)
 	h.SetStreamHandler(DenseProtocol, n.receive)
+	h.SetStreamHandler(IndexedProtocol, n.receive)
 	return n, nil
 }
 
@@ -814,8 +819,8 @@ func (n *Node) mayDial(id peer.ID, since *time.Time, now time.Time) bool {
 }
 
 // outStream is the stream a sender writes one peer's messages on: kept
-// for them all under DenseProtocol or StreamProtocol, one for each under
-// Protocol (a peer of an earlier build).
+// for them all under IndexedProtocol, DenseProtocol or StreamProtocol, one
+// for each under Protocol (a peer of an earlier build).
 type outStream struct {
 	host host.Host
 	peer peer.ID
@@ -851,14 +856,17 @@ func (o *outStream) send(ctx context.Context, m replication.Message) (int, error
 	if o.s == nil {
 		ctx, cancel := context.WithTimeout(ctx, streamTimeout)
 		defer cancel()
-		s, err := o.host.NewStream(ctx, o.peer, DenseProtocol, StreamProtocol, Protocol)
+		s, err := o.host.NewStream(ctx, o.peer, IndexedProtocol, DenseProtocol, StreamProtocol, Protocol)
 		if err != nil {
 			return 0, err
 		}
 		o.s, o.w = s, bufio.NewWriter(s)
 	}
 	encode := replication.Encode
-	if o.s.Protocol() == DenseProtocol {
+	switch o.s.Protocol() {
+	case IndexedProtocol:
+		encode = replication.EncodeIndexed
+	case DenseProtocol:
 		encode = replication.EncodeDense
 	}
 	b, err := encode(m)
@@ -901,7 +909,7 @@ func isRelayed(c network.Conn) bool {
 func isDirect(c network.Conn) bool { return !isRelayed(c) }
 
 // receive reads the messages of an inbound stream, one under Protocol and
-// any number under DenseProtocol and StreamProtocol, and queues them for
+// any number under the others, and queues them for
 // the driver. A peer
 // has one kept stream: a new one resets the one before. Between messages a
 // kept stream may stay idle for three round intervals, at least a minute

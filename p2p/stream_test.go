@@ -190,7 +190,7 @@ func TestPeerOfAnEarlierBuild(t *testing.T) {
 // speakOnly makes tn take streams of the given protocols only, as an
 // earlier build would.
 func speakOnly(tn *testNode, ps ...protocol.ID) {
-	for _, p := range []protocol.ID{DenseProtocol, StreamProtocol, Protocol} {
+	for _, p := range []protocol.ID{IndexedProtocol, DenseProtocol, StreamProtocol, Protocol} {
 		if !slices.Contains(ps, p) {
 			tn.p2p.host.RemoveStreamHandler(p)
 		}
@@ -198,17 +198,20 @@ func speakOnly(tn *testNode, ps ...protocol.ID) {
 }
 
 // TestDenseOnlyWherePeersReadIt: a node sends compact vectors and
-// relative entries only on streams of /edged/sync/3; to a peer of the
-// build before, which takes /edged/sync/2 streams, it sends vectors and
-// entries whole (no keys 17, 18 or 19), which that build reads.
+// relative entries only on streams of /edged/sync/3 and later, and names
+// entries' origins by index (key 17 with entries) only on those of
+// /edged/sync/4; to a peer of an earlier build it sends what that build
+// reads: vectors and entries whole (no keys 17, 18 or 19) under
+// /edged/sync/2, origins by ID under /edged/sync/3.
 func TestDenseOnlyWherePeersReadIt(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		speak []protocol.ID
-		dense bool
+		name           string
+		speak          []protocol.ID
+		dense, indexed bool
 	}{
-		{"build before", []protocol.ID{StreamProtocol, Protocol}, false},
-		{"this build", []protocol.ID{DenseProtocol, StreamProtocol, Protocol}, true},
+		{"build of sync/2", []protocol.ID{StreamProtocol, Protocol}, false, false},
+		{"build of sync/3", []protocol.ID{DenseProtocol, StreamProtocol, Protocol}, true, false},
+		{"this build", []protocol.ID{IndexedProtocol, DenseProtocol, StreamProtocol, Protocol}, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a := startTestNode(t, "")
@@ -216,43 +219,75 @@ func TestDenseOnlyWherePeersReadIt(t *testing.T) {
 			for range 3 {
 				a.eng.Do(ctx, engine.Add("visits", 1))
 			}
+			// Writes of a second origin, so that a message can carry
+			// entries of two.
+			b := startTestNode(t, "")
+			for range 3 {
+				b.eng.Do(ctx, engine.Add("doors", 1))
+			}
+			var es []store.Entry
+			if err := b.db.Entries(b.eng.Replica(), 0, func(e store.Entry) error { es = append(es, e); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.eng.Apply(ctx, es); err != nil {
+				t.Fatal(err)
+			}
 			keys := make(chan map[uint64]bool, 100)
 			h := recordingPeer(t, a, c.speak, keys)
-			// Its word: it holds a's first write. a sends it the rest, and
-			// its rounds start with a's vector.
+			// Its word: it holds the first write of each. a sends it the
+			// rest, and its rounds start with a's vector.
 			s, err := h.NewStream(ctx, a.p2p.host.ID(), StreamProtocol)
 			if err != nil {
 				t.Fatal(err)
 			}
-			word, err := replication.Encode(replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{a.eng.Replica(): 1}})
+			word, err := replication.Encode(replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{a.eng.Replica(): 1, b.eng.Replica(): 1}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var l [binary.MaxVarintLen64]byte
 			s.Write(append(l[:binary.PutUvarint(l[:], uint64(len(word)))], word...))
 			// Keys 6 and 4: entries and a vector, whole; 19 and 18:
-			// relative entries and a compact vector.
-			entries, vector := uint64(6), uint64(4)
+			// relative entries and a compact vector; 17 with 19: entries
+			// with indexed origins.
+			want := map[uint64]bool{6: true, 4: true}
 			if c.dense {
-				entries, vector = 19, 18
+				want = map[uint64]bool{19: true, 18: true}
 			}
 			seen := map[uint64]bool{}
+			indexed := false
 			deadline := time.After(20 * time.Second)
-			for !seen[entries] || !seen[vector] {
+			for countSeen(seen, want) < len(want) || c.indexed && !indexed {
 				select {
 				case k := <-keys:
 					if !c.dense && (k[17] || k[18] || k[19]) {
 						t.Fatalf("a message with keys %v to a build that does not read 17, 18 or 19", k)
 					}
+					if k[19] && k[17] {
+						if !c.indexed {
+							t.Fatalf("entries with indexed origins (keys %v) to a build that does not read them", k)
+						}
+						indexed = true
+					}
 					for key := range k {
 						seen[key] = true
 					}
 				case <-deadline:
-					t.Fatalf("within 20 s, messages with keys %v; want %d and %d", seen, entries, vector)
+					t.Fatalf("within 20 s, messages with keys %v (indexed origins: %v); want %v", seen, indexed, want)
 				}
 			}
 		})
 	}
+}
+
+// countSeen counts the keys of want that were seen.
+func countSeen(seen, want map[uint64]bool) int {
+	n := 0
+	for k := range want {
+		if seen[k] {
+			n++
+		}
+	}
+	return n
 }
 
 // recordingPeer returns a bare libp2p host connected to tn that takes

@@ -109,6 +109,14 @@ type Message struct {
 	// Compact: the replicas of Vector are the receiver's, as far as the
 	// sender knows, so EncodeDense may send it compact (vector.go).
 	Compact bool `cbor:"-"`
+	// Origins, on Entries: the sender's vector, when its replicas are the
+	// receiver's as far as the sender knows, so EncodeIndexed may name
+	// the entries' origins by their places among them (relative.go).
+	Origins crdt.VersionVector `cbor:"-"`
+	// indexed holds received entries that name origins by index, in the
+	// relative form, until Sync.Step finds the replica set Set among
+	// those it knows and decodes them into Entries.
+	indexed []wireEntry
 	// Size is the encoded size of an Entries message's deltas, as the
 	// engine batched them: what a driver may bound its queues by.
 	Size int `cbor:"-"`
@@ -190,15 +198,31 @@ const compressAbove = 64
 func Encode(m Message) ([]byte, error) { return encode(wireMessage{Message: m}) }
 
 // EncodeDense returns the encoding of m for a peer that reads compact
-// vectors and relative entries (one whose stream speaks them): its vector
-// compact where m is Compact, its entries relative (relative.go).
-func EncodeDense(m Message) ([]byte, error) {
+// vectors and relative entries (one whose stream speaks them,
+// /edged/sync/3): its vector compact where m is Compact, its entries
+// relative (relative.go).
+func EncodeDense(m Message) ([]byte, error) { return encodeDense(m, false) }
+
+// EncodeIndexed returns the encoding of m for a peer that also reads
+// indexed origins (/edged/sync/4): EncodeDense's, with the entries naming
+// their origins by their places among the replicas of m.Origins, when it
+// is set.
+func EncodeIndexed(m Message) ([]byte, error) { return encodeDense(m, true) }
+
+func encodeDense(m Message, indexOrigins bool) ([]byte, error) {
 	w := wireMessage{Message: m}
 	if m.Compact && (m.Kind == KindVector || m.Kind == KindAck) && len(setOf(m.Vector)) > 0 {
 		w.Set, w.Seqs, w.Vector = SetHash(m.Vector), seqsOf(m.Vector), nil
 	}
 	if len(m.Entries) > 0 {
-		rel, err := toRelative(m.Entries)
+		var index map[crdt.ReplicaID]uint64
+		if indexOrigins {
+			index = originIndex(m.Entries, m.Origins)
+		}
+		if index != nil {
+			w.Set = SetHash(m.Origins)
+		}
+		rel, err := toRelative(m.Entries, index)
 		if err != nil {
 			return nil, err
 		}
@@ -253,11 +277,19 @@ func Decode(b []byte) (Message, error) {
 		if m.Kind != KindEntries || m.Entries != nil {
 			return Message{}, fmt.Errorf("%w: relative entries in a %s message, or with whole ones", ErrInvalid, m.Kind)
 		}
-		es, err := fromRelative(w.Rel)
-		if err != nil {
-			return Message{}, err
+		if indexed(w.Rel) {
+			// Decoded by Step, which knows the replica sets.
+			if len(w.Rel) > MaxEntries {
+				return Message{}, fmt.Errorf("%w: %d entries, limit %d", ErrInvalid, len(w.Rel), MaxEntries)
+			}
+			m.indexed = w.Rel
+		} else {
+			es, err := fromRelative(w.Rel, nil)
+			if err != nil {
+				return Message{}, err
+			}
+			m.Entries = es
 		}
-		m.Entries = es
 	}
 	if err := m.validate(); err != nil {
 		return Message{}, err

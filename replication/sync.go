@@ -311,6 +311,26 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 			m.Vector = vv
 		}
 	}
+	if m.indexed != nil {
+		ids, ok := replicasOf(m.Set, mine, pr.known)
+		if !ok {
+			// As for a compact vector over replicas this node does not
+			// know: the sender learns this node's, and names origins by
+			// ID until their replicas match again. The entries come again.
+			s.stats.UnknownSets++
+			s.stats.Vectors++
+			return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}}, nil
+		}
+		es, err := fromRelative(m.indexed, ids)
+		if err == nil {
+			err = CheckEntries(es)
+		}
+		if err != nil {
+			s.stats.Invalid++
+			return Result{}, err
+		}
+		m.Entries, m.indexed = es, nil
+	}
 	switch m.Kind {
 	case KindDigest:
 		pr.rounds++
@@ -557,7 +577,11 @@ func (s *Sync) missing(p PeerID, mine crdt.VersionVector) ([]Out, error) {
 		more = more || mine[o] > max(pr.known[o], pr.sent[o])
 	}
 	s.stats.EntriesSent += uint64(len(batch))
-	return append(outs, Out{To: p, Msg: Message{Version: Version, Kind: KindEntries, Entries: batch, More: more, Size: ch.Bytes}}), nil
+	msg := Message{Version: Version, Kind: KindEntries, Entries: batch, More: more, Size: ch.Bytes}
+	if sameSet(mine, pr.known) {
+		msg.Origins = mine
+	}
+	return append(outs, Out{To: p, Msg: msg}), nil
 }
 
 // EntryReader reads an origin's entries: see Log.Entries.

@@ -74,14 +74,18 @@ func TestConvergesUnderFaults(t *testing.T) {
 		ticks  int
 		batch  int
 		legacy map[int]bool
+		dense  map[int]bool
 	}{
-		{"lossy", 0.1, 3, 2048, nil},
-		{"harsh", 0.3, 5, 1024, nil},
+		{"lossy", 0.1, 3, 2048, nil, nil},
+		{"harsh", 0.3, 5, 1024, nil, nil},
 		// Two nodes of a build from before compact vectors.
-		{"mixed builds", 0.1, 3, 2048, map[int]bool{1: true, 3: true}},
+		{"mixed builds", 0.1, 3, 2048, map[int]bool{1: true, 3: true}, nil},
+		// One of a build from before indexed origins, one from before
+		// compact vectors.
+		{"three builds", 0.1, 3, 2048, map[int]bool{4: true}, map[int]bool{2: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			unknownSets := convergesUnderFaults(t, simtest.Net{Loss: c.loss, Duplicate: c.loss, Legacy: c.legacy}, c.ticks, c.batch)
+			unknownSets := convergesUnderFaults(t, simtest.Net{Loss: c.loss, Duplicate: c.loss, Legacy: c.legacy, Dense: c.dense}, c.ticks, c.batch)
 			// New nodes, and logs dropped whole, leave peers knowing
 			// different replicas for a while: the answer to a compact
 			// vector over a set its receiver does not know is exercised.
@@ -460,9 +464,19 @@ func TestStepRefusesBadMessages(t *testing.T) {
 	}
 }
 
+// FuzzDecode: Decode and then Step refuse what is malformed with
+// ErrInvalid and never panic; what Decode takes encodes and decodes again
+// (entries with indexed origins once Step has read them).
 func FuzzDecode(f *testing.F) {
 	var ctx crdt.Context
 	ctx.Add(crdt.Dot{Replica: 1, Seq: 1})
+	// Two origins with real, 64-bit IDs: entries of both go indexed.
+	const a, b = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9
+	set := crdt.VersionVector{a: 1, b: 1}
+	var ca, cb crdt.Context
+	ca.Add(crdt.Dot{Replica: a, Seq: 1})
+	cb.Add(crdt.Dot{Replica: b, Seq: 1})
+	two := []replication.Entry{{Origin: a, First: 1, Last: 1, Delta: crdt.Causal{Ctx: ca}}, {Origin: b, First: 1, Last: 1, Delta: crdt.Causal{Ctx: cb}}}
 	for _, m := range []replication.Message{
 		{Version: 1, Kind: replication.KindDigest, Hash: replication.Digest(crdt.VersionVector{1: 2})},
 		{Version: 1, Kind: replication.KindVector, Vector: crdt.VersionVector{1: 2, 3: 4}, Pull: true},
@@ -473,9 +487,10 @@ func FuzzDecode(f *testing.F) {
 		{Version: 1, Kind: replication.KindRange, After: "a", Last: "b", Hash: make([]byte, 32), Ctx: &ctx, Vector: crdt.VersionVector{1: 1}},
 		{Version: 1, Kind: replication.KindStates, Done: true, Ctx: &ctx, States: []replication.State{{Name: "k", Record: []byte{0xa0}}}},
 		{Version: 1, Kind: replication.KindPeers, Peers: []replication.PeerAddrs{{ID: "12D3KooW", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}}}},
+		{Version: 1, Kind: replication.KindEntries, Entries: two, Origins: set},
 	} {
 		m.Compact = true
-		for _, encode := range []func(replication.Message) ([]byte, error){replication.Encode, replication.EncodeDense} {
+		for _, encode := range []func(replication.Message) ([]byte, error){replication.Encode, replication.EncodeDense, replication.EncodeIndexed} {
 			b, err := encode(m)
 			if err != nil {
 				f.Fatal(err)
@@ -490,6 +505,19 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)
 			}
 			return
+		}
+		// An engine whose peer has named the replicas of set: it reads
+		// entries indexed in it.
+		s := replication.New(simtest.NewNode(5), replication.Config{})
+		s.AddPeer("p")
+		if _, err := s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: set}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Step("p", m); err != nil && !errors.Is(err, replication.ErrInvalid) {
+			t.Fatalf("Step: error %v does not wrap ErrInvalid", err)
+		}
+		if m.Kind == replication.KindEntries && m.Set != nil {
+			return // indexed: whole only once Step has read them
 		}
 		again, err := replication.Encode(m)
 		if err != nil {

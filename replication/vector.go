@@ -85,22 +85,37 @@ func seqsOf(vv crdt.VersionVector) []crdt.Seq {
 // over the replicas of the first of sets that has its hash. It reports
 // false when none has.
 func expand(m *Message, sets ...crdt.VersionVector) (crdt.VersionVector, bool) {
+	rs, ok := replicasOf(m.Set, sets...)
+	if !ok || len(rs) != len(m.Seqs) {
+		return nil, false
+	}
+	vv := make(crdt.VersionVector, len(rs))
+	for i, r := range rs {
+		vv[r] = m.Seqs[i]
+	}
+	return vv, true
+}
+
+// replicasOf returns the replicas, sorted, of the first of sets whose
+// replica set has the given hash. It reports false when none has.
+func replicasOf(hash []byte, sets ...crdt.VersionVector) ([]crdt.ReplicaID, bool) {
 	for _, set := range sets {
-		rs := setOf(set)
-		if len(rs) != len(m.Seqs) || string(SetHash(set)) != string(m.Set) {
-			continue
+		if string(SetHash(set)) == string(hash) {
+			return setOf(set), true
 		}
-		vv := make(crdt.VersionVector, len(rs))
-		for i, r := range rs {
-			vv[r] = m.Seqs[i]
-		}
-		return vv, true
 	}
 	return nil, false
 }
 
-// validateSet checks a message's replica set and compact vector.
+// validateSet checks a message's replica set and compact vector, or the
+// set its entries' origins are indexed in.
 func (m *Message) validateSet() error {
+	if m.indexed != nil {
+		if m.Kind != KindEntries || len(m.Set) != setHashBytes || m.Seqs != nil {
+			return fmt.Errorf("%w: indexed origins in a %s message with a replica set hash of %d bytes", ErrInvalid, m.Kind, len(m.Set))
+		}
+		return nil
+	}
 	if m.Set == nil && m.Seqs == nil {
 		return nil
 	}

@@ -265,3 +265,68 @@ func TestLostOfferGoesAgainWhileBusy(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexedOriginsAreRead: entries that name their origins by index
+// into the receiver's replicas are applied as if named by ID; over
+// replicas the receiver does not know, they are answered with its whole
+// vector, asking for what it lacks, and not applied.
+func TestIndexedOriginsAreRead(t *testing.T) {
+	sim := simtest.New(3, 1, simtest.Net{Ordered: true}, replication.Config{RoundTicks: 2})
+	fill(t, sim, 0, 2, "a", "x")
+	fill(t, sim, 1, 2, "b", "y")
+	converge(t, sim)
+	sim.Partition([]int{0, 1}, []int{2})
+	fill(t, sim, 0, 2, "c", "x")
+	fill(t, sim, 1, 2, "d", "y")
+	for range 20 {
+		if err := sim.Round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sender, receiver := sim.Nodes[0], sim.Nodes[2]
+	res, err := sender.Sync.Step(receiver.Peer, replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: receiver.Vector()})
+	if err != nil || len(res.Out) != 1 || len(res.Out[0].Msg.Entries) != 2 || res.Out[0].Msg.Origins == nil {
+		t.Fatalf("answered the receiver's vector with %+v (%v), want entries of two origins, indexable", res.Out, err)
+	}
+	b, err := replication.EncodeIndexed(res.Out[0].Msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := replication.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Set == nil || m.Entries != nil {
+		t.Fatalf("decoded %+v, want entries by index, for Step to read", m)
+	}
+	got, err := receiver.Sync.Step(sender.Peer, m)
+	if err != nil || len(got.Apply) != 2 || got.Apply[0].Origin == got.Apply[1].Origin {
+		t.Fatalf("read %+v (%v), want the two origins' entries to apply", got, err)
+	}
+	for _, e := range got.Apply {
+		if e.Origin != sender.ID && e.Origin != sim.Nodes[1].ID || e.First != 3 {
+			t.Errorf("entry %s:%d-%d, want the third and fourth writes of node 0 or 1", e.Origin, e.First, e.Last)
+		}
+	}
+
+	// Over replicas the receiver does not know (a third origin it has
+	// never heard of):
+	other := crdt.VersionVector{sender.ID: 4, sim.Nodes[1].ID: 4, 0x1234567890ABCDEF: 1}
+	res.Out[0].Msg.Origins = other
+	if b, err = replication.EncodeIndexed(res.Out[0].Msg); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = replication.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	got, err = receiver.Sync.Step(sender.Peer, m)
+	if err != nil || len(got.Apply) != 0 || len(got.Out) != 1 {
+		t.Fatalf("read %+v (%v), want nothing applied and one answer", got, err)
+	}
+	if a := got.Out[0].Msg; a.Kind != replication.KindVector || !a.Pull || a.Vector.Compare(receiver.Vector()) != crdt.Equal {
+		t.Fatalf("answered %+v, want the whole vector with pull", a)
+	}
+	if n := receiver.Sync.Stats().UnknownSets; n != 1 {
+		t.Fatalf("UnknownSets = %d, want 1", n)
+	}
+}

@@ -32,8 +32,9 @@ type Node struct {
 	cfg   replication.Config
 	down  bool
 	// legacy: it stands for a build from before compact vectors and
-	// relative entries (see Net.Legacy).
-	legacy bool
+	// relative entries (see Net.Legacy); dense, for one from before
+	// indexed origins (Net.Dense).
+	legacy, dense bool
 	// busy: it sheds load, and its engine is not ticked (see SetBusy).
 	busy bool
 }
@@ -282,6 +283,11 @@ type Net struct {
 	// encoded whole (Encode), the others dense (EncodeDense), as their
 	// streams' protocols would have it.
 	Legacy map[int]bool
+	// Dense lists nodes that stand for builds of /edged/sync/3, from
+	// before indexed origins: messages from and to them are encoded
+	// with EncodeDense (or whole, with a Legacy node), the others with
+	// EncodeIndexed.
+	Dense map[int]bool
 }
 
 // Sim is a set of nodes and the network between them.
@@ -307,7 +313,7 @@ func New(n int, seed uint64, net Net, cfg replication.Config) *Sim {
 		// not nine, and undercount every vector, dot and entry.
 		node := NewNode(crdt.ReplicaID(uint64(i+1) * 0x9E3779B97F4A7C15))
 		node.Peer = replication.PeerID(fmt.Sprintf("p%02d", i+1))
-		node.legacy = net.Legacy[i]
+		node.legacy, node.dense = net.Legacy[i], net.Dense[i]
 		s.Nodes = append(s.Nodes, node)
 		s.byPeer[node.Peer] = node
 	}
@@ -406,9 +412,12 @@ func (s *Sim) send(from *Node, outs []replication.Out) error {
 				return fmt.Errorf("node %s sent entry %s:%d-%d lacking some of its dots", from.ID, e.Origin, e.First, e.Last)
 			}
 		}
-		encode := replication.EncodeDense
-		if to := s.byPeer[o.To]; from.legacy || to != nil && to.legacy {
+		encode := replication.EncodeIndexed
+		switch to := s.byPeer[o.To]; {
+		case from.legacy || to != nil && to.legacy:
 			encode = replication.Encode
+		case from.dense || to != nil && to.dense:
+			encode = replication.EncodeDense
 		}
 		b, err := encode(o.Msg)
 		if err != nil {
