@@ -199,8 +199,8 @@ func speakOnly(tn *testNode, ps ...protocol.ID) {
 
 // TestDenseOnlyWherePeersReadIt: a node sends compact vectors and
 // relative entries only on streams of /edged/sync/3 and later, and names
-// entries' origins by index (key 17 with entries) only on those of
-// /edged/sync/4; to a peer of an earlier build it sends what that build
+// entries' origins by index (key 17 with entries) and sends relative
+// vectors (key 20) only on those of /edged/sync/4; to a peer of an earlier build it sends what that build
 // reads: vectors and entries whole (no keys 17, 18 or 19) under
 // /edged/sync/2, origins by ID under /edged/sync/3.
 func TestDenseOnlyWherePeersReadIt(t *testing.T) {
@@ -267,6 +267,9 @@ func TestDenseOnlyWherePeersReadIt(t *testing.T) {
 							t.Fatalf("entries with indexed origins (keys %v) to a build that does not read them", k)
 						}
 						indexed = true
+					}
+					if k[20] && !c.indexed {
+						t.Fatalf("a relative vector (keys %v) to a build that does not read it", k)
 					}
 					for key := range k {
 						seen[key] = true

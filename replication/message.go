@@ -106,9 +106,16 @@ type Message struct {
 	// Seqs is a compact vector (vector.go): the sequences of the replicas
 	// of Set, in ID order, in place of Vector.
 	Seqs []crdt.Seq `cbor:"18,keyasint,omitempty"`
+	// BaseHash, with Seqs in place of Set, makes a relative vector
+	// (vector.go): the hash (BaseHash) of the vector the sender last sent
+	// the receiver, and Seqs the increments over its sequences.
+	BaseHash []byte `cbor:"20,keyasint,omitempty"`
 	// Compact: the replicas of Vector are the receiver's, as far as the
 	// sender knows, so EncodeDense may send it compact (vector.go).
 	Compact bool `cbor:"-"`
+	// Base: the vector the sender last sent the receiver, over which
+	// EncodeIndexed may send Vector relative (vector.go).
+	Base crdt.VersionVector `cbor:"-"`
 	// Origins, on Entries: the sender's vector, when its replicas are the
 	// receiver's as far as the sender knows, so EncodeIndexed may name
 	// the entries' origins by their places among them (relative.go).
@@ -204,14 +211,19 @@ func Encode(m Message) ([]byte, error) { return encode(wireMessage{Message: m}) 
 func EncodeDense(m Message) ([]byte, error) { return encodeDense(m, false) }
 
 // EncodeIndexed returns the encoding of m for a peer that also reads
-// indexed origins (/edged/sync/4): EncodeDense's, with the entries naming
-// their origins by their places among the replicas of m.Origins, when it
-// is set.
+// indexed origins and relative vectors (/edged/sync/4): EncodeDense's,
+// with the entries naming their origins by their places among the
+// replicas of m.Origins, when it is set, and the vector relative to
+// m.Base, when it can be.
 func EncodeIndexed(m Message) ([]byte, error) { return encodeDense(m, true) }
 
 func encodeDense(m Message, indexOrigins bool) ([]byte, error) {
 	w := wireMessage{Message: m}
-	if m.Compact && (m.Kind == KindVector || m.Kind == KindAck) && len(setOf(m.Vector)) > 0 {
+	switch {
+	case m.Kind != KindVector && m.Kind != KindAck || len(setOf(m.Vector)) == 0:
+	case indexOrigins && relativeTo(m.Vector, m.Base):
+		w.BaseHash, w.Seqs, w.Vector = baseHash(m.Base), increments(m.Vector, m.Base), nil
+	case m.Compact:
 		w.Set, w.Seqs, w.Vector = SetHash(m.Vector), seqsOf(m.Vector), nil
 	}
 	if len(m.Entries) > 0 {

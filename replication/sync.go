@@ -125,6 +125,12 @@ type peer struct {
 	unanswered bool
 	// emptyOffers counts the offers made because it held nothing.
 	emptyOffers int
+	// told is the last vector sent to it: the base of the next
+	// (vector.go). Nil: the next goes without a base.
+	told crdt.VersionVector
+	// heard holds its last vectors (at most heardVectors, the newest
+	// last): the bases its relative vectors may name.
+	heard []crdt.VersionVector
 	// rounds counts the rounds it started (a digest, or a vector with
 	// pull) since the oldest entries in flight to it went: the second was
 	// sent well after they came, or were lost (see the Vector case of
@@ -299,17 +305,34 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 	// so it does not ask for them either.
 	paused := s.xfer != nil
 	if m.Kind == KindVector || m.Kind == KindAck {
-		if m.Seqs != nil {
+		switch {
+		case m.BaseHash != nil:
+			vv, ok := addTo(&m, pr.heard)
+			if !ok {
+				// Its base is not one this node heard (lost, or either
+				// side restarted): it is told this node's vector, whole,
+				// and sends its next without a base.
+				s.stats.UnknownSets++
+				s.stats.Vectors++
+				return Result{Out: []Out{{To: from, Msg: wholeVector(pr, mine, true)}}}, nil
+			}
+			m.Vector = vv
+		case m.Seqs != nil:
 			vv, ok := expand(&m, mine, pr.known)
 			if !ok {
 				// Its replicas are not the ones this node knows: it is
 				// told this node's, whole, and answers in kind.
 				s.stats.UnknownSets++
 				s.stats.Vectors++
-				return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}}, nil
+				return Result{Out: []Out{{To: from, Msg: wholeVector(pr, mine, true)}}}, nil
 			}
 			m.Vector = vv
+		default:
+			// A whole vector: the peer may not hold the base ours would
+			// name (it answers a relative vector it cannot read so).
+			pr.told = nil
 		}
+		pr.heard = append(pr.heard[max(0, len(pr.heard)+1-heardVectors):], m.Vector.Clone())
 	}
 	if m.indexed != nil {
 		ids, ok := replicasOf(m.Set, mine, pr.known)
@@ -319,7 +342,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 			// ID until their replicas match again. The entries come again.
 			s.stats.UnknownSets++
 			s.stats.Vectors++
-			return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine, Pull: true}}}}, nil
+			return Result{Out: []Out{{To: from, Msg: wholeVector(pr, mine, true)}}}, nil
 		}
 		es, err := fromRelative(m.indexed, ids)
 		if err == nil {
@@ -411,7 +434,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 			// from another peer): it would gain nothing, and its sync
 			// would pause. The server learns what it holds instead.
 			s.stats.OffersDeclined++
-			return Result{Out: []Out{{To: from, Msg: Message{Version: Version, Kind: KindVector, Vector: mine}}}}, nil
+			return Result{Out: []Out{{To: from, Msg: wholeVector(pr, mine, false)}}}, nil
 		}
 		return Result{Out: s.startTransfer(from)}, nil
 	case KindRangeReq:

@@ -488,6 +488,7 @@ func FuzzDecode(f *testing.F) {
 		{Version: 1, Kind: replication.KindStates, Done: true, Ctx: &ctx, States: []replication.State{{Name: "k", Record: []byte{0xa0}}}},
 		{Version: 1, Kind: replication.KindPeers, Peers: []replication.PeerAddrs{{ID: "12D3KooW", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}}}},
 		{Version: 1, Kind: replication.KindEntries, Entries: two, Origins: set},
+		{Version: 1, Kind: replication.KindAck, Vector: crdt.VersionVector{a: 3, b: 1}, Base: set},
 	} {
 		m.Compact = true
 		for _, encode := range []func(replication.Message) ([]byte, error){replication.Encode, replication.EncodeDense, replication.EncodeIndexed} {
@@ -507,7 +508,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		// An engine whose peer has named the replicas of set: it reads
-		// entries indexed in it.
+		// entries indexed in it, and vectors relative to it.
 		s := replication.New(simtest.NewNode(5), replication.Config{})
 		s.AddPeer("p")
 		if _, err := s.Step("p", replication.Message{Version: 1, Kind: replication.KindVector, Vector: set}); err != nil {

@@ -272,7 +272,7 @@ func (s *Sync) PageCommitted(p PeerID) []Out {
 	if page.Done {
 		s.xfer = nil
 		s.stats.TransfersDone++
-		return []Out{{To: p, Msg: Message{Version: Version, Kind: KindVector, Vector: s.log.Vector(), Pull: true}}}
+		return []Out{{To: p, Msg: wholeVector(s.peers[p], s.log.Vector(), true)}}
 	}
 	t.cursor = page.Last
 	return s.ask(s.nextRequest())

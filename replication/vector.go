@@ -66,9 +66,22 @@ func sameSet(a, b crdt.VersionVector) bool {
 }
 
 // vectorMsg returns a message of kind carrying vv to pr, Compact when
-// pr's last word held the same replicas.
+// pr's last word held the same replicas, with the vector last sent to pr
+// as its Base; vv is then the one last sent.
 func vectorMsg(pr *peer, kind Kind, vv crdt.VersionVector, pull bool) Message {
-	return Message{Version: Version, Kind: kind, Vector: vv, Pull: pull, Compact: len(setOf(vv)) > 0 && sameSet(vv, pr.known)}
+	m := Message{Version: Version, Kind: kind, Vector: vv, Pull: pull, Compact: len(setOf(vv)) > 0 && sameSet(vv, pr.known), Base: pr.told}
+	pr.told = vv.Clone()
+	return m
+}
+
+// wholeVector returns a Vector message carrying vv whole to pr (nil: a
+// peer no longer known), as a node answers what it could not read: vv is
+// then the one last sent to pr.
+func wholeVector(pr *peer, vv crdt.VersionVector, pull bool) Message {
+	if pr != nil {
+		pr.told = vv.Clone()
+	}
+	return Message{Version: Version, Kind: KindVector, Vector: vv, Pull: pull}
 }
 
 // seqsOf returns the sequences of vv's replicas, in ID order.
@@ -107,9 +120,12 @@ func replicasOf(hash []byte, sets ...crdt.VersionVector) ([]crdt.ReplicaID, bool
 	return nil, false
 }
 
-// validateSet checks a message's replica set and compact vector, or the
-// set its entries' origins are indexed in.
+// validateSet checks a message's replica set and compact or relative
+// vector, or the set its entries' origins are indexed in.
 func (m *Message) validateSet() error {
+	if m.BaseHash != nil {
+		return m.validateRelative()
+	}
 	if m.indexed != nil {
 		if m.Kind != KindEntries || len(m.Set) != setHashBytes || m.Seqs != nil {
 			return fmt.Errorf("%w: indexed origins in a %s message with a replica set hash of %d bytes", ErrInvalid, m.Kind, len(m.Set))
@@ -140,6 +156,88 @@ func (m *Message) validateSet() error {
 	for i, s := range m.Seqs {
 		if s == 0 || s > MaxSeqAccepted {
 			return fmt.Errorf("%w: compact vector entry %d: sequence %d", ErrInvalid, i, s)
+		}
+	}
+	return nil
+}
+
+// Relative vectors. A compact vector still sends each replica's sequence,
+// up to five bytes and more over a node's life, though between two rounds
+// of a link they grow by a few. On /edged/sync/4 a vector may go as the
+// increments over the one its sender last sent the same peer (its base),
+// with the base's hash: one byte a replica on a busy link. The receiver
+// keeps the last vectors it heard from each peer (heardVectors) and adds
+// the increments to the one with the hash; when it has none (a vector
+// lost, or either side restarted), it answers with its whole vector, and
+// the sender, hearing a whole vector, sends its next one without a base.
+
+// heardVectors is how many of a peer's last vectors a node keeps as bases.
+const heardVectors = 2
+
+// baseHash returns the hash that names a base: the first 8 bytes of its
+// Digest.
+func baseHash(vv crdt.VersionVector) []byte { return Digest(vv)[:setHashBytes] }
+
+// relativeTo reports whether vv can go relative to base: over the same
+// replicas, none of them behind.
+func relativeTo(vv, base crdt.VersionVector) bool {
+	if len(setOf(base)) == 0 || !sameSet(vv, base) {
+		return false
+	}
+	for r, s := range base {
+		if vv[r] < s {
+			return false
+		}
+	}
+	return true
+}
+
+// increments returns vv's sequences less base's, in replica order.
+func increments(vv, base crdt.VersionVector) []crdt.Seq {
+	rs := setOf(vv)
+	incs := make([]crdt.Seq, len(rs))
+	for i, r := range rs {
+		incs[i] = vv[r] - base[r]
+	}
+	return incs
+}
+
+// addTo returns the vector a relative vector stands for: its increments
+// over the first of bases with its hash. It reports false when none has,
+// or when a sum would pass MaxSeqAccepted.
+func addTo(m *Message, bases []crdt.VersionVector) (crdt.VersionVector, bool) {
+	for _, base := range bases {
+		rs := setOf(base)
+		if len(rs) != len(m.Seqs) || string(baseHash(base)) != string(m.BaseHash) {
+			continue
+		}
+		vv := make(crdt.VersionVector, len(rs))
+		for i, r := range rs {
+			if m.Seqs[i] > MaxSeqAccepted-base[r] {
+				return nil, false
+			}
+			vv[r] = base[r] + m.Seqs[i]
+		}
+		return vv, true
+	}
+	return nil, false
+}
+
+// validateRelative checks a relative vector.
+func (m *Message) validateRelative() error {
+	switch {
+	case m.Kind != KindVector && m.Kind != KindAck:
+		return fmt.Errorf("%w: a relative vector in a %s message", ErrInvalid, m.Kind)
+	case len(m.BaseHash) != setHashBytes:
+		return fmt.Errorf("%w: base hash of %d bytes, want %d", ErrInvalid, len(m.BaseHash), setHashBytes)
+	case m.Set != nil || m.Vector != nil || m.Seqs == nil:
+		return fmt.Errorf("%w: a relative vector with a replica set or a whole vector, or without increments", ErrInvalid)
+	case len(m.Seqs) > MaxReplicas:
+		return fmt.Errorf("%w: relative vector of %d replicas, limit %d", ErrInvalid, len(m.Seqs), MaxReplicas)
+	}
+	for i, s := range m.Seqs {
+		if s > MaxSeqAccepted {
+			return fmt.Errorf("%w: relative vector entry %d: increment %d", ErrInvalid, i, s)
 		}
 	}
 	return nil

@@ -27,6 +27,12 @@ func TestCompactVectorsAreValidated(t *testing.T) {
 		{"too many replicas", replication.Message{Kind: replication.KindAck, Set: set, Seqs: make([]crdt.Seq, replication.MaxReplicas+1)}},
 		{"in a digest", replication.Message{Kind: replication.KindDigest, Hash: make([]byte, 32), Set: set, Seqs: []crdt.Seq{2, 4}}},
 		{"in an offer", replication.Message{Kind: replication.KindOffer, Vector: vv, Set: set}},
+		{"short base hash", replication.Message{Kind: replication.KindVector, BaseHash: set[:4], Seqs: []crdt.Seq{0, 1}}},
+		{"relative with a set", replication.Message{Kind: replication.KindVector, BaseHash: set, Set: set, Seqs: []crdt.Seq{0, 1}}},
+		{"relative and whole", replication.Message{Kind: replication.KindAck, BaseHash: set, Vector: vv, Seqs: []crdt.Seq{0, 1}}},
+		{"relative without increments", replication.Message{Kind: replication.KindAck, BaseHash: set}},
+		{"increment too large", replication.Message{Kind: replication.KindAck, BaseHash: set, Seqs: []crdt.Seq{replication.MaxSeqAccepted + 1}}},
+		{"relative in a digest", replication.Message{Kind: replication.KindDigest, Hash: make([]byte, 32), BaseHash: set, Seqs: []crdt.Seq{0}}},
 	} {
 		c.m.Version = replication.Version
 		b, err := replication.Encode(c.m)
@@ -328,5 +334,77 @@ func TestIndexedOriginsAreRead(t *testing.T) {
 	}
 	if n := receiver.Sync.Stats().UnknownSets; n != 1 {
 		t.Fatalf("UnknownSets = %d, want 1", n)
+	}
+}
+
+// TestRelativeVectors: on /edged/sync/4 a vector goes as its increments
+// over the one last sent to the same peer, which the receiver adds back to
+// the one it heard with that hash. One over a base it did not hear is
+// answered with its whole vector, asking for what it lacks; hearing a
+// whole vector, a node sends its next one without a base.
+func TestRelativeVectors(t *testing.T) {
+	n, s := oneNode(t)
+	v1 := crdt.VersionVector{n.ID: 1, 0x1234567890ABCDEF: 1000}
+	v2 := crdt.VersionVector{n.ID: 2, 0x1234567890ABCDEF: 1003}
+	b, err := replication.EncodeIndexed(replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: v2, Base: v1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := replication.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Vector != nil || rel.Set != nil || len(rel.Seqs) != 2 || rel.Seqs[0]+rel.Seqs[1] != 4 {
+		t.Fatalf("encoded %+v, want the increments 1 and 3 over the base", rel)
+	}
+	// Heard v1 whole, it reads v2 relative to it.
+	if _, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: v1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Step("p", rel); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Known("p"); got.Compare(v2) != crdt.Equal {
+		t.Fatalf("known %v, want %v", got, v2)
+	}
+	// The node's own vectors to p go relative to the one before.
+	first := nextVector(t, s)
+	if first.Base != nil {
+		t.Fatalf("first vector to p has base %v; it sent p no vector before", first.Base)
+	}
+	// p speaks (compact: a whole vector would drop the base), and the
+	// node's next round starts with a vector again.
+	if _, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindAck, Set: replication.SetHash(v2), Seqs: []crdt.Seq{1003, 2}}); err != nil { // in replica order
+		t.Fatal(err)
+	}
+	if second := nextVector(t, s); second.Base.Compare(first.Vector) != crdt.Equal {
+		t.Fatalf("second vector to p has base %v, want the first, %v", second.Base, first.Vector)
+	}
+
+	// A base it never heard.
+	b, err = replication.EncodeIndexed(replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: v2, Base: crdt.VersionVector{n.ID: 1, 0x1234567890ABCDEF: 999}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel, err = replication.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Step("p", rel)
+	if err != nil || len(res.Out) != 1 {
+		t.Fatalf("answered a vector over an unknown base with %+v (%v)", res, err)
+	}
+	if m := res.Out[0].Msg; m.Kind != replication.KindVector || !m.Pull || m.Base != nil || m.Compact || m.Vector.Compare(n.Vector()) != crdt.Equal {
+		t.Fatalf("answered %+v, want the whole vector with pull", m)
+	}
+	if got := s.Stats().UnknownSets; got != 1 {
+		t.Fatalf("UnknownSets = %d, want 1", got)
+	}
+	// Told a whole vector (p could not read a relative one), it sends
+	// the next without a base.
+	if _, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: v2}); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextVector(t, s); m.Base != nil {
+		t.Fatalf("after a whole vector, the next has base %v, want none", m.Base)
 	}
 }
