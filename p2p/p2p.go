@@ -642,6 +642,15 @@ func (n *Node) step(ctx context.Context, m inbound) ([]replication.Out, error) {
 	}
 	res, err := n.sync.Step(from, m.msg)
 	outs := res.Out
+	if errors.Is(err, replication.ErrInvalid) {
+		// A bad message, as one that does not decode (receive): dropped
+		// and counted, quietly, so a hostile peer cannot flood the log.
+		n.mu.Lock()
+		n.peerStats(m.from).Errors++
+		n.mu.Unlock()
+		n.o.Logger.Debug("p2p: bad message dropped", "peer", m.from, "err", err)
+		return outs, nil
+	}
 	if err != nil {
 		return outs, err
 	}

@@ -219,18 +219,23 @@ func TestDenseOnlyWherePeersReadIt(t *testing.T) {
 			for range 3 {
 				a.eng.Do(ctx, engine.Add("visits", 1))
 			}
-			// Writes of a second origin, so that a message can carry
-			// entries of two.
-			b := startTestNode(t, "")
-			for range 3 {
-				b.eng.Do(ctx, engine.Add("doors", 1))
-			}
-			var es []store.Entry
-			if err := b.db.Entries(b.eng.Replica(), 0, func(e store.Entry) error { es = append(es, e); return nil }); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.eng.Apply(ctx, es); err != nil {
-				t.Fatal(err)
+			// Writes of four more origins, so that a message carries
+			// entries of five: enough for indexed origins to be the
+			// smaller encoding.
+			known := crdt.VersionVector{a.eng.Replica(): 1}
+			for range 4 {
+				b := startTestNode(t, "")
+				for range 3 {
+					b.eng.Do(ctx, engine.Add("doors", 1))
+				}
+				var es []store.Entry
+				if err := b.db.Entries(b.eng.Replica(), 0, func(e store.Entry) error { es = append(es, e); return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.eng.Apply(ctx, es); err != nil {
+					t.Fatal(err)
+				}
+				known[b.eng.Replica()] = 1
 			}
 			keys := make(chan map[uint64]bool, 100)
 			h := recordingPeer(t, a, c.speak, keys)
@@ -240,7 +245,7 @@ func TestDenseOnlyWherePeersReadIt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			word, err := replication.Encode(replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{a.eng.Replica(): 1, b.eng.Replica(): 1}})
+			word, err := replication.Encode(replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: known})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -217,6 +217,15 @@ func EncodeDense(m Message) ([]byte, error) { return encodeDense(m, false) }
 // m.Base, when it can be.
 func EncodeIndexed(m Message) ([]byte, error) { return encodeDense(m, true) }
 
+// indexFor returns the index of m's entries' origins (originIndex) when
+// they are to be indexed, nil otherwise.
+func indexFor(indexOrigins bool, m Message) map[crdt.ReplicaID]uint64 {
+	if !indexOrigins {
+		return nil
+	}
+	return originIndex(m.Entries, m.Origins)
+}
+
 func encodeDense(m Message, indexOrigins bool) ([]byte, error) {
 	w := wireMessage{Message: m}
 	switch {
@@ -227,18 +236,31 @@ func encodeDense(m Message, indexOrigins bool) ([]byte, error) {
 		w.Set, w.Seqs, w.Vector = SetHash(m.Vector), seqsOf(m.Vector), nil
 	}
 	if len(m.Entries) > 0 {
-		var index map[crdt.ReplicaID]uint64
-		if indexOrigins {
-			index = originIndex(m.Entries, m.Origins)
-		}
-		if index != nil {
-			w.Set = SetHash(m.Origins)
-		}
-		rel, err := toRelative(m.Entries, index)
+		rel, err := toRelative(m.Entries)
 		if err != nil {
 			return nil, err
 		}
 		w.Rel, w.Entries = rel, nil
+		if index := indexFor(indexOrigins, m); index != nil {
+			// Indices save bytes of CBOR, but Snappy may shrink an ID
+			// that comes again in the message (in a context) and not
+			// the set's hash: the smaller encoding goes.
+			byID, err := encode(w)
+			if err != nil {
+				return nil, err
+			}
+			for i, e := range m.Entries {
+				if n, ok := index[e.Origin]; ok {
+					rel[i].Origin, rel[i].Index = 0, n
+				}
+			}
+			w.Set = SetHash(m.Origins)
+			byIndex, err := encode(w)
+			if err != nil || len(byIndex) >= len(byID) {
+				return byID, nil
+			}
+			return byIndex, nil
+		}
 	}
 	return encode(w)
 }

@@ -44,16 +44,12 @@ type wireEntry struct {
 
 // toRelative returns es in the relative form: each delta relative to its
 // entry while the dots left out fit in MaxImpliedDots, whole after that or
-// where its context lacks some of the entry's dots; each origin by its
-// place in index (from 1) where index has it, by ID otherwise.
-func toRelative(es []Entry, index map[crdt.ReplicaID]uint64) ([]wireEntry, error) {
+// where its context lacks some of the entry's dots.
+func toRelative(es []Entry) ([]wireEntry, error) {
 	ws := make([]wireEntry, len(es))
 	implied := 0
 	for i, e := range es {
 		ws[i] = wireEntry{Origin: e.Origin, First: e.First, Last: e.Last}
-		if n, ok := index[e.Origin]; ok {
-			ws[i].Origin, ws[i].Index = 0, n
-		}
 		span := int(min(e.Last-e.First+1, MaxImpliedDots+1))
 		if implied+span <= MaxImpliedDots && e.Delta.Ctx.ContainsRange(e.Origin, e.First, e.Last) {
 			b, err := e.Delta.MarshalCBORRelative(e.Origin, e.First, e.Last)

@@ -54,7 +54,7 @@ func TestRelativeEntriesRoundTrip(t *testing.T) {
 func TestRelativeWithinImpliedDots(t *testing.T) {
 	lacking := group(5, 1, 2)
 	lacking.Last = 3
-	ws, err := toRelative([]Entry{group(1, 1, MaxImpliedDots-1), group(2, 1, 1), group(3, 1, 1), lacking}, nil)
+	ws, err := toRelative([]Entry{group(1, 1, MaxImpliedDots-1), group(2, 1, 1), group(3, 1, 1), lacking})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +159,34 @@ func TestIndexedOriginsResolve(t *testing.T) {
 	both[0].Origin = a
 	if _, err := fromRelative(both, setOf(set)); !errors.Is(err, ErrInvalid) {
 		t.Errorf("an ID and an index: %v, want ErrInvalid", err)
+	}
+
+	// Contexts that name two of the origins again: Snappy shrinks
+	// the IDs' second mentions, not the set's hash. Whichever form is
+	// smaller goes.
+	var shared []Entry
+	for i := range 3 {
+		e := group([]crdt.ReplicaID{a, b, c}[i], 1, 1)
+		for _, r := range []crdt.ReplicaID{a, b} {
+			if r != e.Origin {
+				e.Delta.Ctx.Add(crdt.Dot{Replica: r, Seq: 7})
+			}
+		}
+		shared = append(shared, e)
+	}
+	for _, es := range [][]Entry{es, shared} {
+		m := Message{Version: Version, Kind: KindEntries, Entries: es, Origins: set}
+		indexed, err := EncodeIndexed(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dense, err := EncodeDense(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(indexed) > len(dense) {
+			t.Errorf("%d entries: indexed encoding of %d bytes, by ID %d: want the smaller", len(es), len(indexed), len(dense))
+		}
 	}
 
 	one, err := EncodeIndexed(Message{Version: Version, Kind: KindEntries, Entries: es[:1], Origins: set})

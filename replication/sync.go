@@ -78,8 +78,9 @@ type Stats struct {
 	Redundant uint64
 	// Invalid counts dropped messages and entries.
 	Invalid uint64
-	// UnknownSets counts compact vectors over a replica set this node
-	// did not know (answered with its whole vector).
+	// UnknownSets counts compact vectors and indexed entries over a
+	// replica set this node did not know, and relative vectors over a
+	// base it did not hear (each answered with its whole vector).
 	UnknownSets uint64
 	// OwnAhead counts vectors from peers that hold more of this node's
 	// own writes than it does: it was restored from a backup with its old
@@ -314,17 +315,18 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 				// and sends its next without a base.
 				s.stats.UnknownSets++
 				s.stats.Vectors++
-				return Result{Out: []Out{{To: from, Msg: wholeVector(pr, mine, true)}}}, nil
+				return Result{Out: []Out{{To: from, Msg: wholeVector(pr, mine, !paused)}}}, nil
 			}
 			m.Vector = vv
 		case m.Seqs != nil:
 			vv, ok := expand(&m, mine, pr.known)
 			if !ok {
 				// Its replicas are not the ones this node knows: it is
-				// told this node's, whole, and answers in kind.
+				// told this node's, whole, and answers in kind (asked for
+				// what this node lacks, but not while a transfer runs).
 				s.stats.UnknownSets++
 				s.stats.Vectors++
-				return Result{Out: []Out{{To: from, Msg: wholeVector(pr, mine, true)}}}, nil
+				return Result{Out: []Out{{To: from, Msg: wholeVector(pr, mine, !paused)}}}, nil
 			}
 			m.Vector = vv
 		default:
@@ -335,11 +337,16 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 		pr.heard = append(pr.heard[max(0, len(pr.heard)+1-heardVectors):], m.Vector.Clone())
 	}
 	if m.indexed != nil {
+		if paused {
+			s.stats.Deferred += uint64(len(m.indexed))
+			return Result{}, nil
+		}
 		ids, ok := replicasOf(m.Set, mine, pr.known)
 		if !ok {
 			// As for a compact vector over replicas this node does not
 			// know: the sender learns this node's, and names origins by
-			// ID until their replicas match again. The entries come again.
+			// ID until their replicas match again. The entries go again
+			// once they are no longer in flight (see the Vector case).
 			s.stats.UnknownSets++
 			s.stats.Vectors++
 			return Result{Out: []Out{{To: from, Msg: wholeVector(pr, mine, true)}}}, nil
