@@ -131,7 +131,7 @@ type peer struct {
 	told crdt.VersionVector
 	// heard holds its last vectors (at most heardVectors, the newest
 	// last): the bases its relative vectors may name.
-	heard []crdt.VersionVector
+	heard []base
 	// rounds counts the rounds it started (a digest, or a vector with
 	// pull) since the oldest entries in flight to it went: the second was
 	// sent well after they came, or were lost (see the Vector case of
@@ -308,7 +308,11 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 	if m.Kind == KindVector || m.Kind == KindAck {
 		switch {
 		case m.BaseHash != nil:
-			vv, ok := addTo(&m, pr.heard)
+			vv, ok, err := addTo(&m, pr.heard)
+			if err != nil {
+				s.stats.Invalid++
+				return Result{}, err
+			}
 			if !ok {
 				// Its base is not one this node heard (lost, or either
 				// side restarted): it is told this node's vector, whole,
@@ -334,7 +338,7 @@ func (s *Sync) Step(from PeerID, m Message) (Result, error) {
 			// name (it answers a relative vector it cannot read so).
 			pr.told = nil
 		}
-		pr.heard = append(pr.heard[max(0, len(pr.heard)+1-heardVectors):], m.Vector.Clone())
+		pr.heard = append(pr.heard[max(0, len(pr.heard)+1-heardVectors):], newBase(m.Vector))
 	}
 	if m.indexed != nil {
 		if paused {

@@ -202,25 +202,36 @@ func increments(vv, base crdt.VersionVector) []crdt.Seq {
 	return incs
 }
 
+// base is a vector heard from a peer, kept as a base its next relative
+// vectors may name: its replicas in order, and its hash.
+type base struct {
+	vv   crdt.VersionVector
+	rs   []crdt.ReplicaID
+	hash []byte
+}
+
+func newBase(vv crdt.VersionVector) base {
+	return base{vv: vv.Clone(), rs: setOf(vv), hash: baseHash(vv)}
+}
+
 // addTo returns the vector a relative vector stands for: its increments
-// over the first of bases with its hash. It reports false when none has,
-// or when a sum would pass MaxSeqAccepted.
-func addTo(m *Message, bases []crdt.VersionVector) (crdt.VersionVector, bool) {
-	for _, base := range bases {
-		rs := setOf(base)
-		if len(rs) != len(m.Seqs) || string(baseHash(base)) != string(m.BaseHash) {
+// over the one of bases with its hash. It reports false when none has,
+// and an error wrapping ErrInvalid when a sum passes MaxSeqAccepted.
+func addTo(m *Message, bases []base) (crdt.VersionVector, bool, error) {
+	for _, b := range bases {
+		if len(b.rs) != len(m.Seqs) || string(b.hash) != string(m.BaseHash) {
 			continue
 		}
-		vv := make(crdt.VersionVector, len(rs))
-		for i, r := range rs {
-			if m.Seqs[i] > MaxSeqAccepted-base[r] {
-				return nil, false
+		vv := make(crdt.VersionVector, len(b.rs))
+		for i, r := range b.rs {
+			if m.Seqs[i] > MaxSeqAccepted-b.vv[r] {
+				return nil, true, fmt.Errorf("%w: relative vector entry %d: %d over %s:%d passes the largest sequence", ErrInvalid, i, m.Seqs[i], r, b.vv[r])
 			}
-			vv[r] = base[r] + m.Seqs[i]
+			vv[r] = b.vv[r] + m.Seqs[i]
 		}
-		return vv, true
+		return vv, true, nil
 	}
-	return nil, false
+	return nil, false, nil
 }
 
 // validateRelative checks a relative vector.

@@ -407,4 +407,21 @@ func TestRelativeVectors(t *testing.T) {
 	if m := nextVector(t, s); m.Base != nil {
 		t.Fatalf("after a whole vector, the next has base %v, want none", m.Base)
 	}
+
+	// Increments that take a sequence past the largest accepted.
+	high := crdt.VersionVector{n.ID: 2, 0x1234567890ABCDEF: replication.MaxSeqAccepted - 1}
+	if _, err := s.Step("p", replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: high}); err != nil {
+		t.Fatal(err)
+	}
+	over := replication.Message{Version: replication.Version, Kind: replication.KindAck, Vector: crdt.VersionVector{n.ID: 2, 0x1234567890ABCDEF: replication.MaxSeqAccepted - 1}, Base: high}
+	if b, err = replication.EncodeIndexed(over); err != nil {
+		t.Fatal(err)
+	}
+	if rel, err = replication.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	rel.Seqs[0] = 2 // 0x1234567890ABCDEF comes first in replica order
+	if _, err := s.Step("p", rel); !errors.Is(err, replication.ErrInvalid) {
+		t.Fatalf("a sum past the largest sequence: %v, want ErrInvalid", err)
+	}
 }
