@@ -21,6 +21,17 @@ var topologies = []topology{
 	// A partial mesh: each node links to the next 2 and previous 2 on a
 	// ring, 4 neighbours each, as in the paper's mesh.
 	{"mesh", func(i, n int) []int { return []int{(i + 1) % n, (i + 2) % n, (i + n - 1) % n, (i + n - 2) % n} }},
+	// A full mesh, as on a site where every node finds every other by
+	// mDNS.
+	{"full", func(i, n int) []int {
+		var ps []int
+		for j := range n {
+			if j != i {
+				ps = append(ps, j)
+			}
+		}
+		return ps
+	}},
 	// A binary tree.
 	{"tree", func(i, n int) []int {
 		var ps []int
