@@ -232,8 +232,9 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 }
 
 // Run commits operations until ctx is cancelled, or until the store fails
-// (store.ErrFailed), which it returns: the node must then open the store
-// again. Requests queued when it stops are answered with ErrStopped.
+// (store.ErrFailed), which it returns, also when the store failed while
+// Run committed what it held at cancellation: the node must then open the
+// store again. Requests queued when it stops are answered with ErrStopped.
 //
 // Commits are pipelined: while one group is being committed (by a
 // goroutine of Run's that writes and fsyncs it), Run builds the next group
@@ -295,7 +296,8 @@ func (e *Engine) Run(ctx context.Context) error {
 				reset(next)
 				e.commit(next)
 			}
-			return nil
+			// A store that failed on the way out is still a failure.
+			return e.db.Failed()
 		case r := <-reqs:
 			if fl == nil {
 				fl = e.launch(flights, e.gather(r), nil)

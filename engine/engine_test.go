@@ -443,6 +443,58 @@ func TestStoreFailureStopsTheEngine(t *testing.T) {
 	}
 }
 
+// TestStoreFailureAtStopIsReturned: a commit that fails while Run commits
+// what it held when its context was cancelled is a store failure all the
+// same: Run returns it, so the node does not exit as if all went well.
+func TestStoreFailureAtStopIsReturned(t *testing.T) {
+	var armed atomic.Bool
+	armed.Store(true)
+	release := make(chan struct{})
+	var commits atomic.Int64
+	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None,
+		// The first commit waits for release, at its start.
+		FreeSpace: func(string) (int64, error) {
+			if armed.CompareAndSwap(true, false) {
+				<-release
+			}
+			return 1 << 40, nil
+		},
+		// The second, made after cancellation, fails.
+		CommitFault: func() error {
+			if commits.Add(1) == 2 {
+				return syscall.EIO
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := engine.New(db, 1, engine.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	first := e.Send(engine.Add("a", 1))
+	waitFor(t, "the held commit", func() bool { return !armed.Load() })
+	second := send(t, e, engine.Add("b", 1))
+	cancel()
+	close(release)
+	if _, err := first(); err != nil {
+		t.Fatalf("first op: %v", err)
+	}
+	if _, err := second(); !errors.Is(err, store.ErrFailed) {
+		t.Fatalf("op of the failed commit: %v, want store.ErrFailed", err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, store.ErrFailed) {
+			t.Fatalf("Run returned %v, want store.ErrFailed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
 // TestLocalRequestsShareLogEntries checks that the local requests of one
 // group are logged as few entries: each joins the entry of the local
 // requests just before it, up to 64 requests and 64 KiB of their names'

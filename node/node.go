@@ -140,11 +140,12 @@ func (n *Node) Addr() net.Addr { return n.addr }
 
 // Run starts the node and blocks until ctx is cancelled or a part fails.
 // On cancellation it shuts down gracefully, waiting at most
-// cfg.ShutdownTimeout for in-flight requests, and returns nil. It returns an
+// cfg.ShutdownTimeout for in-flight requests, and returns nil (or the
+// store's failure, should the store fail committing them). It returns an
 // error if the node cannot start (the data directory cannot be created, the
 // HTTP address cannot be bound) or stops uncleanly. Run must be called at
 // most once.
-func (n *Node) Run(ctx context.Context) error {
+func (n *Node) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o750); err != nil {
 		return fmt.Errorf("node: node.data_dir: %w", err)
 	}
@@ -224,9 +225,12 @@ func (n *Node) Run(ctx context.Context) error {
 		engDone <- err
 	}()
 	// Stopped after everything that writes, so in-flight requests finish.
+	// A store that fails as it commits the last of them fails the run.
 	defer func() {
 		stopEngine()
-		<-engDone
+		if engErr := <-engDone; engErr != nil && err == nil {
+			err = fmt.Errorf("node: %w", engErr)
+		}
 	}()
 
 	var clock series.Clock = clocksync.New(clocksync.Options{Floor: buildinfo.Time()})
