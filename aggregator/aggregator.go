@@ -347,17 +347,29 @@ func nodeBatch(payload []byte, id crdt.ReplicaID) (cloud.Message, []store.Entry,
 }
 
 // merged acknowledges a batch once write, which stores it, returned; a
-// failure other than a full store is a gap: this batch overtook an
-// earlier one that was lost, and the node sends again from the ack.
+// failure other than the store's (full, failed, closed) is a gap: this
+// batch overtook an earlier one that was lost, and the node sends again
+// from the ack.
 func (a *Aggregator) merged(ctx context.Context, c paho.Client, fleet string, id crdt.ReplicaID, seq uint64, es []store.Entry, write func(context.Context, []store.Entry) error) error {
 	var err error
 	if len(es) > 0 {
-		if err = write(ctx, es); err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrBudget) && !errors.Is(err, store.ErrDiskFull) {
+		if err = write(ctx, es); err != nil && ctx.Err() == nil && !storeTrouble(err) {
 			err = &refusal{reason: "gap", err: err}
 		}
 	}
 	a.ack(c, id, fleet, seq)
 	return err
+}
+
+// storeTrouble reports whether err is the aggregator's store's, not the
+// batch's: counted under "store".
+func storeTrouble(err error) bool {
+	for _, e := range []error{store.ErrBudget, store.ErrDiskFull, store.ErrFailed, store.ErrClosed, engine.ErrStopped} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // readings stores a batch of the readings stream: the raw readings of

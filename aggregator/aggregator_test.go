@@ -191,3 +191,59 @@ func TestBadBatchesAreRefused(t *testing.T) {
 		t.Errorf("a retired node came back after a restart: %+v", n)
 	}
 }
+
+// TestStoreTroubleIsNotAGap: a batch the aggregator cannot store because
+// its own store is out of service (here its engine has stopped, as after
+// a store failure) is counted under "store", not as a gap in the node's
+// log.
+func TestStoreTroubleIsNotAGap(t *testing.T) {
+	broker := mqtttest.Start(t)
+	agg := newSide(t, store.None, nil)
+	stopped := engine.New(agg.db, agg.id.Replica, engine.Config{})
+	engCtx, stopEngine := context.WithCancel(context.Background())
+	stopEngine()
+	if err := stopped.Run(engCtx); err != nil {
+		t.Fatal(err)
+	}
+	bk := mqttconn.Broker{URL: broker.URL, ReconnectMaxInterval: time.Second}
+	a, err := aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}, Queue: 4},
+		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: stopped, DB: agg.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-a.Subscribed()
+
+	node := newSide(t, store.None, nil)
+	if _, err := node.eng.Do(ctx, engine.Add("app/hits", 1)); err != nil {
+		t.Fatal(err)
+	}
+	var es []replication.Entry
+	node.db.AllEntries(func(e store.Entry) error {
+		es = append(es, replication.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta})
+		return nil
+	})
+	b, err := cloud.EncodeBatch(node.id.Key, cloud.Batch{Seq: 1, Name: "n", Entries: es}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := bk.Options("test-publisher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(opts.SetCleanSession(true))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok := c.Publish(cloud.Topic("north", node.id.Replica, cloud.LevelBatch), 1, false, b); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	waitFor(t, "the batch refused", func() bool { return a.Stats().Refused["store"]+a.Stats().Refused["gap"] > 0 })
+	if r := a.Stats().Refused; r["store"] != 1 || r["gap"] != 0 {
+		t.Errorf("refused %v, want the batch under store, not gap", r)
+	}
+}
