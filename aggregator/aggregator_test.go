@@ -25,6 +25,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	poll.Until(t, 20*time.Second, what, cond)
 }
 
+// connectPublisher returns an MQTT client of the test connected to bk,
+// disconnected when the test ends.
+func connectPublisher(t *testing.T, bk mqttconn.Broker) paho.Client {
+	t.Helper()
+	opts, err := bk.Options("test-publisher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(opts.SetCleanSession(true))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// publishQoS1 publishes payload on topic at QoS 1 and waits for the broker.
+func publishQoS1(t *testing.T, c paho.Client, topic string, payload []byte) {
+	t.Helper()
+	if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+}
+
 func jsonOf(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -73,27 +97,14 @@ func TestBadBatchesAreRefused(t *testing.T) {
 		})
 		return es
 	}
-	opts, err := bk.Options("test-publisher")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho.NewClient(opts.SetCleanSession(true))
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	defer c.Disconnect(100)
+	c := connectPublisher(t, bk)
 	acks := make(chan cloud.Message, 16)
 	c.Subscribe(cloud.Topic("north", good.id.Replica, cloud.LevelAck), 1, func(_ paho.Client, m paho.Message) {
 		if msg, err := cloud.Decode(m.Payload()); err == nil {
 			acks <- msg
 		}
 	}).Wait()
-	publish := func(topic string, payload []byte) {
-		t.Helper()
-		if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatal(tok.Error())
-		}
-	}
+	publish := func(topic string, payload []byte) { publishQoS1(t, c, topic, payload) }
 	batch := func(s *side, es []replication.Entry) []byte {
 		b, err := cloud.EncodeBatch(s.id.Key, cloud.Batch{Seq: 1, Name: "n", Entries: es}, false)
 		if err != nil {
@@ -230,18 +241,7 @@ func TestStoreTroubleIsNotAGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := bk.Options("test-publisher")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho.NewClient(opts.SetCleanSession(true))
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	defer c.Disconnect(100)
-	if tok := c.Publish(cloud.Topic("north", node.id.Replica, cloud.LevelBatch), 1, false, b); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
+	publishQoS1(t, connectPublisher(t, bk), cloud.Topic("north", node.id.Replica, cloud.LevelBatch), b)
 	waitFor(t, "the batch refused", func() bool { return a.Stats().Refused["store"]+a.Stats().Refused["gap"] > 0 })
 	if r := a.Stats().Refused; r["store"] != 1 || r["gap"] != 0 {
 		t.Errorf("refused %v, want the batch under store, not gap", r)
