@@ -71,12 +71,14 @@ e2e: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# Fails on unformatted files, go vet findings or staticcheck findings.
+# Fails on unformatted files, go vet findings, staticcheck findings, or a
+# third_party/badger that is not Badger with our patches (third_party/README.md).
 lint:
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	./scripts/badger-vendor.sh --check
 
 # Static binaries for the fleet's Linux machines: x86, 64-bit ARM, and
 # 32-bit ARM for ARMv7 boards and the ARMv6 Raspberry Pi Zero and 1.
