@@ -476,10 +476,10 @@ type work struct {
 	encoded map[string][]byte // new record of each touched name; nil: deleted
 	loaded  map[string]int    // size of the record each name had before the group
 	entries []store.Entry
-	// joined counts the local requests in the last entry, their deltas'
-	// bytes and their other dots (see logLocal); no requests: it is not
-	// a local entry that others may join.
-	joined struct{ requests, bytes, dots int }
+	// joined counts the local requests in the last entry and bounds its
+	// encoded delta (see logLocal); no requests: it is not a local entry
+	// that others may join.
+	joined struct{ requests, bytes int }
 	fs     []store.Fact
 	// held is store.DB.ReadingsHeld, read and changed by a readings
 	// stream's entries.
@@ -663,14 +663,16 @@ func (w *work) do(r *request) error {
 
 // Bounds of a log entry that joins local requests (see logLocal).
 const (
-	// joinRequests caps the requests of one entry.
-	joinRequests = 64
-	// joinBytes caps the summed encoded deltas of an entry's requests.
-	joinBytes = 64 << 10
-	// joinDots caps the dots of their contexts other than their own new
-	// ones (what they removed or replaced), far under the out-of-order
-	// dots a replication message may carry (replication.MaxCloudDots).
-	joinDots = 512
+	// joinBytes bounds the encoded delta of an entry that joins requests,
+	// so that its log record (the delta and a few small fields) stays
+	// under store.ValueThreshold, in Badger's LSM tree: a commit whose
+	// values all stay there writes and syncs one file, Badger's WAL, and
+	// a group of 64 counters' increments in one entry did not
+	// (docs/BENCHMARKS.md). Every request takes a dot, so it also bounds
+	// the requests of an entry and the dots of their contexts, far under
+	// the out-of-order dots a replication message may carry
+	// (replication.MaxCloudDots).
+	joinBytes = store.ValueThreshold - 32
 	// maxDotBytes bounds the encoding of one dot of a context (a replica
 	// ID and a sequence number, 9 bytes each in CBOR, in an array), and
 	// deltaOverhead that of an ORMap delta's frame around its fields.
@@ -680,18 +682,18 @@ const (
 
 // logLocal logs en, the delta of the local request r. It joins it into
 // the group's last entry when that one holds the local requests just
-// before r and stays within the bounds above: concurrent writers then
-// share one log entry per group, as the operations of one DoAll request
-// always do. That halves the Badger writes of a group of one-operation
-// requests (its entries and its names' records were one each per
-// request) and shrinks what replication sends. A request over a bound
-// alone is logged alone, as before. Readings never join: their entries
-// are the readings stream's unit.
+// before r and the joined delta stays within joinBytes: concurrent
+// writers then share a few log entries per group, as the operations of
+// one DoAll request always share one. That halves the Badger writes of a
+// group of one-operation requests (its entries and its names' records
+// were one each per request) and shrinks what replication sends. A
+// request over the bound alone is logged alone. Readings never join:
+// their entries are the readings stream's unit.
 //
 // bound is over the size of r's fields in its delta: what it added is in
 // the fields' records after it, what it removed in those before it. With
-// its context's dots, it bounds the encoded delta, which is encoded to be
-// measured only when the bound is over joinBytes.
+// its context's dots, and the frame of the delta they join, it bounds the
+// encoded joined delta.
 func (w *work) logLocal(r *request, en store.Entry, bound int) error {
 	for _, op := range r.ops {
 		if op.Type == crdt.TypeReadingSet {
@@ -700,34 +702,22 @@ func (w *work) logLocal(r *request, en store.Entry, bound int) error {
 			return nil
 		}
 	}
-	own := int(en.Last - en.First + 1)
-	dots := en.Delta.Ctx.Len() - own
-	bytes := bound + maxDotBytes*(own+dots) + deltaOverhead
-	if bytes > joinBytes && dots <= joinDots {
-		enc, err := en.Delta.MarshalCBOR()
-		if err != nil {
-			return err
-		}
-		bytes = len(enc)
-	}
-	joinable := bytes <= joinBytes && dots <= joinDots
-	if n := len(w.entries); joinable && n > 0 && w.joined.requests > 0 {
+	bytes := bound + maxDotBytes*en.Delta.Ctx.Len()
+	if n := len(w.entries); n > 0 && w.joined.requests > 0 && w.joined.bytes+bytes <= joinBytes {
 		prev := &w.entries[n-1]
-		if prev.Last == en.First-1 && w.joined.requests < joinRequests &&
-			w.joined.bytes+bytes <= joinBytes && w.joined.dots+dots <= joinDots {
+		if prev.Last == en.First-1 {
 			if err := prev.Delta.JoinDelta(en.Delta); err != nil {
 				return err
 			}
 			prev.Last = en.Last
 			w.joined.requests++
 			w.joined.bytes += bytes
-			w.joined.dots += dots
 			return nil
 		}
 	}
 	w.entries = append(w.entries, en)
-	w.joined.requests, w.joined.bytes, w.joined.dots = 1, bytes, dots
-	if !joinable {
+	w.joined.requests, w.joined.bytes = 1, deltaOverhead+bytes
+	if w.joined.bytes > joinBytes {
 		w.joined.requests = 0 // joins nothing
 	}
 	return nil

@@ -497,9 +497,10 @@ func TestStoreFailureAtStopIsReturned(t *testing.T) {
 
 // TestLocalRequestsShareLogEntries checks that the local requests of one
 // group are logged as few entries: each joins the entry of the local
-// requests just before it, up to 64 requests and 64 KiB of their names'
-// records, never across another origin's entry, and never with readings.
-// Whatever the entries, the log replays to the stored state.
+// requests just before it while the joined delta stays small enough for
+// its record to stay under the store's value threshold, never across
+// another origin's entry, and never with readings. Whatever the entries,
+// the log replays to the stored state.
 func TestLocalRequestsShareLogEntries(t *testing.T) {
 	rdb, remote, _ := open(t, t.TempDir(), 2)
 	do(t, remote, engine.Add("z", 5))
@@ -512,31 +513,31 @@ func TestLocalRequestsShareLogEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	db, e, release := holdFirstCommit(t) // dot 1
-	big := bytes.Repeat([]byte("x"), 40<<10)
+	half := bytes.Repeat([]byte("x"), store.ValueThreshold/2)
 	var waits []func() (crdt.Value, error)
 	for _, op := range []engine.Op{
 		engine.Add("a", 1),        // 2
 		engine.AddElems("s", "x"), // 3
-		engine.Set("r1", big),     // 4: 40 KiB, joins
-		engine.Set("r2", big),     // 5: 80 KiB would not
+		engine.Set("r1", half),    // 4: joins
+		engine.Set("r2", half),    // 5: a second half would not
 		engine.Add("a", 1),        // 6
+		engine.Set("r3", bytes.Repeat([]byte("x"), store.ValueThreshold)), // 7: alone
 	} {
 		waits = append(waits, send(t, e, op))
 	}
 	applied := e.SendEntries(entries)
 	waitFor(t, "the engine to take the remote entry", func() bool { return e.Queued() == 0 })
 	for _, op := range []engine.Op{
-		engine.Add("a", 1), // 7
-		engine.AddReadings("t", crdt.Reading{Time: 1, Value: 2}), // 8: never joined
-		engine.Add("a", 1),           // 9
+		engine.Add("a", 1), // 8
+		engine.AddReadings("t", crdt.Reading{Time: 1, Value: 2}), // 9: never joined
+		engine.Add("a", 1),           // 10
 		engine.Set("a", []byte("v")), // fails: takes no dot
 	} {
 		waits = append(waits, send(t, e, op))
 	}
-	for range 63 { // 10…72: the entry of 9 is full at 72
+	for range 64 { // 11…74
 		waits = append(waits, send(t, e, engine.Add("b", 1)))
 	}
-	waits = append(waits, send(t, e, engine.Add("b", 1))) // 73
 	if err := release(false); err != nil {
 		t.Fatal(err)
 	}
@@ -544,21 +545,31 @@ func TestLocalRequestsShareLogEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, wait := range waits {
-		if _, err := wait(); (err != nil) != (i == 8) {
+		if _, err := wait(); (err != nil) != (i == 9) {
 			t.Errorf("request %d: %v", i, err)
 		}
 	}
-	var got []string
+	var got []store.Entry
 	err = db.Entries(1, 0, func(en store.Entry) error {
-		got = append(got, fmt.Sprintf("%d-%d", en.First, en.Last))
+		got = append(got, en)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"1-1", "2-4", "5-6", "7-7", "8-8", "9-72", "73-73"}
-	if !slices.Equal(got, want) {
-		t.Errorf("log entries %v, want %v", got, want)
+	var ranges []string
+	for _, en := range got {
+		ranges = append(ranges, fmt.Sprintf("%d-%d", en.First, en.Last))
+		if enc, err := store.EncodeEntry(en); err != nil {
+			t.Fatal(err)
+		} else if en.Last > en.First && len(enc) >= store.ValueThreshold {
+			t.Errorf("entry %d-%d joins requests in %d bytes, over the value threshold", en.First, en.Last, len(enc))
+		}
+	}
+	// 10…74 share a few entries, each up to the bound.
+	want := []string{"1-1", "2-4", "5-6", "7-7", "8-8", "9-9"}
+	if len(got) < len(want)+2 || !slices.Equal(ranges[:len(want)], want) || got[len(want)].First != 10 || got[len(got)-1].Last != 74 || len(got) > len(want)+10 {
+		t.Errorf("log entries %v, want %v and then 10…74 in 2 to 10 entries", ranges, want)
 	}
 	checkReplay(t, db)
 }

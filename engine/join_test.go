@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -44,4 +45,53 @@ func TestJoinBoundsEncodedDeltas(t *testing.T) {
 		}
 		e.finish(w, nil, nil)
 	}
+}
+
+// TestJoinedEntriesStayInline checks that the entries concurrent requests
+// share are bounded as counted and stay under the store's value threshold,
+// so that a commit writes only Badger's WAL: a group of one-operation
+// requests on many keys and on one, as the durable benchmarks make.
+func TestJoinedEntriesStayInline(t *testing.T) {
+	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e := New(db, 1, Config{})
+	w := newWork(e, nil)
+	var ops []Op
+	for i := range 64 {
+		ops = append(ops, Add(fmt.Sprintf("counter/%02d", i), 1), Add("counter/one", 1))
+	}
+	for i := range 16 {
+		ops = append(ops, Set(fmt.Sprintf("register/%02d", i), []byte(strings.Repeat("v", 10*i))), AddElems("set", fmt.Sprint(i)))
+	}
+	joined := 0
+	for i, op := range ops {
+		if err := w.do(&request{ops: []Op{op}}); err != nil {
+			t.Fatalf("op %d (%s): %v", i, op.Name, err)
+		}
+		last := w.entries[len(w.entries)-1]
+		delta, err := last.Delta.MarshalCBOR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.joined.bytes < len(delta) {
+			t.Errorf("op %d (%s): entry %d-%d counted as %d bytes, its delta encodes to %d", i, op.Name, last.First, last.Last, w.joined.bytes, len(delta))
+		}
+		joined = max(joined, w.joined.requests)
+	}
+	if joined < 8 {
+		t.Errorf("entries joined at most %d requests, want 8 or more", joined)
+	}
+	for _, en := range w.entries {
+		enc, err := store.EncodeEntry(en)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(enc) >= store.ValueThreshold {
+			t.Errorf("entry %d-%d of %d requests stores %d bytes, not under the value threshold of %d", en.First, en.Last, en.Last-en.First+1, len(enc), store.ValueThreshold)
+		}
+	}
+	t.Logf("%d requests in %d entries", len(ops), len(w.entries))
 }

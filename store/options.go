@@ -137,6 +137,17 @@ func statfsFree(dir string) (int64, error) {
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
+// ValueThreshold is the size from which Badger keeps a value in its value
+// log, so that compactions do not rewrite it, rather than in its LSM tree.
+// Records are small CBOR, and so are the log entries that the engine's
+// groups share (it keeps them under this size). A commit whose values all
+// stay in the LSM tree writes and syncs only Badger's WAL (with the patch
+// in third_party/; unpatched, Badger also synced the value log). A larger
+// threshold kept more readings in the tree: fragments of 50 readings are
+// over 1 KiB, and at 4 KiB the overload run's Go heap tripled
+// (docs/BENCHMARKS.md).
+const ValueThreshold = 1 << 10
+
 // badgerOptions spells out every Badger option that matters, never relying
 // on the library's defaults (which assume a server: 64 MiB memtables ×5,
 // a 256 MiB block cache, 1 GiB value-log files).
@@ -150,14 +161,8 @@ func (o Options) badgerOptions() badger.Options {
 		// Single writer (the engine), so no conflict detection needed.
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1).
-		// Values above 4 KiB go to the value log, so that compactions do
-		// not rewrite them. Records are small CBOR, and so is the log
-		// entry that a group of concurrent writes shares (1-2 KiB for 64
-		// counters): kept in the LSM tree, a commit writes only the WAL,
-		// and (with the patch in third_party/) syncs only it. With
-		// 1 KiB, such groups wrote the value log too, and each commit
-		// waited for two syncs: about a fifth slower (docs/BENCHMARKS.md).
-		WithValueThreshold(4 << 10).
+		// See ValueThreshold.
+		WithValueThreshold(ValueThreshold).
 		// Snappy is cheap on ARM and halves CBOR with repeated keys.
 		WithCompression(options.Snappy).
 		// Verify each block when it is read (also by compactions), not

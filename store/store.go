@@ -366,6 +366,12 @@ type logRecord struct {
 	Delta   crdt.Causal `cbor:"3,keyasint"`
 }
 
+// EncodeEntry returns the stored form of e: the value of its log record,
+// whose key holds its origin and first dot.
+func EncodeEntry(e Entry) ([]byte, error) {
+	return cbor.Marshal(logRecord{Version: 1, Last: e.Last, Delta: e.Delta})
+}
+
 // Batch is what one Commit writes, atomically.
 type Batch struct {
 	// Names are the encoded new records (EncodeRecord) of the touched
@@ -456,7 +462,7 @@ func (db *DB) Commit(b Batch) error {
 		}
 	}
 	for _, e := range b.Entries {
-		enc, err := cbor.Marshal(logRecord{Version: 1, Last: e.Last, Delta: e.Delta})
+		enc, err := EncodeEntry(e)
 		if err != nil {
 			return err
 		}
