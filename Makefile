@@ -42,7 +42,8 @@ SIM_SEEDS ?= 1000
 # go vet, then every test (including the crash test's 50 kill cycles, the
 # disk-full test on a tmpfs, which needs root and fails under CI=true without
 # it, and the dashboard in headless Chromium, whose screenshots go to
-# node/_artifacts/), then the CRDT property tests at RAPID_CHECKS cases and
+# node/_artifacts/), then the CRDT property tests and the engine's bound on
+# shared log entries at RAPID_CHECKS cases, and
 # the randomized replication simulations at SIM_SEEDS seeds, then e2e,
 # then the ARM suites under qemu, then the .deb installed and purged, then
 # the footprint budget (binary sizes; idle RSS and CPU; RSS under ingest
@@ -51,6 +52,7 @@ test:
 	$(GO) vet ./...
 	$(GO) test $(RACE) -artifacts ./...
 	$(GO) test ./crdt -run 'TestModel|TestJoinLaws|TestDeltaDelivery|TestRoundTrip' -rapid.checks=$(RAPID_CHECKS)
+	$(GO) test ./engine -run 'TestJoinBoundHolds' -rapid.checks=$(RAPID_CHECKS)
 	$(GO) test ./replication -run 'TestConvergesUnderFaults|TestCountersHoldEveryIncrement' -sim.seeds=$(SIM_SEEDS)
 	$(MAKE) test-alerts
 	$(MAKE) e2e

@@ -78,6 +78,10 @@ type Op struct {
 	// value v (the empty value of Type if absent): a delta-mutator of v,
 	// with dots from g and, for registers, the HLC time now.
 	Mutate func(v crdt.Value, g *crdt.DotGen, now crdt.Timestamp) (crdt.Causal, error)
+	// named bounds what the delta names besides the parts of the field's
+	// values before and after it: the elements a removal names whether
+	// the set holds them or not (see logLocal).
+	named int
 }
 
 // Engine owns the write path of one node's store.
@@ -619,7 +623,7 @@ func (w *work) do(r *request) error {
 	now := w.e.hlc.Now()
 	var group crdt.Causal
 	// bound is over the encoded delta of r (see logLocal): each field's
-	// delta holds parts of its value before and after, and its name.
+	// delta holds parts of its value before and after, and its key.
 	bound := 0
 	r.values = make([]crdt.Value, len(r.ops))
 	for i, op := range r.ops {
@@ -627,7 +631,7 @@ func (w *work) do(r *request) error {
 		if err == nil {
 			bound += w.recordSize(op.Name)
 			err = w.merge(d)
-			bound += w.recordSize(op.Name) + len(op.Name)
+			bound += w.recordSize(op.Name) + len(op.Name) + fieldOverhead + op.named
 		}
 		if err != nil {
 			if i > 0 {
@@ -674,9 +678,13 @@ const (
 	// (replication.MaxCloudDots).
 	joinBytes = store.ValueThreshold - 32
 	// maxDotBytes bounds the encoding of one dot of a context (a replica
-	// ID and a sequence number, 9 bytes each in CBOR, in an array), and
-	// deltaOverhead that of an ORMap delta's frame around its fields.
+	// ID and a sequence number, 9 bytes each in CBOR, in an array),
+	// fieldOverhead what a field of an ORMap delta adds to its name and
+	// the parts of its values (its key's frame and type, and its value's
+	// frame, which is there even when the value is empty), and
+	// deltaOverhead that of the delta's frame around its fields.
 	maxDotBytes   = 20
+	fieldOverhead = 16
 	deltaOverhead = 64
 )
 

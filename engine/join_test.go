@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/store"
+	"pgregory.net/rapid"
 )
 
 // TestJoinBoundsEncodedDeltas checks the bound logLocal takes instead of
@@ -94,4 +96,77 @@ func TestJoinedEntriesStayInline(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests in %d entries", len(ops), len(w.entries))
+}
+
+// TestJoinBoundHolds checks logLocal's bound on random sequences of
+// requests of every kind on a few names, committed in random groups:
+// whenever the last entry may be joined, its encoded delta is within the
+// bytes counted for it, and an entry that joined requests stays under the
+// store's value threshold.
+func TestJoinBoundHolds(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer db.Close()
+		e := New(db, 1, Config{})
+		text := func(label string, most int) string {
+			return strings.Repeat("x", rapid.IntRange(0, most).Draw(rt, label))
+		}
+		op := rapid.OneOf(
+			rapid.Custom(func(rt *rapid.T) Op {
+				return Add(rapid.SampledFrom([]string{"c0", "c1"}).Draw(rt, "counter"), rapid.Int64Range(-1000, 1000).Draw(rt, "by"))
+			}),
+			rapid.Custom(func(rt *rapid.T) Op { return Set("r", []byte(text("register", 700))) }),
+			rapid.Custom(func(rt *rapid.T) Op { return SetMV("m", []byte(text("mv", 700))) }),
+			rapid.Custom(func(rt *rapid.T) Op {
+				elems := rapid.SliceOfN(rapid.Custom(func(rt *rapid.T) string { return text("elem", 200) + "e" }), 1, 8).Draw(rt, "elems")
+				if rapid.Bool().Draw(rt, "remove") {
+					return RemoveElems("s", elems...)
+				}
+				return AddElems("s", elems...)
+			}),
+			rapid.Custom(func(rt *rapid.T) Op { return Enable("f", rapid.Bool().Draw(rt, "on")) }),
+			rapid.Custom(func(rt *rapid.T) Op {
+				return AddReadings(rapid.SampledFrom([]string{"c0", "s", "t"}).Draw(rt, "readings"), crdt.Reading{Time: rapid.Int64Range(1, 1e12).Draw(rt, "time"), Value: 1})
+			}),
+			rapid.Custom(func(rt *rapid.T) Op {
+				return Remove(rapid.SampledFrom([]string{"c0", "c1", "r", "m", "s", "f", "t"}).Draw(rt, "name"))
+			}),
+		)
+		w := newWork(e, nil)
+		for i := range rapid.IntRange(1, 120).Draw(rt, "requests") {
+			o := op.Draw(rt, fmt.Sprint("op", i))
+			if err := w.do(&request{ops: []Op{o}}); err != nil {
+				continue
+			}
+			last := w.entries[len(w.entries)-1]
+			if w.joined.requests > 0 {
+				delta, err := last.Delta.MarshalCBOR()
+				if err != nil {
+					rt.Fatal(err)
+				}
+				if len(delta) > w.joined.bytes {
+					rt.Fatalf("entry %d-%d of %d requests: delta encodes to %d bytes, counted as %d", last.First, last.Last, w.joined.requests, len(delta), w.joined.bytes)
+				}
+			}
+			if w.joined.requests > 1 {
+				enc, err := store.EncodeEntry(last)
+				if err != nil {
+					rt.Fatal(err)
+				}
+				if len(enc) >= store.ValueThreshold {
+					rt.Fatalf("entry %d-%d of %d requests stores %d bytes, not under %d", last.First, last.Last, w.joined.requests, len(enc), store.ValueThreshold)
+				}
+			}
+			if rapid.IntRange(0, 9).Draw(rt, "commit") == 0 {
+				if err := db.Commit(w.batch()); err != nil {
+					rt.Fatal(err)
+				}
+				e.finish(w, nil, nil)
+				w = newWork(e, nil)
+			}
+		}
+	})
 }

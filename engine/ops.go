@@ -34,10 +34,18 @@ func AddElems(name string, elems ...string) Op {
 
 // RemoveElems removes elements from the set name.
 func RemoveElems(name string, elems ...string) Op {
+	named := 0
+	for _, e := range elems {
+		named += len(e) + elemOverhead
+	}
 	return Op{Name: name, Type: crdt.TypeAWSet, Mutate: func(v crdt.Value, _ *crdt.DotGen, _ crdt.Timestamp) (crdt.Causal, error) {
 		return v.(*crdt.AWSet).Remove(elems...), nil
-	}}
+	}, named: named}
 }
+
+// elemOverhead bounds what a set's delta adds to an element it names: the
+// element's header and an empty set of dots.
+const elemOverhead = 8
 
 // Enable enables (on) or disables the flag name.
 func Enable(name string, on bool) Op {
