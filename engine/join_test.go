@@ -10,17 +10,55 @@ import (
 	"pgregory.net/rapid"
 )
 
+// openWorkStore returns an engine, not running, on a new store in dir,
+// closed when t's test or rapid case ends, for tests that build groups
+// themselves.
+func openWorkStore(t interface {
+	Fatal(...any)
+	Cleanup(func())
+}, dir string) (*store.DB, *Engine) {
+	db, err := store.Open(store.Options{Dir: dir, Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, New(db, 1, Config{})
+}
+
+// lastEntryError returns what breaks logLocal's bound in w's last entry
+// after op, or nil: a delta that encodes to more than the bytes counted
+// for it, or an entry that joins requests and does not stay under the
+// store's value threshold. Readings are never counted, nor joined.
+func lastEntryError(w *work, op Op) error {
+	if op.Type == crdt.TypeReadingSet {
+		return nil
+	}
+	last := w.entries[len(w.entries)-1]
+	delta, err := last.Delta.MarshalCBOR()
+	if err != nil {
+		return err
+	}
+	if len(delta) > w.joined.bytes {
+		return fmt.Errorf("entry %d-%d: delta encodes to %d bytes, counted as %d", last.First, last.Last, len(delta), w.joined.bytes)
+	}
+	if w.joined.requests > 1 {
+		enc, err := store.EncodeEntry(last)
+		if err != nil {
+			return err
+		}
+		if len(enc) >= store.ValueThreshold {
+			return fmt.Errorf("entry %d-%d of %d requests stores %d bytes, not under the value threshold of %d", last.First, last.Last, w.joined.requests, len(enc), store.ValueThreshold)
+		}
+	}
+	return nil
+}
+
 // TestJoinBoundsEncodedDeltas checks the bound logLocal takes instead of
 // encoding each request's delta: for requests of every kind of operation,
 // adding and removing large values, each committed in a group of its own,
 // the bytes counted for its entry are at least its encoded delta.
 func TestJoinBoundsEncodedDeltas(t *testing.T) {
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	e := New(db, 1, Config{})
+	db, e := openWorkStore(t, t.TempDir())
 	big := strings.Repeat("x", 3000)
 	for i, op := range []Op{
 		Add("c", 1), Add("c", -5),
@@ -34,13 +72,8 @@ func TestJoinBoundsEncodedDeltas(t *testing.T) {
 		if err := w.do(&request{ops: []Op{op}}); err != nil {
 			t.Fatalf("op %d (%s): %v", i, op.Name, err)
 		}
-		last := w.entries[len(w.entries)-1]
-		enc, err := last.Delta.MarshalCBOR()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w.joined.bytes < len(enc) {
-			t.Errorf("op %d (%s): entry %d-%d counted as %d bytes, encodes to %d", i, op.Name, last.First, last.Last, w.joined.bytes, len(enc))
+		if err := lastEntryError(w, op); err != nil {
+			t.Errorf("op %d (%s): %v", i, op.Name, err)
 		}
 		if err := db.Commit(w.batch()); err != nil {
 			t.Fatal(err)
@@ -54,12 +87,7 @@ func TestJoinBoundsEncodedDeltas(t *testing.T) {
 // so that a commit writes only Badger's WAL: a group of one-operation
 // requests on many keys and on one, as the durable benchmarks make.
 func TestJoinedEntriesStayInline(t *testing.T) {
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	e := New(db, 1, Config{})
+	_, e := openWorkStore(t, t.TempDir())
 	w := newWork(e, nil)
 	var ops []Op
 	for i := range 64 {
@@ -73,27 +101,13 @@ func TestJoinedEntriesStayInline(t *testing.T) {
 		if err := w.do(&request{ops: []Op{op}}); err != nil {
 			t.Fatalf("op %d (%s): %v", i, op.Name, err)
 		}
-		last := w.entries[len(w.entries)-1]
-		delta, err := last.Delta.MarshalCBOR()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w.joined.bytes < len(delta) {
-			t.Errorf("op %d (%s): entry %d-%d counted as %d bytes, its delta encodes to %d", i, op.Name, last.First, last.Last, w.joined.bytes, len(delta))
+		if err := lastEntryError(w, op); err != nil {
+			t.Errorf("op %d (%s): %v", i, op.Name, err)
 		}
 		joined = max(joined, w.joined.requests)
 	}
 	if joined < 8 {
 		t.Errorf("entries joined at most %d requests, want 8 or more", joined)
-	}
-	for _, en := range w.entries {
-		enc, err := store.EncodeEntry(en)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(enc) >= store.ValueThreshold {
-			t.Errorf("entry %d-%d of %d requests stores %d bytes, not under the value threshold of %d", en.First, en.Last, en.Last-en.First+1, len(enc), store.ValueThreshold)
-		}
 	}
 	t.Logf("%d requests in %d entries", len(ops), len(w.entries))
 }
@@ -105,12 +119,7 @@ func TestJoinedEntriesStayInline(t *testing.T) {
 // store's value threshold.
 func TestJoinBoundHolds(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
-		if err != nil {
-			rt.Fatal(err)
-		}
-		defer db.Close()
-		e := New(db, 1, Config{})
+		db, e := openWorkStore(rt, t.TempDir())
 		text := func(label string, most int) string {
 			return strings.Repeat("x", rapid.IntRange(0, most).Draw(rt, label))
 		}
@@ -141,24 +150,8 @@ func TestJoinBoundHolds(t *testing.T) {
 			if err := w.do(&request{ops: []Op{o}}); err != nil {
 				continue
 			}
-			last := w.entries[len(w.entries)-1]
-			if w.joined.requests > 0 {
-				delta, err := last.Delta.MarshalCBOR()
-				if err != nil {
-					rt.Fatal(err)
-				}
-				if len(delta) > w.joined.bytes {
-					rt.Fatalf("entry %d-%d of %d requests: delta encodes to %d bytes, counted as %d", last.First, last.Last, w.joined.requests, len(delta), w.joined.bytes)
-				}
-			}
-			if w.joined.requests > 1 {
-				enc, err := store.EncodeEntry(last)
-				if err != nil {
-					rt.Fatal(err)
-				}
-				if len(enc) >= store.ValueThreshold {
-					rt.Fatalf("entry %d-%d of %d requests stores %d bytes, not under %d", last.First, last.Last, w.joined.requests, len(enc), store.ValueThreshold)
-				}
+			if err := lastEntryError(w, o); err != nil {
+				rt.Fatal(err)
 			}
 			if rapid.IntRange(0, 9).Draw(rt, "commit") == 0 {
 				if err := db.Commit(w.batch()); err != nil {
