@@ -623,15 +623,15 @@ func (w *work) do(r *request) error {
 	now := w.e.hlc.Now()
 	var group crdt.Causal
 	// bound is over the encoded delta of r (see logLocal): each field's
-	// delta holds parts of its value before and after, and its key.
+	// delta holds its key and parts of its value before and after.
 	bound := 0
 	r.values = make([]crdt.Value, len(r.ops))
 	for i, op := range r.ops {
 		d, err := w.delta(&op, now)
 		if err == nil {
-			bound += w.recordSize(op.Name)
+			bound += w.recordSize(op.Name) + fieldKeys(d) + op.named
 			err = w.merge(d)
-			bound += w.recordSize(op.Name) + len(op.Name) + fieldOverhead + op.named
+			bound += w.recordSize(op.Name)
 		}
 		if err != nil {
 			if i > 0 {
@@ -663,6 +663,21 @@ func (w *work) do(r *request) error {
 	}
 	w.logvv[w.e.replica] = last
 	return nil
+}
+
+// fieldKeys bounds what the fields of the key-space delta d take besides
+// the parts of their values: each one's name and frames (a removal names
+// every type its name holds).
+func fieldKeys(d crdt.Causal) int {
+	m, ok := d.Value.(*crdt.ORMap)
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, f := range m.Fields() {
+		n += len(f.Name) + fieldOverhead
+	}
+	return n
 }
 
 // Bounds of a log entry that joins local requests (see logLocal).

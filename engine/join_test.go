@@ -26,12 +26,15 @@ func openWorkStore(t interface {
 }
 
 // lastEntryError returns what breaks logLocal's bound in w's last entry
-// after op, or nil: a delta that encodes to more than the bytes counted
-// for it, or an entry that joins requests and does not stay under the
-// store's value threshold. Readings are never counted, nor joined.
-func lastEntryError(w *work, op Op) error {
-	if op.Type == crdt.TypeReadingSet {
-		return nil
+// after a request of ops, or nil: a delta that encodes to more than the
+// bytes counted for it, or an entry that joins requests and does not stay
+// under the store's value threshold. Requests with readings are never
+// counted, nor joined.
+func lastEntryError(w *work, ops ...Op) error {
+	for _, op := range ops {
+		if op.Type == crdt.TypeReadingSet {
+			return nil
+		}
 	}
 	last := w.entries[len(w.entries)-1]
 	delta, err := last.Delta.MarshalCBOR()
@@ -113,45 +116,53 @@ func TestJoinedEntriesStayInline(t *testing.T) {
 }
 
 // TestJoinBoundHolds checks logLocal's bound on random sequences of
-// requests of every kind on a few names, committed in random groups:
-// whenever the last entry may be joined, its encoded delta is within the
-// bytes counted for it, and an entry that joined requests stays under the
-// store's value threshold.
+// requests of one to three operations of every kind, on short and long
+// names, with peers' entries between them that give a name a second type,
+// committed in random groups: whenever the last entry may be joined, its
+// encoded delta is within the bytes counted for it, and an entry that
+// joined requests stays under the store's value threshold.
 func TestJoinBoundHolds(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		db, e := openWorkStore(rt, t.TempDir())
+		_, peer := openWorkStore(rt, t.TempDir())
+		peer.replica = 2
 		text := func(label string, most int) string {
 			return strings.Repeat("x", rapid.IntRange(0, most).Draw(rt, label))
 		}
+		names := []string{"a", "b", text("long name", 400) + "c", text("long name", 400) + "d"}
+		name := rapid.SampledFrom(names)
 		op := rapid.OneOf(
 			rapid.Custom(func(rt *rapid.T) Op {
-				return Add(rapid.SampledFrom([]string{"c0", "c1"}).Draw(rt, "counter"), rapid.Int64Range(-1000, 1000).Draw(rt, "by"))
+				return Add(name.Draw(rt, "counter"), rapid.Int64Range(-1000, 1000).Draw(rt, "by"))
 			}),
-			rapid.Custom(func(rt *rapid.T) Op { return Set("r", []byte(text("register", 700))) }),
-			rapid.Custom(func(rt *rapid.T) Op { return SetMV("m", []byte(text("mv", 700))) }),
+			rapid.Custom(func(rt *rapid.T) Op { return Set(name.Draw(rt, "register"), []byte(text("value", 700))) }),
+			rapid.Custom(func(rt *rapid.T) Op { return SetMV(name.Draw(rt, "mv"), []byte(text("value", 700))) }),
 			rapid.Custom(func(rt *rapid.T) Op {
 				elems := rapid.SliceOfN(rapid.Custom(func(rt *rapid.T) string { return text("elem", 200) + "e" }), 1, 8).Draw(rt, "elems")
 				if rapid.Bool().Draw(rt, "remove") {
-					return RemoveElems("s", elems...)
+					return RemoveElems(name.Draw(rt, "set"), elems...)
 				}
-				return AddElems("s", elems...)
+				return AddElems(name.Draw(rt, "set"), elems...)
 			}),
-			rapid.Custom(func(rt *rapid.T) Op { return Enable("f", rapid.Bool().Draw(rt, "on")) }),
+			rapid.Custom(func(rt *rapid.T) Op { return Enable(name.Draw(rt, "flag"), rapid.Bool().Draw(rt, "on")) }),
 			rapid.Custom(func(rt *rapid.T) Op {
-				return AddReadings(rapid.SampledFrom([]string{"c0", "s", "t"}).Draw(rt, "readings"), crdt.Reading{Time: rapid.Int64Range(1, 1e12).Draw(rt, "time"), Value: 1})
+				return AddReadings(name.Draw(rt, "readings"), crdt.Reading{Time: rapid.Int64Range(1, 1e12).Draw(rt, "time"), Value: 1})
 			}),
-			rapid.Custom(func(rt *rapid.T) Op {
-				return Remove(rapid.SampledFrom([]string{"c0", "c1", "r", "m", "s", "f", "t"}).Draw(rt, "name"))
-			}),
+			rapid.Custom(func(rt *rapid.T) Op { return Remove(name.Draw(rt, "remove")) }),
 		)
-		w := newWork(e, nil)
-		for i := range rapid.IntRange(1, 120).Draw(rt, "requests") {
-			o := op.Draw(rt, fmt.Sprint("op", i))
-			if err := w.do(&request{ops: []Op{o}}); err != nil {
-				continue
-			}
-			if err := lastEntryError(w, o); err != nil {
-				rt.Fatal(err)
+		w, pw := newWork(e, nil), newWork(peer, nil)
+		for i := range rapid.IntRange(1, 100).Draw(rt, "requests") {
+			ops := rapid.SliceOfN(op, 1, 3).Draw(rt, fmt.Sprint("ops", i))
+			if rapid.IntRange(0, 4).Draw(rt, "from the peer") == 0 {
+				// The peer's entry for its request, applied here: a
+				// name then holds what both gave it.
+				if err := pw.do(&request{ops: ops}); err == nil {
+					_ = w.do(&request{entries: pw.entries[len(pw.entries)-1:]})
+				}
+			} else if err := w.do(&request{ops: ops}); err == nil {
+				if err := lastEntryError(w, ops...); err != nil {
+					rt.Fatal(err)
+				}
 			}
 			if rapid.IntRange(0, 9).Draw(rt, "commit") == 0 {
 				if err := db.Commit(w.batch()); err != nil {
