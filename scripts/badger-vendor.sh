@@ -41,6 +41,12 @@ if [ "${1:-}" = --check ]; then
 		echo "badger-vendor: third_party/badger is not Badger $version with third_party/patches applied; run scripts/badger-vendor.sh" >&2
 		exit 1
 	fi
+	# A file left out of git would be missing from every clone.
+	untracked=$(git ls-files --others third_party/badger)
+	if [ -n "$untracked" ]; then
+		echo "badger-vendor: not in git: $untracked" >&2
+		exit 1
+	fi
 	echo "third_party/badger: Badger $version with $(ls third_party/patches/badger-*.patch | wc -l) patch(es)"
 	exit 0
 fi
