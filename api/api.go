@@ -24,6 +24,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -67,6 +68,8 @@ type Options struct {
 	Names func() map[string]string
 	// Ready reports whether the node serves requests (GET /readyz).
 	Ready func() bool
+	// Pprof serves Go's profiler at /debug/pprof/ (see config.HTTPConfig).
+	Pprof bool
 	// Token, when not empty, is required as "Authorization: Bearer
 	// <token>" on every route but /healthz and /readyz.
 	Token string
@@ -133,6 +136,16 @@ func New(o Options) *API {
 	// ask for the token to call the API with.
 	a.mux.Handle("GET /ui/", ui.Handler("/ui/"))
 	a.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	if o.Pprof {
+		// Neither shed nor counted per route: it is for looking at a
+		// node in trouble.
+		a.mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index)))
+		a.mux.Handle("GET /debug/pprof/cmdline", a.auth(http.HandlerFunc(pprof.Cmdline)))
+		a.mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile)))
+		a.mux.Handle("GET /debug/pprof/symbol", a.auth(http.HandlerFunc(pprof.Symbol)))
+		a.mux.Handle("POST /debug/pprof/symbol", a.auth(http.HandlerFunc(pprof.Symbol)))
+		a.mux.Handle("GET /debug/pprof/trace", a.auth(http.HandlerFunc(pprof.Trace)))
+	}
 	return a
 }
 

@@ -114,6 +114,11 @@ type HTTPConfig struct {
 	// goroutine), so the bound keeps a burst of clients within a small
 	// device's memory. From 1 to 65536.
 	MaxConnections int `yaml:"max_connections"`
+
+	// Pprof serves Go's profiler (net/http/pprof) at /debug/pprof/, with
+	// the token, for troubleshooting. Off by default: a profile or trace
+	// costs CPU while it runs, and shows the process's internals.
+	Pprof bool `yaml:"pprof"`
 }
 
 // P2PConfig configures replication with peers over libp2p.

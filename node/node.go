@@ -251,7 +251,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	started := time.Now()
 	var ready atomic.Bool
 	a := api.New(api.Options{
-		DB: db, KV: kvs, Series: ser, Hub: hub, Token: token, Shedding: shed,
+		DB: db, KV: kvs, Series: ser, Hub: hub, Token: token, Shedding: shed, Pprof: n.cfg.HTTP.Pprof,
 		Ready:  ready.Load,
 		Status: func() any { return n.status(id, db, clock, peers, up, gov, started) },
 		Peers: func() any {

@@ -135,6 +135,7 @@ func run() error {
 	nodeCPUs := flag.String("node-cpus", "", "run the node on these CPUs only (a taskset -c list, such as 1); run the generator on others with taskset")
 	queueTarget := flag.Duration("queue-target", 0, "the node's shedding.queue_target (0: its default)")
 	refusals := flag.Bool("refusals", false, "instead, measure how many bulk requests a second the node refuses when it refuses them all (its data budget is one byte)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the node over the middle half of the burst to this file (the node serves http.pprof, on one more connection than the generator's)")
 	flag.Parse()
 	// The generator shares the machine with the node: one core for it,
 	// the rest for the node.
@@ -144,7 +145,7 @@ func run() error {
 	if *refusals {
 		budget = 1
 	}
-	n, err := startNode(*bin, *shed, *queueTarget, *nodeConns, *nodeCPUs, budget)
+	n, err := startNode(*bin, *shed, *queueTarget, *nodeConns, *nodeCPUs, budget, *cpuprofile != "")
 	if err != nil {
 		return err
 	}
@@ -178,12 +179,23 @@ func run() error {
 	gen0 := ownCPU()
 	cpu0, t0 := n.cpuTime(), time.Now()
 	ld.tally.notSent.Store(0) // the burst's own
+	profiled := make(chan error, 1)
+	if *cpuprofile != "" {
+		go func() { profiled <- n.profile(*cpuprofile, *burst/4, *burst/2) }()
+	} else {
+		profiled <- nil
+	}
 	res := ld.open(rate, *burst)
 	cpu1, t1 := n.cpuTime(), time.Now()
 	gen1 := ownCPU()
 	mq := stopMQTT()
 	ld.closeConns()
 	report(res, ld.tally.notSent.Load(), p99)
+	if err := <-profiled; err != nil {
+		fmt.Println("cpu profile:", err)
+	} else if *cpuprofile != "" {
+		fmt.Printf("cpu profile of the burst's middle half: %s (go tool pprof -top %s)\n", *cpuprofile, *cpuprofile)
+	}
 	fmt.Printf("CPU during the burst and its drain: node %.2f cores, generator %.2f\n", cores(cpu0, cpu1, t0, t1), cores(gen0, gen1, t0, t1))
 	if held, err := n.criticalCount(); err != nil {
 		fmt.Println("critical: the node's counters could not be read:", err)
@@ -222,14 +234,20 @@ func run() error {
 // startNode runs the binary with a fresh data directory and free ports
 // (on the CPUs listed in cpus, if any), and samples its RSS until it
 // exits.
-func startNode(bin string, shed bool, queueTarget time.Duration, nodeConns int, cpus string, budget int) (*node, error) {
+//
+// With pprof the node serves its profiler, and takes one connection more
+// than the generator's, for the profile's.
+func startNode(bin string, shed bool, queueTarget time.Duration, nodeConns int, cpus string, budget int, pprof bool) (*node, error) {
 	dir, err := os.MkdirTemp("", "overload")
 	if err != nil {
 		return nil, err
 	}
 	httpPort, mqttPort := freePort(), freePort()
+	if pprof {
+		nodeConns++
+	}
 	conf := fmt.Sprintf(`node: {data_dir: %q}
-http: {addr: "127.0.0.1:%d", max_connections: %d}
+http: {addr: "127.0.0.1:%d", max_connections: %d, pprof: %v}
 mqtt: {addr: "127.0.0.1:%d", queue_length: 256}
 log: {level: warn}
 readings: {trust_clock: true}
@@ -237,7 +255,7 @@ store: {budget_bytes: %d}
 shedding:
   enabled: %v
   namespaces: {alarms: critical}
-`, filepath.Join(dir, "data"), httpPort, nodeConns, mqttPort, budget, shed)
+`, filepath.Join(dir, "data"), httpPort, nodeConns, pprof, mqttPort, budget, shed)
 	if queueTarget > 0 {
 		conf += fmt.Sprintf("  queue_target: %s\n", queueTarget)
 	}
@@ -279,6 +297,30 @@ shedding:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// profile waits for after, then writes a CPU profile of the node over
+// the next d to file.
+func (n *node) profile(file string, after, d time.Duration) error {
+	time.Sleep(after)
+	client := &http.Client{Timeout: d + 30*time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", n.base, max(1, int(d.Seconds()))))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/profile: %s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // cpuTime returns the CPU time the node has used so far, user and
