@@ -68,7 +68,8 @@ type Options struct {
 	Names func() map[string]string
 	// Ready reports whether the node serves requests (GET /readyz).
 	Ready func() bool
-	// Pprof serves Go's profiler at /debug/pprof/ (see config.HTTPConfig).
+	// Pprof serves Go's profiler at /debug/pprof/, with the token if one
+	// is set (see config.HTTPConfig).
 	Pprof bool
 	// Token, when not empty, is required as "Authorization: Bearer
 	// <token>" on every route but /healthz and /readyz.
@@ -97,6 +98,9 @@ type API struct {
 	// critical holds a token per critical request in flight, up to
 	// Shedding.CriticalInFlight; nil without a bound.
 	critical chan struct{}
+	// stopping is cancelled by Shutdown.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // New returns the API for o.
@@ -111,6 +115,7 @@ func New(o Options) *API {
 		o.BodyTimeout = 30 * time.Second
 	}
 	a := &API{o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry)}
+	a.stopping, a.stop = context.WithCancel(context.Background())
 	if s := o.Shedding; s != nil && s.CriticalInFlight > 0 {
 		a.critical = make(chan struct{}, s.CriticalInFlight)
 	}
@@ -141,12 +146,28 @@ func New(o Options) *API {
 		// node in trouble.
 		a.mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index)))
 		a.mux.Handle("GET /debug/pprof/cmdline", a.auth(http.HandlerFunc(pprof.Cmdline)))
-		a.mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile)))
+		a.mux.Handle("GET /debug/pprof/profile", a.auth(a.endOnShutdown(pprof.Profile)))
 		a.mux.Handle("GET /debug/pprof/symbol", a.auth(http.HandlerFunc(pprof.Symbol)))
 		a.mux.Handle("POST /debug/pprof/symbol", a.auth(http.HandlerFunc(pprof.Symbol)))
-		a.mux.Handle("GET /debug/pprof/trace", a.auth(http.HandlerFunc(pprof.Trace)))
+		a.mux.Handle("GET /debug/pprof/trace", a.auth(a.endOnShutdown(pprof.Trace)))
 	}
 	return a
+}
+
+// Shutdown ends the requests that would otherwise hold the server's
+// shutdown for as long as they asked to run: profiles and traces, which
+// answer with what they recorded so far. Register it with
+// http.Server.RegisterOnShutdown.
+func (a *API) Shutdown() { a.stop() }
+
+// endOnShutdown serves h with a request context that Shutdown cancels too.
+func (a *API) endOnShutdown(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(a.stopping, cancel)()
+		h(w, r.WithContext(ctx))
+	}
 }
 
 // ServeHTTP serves a request.

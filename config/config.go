@@ -116,8 +116,9 @@ type HTTPConfig struct {
 	MaxConnections int `yaml:"max_connections"`
 
 	// Pprof serves Go's profiler (net/http/pprof) at /debug/pprof/, with
-	// the token, for troubleshooting. Off by default: a profile or trace
-	// costs CPU while it runs, and shows the process's internals.
+	// the token if one is set, for troubleshooting. Off by default: a
+	// profile or trace costs CPU while it runs, and shows the process's
+	// internals to whoever may call the API.
 	Pprof bool `yaml:"pprof"`
 }
 

@@ -292,6 +292,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(a.Shutdown)
 	served := make(chan error, 1)
 	go func() {
 		if n.cfg.HTTP.TLSCertFile != "" {

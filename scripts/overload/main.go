@@ -137,6 +137,9 @@ func run() error {
 	refusals := flag.Bool("refusals", false, "instead, measure how many bulk requests a second the node refuses when it refuses them all (its data budget is one byte)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the node over the middle half of the burst to this file (the node serves http.pprof, on one more connection than the generator's)")
 	flag.Parse()
+	if *cpuprofile != "" && (*refusals || *burst < 4*time.Second) {
+		return errors.New("-cpuprofile needs a burst of 4s or more, and no -refusals")
+	}
 	// The generator shares the machine with the node: one core for it,
 	// the rest for the node.
 	runtime.GOMAXPROCS(*procs)
@@ -300,11 +303,15 @@ shedding:
 }
 
 // profile waits for after, then writes a CPU profile of the node over
-// the next d to file.
+// the next d (whole seconds) to file. It fails if the profile ended more
+// than a second late: its request waited for a connection, and the
+// profile is not of the time asked for.
 func (n *node) profile(file string, after, d time.Duration) error {
 	time.Sleep(after)
+	secs := max(1, int(d.Seconds()))
 	client := &http.Client{Timeout: d + 30*time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", n.base, max(1, int(d.Seconds()))))
+	start := time.Now()
+	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", n.base, secs))
 	if err != nil {
 		return err
 	}
@@ -312,15 +319,14 @@ func (n *node) profile(file string, after, d time.Duration) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET /debug/pprof/profile: %s", resp.Status)
 	}
-	f, err := os.Create(file)
+	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
+	if late := time.Since(start) - time.Duration(secs)*time.Second; late > time.Second {
+		return fmt.Errorf("the profile ended %s late, not written", late.Round(time.Millisecond))
 	}
-	return f.Close()
+	return os.WriteFile(file, b, 0o644)
 }
 
 // cpuTime returns the CPU time the node has used so far, user and
