@@ -419,14 +419,7 @@ func TestStoreFailureStopsTheEngine(t *testing.T) {
 			if err := tc.op(e); !errors.Is(err, tc.want) {
 				t.Fatalf("op of the failed commit: %v, want %v", err, tc.want)
 			}
-			select {
-			case err := <-done:
-				if !errors.Is(err, store.ErrFailed) {
-					t.Fatalf("Run returned %v, want store.ErrFailed", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the store failed, and Run goes on")
-			}
+			runFailed(t, done)
 			if _, err := e.Do(context.Background(), engine.Add("c", 1)); !errors.Is(err, engine.ErrStopped) {
 				t.Fatalf("op after the failure: %v, want engine.ErrStopped", err)
 			}
@@ -485,13 +478,19 @@ func TestStoreFailureAtStopIsReturned(t *testing.T) {
 	if _, err := second(); !errors.Is(err, store.ErrFailed) {
 		t.Fatalf("op of the failed commit: %v, want store.ErrFailed", err)
 	}
+	runFailed(t, done)
+}
+
+// runFailed waits for Run to return, on done, with store.ErrFailed.
+func runFailed(t *testing.T, done <-chan error) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if !errors.Is(err, store.ErrFailed) {
 			t.Fatalf("Run returned %v, want store.ErrFailed", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
+		t.Fatal("the store failed, and Run did not return")
 	}
 }
 
