@@ -85,7 +85,7 @@ var classNames = [classes]string{"critical", "normal", "bulk"}
 // result is one request's outcome.
 type result struct {
 	class   class
-	read    bool // a normal read: no disk, no commit
+	read    bool // a normal read: it writes nothing
 	code    int  // 0: no answer (timeout, connection refused)
 	sent    time.Time
 	latency time.Duration
@@ -881,7 +881,7 @@ func report(rs []result, notSent int64, unloaded time.Duration) {
 			reads = append(reads, r.latency)
 		}
 	}
-	fmt.Printf("of the normal requests accepted, reads (no disk, no commit): %d, p50 %s, p99 %s\n",
+	fmt.Printf("of the normal requests accepted, reads (they write nothing): %d, p50 %s, p99 %s\n",
 		len(reads), percentile(reads, 0.5).Round(time.Microsecond), percentile(reads, 0.99).Round(time.Microsecond))
 	fmt.Printf("p99 of accepted requests by second of the burst: %s\n", bySecond(rs))
 	all := percentile(latencies(rs, -1, true), 0.99)
