@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/edged-dev/edged/mqttconn"
 
@@ -116,19 +117,12 @@ func allowed(filters []string, topic string) bool {
 	return false
 }
 
-// Inline subscription ids of the node's input filters.
-const (
-	subReadings = 1
-	subKV       = 2
-)
-
 // embedded is the transport of embedded mode: a mochi broker whose inline
 // client is the node.
 type embedded struct {
-	cfg    Config
-	prefix string
-	hook   *authHook
-	log    *slog.Logger
+	cfg  Config
+	hook *authHook
+	log  *slog.Logger
 
 	// Set by start.
 	srv    *mqtt.Server
@@ -139,15 +133,8 @@ type embedded struct {
 
 var _ transport = (*embedded)(nil)
 
-func newEmbedded(cfg Config, prefix string, hook *authHook, log *slog.Logger) *embedded {
-	return &embedded{cfg: cfg, prefix: prefix, hook: hook, log: log}
-}
-
-func (e *embedded) filters() map[int]string {
-	return map[int]string{
-		subReadings: e.prefix + "/" + levelReadings + "/#",
-		subKV:       e.prefix + "/" + levelKV + "/#",
-	}
+func newEmbedded(cfg Config, hook *authHook, log *slog.Logger) *embedded {
+	return &embedded{cfg: cfg, hook: hook, log: log}
 }
 
 func (e *embedded) start(ctx context.Context, s *Server) error {
@@ -172,11 +159,9 @@ func (e *embedded) start(ctx context.Context, s *Server) error {
 		_ = ln.Close()
 		return fmt.Errorf("mqtt broker: %w", err)
 	}
-	if s.opts.Shed != nil {
-		if err := srv.AddHook(&gateHook{s: s}, nil); err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("mqtt broker: %w", err)
-		}
+	if err := srv.AddHook(&intakeHook{s: s}, nil); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("mqtt broker: %w", err)
 	}
 	if err := srv.AddListener(newListener("tcp", ln, srv)); err != nil {
 		_ = ln.Close()
@@ -193,37 +178,14 @@ func (e *embedded) start(ctx context.Context, s *Server) error {
 	}
 	e.srv, e.inline, e.ln = srv, inline, ln
 
-	handler := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		if pk.Origin == mqtt.InlineClientId {
-			return // the node's own document, reply or error
-		}
-		s.receive(message{
-			topic:         pk.TopicName,
-			payload:       pk.Payload,
-			responseTopic: pk.Properties.ResponseTopic,
-			correlation:   pk.Properties.CorrelationData,
-			requester:     pk.Origin,
-		})
-	}
-	for id, f := range e.filters() {
-		if err := srv.Subscribe(f, id, handler); err != nil {
-			_ = srv.Close()
-			return fmt.Errorf("mqtt broker: subscribe %s: %w", f, err)
-		}
-	}
 	e.up.Store(true)
 	s.markReady()
 	return nil
 }
 
-func (e *embedded) stopInputs() {
-	if e.srv == nil {
-		return
-	}
-	for id, f := range e.filters() {
-		_ = e.srv.Unsubscribe(f, id)
-	}
-}
+// stopInputs has nothing to stop: take turns away the inputs offered once
+// the node stops.
+func (e *embedded) stopInputs() {}
 
 func (e *embedded) close() {
 	e.up.Store(false)
@@ -271,7 +233,8 @@ func (e *embedded) addr() net.Addr {
 // brokerLog is the handler of the embedded broker's log. mochi logs its
 // start and stop at info, which the Server logs itself, and every client
 // connection that ends without a DISCONNECT, routine for devices on a
-// LAN, as a warning with an empty message. Both go to debug.
+// LAN, as a warning with an empty message, and every input the node
+// declines (intakeHook) as an error. All go to debug.
 type brokerLog struct{ slog.Handler }
 
 func (h brokerLog) Enabled(ctx context.Context, l slog.Level) bool {
@@ -287,6 +250,8 @@ func (h brokerLog) Handle(ctx context.Context, r slog.Record) error {
 		r.Level = slog.LevelDebug
 	case r.Level == slog.LevelWarn && r.Message == "":
 		r.Level, r.Message = slog.LevelDebug, "mqtt client connection ended"
+	case r.Level == slog.LevelError && r.Message == "publish packet error":
+		r.Level = slog.LevelDebug // an input declined, counted and reported by the node
 	}
 	if !h.Handler.Enabled(ctx, r.Level) {
 		return nil
@@ -302,24 +267,57 @@ func (h brokerLog) WithGroup(name string) slog.Handler {
 	return brokerLog{h.Handler.WithGroup(name)}
 }
 
-// gateHook holds back inputs while the node sheds their class, before the
-// broker acknowledges them (see Server.admit): a QoS 0 input is dropped,
-// a QoS 1 input's PUBACK waits, which slows its publisher.
-type gateHook struct {
+// intakeHook offers clients' inputs to the node (Server.take) before the
+// broker acknowledges them, and acknowledges them as take says: an input
+// taken is acknowledged and goes on to the broker's subscribers; one
+// dropped (QoS 0) does not; one declined (QoS 1 or 2) is not
+// acknowledged: an MQTT 5 client gets PUBACK "quota exceeded" (0x97), and
+// an MQTT 3.1.1 client, which has no negative acknowledgement, is
+// disconnected, and sends the input again when it reconnects. Will
+// messages are offered as they are sent.
+type intakeHook struct {
 	mqtt.HookBase
 	s *Server
 }
 
 // ID names the hook in the broker's logs.
-func (*gateHook) ID() string { return "edged-shedding" }
+func (*intakeHook) ID() string { return "edged-intake" }
 
-// Provides says the hook sees publishes.
-func (*gateHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+// Provides says the hook sees publishes and wills.
+func (*intakeHook) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnWillSent }
 
-// OnPublish admits, delays or drops a client's publish.
-func (h *gateHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline || h.s.admit(pk.TopicName, pk.FixedHeader.Qos) {
-		return pk, nil
+// OnPublish takes, delays, drops or declines a client's publish.
+func (h *intakeHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the node's own document, reply or error
 	}
-	return pk, packets.ErrRejectPacket
+	switch h.s.take(inputOf(pk), pk.FixedHeader.Qos, time.Now().Add(h.s.hold)) {
+	case dropped:
+		return pk, packets.ErrRejectPacket
+	case declined:
+		if cl.Properties.ProtocolVersion == 5 {
+			return pk, packets.ErrQuotaExceeded
+		}
+		cl.Stop(packets.ErrQuotaExceeded)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}
+
+// OnWillSent takes a client's will message, which the broker has just
+// published: there is no acknowledgement to hold back, so one the node
+// cannot take is dropped (counted, reported).
+func (h *intakeHook) OnWillSent(_ *mqtt.Client, pk packets.Packet) {
+	h.s.take(inputOf(pk), pk.FixedHeader.Qos, time.Now().Add(h.s.hold))
+}
+
+// inputOf is the input a PUBLISH (or will) packet carries.
+func inputOf(pk packets.Packet) message {
+	return message{
+		topic:         pk.TopicName,
+		payload:       pk.Payload,
+		responseTopic: pk.Properties.ResponseTopic,
+		correlation:   pk.Properties.CorrelationData,
+		requester:     pk.Origin,
+	}
 }

@@ -56,13 +56,17 @@ func newClient(cfg Config, node, prefix string, log *slog.Logger) (*client, erro
 	if err != nil {
 		return nil, err
 	}
-	opts.SetOrderMatters(true) // handlers run on paho's router goroutine; receive does not block
+	// Handlers run in order on paho's router goroutine, and acknowledge
+	// an input themselves once the node has taken it: while the queue is
+	// full, the router waits, and the broker holds the inputs that follow.
+	opts.SetOrderMatters(true)
+	opts.SetAutoAckDisabled(true)
 	return &client{cfg: cfg, prefix: prefix, log: log, opts: opts}, nil
 }
 
 // filters are the node's input subscriptions, at QoS 1. kv/# also matches
 // the node's own documents and replies: MQTT 3.1.1 cannot filter a client's
-// own messages out, so receive ignores them by topic.
+// own messages out, so take ignores them by topic.
 func (t *client) filters() map[string]byte {
 	return map[string]byte{
 		t.prefix + "/" + levelReadings + "/#": 1,
@@ -76,12 +80,14 @@ func (t *client) start(ctx context.Context, s *Server) error {
 		if m.Retained() {
 			// Replayed on subscription: stale, and an operation in it
 			// would be applied again on every reconnection.
+			m.Ack()
 			return
 		}
-		if !s.admit(m.Topic(), m.Qos()) {
-			return
+		// Declined only once the node stops: the broker keeps the input
+		// for the persistent session and sends it again.
+		if s.take(message{topic: m.Topic(), payload: m.Payload()}, m.Qos(), time.Time{}) != declined {
+			m.Ack()
 		}
-		s.receive(message{topic: m.Topic(), payload: m.Payload()})
 	})
 	opts.SetOnConnectHandler(func(c paho.Client) {
 		if !t.enter() {

@@ -80,9 +80,10 @@ type Config struct {
 	// QueueLength is how many inputs may wait for a worker, split evenly
 	// among the workers (rounded up). Inputs for one sensor or one key
 	// always go to the same worker, so they are handled in the order they
-	// arrived; inputs for different ones may be handled in any order. An
-	// input that finds its worker's queue full is dropped and reported. 0
-	// means none wait.
+	// arrived; inputs for different ones may be handled in any order. A
+	// QoS 0 input that finds its worker's queue full is dropped and
+	// reported; a QoS 1 or 2 input waits, unacknowledged (see the package
+	// doc). 0 means none wait.
 	QueueLength int `yaml:"queue_length"`
 
 	// BackendTimeout bounds each Backend call, and the time the node takes

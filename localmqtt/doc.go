@@ -65,16 +65,30 @@
 //
 // # Acknowledgement and delivery
 //
-// QoS 1 and 2 inputs are acknowledged when the node receives them, before
-// the Backend has stored them: in embedded mode the broker acknowledges a
-// PUBLISH before it hands it to the node; in client mode paho acknowledges
-// once the node has queued the message. An acknowledged message can
-// therefore still fail (reported on <p>/errors) or be dropped: when the
-// queue is full, or when it is still queued at shutdown and the drain time
-// (Config.BackendTimeout) runs out, or when the node crashes. On a clean
-// stop the node first stops taking inputs (embedded: it unsubscribes;
-// client: it disconnects, so the broker queues QoS 1 messages for its
-// persistent session) and then drains its queue into the Backend.
+// An input is acknowledged once the node has taken it: queued for a
+// worker, or refused as invalid (reported on <p>/errors; sending it again
+// would not help). While the node sheds the input's class (Options.Shed)
+// or the input's queue is full, a QoS 1 or 2 input waits, unacknowledged,
+// which slows its publisher: in embedded mode the broker reads nothing
+// more from that client, in client mode paho's router waits and the
+// broker holds what follows. A QoS 0 input is dropped instead (counted,
+// reported). A QoS 1 or 2 input held back by shedding is taken after 5s
+// (counted as delayed). One whose queue stays full for 5s in embedded
+// mode, or that comes while the node stops, is declined: not
+// acknowledged, so the publisher sends it again. An MQTT 5 client gets
+// PUBACK "quota exceeded" (0x97); an MQTT 3.1.1 client, which has no
+// negative acknowledgement, is disconnected and sends it again when it
+// reconnects with its session. In client mode the node only stops
+// waiting when it stops, and it does not acknowledge what it did not
+// take: the broker keeps it for the node's persistent session.
+//
+// An acknowledged input can still fail (reported on <p>/errors), be
+// dropped because it was still queued when the shutdown drain time
+// (Config.BackendTimeout) ran out, or be lost in a crash before the
+// Backend stored it. On a clean stop the node first stops taking inputs
+// (client mode: it disconnects) and then drains its queue into the
+// Backend. Will messages on input topics are taken as the broker
+// publishes them (embedded mode), without an acknowledgement to hold.
 //
 // In client mode, retained messages replayed by the broker when the node
 // subscribes are ignored, so a retained operation is not applied again on
@@ -98,10 +112,11 @@
 // among the workers. Inputs for one sensor, or for one key, always go to
 // the same worker and are handled in the order they arrived (so a get after
 // a set of the same key sees it); inputs for different ones may be handled
-// in any order. An input that finds its worker's queue full is dropped,
-// counted and reported. The handler that receives messages never blocks on
-// the Backend: in embedded mode it runs in the broker's per-client read
-// loop. A panic while handling a message is recovered and counted.
+// in any order. An input that finds its worker's queue full waits or is
+// dropped (see above). Taking an input never waits for the Backend, only
+// for room in the queue: in embedded mode it runs in the broker's
+// per-client read loop. A panic while handling a message is recovered and
+// counted.
 //
 // # Concurrency and lifecycle
 //

@@ -184,38 +184,6 @@ func TestEmbeddedPacketTooLargeDisconnects(t *testing.T) {
 	}
 }
 
-func TestEmbeddedQueueFullDrops(t *testing.T) {
-	be := newFake()
-	cfg := testConfig()
-	cfg.Workers = 1
-	cfg.QueueLength = 1
-	srv := start(t, cfg, be)
-	c := connect(t, srv.Addr().String())
-	errs := subscribe(t, c, p+"/errors")
-
-	publish(t, c, p+"/readings/block", false, "1") // occupies the worker
-	select {
-	case <-be.started:
-	case <-timeAfter():
-		t.Fatal("worker did not start")
-	}
-	publish(t, c, p+"/readings/queued", false, "2")  // waits in the queue
-	publish(t, c, p+"/readings/dropped", false, "3") // finds it full
-	r := decodeReport(t, next(t, errs, "drop report"))
-	if r.Topic != p+"/readings/dropped" || !strings.Contains(r.Error, "dropped") {
-		t.Fatalf("report %+v, want readings/dropped dropped", r)
-	}
-	if n := srv.Stats().Errors[KindDropped]; n != 1 {
-		t.Errorf("Errors[dropped] = %d, want 1", n)
-	}
-	close(be.unblock)
-	for _, want := range []string{"block", "queued"} {
-		if got := nextIngest(t, be); got.sensor != want {
-			t.Errorf("ingested %s, want %s", got.sensor, want)
-		}
-	}
-}
-
 func TestEmbeddedUnpublishableKeyChange(t *testing.T) {
 	be := newFake()
 	srv := start(t, testConfig(), be)

@@ -62,23 +62,112 @@ type Options struct {
 	Class func(reading bool, name string) shedding.Class
 }
 
-// maxShedDelay bounds the wait of a QoS 1 input while its class is shed;
-// after it the input is taken (the queue's bound still holds).
-const maxShedDelay = 5 * time.Second
+// maxHold bounds how long an input waits, before it is acknowledged, for
+// the node to take it: while the node sheds its class, and (embedded mode)
+// for room in its worker's queue.
+const maxHold = 5 * time.Second
 
-// shedPoll is how often a waiting input asks the governor again.
+// shedPoll is how often an input held back while its class is shed asks
+// the governor again.
 const shedPoll = 50 * time.Millisecond
 
-// admit holds an input back while the node sheds its class: it returns
-// false for a QoS 0 input to drop, and makes a QoS 1 or 2 input wait. It
-// is called on the transport's goroutine for the publisher, before the
-// input is acknowledged.
-func (s *Server) admit(topic string, qos byte) bool {
-	if s.opts.Shed == nil {
-		return true
+// intake is what became of an input offered to take.
+type intake int
+
+const (
+	// taken: queued for a worker, or refused with an error report (an
+	// invalid input is acknowledged: sending it again would not help).
+	taken intake = iota
+	// dropped: a QoS 0 input the node could not take (counted, reported).
+	dropped
+	// declined: a QoS 1 or 2 input the node could not take in time, or
+	// offered while the node stops (counted, reported). It must not be
+	// acknowledged: the publisher sends it again.
+	declined
+)
+
+// take takes one input from the transport, on the transport's goroutine
+// for its publisher, before the input is acknowledged: an input is
+// acknowledged only once it is queued for a worker (or refused as
+// invalid), so a full queue never drops one it acknowledged. It checks what
+// is cheap to check, holds the input back while the node sheds its class,
+// and queues it. A QoS 0 input is dropped when its class is shed or the
+// queue is full; a QoS 1 or 2 input waits, which slows its publisher: for
+// the governor until maxHold (then it is taken anyway), and for room in
+// the queue until deadline (zero: no limit) or until the node stops.
+func (s *Server) take(m message, qos byte, deadline time.Time) intake {
+	defer s.recoverPanic(m.topic)
+	r, err := parseTopic(s.prefix, m.topic)
+	if err == nil && r.kind == routeNone {
+		return taken // not an input
 	}
-	r, err := parseTopic(s.prefix, topic)
-	if err != nil || (r.kind != routeReading && r.kind != routeSet) {
+	s.stats.received.Add(1)
+	if err := s.check(m, r, err); err != nil {
+		return taken
+	}
+	if !s.admit(m, r, qos) {
+		if qos == 0 {
+			return dropped
+		}
+		return declined
+	}
+	m.payload = bytes.Clone(m.payload)
+	m.correlation = bytes.Clone(m.correlation)
+	if s.enqueue(job{msg: m, route: r}, qos > 0, deadline) {
+		return taken
+	}
+	if qos == 0 {
+		s.refuse(KindDropped, m, errors.New("node busy or stopping: input dropped"))
+		return dropped
+	}
+	s.report(KindDeclined, m.topic, errors.New("node busy or stopping: input not acknowledged; the publisher sends it again"))
+	return declined
+}
+
+// check checks an input's topic (r, or the error parsing it) and payload,
+// and reports what is wrong with them.
+func (s *Server) check(m message, r route, topicErr error) error {
+	if len(m.topic) > s.cfg.MaxTopicBytes {
+		err := fmt.Errorf("topic is %d bytes, more than max_topic_bytes %d", len(m.topic), s.cfg.MaxTopicBytes)
+		s.report(KindTopic, m.topic, err)
+		return err
+	}
+	if topicErr != nil {
+		s.report(KindTopic, m.topic, topicErr)
+		return topicErr
+	}
+	if m.responseTopic != "" {
+		if err := s.checkResponseTopic(m); err != nil {
+			s.report(KindTopic, m.topic, err)
+			return err
+		}
+	}
+	if len(m.payload) > s.cfg.MaxPayloadBytes {
+		err := fmt.Errorf("payload is %d bytes, more than max_payload_bytes %d", len(m.payload), s.cfg.MaxPayloadBytes)
+		s.refuse(KindPayload, m, err)
+		return err
+	}
+	var err error
+	switch r.kind {
+	case routeReading:
+		_, err = classifyReading(m.payload)
+	case routeSet:
+		err = checkOp(m.payload)
+	}
+	if err != nil {
+		s.refuse(KindPayload, m, err)
+	}
+	return err
+}
+
+// admit holds an input back while the node sheds its class: it returns
+// false for a QoS 0 input to drop, and makes a QoS 1 or 2 input wait
+// until the governor takes it or s.hold has passed (then it is taken, and
+// counted as delayed only); it returns false for one the node stops
+// before that.
+func (s *Server) admit(m message, r route, qos byte) bool {
+	gov := s.opts.Shed
+	if gov == nil || (r.kind != routeReading && r.kind != routeSet) {
 		return true
 	}
 	class := shedding.Normal
@@ -89,33 +178,48 @@ func (s *Server) admit(topic string, qos byte) bool {
 		}
 		class = s.opts.Class(r.kind == routeReading, name)
 	}
-	deadline := time.Now().Add(maxShedDelay)
-	for {
-		if s.opts.Shed.Allow(class, time.Now()).Admit {
+	if qos == 0 {
+		if gov.Allow(class, time.Now()).Admit {
 			return true
 		}
-		if qos == 0 {
-			s.report(KindShed, topic, fmt.Errorf("node overloaded: %s input dropped (QoS 0)", class))
+		s.report(KindShed, m.topic, fmt.Errorf("node overloaded: %s input dropped (QoS 0)", class))
+		return false
+	}
+	deadline := time.Now().Add(s.hold)
+	poll := time.NewTicker(shedPoll)
+	defer poll.Stop()
+	for held := false; ; {
+		now := time.Now()
+		if gov.Hold(class, now).Admit {
+			return true
+		}
+		if !held {
+			held = true
+			gov.Delayed(class)
+			s.stats.delayed.Add(1)
+		}
+		if now.After(deadline) {
+			return true
+		}
+		select {
+		case <-poll.C:
+		case <-s.stopping:
+			s.report(KindDeclined, m.topic, errors.New("node stopping: input not acknowledged; the publisher sends it again"))
 			return false
 		}
-		s.stats.delayed.Add(1)
-		if time.Now().After(deadline) {
-			return true
-		}
-		time.Sleep(shedPoll)
 	}
 }
 
 // transport is how a Server speaks MQTT: through an embedded broker or as a
 // client of another one.
 type transport interface {
-	// start begins delivering messages on the node's input topics to
-	// s.receive, which must not block, and marks s ready once it does. It
-	// returns once it serves (embedded) or once it has started connecting
-	// (client).
+	// start begins offering the messages on the node's input topics to
+	// s.take before it acknowledges them, and acknowledges them as take
+	// says, and marks s ready once it does. It returns once it serves
+	// (embedded) or once it has started connecting (client).
 	start(ctx context.Context, s *Server) error
-	// stopInputs stops the delivery of new messages to s.receive, as far as
-	// the transport can; a call already under way may still arrive.
+	// stopInputs stops the offering of new messages, as far as the
+	// transport can; take turns away those that still come.
 	stopInputs()
 	// close releases everything start acquired and waits for the
 	// transport's goroutines. Publishing after close fails.
@@ -192,6 +296,10 @@ type Server struct {
 
 	changes *changeBuffer
 	errs    chan []byte // error objects for <p>/errors
+	// stopping is closed when Run begins to stop: inputs offered since,
+	// and inputs still waiting to be taken, are not taken.
+	stopping chan struct{}
+	hold     time.Duration // maxHold; shorter in tests
 }
 
 // New returns a Server for cfg that serves backend as node: node is the
@@ -217,17 +325,19 @@ func New(cfg Config, node string, backend Backend, opts Options) (*Server, error
 		prefix = "edged/" + node
 	}
 	s := &Server{
-		cfg:     cfg,
-		node:    node,
-		prefix:  prefix,
-		backend: backend,
-		log:     log,
-		opts:    opts,
-		ready:   make(chan struct{}),
-		queues:  make([]chan job, cfg.Workers),
-		seed:    maphash.MakeSeed(),
-		changes: newChangeBuffer(maxPendingChanges),
-		errs:    make(chan []byte, errorQueueLength),
+		cfg:      cfg,
+		node:     node,
+		prefix:   prefix,
+		backend:  backend,
+		log:      log,
+		opts:     opts,
+		ready:    make(chan struct{}),
+		queues:   make([]chan job, cfg.Workers),
+		seed:     maphash.MakeSeed(),
+		changes:  newChangeBuffer(maxPendingChanges),
+		errs:     make(chan []byte, errorQueueLength),
+		stopping: make(chan struct{}),
+		hold:     maxHold,
 	}
 	for i := range s.queues {
 		// The queue length split evenly, rounded up.
@@ -239,7 +349,7 @@ func New(cfg Config, node string, backend Backend, opts Options) (*Server, error
 		if err != nil {
 			return nil, fmt.Errorf("localmqtt: %w", err)
 		}
-		s.tr = newEmbedded(cfg, prefix, hook, log)
+		s.tr = newEmbedded(cfg, hook, log)
 	case ModeClient:
 		c, err := newClient(cfg, node, prefix, log)
 		if err != nil {
@@ -329,6 +439,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	if err := s.tr.start(ctx, s); err != nil {
+		close(s.stopping)
 		s.tr.stopInputs()
 		drainWorkers()
 		stopPublishing()
@@ -353,6 +464,7 @@ func (s *Server) Run(ctx context.Context) error {
 		watched <- nil // for the wait below
 	}
 	s.log.Info("mqtt interface stopping")
+	close(s.stopping)
 	s.tr.stopInputs()
 	drainWorkers()
 	stopWatching()
@@ -375,51 +487,6 @@ func (s *Server) logStart() {
 			"anonymous", len(s.cfg.Users) == 0)
 	case ModeClient:
 		s.log.Info("mqtt client started", "broker", s.cfg.Broker, "prefix", s.prefix)
-	}
-}
-
-// receive takes one message from the transport. It must not block: in
-// embedded mode it runs in the broker's read loop for the sending client.
-// It checks what is cheap to check and queues the rest for a worker.
-func (s *Server) receive(m message) {
-	defer s.recoverPanic(m.topic)
-	r, err := parseTopic(s.prefix, m.topic)
-	if err == nil && r.kind == routeNone {
-		return
-	}
-	s.stats.received.Add(1)
-	if len(m.topic) > s.cfg.MaxTopicBytes {
-		s.report(KindTopic, m.topic, fmt.Errorf("topic is %d bytes, more than max_topic_bytes %d", len(m.topic), s.cfg.MaxTopicBytes))
-		return
-	}
-	if err != nil {
-		s.report(KindTopic, m.topic, err)
-		return
-	}
-	if m.responseTopic != "" {
-		if err := s.checkResponseTopic(m); err != nil {
-			s.report(KindTopic, m.topic, err)
-			return
-		}
-	}
-	if len(m.payload) > s.cfg.MaxPayloadBytes {
-		s.refuse(KindPayload, m, fmt.Errorf("payload is %d bytes, more than max_payload_bytes %d", len(m.payload), s.cfg.MaxPayloadBytes))
-		return
-	}
-	switch r.kind {
-	case routeReading:
-		_, err = classifyReading(m.payload)
-	case routeSet:
-		err = checkOp(m.payload)
-	}
-	if err != nil {
-		s.refuse(KindPayload, m, err)
-		return
-	}
-	m.payload = bytes.Clone(m.payload)
-	m.correlation = bytes.Clone(m.correlation)
-	if !s.enqueue(job{msg: m, route: r}) {
-		s.refuse(KindDropped, m, errors.New("node busy: queue full; input dropped"))
 	}
 }
 
@@ -448,8 +515,10 @@ func (s *Server) refuse(kind ErrorKind, m message, err error) {
 	}
 }
 
-// enqueue queues j for its worker unless the worker's queue is full.
-func (s *Server) enqueue(j job) bool {
+// enqueue queues j for its worker. When the worker's queue is full it
+// waits for room if wait is set, until deadline (zero: no limit) or until
+// the node stops taking inputs; otherwise it gives up at once.
+func (s *Server) enqueue(j job, wait bool, deadline time.Time) bool {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
 	h.WriteString(j.route.sensor)
@@ -460,11 +529,38 @@ func (s *Server) enqueue(j job) bool {
 	q := s.queues[h.Sum64()%uint64(len(s.queues))]
 	s.qmu.RLock()
 	defer s.qmu.RUnlock()
-	if s.qclosed {
+	if s.qclosed || s.isStopping() {
 		return false
 	}
 	select {
 	case q <- j:
+		return true
+	default:
+	}
+	if !wait {
+		return false
+	}
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	// closeQueue waits for this read lock: Run closes stopping first.
+	select {
+	case q <- j:
+		return true
+	case <-expired:
+	case <-s.stopping:
+	}
+	return false
+}
+
+// isStopping reports whether Run has begun to stop: inputs offered since
+// are not taken.
+func (s *Server) isStopping() bool {
+	select {
+	case <-s.stopping:
 		return true
 	default:
 		return false

@@ -20,9 +20,9 @@ const (
 	// KindNotFound: a get asked for a key that does not exist. It is
 	// answered with an error object but not reported on <p>/errors.
 	KindNotFound
-	// KindDropped: an input found the queue full, or was still queued when
-	// the shutdown drain ran out of time; or a key change found the
-	// pending-changes buffer full.
+	// KindDropped: a QoS 0 input found the queue full or the node
+	// stopping; an input was still queued when the shutdown drain ran out
+	// of time; or a key change found the pending-changes buffer full.
 	KindDropped
 	// KindPanic: handling a message panicked; the panic was recovered.
 	KindPanic
@@ -30,6 +30,10 @@ const (
 	KindPublish
 	// KindShed: a QoS 0 input dropped because the node sheds load.
 	KindShed
+	// KindDeclined: a QoS 1 or 2 input not acknowledged, so that its
+	// publisher sends it again: the queue stayed full for max hold (5s in
+	// embedded mode), or the node was stopping.
+	KindDeclined
 
 	numKinds
 )
@@ -43,6 +47,7 @@ var kindNames = [numKinds]string{
 	KindPanic:    "panic",
 	KindPublish:  "publish",
 	KindShed:     "shed",
+	KindDeclined: "declined",
 }
 
 // String returns the kind's name, a Prometheus-friendly label value such as
@@ -76,8 +81,8 @@ type Stats struct {
 	Gets uint64
 	// Changes counts key documents (and removals) published.
 	Changes uint64
-	// Delayed counts the waits of QoS 1 inputs held back while the node
-	// shed their class (one per poll of the governor, every 50ms).
+	// Delayed counts the QoS 1 and 2 inputs held back, before they were
+	// acknowledged, while the node shed their class.
 	Delayed uint64
 	// Errors counts problems by kind; every kind is present.
 	Errors map[ErrorKind]uint64

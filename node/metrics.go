@@ -75,7 +75,7 @@ var (
 		"ops":      prometheus.NewDesc("edged_mqtt_ops_total", "Key operations applied from MQTT.", nil, nil),
 		"gets":     prometheus.NewDesc("edged_mqtt_gets_total", "Get requests answered over MQTT.", nil, nil),
 		"changes":  prometheus.NewDesc("edged_mqtt_changes_published_total", "Key documents published over MQTT.", nil, nil),
-		"delayed":  prometheus.NewDesc("edged_mqtt_shed_delays_total", "Waits (50ms each) of QoS 1 inputs held back before their PUBACK while the node shed their class.", nil, nil),
+		"delayed":  prometheus.NewDesc("edged_mqtt_shed_delays_total", "QoS 1 and 2 inputs held back before their PUBACK while the node shed their class.", nil, nil),
 	}
 	descMQTTErrors = prometheus.NewDesc("edged_mqtt_errors_total", "Refused or failed MQTT inputs and publications, by kind.", []string{"kind"}, nil)
 )

@@ -252,14 +252,20 @@ func New(cfg Config) *Governor {
 
 // Admit decides whether to take one piece of work of class c at now. An
 // admitted piece must be reported with Done when it ends.
-func (g *Governor) Admit(c Class, now time.Time) Decision { return g.admit(c, now, true) }
+func (g *Governor) Admit(c Class, now time.Time) Decision { return g.admit(c, now, true, true) }
 
 // Allow decides like Admit for work the governor does not track in flight
 // (inputs queued for workers, which have bounds of their own): it counts
 // the decision, and no Done follows.
-func (g *Governor) Allow(c Class, now time.Time) Decision { return g.admit(c, now, false) }
+func (g *Governor) Allow(c Class, now time.Time) Decision { return g.admit(c, now, false, true) }
 
-func (g *Governor) admit(c Class, now time.Time, track bool) Decision {
+// Hold decides like Allow for work its driver holds back while it is
+// refused and offers again (an MQTT QoS 1 input, whose acknowledgement
+// waits): a refusal is not counted, as the work is not given up. The
+// driver counts the hold once, with Delayed.
+func (g *Governor) Hold(c Class, now time.Time) Decision { return g.admit(c, now, false, false) }
+
+func (g *Governor) admit(c Class, now time.Time, track, countRefusal bool) Decision {
 	if c >= classes {
 		c = Normal
 	}
@@ -274,7 +280,9 @@ func (g *Governor) admit(c Class, now time.Time, track bool) Decision {
 	cs := &g.class[c]
 	switch {
 	case !d.Admit:
-		cs.refused[d.Reason]++
+		if countRefusal {
+			cs.refused[d.Reason]++
+		}
 		d.RetryAfter = g.cfg.RetryAfter
 	case d.Downsample:
 		cs.downsampled++
@@ -641,7 +649,8 @@ func (g *Governor) Refuse(c Class, reason Reason, now time.Time) Decision {
 
 // Delayed counts a piece of work of class c that a driver held back
 // until it could be taken: the API's bound on critical requests in
-// flight, which delays critical work instead of refusing it.
+// flight, which delays critical work instead of refusing it, and MQTT
+// inputs held with Hold.
 func (g *Governor) Delayed(c Class) {
 	if c >= classes {
 		c = Normal
