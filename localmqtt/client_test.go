@@ -192,3 +192,29 @@ func TestClientModeMosquitto(t *testing.T) {
 	addr := b.Addr
 	exerciseClientMode(t, addr)
 }
+
+// TestClientModeAcknowledges checks that the node acknowledges the inputs
+// it took (paho's automatic acknowledgement is off): a broker sends an
+// unacknowledged QoS 1 input again to the node's persistent session when
+// it reconnects.
+func TestClientModeAcknowledges(t *testing.T) {
+	broker, _ := startBroker(t, "127.0.0.1:0", &passwordHook{})
+	c := connect(t, broker)
+	for i, sensor := range []string{"first", "second"} {
+		be := newFake()
+		srv, err := New(clientConfig(broker), "n1", be, Options{Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel, wait := run(t, srv)
+		eventually(t, "subscribed", srv.Connected)
+		publish(t, c, p+"/readings/"+sensor, false, "1")
+		if got := nextIngest(t, be); got.sensor != sensor {
+			t.Fatalf("run %d ingested %s, want %s (an input of the run before sent again)", i, got.sensor, sensor)
+		}
+		cancel()
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
