@@ -276,7 +276,7 @@ func validateNamespaces(ns map[string]string) []error {
 	var errs []error
 	for _, n := range names {
 		if !validNamespace(n) {
-			errs = append(errs, fmt.Errorf("namespaces.%s: not a namespace (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)", n))
+			errs = append(errs, fmt.Errorf("namespaces.%s: %s", n, namespaceRule))
 		}
 		if !validScope(ns[n]) {
 			errs = append(errs, fmt.Errorf("namespaces.%s: scope must be fleet, cloud or local (got %q)", n, ns[n]))
@@ -284,6 +284,9 @@ func validateNamespaces(ns map[string]string) []error {
 	}
 	return errs
 }
+
+// namespaceRule says what validNamespace takes.
+const namespaceRule = "not a namespace (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)"
 
 // validNamespace mirrors kv.ValidateNS (config does not import the key
 // space).
