@@ -216,6 +216,15 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "every HTTP problem with a bad addr",
+			edit: func(c *Config) { c.HTTP.Addr, c.HTTP.TLSCertFile, c.HTTP.MaxConnections = "nowhere", "cert.pem", 0 },
+			want: []string{
+				"http.addr: must be host:port (address nowhere: missing port in address)",
+				"http.tls_cert_file, tls_key_file: set both or neither",
+				"http.max_connections: must be from 1 to 65536 (got 0)",
+			},
+		},
+		{
 			name: "half of TLS",
 			edit: func(c *Config) { c.HTTP.TLSCertFile = "cert.pem" },
 			want: []string{"http.tls_cert_file, tls_key_file: set both or neither"},
