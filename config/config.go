@@ -276,7 +276,7 @@ func validateNamespaces(ns map[string]string) []error {
 	var errs []error
 	for _, n := range names {
 		if !validNamespace(n) {
-			errs = append(errs, fmt.Errorf("namespaces.%s: not a namespace (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)", n))
+			errs = append(errs, fmt.Errorf("namespaces.%s: %s", n, namespaceRule))
 		}
 		if !validScope(ns[n]) {
 			errs = append(errs, fmt.Errorf("namespaces.%s: scope must be fleet, cloud or local (got %q)", n, ns[n]))
@@ -284,6 +284,9 @@ func validateNamespaces(ns map[string]string) []error {
 	}
 	return errs
 }
+
+// namespaceRule says what validNamespace takes.
+const namespaceRule = "not a namespace (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)"
 
 // validNamespace mirrors kv.ValidateNS (config does not import the key
 // space).
@@ -482,16 +485,18 @@ func (c NodeConfig) Validate() error {
 // Validate reports every problem in c, each prefixed with its field's YAML
 // name.
 func (c HTTPConfig) Validate() error {
-	host, port, err := net.SplitHostPort(c.Addr)
-	if err != nil {
-		return fmt.Errorf("addr: must be host:port (%w)", err)
-	}
 	var errs []error
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		errs = append(errs, fmt.Errorf("addr: port must be a number from 0 to 65535 (got %q)", port))
-	}
-	if !IsLoopback(host) && c.TokenFile == "" {
-		errs = append(errs, fmt.Errorf("token_file: required when addr %q is not a loopback address: anyone on the network could write", c.Addr))
+	// Without a host and port, whether token_file is required is unknown;
+	// the other fields are still checked.
+	if host, port, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr: must be host:port (%w)", err))
+	} else {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			errs = append(errs, fmt.Errorf("addr: port must be a number from 0 to 65535 (got %q)", port))
+		}
+		if !IsLoopback(host) && c.TokenFile == "" {
+			errs = append(errs, fmt.Errorf("token_file: required when addr %q is not a loopback address: anyone on the network could write", c.Addr))
+		}
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("tls_cert_file, tls_key_file: set both or neither"))

@@ -198,6 +198,33 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			// Keys no namespace or sensor can have, which would never
+			// match, in sorted order with the bad classes.
+			name: "shedding keys",
+			edit: func(c *Config) {
+				c.Shedding.Namespaces = map[string]string{"alarms": "critical", "Alarms": "critical", "zz": "urgent", "a/b": "bulk"}
+				c.Shedding.Sensors = map[string]string{"bad sensor!": "critical", "line/3": "critical", "": "normal", "t+": "bulk", "ok": "low"}
+			},
+			want: []string{
+				`shedding.namespaces.Alarms: not a namespace (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit) (got "Alarms")`,
+				`shedding.namespaces.a/b: not a namespace (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit) (got "a/b")`,
+				`shedding.namespaces.zz: must be critical, normal or bulk (got "urgent")`,
+				`shedding.sensors.: sensor name is empty, so no readings topic names it (got "")`,
+				`shedding.sensors.line/3: sensor name must be one topic level, so no readings topic names it (got "line/3")`,
+				`shedding.sensors.ok: must be critical, normal or bulk (got "low")`,
+				`shedding.sensors.t+: sensor name contains a wildcard, NUL or invalid UTF-8, so no readings topic names it (got "t+")`,
+			},
+		},
+		{
+			name: "every HTTP problem with a bad addr",
+			edit: func(c *Config) { c.HTTP.Addr, c.HTTP.TLSCertFile, c.HTTP.MaxConnections = "nowhere", "cert.pem", 0 },
+			want: []string{
+				"http.addr: must be host:port (address nowhere: missing port in address)",
+				"http.tls_cert_file, tls_key_file: set both or neither",
+				"http.max_connections: must be from 1 to 65536 (got 0)",
+			},
+		},
+		{
 			name: "half of TLS",
 			edit: func(c *Config) { c.HTTP.TLSCertFile = "cert.pem" },
 			want: []string{"http.tls_cert_file, tls_key_file: set both or neither"},

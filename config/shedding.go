@@ -3,8 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
+	"github.com/edged-dev/edged/localmqtt"
 	"github.com/edged-dev/edged/shedding"
 )
 
@@ -55,11 +58,13 @@ type SheddingConfig struct {
 	// sensors not listed in Sensors.
 	ReadingsClass string `yaml:"readings_class"`
 
-	// Namespaces gives key namespaces a class (writes to them).
+	// Namespaces gives key namespaces a class (writes to them). Keys are
+	// namespaces as the key space takes them (lowercase).
 	Namespaces map[string]string `yaml:"namespaces"`
 
 	// Sensors gives sensors a class, for their readings over local MQTT
-	// (whose topic names the sensor).
+	// (whose topic names the sensor). Keys are sensor names as a readings
+	// topic level carries them: one level, no wildcard.
 	Sensors map[string]string `yaml:"sensors"`
 
 	// RequestPriority lets clients set a request's class with the header
@@ -101,11 +106,19 @@ func (c SheddingConfig) Validate() error {
 	}
 	class("default_class", c.DefaultClass)
 	class("readings_class", c.ReadingsClass)
-	for ns, s := range c.Namespaces {
-		class(fmt.Sprintf("namespaces.%s", ns), s)
+	// A key that no namespace or sensor can have would never match: a
+	// class silently not applied, found only under overload.
+	for _, ns := range slices.Sorted(maps.Keys(c.Namespaces)) {
+		if !validNamespace(ns) {
+			errs = append(errs, fmt.Errorf("namespaces.%s: %s (got %q)", ns, namespaceRule, ns))
+		}
+		class(fmt.Sprintf("namespaces.%s", ns), c.Namespaces[ns])
 	}
-	for sensor, s := range c.Sensors {
-		class(fmt.Sprintf("sensors.%s", sensor), s)
+	for _, sensor := range slices.Sorted(maps.Keys(c.Sensors)) {
+		if err := localmqtt.CheckSensor(sensor); err != nil {
+			errs = append(errs, fmt.Errorf("sensors.%s: %v, so no readings topic names it (got %q)", sensor, err, sensor))
+		}
+		class(fmt.Sprintf("sensors.%s", sensor), c.Sensors[sensor])
 	}
 	return errors.Join(errs...)
 }

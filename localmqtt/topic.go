@@ -58,14 +58,8 @@ func parseTopic(p, topic string) (route, error) {
 		return route{}, nil
 	}
 	if sensor, ok := strings.CutPrefix(rest, levelReadings+"/"); ok {
-		if sensor == "" {
-			return route{}, errors.New("sensor name is empty")
-		}
-		if strings.Contains(sensor, "/") {
-			return route{}, errors.New("sensor name must be one topic level")
-		}
-		if !validTopicText(sensor) {
-			return route{}, errors.New("sensor name contains a wildcard, NUL or invalid UTF-8")
+		if err := CheckSensor(sensor); err != nil {
+			return route{}, err
 		}
 		return route{kind: routeReading, sensor: sensor}, nil
 	}
@@ -93,6 +87,21 @@ func parseTopic(p, topic string) (route, error) {
 		return route{}, err
 	}
 	return route{kind: kind, ns: ns, key: key}, nil
+}
+
+// CheckSensor reports why name cannot be the sensor level of a readings
+// topic (<prefix>/readings/<sensor>), or nil. A sensor whose name fails
+// never has a reading taken over MQTT.
+func CheckSensor(name string) error {
+	switch {
+	case name == "":
+		return errors.New("sensor name is empty")
+	case strings.Contains(name, "/"):
+		return errors.New("sensor name must be one topic level")
+	case !validTopicText(name):
+		return errors.New("sensor name contains a wildcard, NUL or invalid UTF-8")
+	}
+	return nil
 }
 
 // checkNS reports whether ns can be a namespace level of a topic.

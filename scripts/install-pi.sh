@@ -2,7 +2,7 @@
 # Installs edged from an unpacked release tarball on a Raspberry Pi (or any
 # systemd Linux): the binary in /usr/bin, the configuration in /etc/edged
 # (kept if it exists), the systemd unit, a system user, then enables and
-# starts the service. Run it as root from the unpacked directory:
+# starts the service, or restarts it if it is running (an upgrade). Run it as root from the unpacked directory:
 #
 #   tar xzf edged-VERSION-linux-armv6.tar.gz && cd edged-VERSION-linux-armv6
 #   sudo ./install-pi.sh
@@ -34,5 +34,12 @@ if [ -f edged-alerts.yml ]; then # Prometheus alerting rules, as the .deb instal
 	install -m 0644 edged-alerts.yml /usr/share/edged/prometheus/edged-alerts.yml
 fi
 systemctl daemon-reload
-systemctl enable --now edged
-echo "install-pi: edged is running: systemctl status edged; curl 127.0.0.1:8080/healthz"
+# An upgrade restarts a running node onto the new binary, as the .deb does
+# (enable --now would leave the old one running); otherwise enable and start.
+if systemctl is-active --quiet edged; then
+	systemctl restart edged
+	echo "install-pi: edged restarted: systemctl status edged; curl 127.0.0.1:8080/healthz"
+else
+	systemctl enable --now edged
+	echo "install-pi: edged is running: systemctl status edged; curl 127.0.0.1:8080/healthz"
+fi

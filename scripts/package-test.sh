@@ -3,7 +3,9 @@
 # on this machine, checks what it installed (user, directories, modes, the
 # configuration as a conffile kept across an upgrade, the systemd unit with
 # systemd-analyze verify), runs the installed node as its user, and purges
-# the package again, user and data included.
+# the package again, user and data included. Then it runs the tarball's
+# install-pi.sh twice with systemctl stubbed: a first install enables and
+# starts the service, an upgrade of a running one restarts it.
 #
 # Usage: scripts/package-test.sh   (after make dist)
 #
@@ -31,12 +33,15 @@ deb=$(ls bin/dist/edged_*_"$arch".deb 2>/dev/null | head -1)
 
 pid=
 log=$(mktemp)
+tmp=$(mktemp -d)
 cleanup() {
 	if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
 	dpkg -P edged >/dev/null 2>&1 || true
 	userdel edged 2>/dev/null || true
 	getent group edged >/dev/null && groupdel edged 2>/dev/null || true
-	rm -rf /var/lib/edged /etc/edged "$log"
+	rm -rf /var/lib/edged /etc/edged "$log" "$tmp"
+	# What install-pi.sh installs outside the package's files.
+	rm -rf /usr/bin/edged /lib/systemd/system/edged.service /usr/share/edged
 }
 trap cleanup EXIT
 fail() { echo "package-test: FAIL: $*" >&2; cat "$log" >&2 || true; exit 1; }
@@ -75,4 +80,26 @@ tail -1 /etc/edged/edged.yaml | grep -q 'edited by the operator' || fail "the up
 
 dpkg -P edged >"$log" 2>&1 || fail "dpkg -P"
 [ ! -e /usr/bin/edged ] || fail "/usr/bin/edged left after purge"
-echo "package-test: PASS ($(basename "$deb"))"
+
+# The tarball's install-pi.sh, with a systemctl that records its arguments
+# and answers is-active as told (this test does not start the service).
+case $arch in armhf) build=armv7 ;; *) build=$arch ;; esac
+tarball=$(ls bin/dist/edged-*-linux-"$build".tar.gz 2>/dev/null | head -1)
+[ -n "$tarball" ] || fail "no bin/dist/edged-*-linux-$build.tar.gz (make dist)"
+tar -C "$tmp" -xzf "$tarball"
+mkdir "$tmp/stub"
+cat >"$tmp/stub/systemctl" <<'EOF'
+#!/bin/sh
+echo "$*" >>"$STUB_LOG"
+if [ "$1" = is-active ]; then [ "$STUB_ACTIVE" = yes ]; fi
+EOF
+chmod +x "$tmp/stub/systemctl"
+installpi() { : >"$tmp/calls"; STUB_LOG=$tmp/calls STUB_ACTIVE=$1 PATH="$tmp/stub:$PATH" "$tmp"/edged-*/install-pi.sh >"$log" 2>&1; }
+installpi no || fail "install-pi.sh (first install)"
+grep -qx 'enable --now edged' "$tmp/calls" || fail "install-pi.sh did not enable and start edged; systemctl: $(tr '\n' ';' <"$tmp/calls")"
+[ -x /usr/bin/edged ] && [ -f /etc/edged/edged.yaml ] && [ -f /lib/systemd/system/edged.service ] || fail "install-pi.sh did not install the binary, configuration and unit"
+installpi yes || fail "install-pi.sh (upgrade)"
+grep -qx 'restart edged' "$tmp/calls" || fail "install-pi.sh did not restart the running edged; systemctl: $(tr '\n' ';' <"$tmp/calls")"
+! grep -q '^enable' "$tmp/calls" || fail "install-pi.sh enabled an edged that was running; systemctl: $(tr '\n' ';' <"$tmp/calls")"
+grep -q 'keeping /etc/edged/edged.yaml' "$log" || fail "install-pi.sh (upgrade) did not keep the configuration"
+echo "package-test: PASS ($(basename "$deb"), $(basename "$tarball"))"

@@ -121,7 +121,7 @@ func addCommonFlags(fs *flag.FlagSet) commonFlags {
 		dataDir:  fs.String("data-dir", "", "keep the node's data in `DIR` (sets node.data_dir)"),
 		httpAddr: fs.String("http-addr", "", "serve the HTTP API on host:port `ADDR` (sets http.addr)"),
 		logLevel: fs.String("log-level", "", "log at `LEVEL`: debug, info, warn or error (sets log.level)"),
-		cloudURL: fs.String("cloud-url", "", "the cloud MQTT broker `URL`: tcp://, ssl://, mqtt:// or mqtts://host:port (sets cloud.url)"),
+		cloudURL: fs.String("cloud-url", "", "the cloud MQTT broker `URL`: tcp:// or mqtt://host:port, ssl://, tls:// or mqtts://host:port (TLS), ws:// or wss://host/path (WebSocket) (sets cloud.url)"),
 		fleet:    fs.String("fleet", "", "the node's fleet `NAME` (sets node.fleet)"),
 	}
 }
