@@ -2,7 +2,8 @@
 # Installs edged from an unpacked release tarball on a Raspberry Pi (or any
 # systemd Linux): the binary in /usr/bin, the configuration in /etc/edged
 # (kept if it exists), the systemd unit, a system user, then enables and
-# starts the service, or restarts it if it is running (an upgrade). Run it as root from the unpacked directory:
+# starts the service, or restarts it if it is running (an upgrade). Run it
+# as root from the unpacked directory:
 #
 #   tar xzf edged-VERSION-linux-armv6.tar.gz && cd edged-VERSION-linux-armv6
 #   sudo ./install-pi.sh
