@@ -240,18 +240,26 @@ func (u *Uplink) Run(ctx context.Context) error {
 
 	opts := *u.opts
 	opts.SetWill(u.topic.status, string(u.statusDoc("offline")), 1, true)
+	receive := func(_ paho.Client, m paho.Message) {
+		switch m.Topic() {
+		case u.topic.down:
+			u.put(event{down: m.Payload()})
+		case u.topic.ack:
+			u.put(event{ack: m.Payload()})
+		}
+	}
+	// The session is persistent: what the aggregator sent while the node
+	// was down comes right after the connection, before the subscription
+	// below is renewed. paho acknowledges no message without a handler,
+	// and a broker sends nothing more once its window of unacknowledged
+	// messages is full, so the handler is there from the start.
+	opts.SetDefaultPublishHandler(receive)
 	opts.SetOnConnectHandler(func(c paho.Client) {
 		// Birth first, then the acks: the retained one arrives at once.
 		if tok := c.Publish(u.topic.status, 1, true, u.statusDoc("online")); !tok.WaitTimeout(mqttconn.Timeout) || tok.Error() != nil {
 			u.o.Logger.Warn("uplink: birth message not acknowledged", "err", tok.Error())
 		}
-		tok := c.SubscribeMultiple(map[string]byte{u.topic.ack: 1, u.topic.down: 1}, func(_ paho.Client, m paho.Message) {
-			if m.Topic() == u.topic.down {
-				u.put(event{down: m.Payload()})
-			} else {
-				u.put(event{ack: m.Payload()})
-			}
-		})
+		tok := c.SubscribeMultiple(map[string]byte{u.topic.ack: 1, u.topic.down: 1}, receive)
 		if !tok.WaitTimeout(mqttconn.Timeout) || tok.Error() != nil {
 			u.o.Logger.Error("uplink: subscribing to acks failed; check the broker's ACL", "topics", []string{u.topic.ack, u.topic.down}, "err", tok.Error())
 		}

@@ -1,0 +1,102 @@
+package aggregator_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/edged-dev/edged/aggregator"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/internal/poll"
+	"github.com/edged-dev/edged/mqttconn"
+	"github.com/edged-dev/edged/mqtttest"
+	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/uplink"
+)
+
+// runUplink runs an uplink of node against bk until the returned stop.
+func runUplink(t *testing.T, node *side, bk mqttconn.Broker) (*uplink.Uplink, func()) {
+	t.Helper()
+	u, err := uplink.New(uplink.Config{Broker: bk, Fleet: "north", Name: "gw", MaxBatchBytes: 64 << 10, Window: 4, Tick: 50 * time.Millisecond, AckTimeout: time.Second},
+		uplink.Options{Key: node.id.Key, Replica: node.id.Replica, PeerID: node.id.PeerID, DB: node.db, Apply: node.eng.Apply})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return u, stop
+}
+
+// TestRestartAfterQueuedDownlinks restarts a node whose persistent MQTT
+// session holds more of the aggregator's downlinks than Mosquitto's window
+// of unacknowledged messages (20): they arrive before the uplink has
+// subscribed again, and must not block the acks and downlinks that follow.
+func TestRestartAfterQueuedDownlinks(t *testing.T) {
+	broker := mqtttest.Start(t)
+	bk := mqttconn.Broker{URL: broker.URL, ReconnectMaxInterval: time.Second}
+	var a *aggregator.Aggregator
+	agg := newSide(t, store.None, func() {
+		if a != nil {
+			a.Notify()
+		}
+	})
+	var err error
+	a, err = aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}, Queue: 16},
+		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-a.Subscribed()
+
+	node := newSide(t, store.None, nil)
+	if _, err := node.eng.Do(ctx, engine.Add("app/hits", 1)); err != nil {
+		t.Fatal(err)
+	}
+	u, stop := runUplink(t, node, bk)
+	waitFor(t, "the first write acknowledged", func() bool {
+		s := u.Status()
+		return s.Connected && s.Backlog == 0 && s.Acks > 0
+	})
+	stop() // a power cut leaves the same session behind
+
+	// While the node is down, each of the aggregator's writes goes down
+	// to it, queued in its session.
+	const writes = 25
+	for i := range writes {
+		if _, err := agg.eng.Do(ctx, engine.Add("config/rev", 1)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a downlink sent", func() bool {
+			ns := a.Nodes()
+			return len(ns) == 1 && ns[0].DownEntries >= uint64(i+1)
+		})
+	}
+	if _, err := node.eng.Do(ctx, engine.Add("app/hits", 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	u, _ = runUplink(t, node, bk)
+	waitFor(t, "the node's new write acknowledged", func() bool {
+		s := u.Status()
+		return s.Connected && s.Backlog == 0 && s.Acks > 0
+	})
+	// The downlinks beyond the few held before the first ack come again
+	// with the aggregator's resend (30 s).
+	poll.Until(t, 60*time.Second, "the aggregator's writes on the node", func() bool {
+		return node.db.LogVector()[agg.id.Replica] == writes
+	})
+}
