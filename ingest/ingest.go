@@ -311,24 +311,86 @@ func LineProtocol(b []byte, prec lineproto.Precision, now time.Time) (rs []serie
 }
 
 // Payload decodes an MQTT readings payload for sensor: a bare number,
-// JSON (see JSON), or line protocol (with nanosecond times).
+// JSON (see JSON), or line protocol (with nanosecond times). A bare number
+// is written as in JSON (RFC 8259): "21.5", "-3", "1e-3"; not "+1", ".5",
+// "1.", "007", "1_000", "0x1p4", "Inf" or "NaN", which strconv.ParseFloat
+// would take.
 func Payload(sensor string, b []byte, now time.Time) ([]series.Reading, error) {
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 {
 		return nil, invalid.Errorf("", "empty payload")
 	}
-	if f, err := strconv.ParseFloat(string(t), 64); err == nil {
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, invalid.Errorf("value", "%s is not a finite number", t)
+	if isJSONNumber(t) {
+		f, err := strconv.ParseFloat(string(t), 64)
+		if err != nil { // the syntax is ParseFloat's too: out of range
+			return nil, invalid.Errorf("value", "%s is beyond the range of a 64-bit float", clip(string(t)))
 		}
 		return []series.Reading{{Sensor: sensor, Value: f}}, nil
 	}
 	if t[0] == '{' {
 		return JSON(t, sensor)
 	}
+	if bytes.IndexByte(t, ' ') < 0 && (strings.IndexByte("+-.0123456789", t[0]) >= 0 || parsesAsFloat(t)) {
+		// Not line protocol, which has a space: a number not written as
+		// in JSON ("1_000", "0x1p4", "1e"), or what only Go's
+		// strconv.ParseFloat takes for one ("Inf").
+		return nil, invalid.Errorf("value", "%s is not a number as JSON writes it, such as 21.5, -3 or 1e-3", clip(string(t)))
+	}
 	rs, skipped, err := LineProtocol(t, lineproto.Nanosecond, now)
 	if err == nil && len(rs) == 0 {
 		return nil, invalid.Errorf("", "no readings in the payload (%d string fields skipped)", skipped)
 	}
 	return rs, err
+}
+
+// parsesAsFloat reports whether strconv.ParseFloat takes t for a number,
+// if perhaps out of range.
+func parsesAsFloat(t []byte) bool {
+	_, err := strconv.ParseFloat(string(t), 64)
+	return err == nil || errors.Is(err, strconv.ErrRange)
+}
+
+// isJSONNumber reports whether b is a number in JSON's grammar:
+//
+//	[ "-" ] ( "0" | digit1-9 { digit } ) [ "." digit { digit } ] [ ( "e" | "E" ) [ "+" | "-" ] digit { digit } ]
+func isJSONNumber(b []byte) bool {
+	i, n := 0, len(b)
+	if i < n && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && b[i] == '0':
+		i++
+	case i < n && '1' <= b[i] && b[i] <= '9':
+		i = digits(b, i)
+	default:
+		return false
+	}
+	if i < n && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
+			return false
+		}
+		i = j
+	}
+	if i < n && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < n && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return false
+		}
+		i = j
+	}
+	return i == n
+}
+
+// digits returns the end of the run of decimal digits at b[i:].
+func digits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
 }

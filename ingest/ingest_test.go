@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"regexp"
 	"strings"
@@ -102,6 +104,29 @@ func TestJSONBothForms(t *testing.T) {
 	}
 }
 
+// TestPayloadNumberSyntax: a bare number is written as in JSON; what only
+// Go's strconv.ParseFloat takes is refused as a value, not stored.
+func TestPayloadNumberSyntax(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want float64
+	}{{"21.5", 21.5}, {"-3", -3}, {"0", 0}, {"-0.5e-3", -0.0005}, {"1E+2", 100}, {" 7\n", 7}, {"4.9e-324", 4.9e-324}} {
+		rs, err := Payload("s", []byte(c.in), now)
+		if err != nil || len(rs) != 1 || rs[0].Value != c.want || rs[0].Sensor != "s" {
+			t.Errorf("Payload(%q) = %+v, %v; want %g", c.in, rs, err, c.want)
+		}
+	}
+	for _, in := range []string{"1_000", "0x1p4", "0x10", "+1", ".5", "1.", "007", "-", "1e", "Inf", "-inf", "infinity", "NaN", "nan", "1e400", "-1e400", "+1e400"} {
+		rs, err := Payload("s", []byte(in), now)
+		if f, ok := invalid.FieldOf(err); !ok || f != "value" {
+			t.Errorf("Payload(%q) = %+v, %v; want an error about the value", in, rs, err)
+		}
+	}
+	if _, err := Payload("s", []byte("1"+strings.Repeat("0", 400)), now); err == nil || len(err.Error()) > 100 {
+		t.Errorf("Payload(1e400 in digits) = %v; want a short error", err)
+	}
+}
+
 func TestLineProtocolAndPayload(t *testing.T) {
 	rs, skipped, err := LineProtocol([]byte("cpu,host=a idle=90,user=3i,on=true,name=\"x\" 1700000000\n"), lineproto.Second, now)
 	if err != nil || skipped != 1 || len(rs) != 3 {
@@ -130,7 +155,7 @@ var apiField = regexp.MustCompile(`^((readings\[\d+\]\.)?(sensor|value|unit|ts|t
 
 func FuzzPayload(f *testing.F) {
 	for _, s := range []string{"21.5", `{"value":1,"ts":"2026-11-23T09:00:00Z"}`, `{"readings":[{"sensor":"a","value":1,"tags":{"k":"v"}}]}`, "m,t=1 v=1 1", "1e400",
-		`{"value":"21.5"}`, `{"readings":[{"value":1},{"value":"x"}]}`,
+		"1_000", "0x1p4", "+1", ".5", "007", "Inf", `{"value":"21.5"}`, `{"readings":[{"value":1},{"value":"x"}]}`,
 		`{"readings":[{"sensor":"a","value":1}],"sensor":"b","value":2}`, `{"readings":[1,{"vaule":1}]}`, `{"value":1}]`} {
 		f.Add([]byte(s))
 	}
@@ -148,6 +173,14 @@ func FuzzPayload(f *testing.F) {
 		}
 		if len(rs) == 0 {
 			t.Fatal("no readings and no error")
+		}
+		// Without "{" or a space (line protocol's), only a bare number is
+		// taken, and only as JSON reads it.
+		if tr := bytes.TrimSpace(b); tr[0] != '{' && bytes.IndexByte(tr, ' ') < 0 {
+			var f float64
+			if err := json.Unmarshal(tr, &f); err != nil || len(rs) != 1 || rs[0].Value != f {
+				t.Fatalf("Payload(%q) = %+v; JSON reads %g, %v", b, rs, f, err)
+			}
 		}
 	})
 }
