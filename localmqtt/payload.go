@@ -38,7 +38,8 @@ func (f readingFormat) String() string {
 // classifyReading says which form the readings payload p has, or why it has
 // none: empty, invalid UTF-8, malformed JSON, a JSON value other than an
 // object, a non-finite number, or text that cannot be line protocol (which
-// has at least a measurement, a space and a field=value).
+// has at least a measurement, a space and a field=value). A number is
+// written as in JSON.
 func classifyReading(p []byte) (readingFormat, error) {
 	t := bytes.TrimSpace(p)
 	if len(t) == 0 {
@@ -56,11 +57,20 @@ func classifyReading(p []byte) (readingFormat, error) {
 	case '[', '"':
 		return formatInvalid, errors.New("JSON payload must be an object")
 	}
-	if f, err := strconv.ParseFloat(string(t), 64); err == nil {
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return formatInvalid, errors.New("number must be finite")
+	// A JSON text that starts with '-' or a digit is a number: a bare
+	// number has JSON's grammar, not the Go syntax that
+	// strconv.ParseFloat also takes ("1_000", "0x1p4", "+1", "Inf").
+	if (t[0] == '-' || '0' <= t[0] && t[0] <= '9') && json.Valid(t) {
+		if _, err := strconv.ParseFloat(string(t), 64); err != nil {
+			return formatInvalid, errors.New("number is beyond the range of a 64-bit float")
 		}
 		return formatNumber, nil
+	}
+	if f, err := strconv.ParseFloat(string(t), 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			return formatInvalid, errors.New("number must be finite")
+		}
+		return formatInvalid, errors.New("number must be written as in JSON, such as 21.5, -3 or 1e-3")
 	}
 	if i := bytes.IndexByte(t, ' '); i <= 0 || !bytes.Contains(t[i:], []byte("=")) {
 		return formatInvalid, errors.New("payload is not a number, a JSON object or InfluxDB line protocol")

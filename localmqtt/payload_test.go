@@ -29,6 +29,19 @@ func TestClassifyReading(t *testing.T) {
 		{`"21.5"`, formatInvalid, "must be an object"},
 		{"NaN", formatInvalid, "finite"},
 		{"-Inf", formatInvalid, "finite"},
+		{"-0.5e-3", formatNumber, ""},
+		{"0", formatNumber, ""},
+		{"1_000", formatInvalid, "as in JSON"},
+		{"0x1p4", formatInvalid, "as in JSON"},
+		{"+1", formatInvalid, "as in JSON"},
+		{".5", formatInvalid, "as in JSON"},
+		{"1.", formatInvalid, "as in JSON"},
+		{"007", formatInvalid, "as in JSON"},
+		{"+1e400", formatInvalid, "as in JSON"},
+		{"1e400", formatInvalid, "range"},
+		{"-1e400", formatInvalid, "range"},
+		{"inf", formatInvalid, "finite"},
+		{"nan", formatInvalid, "finite"},
 		{"hello", formatInvalid, "not a number"},
 		{"temp=1", formatInvalid, "not a number"},
 		{" =1", formatInvalid, "not a number"},
@@ -58,7 +71,8 @@ func TestCheckOp(t *testing.T) {
 // FuzzClassifyReading checks that every payload gets exactly one form, or
 // an error, and that the form is what it claims.
 func FuzzClassifyReading(f *testing.F) {
-	for _, s := range []string{"21.5", `{"value":1}`, "m,t=1 v=2 3", "", "NaN", "[1]", `{"a":`, "1e999"} {
+	for _, s := range []string{"21.5", `{"value":1}`, "m,t=1 v=2 3", "", "NaN", "[1]", `{"a":`, "1e999",
+		"1_000", "0x1p4", "+1", ".5", "1.", "007", "Inf", "-0"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
@@ -69,8 +83,10 @@ func FuzzClassifyReading(f *testing.F) {
 		tr := bytes.TrimSpace(p)
 		switch format {
 		case formatNumber:
+			// A JSON number, in float64's range.
+			var v any
 			f, err := strconv.ParseFloat(string(tr), 64)
-			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || json.Unmarshal(tr, &v) != nil || v != f {
 				t.Fatalf("%q classified as a number", p)
 			}
 		case formatJSON:
