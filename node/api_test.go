@@ -105,7 +105,7 @@ func TestHTTPReadings(t *testing.T) {
 	c := startNode(t, nil)
 	now := time.Now().UTC().Truncate(time.Minute)
 	c.expect("POST", "/v1/readings", `{"readings":[{"sensor":"temp","value":21.5,"unit":"C","ts":"`+now.Format(time.RFC3339)+`","tags":{"room":"lab"}}]}`, 200, `{"stored":1}`)
-	c.expect("POST", "/v1/readings", `{"readings":[{"sensor":"temp","value":"hot"}]}`, 400, `"field":"readings.value"`)
+	c.expect("POST", "/v1/readings", `{"readings":[{"sensor":"temp","value":"hot"}]}`, 400, `"field":"readings[0].value"`)
 
 	// Line protocol, v1 with seconds, and v2 gzipped with milliseconds.
 	lp := "cpu,host=gw usage=10 " + itoa(now.Unix()) + "\ncpu,host=gw usage=30 " + itoa(now.Add(30*time.Second).Unix()) + "\n"
