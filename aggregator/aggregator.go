@@ -269,7 +269,7 @@ func (a *Aggregator) handle(ctx context.Context, c paho.Client, m paho.Message) 
 	case err != nil:
 		err = &refusal{reason: "topic", err: err}
 	case level == cloud.LevelStatus:
-		err = a.status(fleet, node, m.Payload())
+		err = a.status(c, fleet, node, m.Payload())
 	case level == cloud.LevelBatch:
 		err = a.batch(ctx, c, fleet, node, m.Payload())
 	case level == cloud.LevelReadings:
@@ -307,7 +307,9 @@ func (a *Aggregator) node(fleet string, id crdt.ReplicaID) *NodeInfo {
 	return n
 }
 
-func (a *Aggregator) status(fleet string, id crdt.ReplicaID, payload []byte) error {
+// status takes a node's retained status. A node coming online is sent
+// the aggregator's writes it lacks (none go to it while it is offline).
+func (a *Aggregator) status(c paho.Client, fleet string, id crdt.ReplicaID, payload []byte) error {
 	if len(payload) == 0 {
 		// A retained status being cleared: the node is retired (see
 		// docs/OPERATIONS.md), and forgotten, until it sends again.
@@ -326,6 +328,9 @@ func (a *Aggregator) status(fleet string, id crdt.ReplicaID, payload []byte) err
 	n.Online, n.statusOK = s.State == "online", true
 	n.Name, n.PeerID, n.Version = s.Name, s.PeerID, s.Version
 	n.LastSeen = time.Now()
+	if n.Online {
+		a.down(c, n, n.vector[a.o.Replica])
+	}
 	return nil
 }
 
@@ -420,13 +425,15 @@ func (a *Aggregator) batch(ctx context.Context, c paho.Client, fleet string, id 
 	return nil
 }
 
-// pushDown sends the aggregator's new writes to every node.
+// pushDown sends the aggregator's new writes to every node online. Not
+// to one offline: the broker would queue every resend (resendDown) in its
+// session until it came back; it gets them when it does (status, batch).
 func (a *Aggregator) pushDown(c paho.Client) {
 	mine := a.o.DB.LogVector()[a.o.Replica]
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, n := range a.nodes {
-		if n.vector[a.o.Replica] < mine {
+		if n.Online && n.vector[a.o.Replica] < mine {
 			a.down(c, n, n.vector[a.o.Replica])
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/edged-dev/edged/aggregator"
+	"github.com/edged-dev/edged/cloud"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/internal/poll"
 	"github.com/edged-dev/edged/mqttconn"
@@ -99,4 +101,72 @@ func TestRestartAfterQueuedDownlinks(t *testing.T) {
 	poll.Until(t, 60*time.Second, "the aggregator's writes on the node", func() bool {
 		return node.db.LogVector()[agg.id.Replica] == writes
 	})
+}
+
+// TestNoDownlinksToOfflineNodes checks that the aggregator's writes go to
+// the nodes online only: the broker would queue every copy (and every
+// resend) for a node that is down. A node gets them when it comes back.
+func TestNoDownlinksToOfflineNodes(t *testing.T) {
+	broker := mqtttest.Start(t)
+	bk := mqttconn.Broker{URL: broker.URL, ReconnectMaxInterval: time.Second}
+	var a *aggregator.Aggregator
+	agg := newSide(t, store.None, func() {
+		if a != nil {
+			a.Notify()
+		}
+	})
+	var err error
+	a, err = aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}, Queue: 4},
+		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-a.Subscribed()
+
+	c := connectPublisher(t, bk)
+	down := make(chan struct{}, 16)
+	on, off := newSide(t, store.None, nil), newSide(t, store.None, nil)
+	c.Subscribe(cloud.Topic("north", off.id.Replica, cloud.LevelDown), 1, func(paho.Client, paho.Message) { down <- struct{}{} }).Wait()
+	status := func(s *side, state string) {
+		doc := `{"state":"` + state + `","name":"gw","replica":"` + s.id.Replica.String() + `"}`
+		publishQoS1(t, c, cloud.Topic("north", s.id.Replica, cloud.LevelStatus), []byte(doc))
+	}
+	for _, s := range []*side{on, off} {
+		hb, err := cloud.EncodeBatch(s.id.Key, cloud.Batch{Seq: 1, Name: "gw"}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		publishQoS1(t, c, cloud.Topic("north", s.id.Replica, cloud.LevelBatch), hb)
+		status(s, "online")
+	}
+	status(off, "offline")
+	nodes := func() map[string]aggregator.NodeInfo {
+		m := map[string]aggregator.NodeInfo{}
+		for _, n := range a.Nodes() {
+			m[n.Replica] = n
+		}
+		return m
+	}
+	waitFor(t, "one node online, one offline", func() bool {
+		ns := nodes()
+		return len(ns) == 2 && ns[on.id.Replica.String()].Online && !ns[off.id.Replica.String()].Online
+	})
+
+	if _, err := agg.eng.Do(ctx, engine.Set("config/mode", []byte(`"eco"`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the write sent to the node online", func() bool { return nodes()[on.id.Replica.String()].DownEntries > 0 })
+	if n := nodes()[off.id.Replica.String()].DownEntries; n != 0 {
+		t.Fatalf("%d entries sent to the node offline", n)
+	}
+	status(off, "online")
+	select {
+	case <-down:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the write not sent to the node once it came online")
+	}
 }
