@@ -33,7 +33,7 @@ var (
 	// ErrNoStore: a read-only open (Options.ReadOnly) of a directory that
 	// holds no edged store: absent, without Badger's files, or an empty
 	// Badger database.
-	ErrNoStore = errors.New("store: no edged store")
+	ErrNoStore = errors.New("store: not an edged data directory")
 	// ErrUnclean: a read-only open of a store that was not closed cleanly
 	// (its process crashed or lost power): Badger must replay and
 	// truncate its log, which writes, before it can read the store.
