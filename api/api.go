@@ -389,8 +389,9 @@ func (a *API) nodes(w http.ResponseWriter, _ *http.Request) error {
 }
 
 // backup streams a consistent snapshot of the store (edged backup uses it
-// while the node runs). A failure midway cuts the stream, so the client
-// sees a truncated backup that restore refuses.
+// while the node runs). A failure midway cuts the stream before its end
+// trailer (store.Backup), so the client sees a truncated backup, which
+// edged backup and restore refuse.
 func (a *API) backup(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if err := a.o.DB.Backup(w); err != nil {

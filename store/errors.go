@@ -30,4 +30,17 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrNotEmpty: restore into a data directory that holds data.
 	ErrNotEmpty = errors.New("store: data directory not empty")
+	// ErrNoStore: a read-only open (Options.ReadOnly) of a directory that
+	// holds no edged store: absent, without Badger's files, or an empty
+	// Badger database.
+	ErrNoStore = errors.New("store: not an edged data directory")
+	// ErrUnclean: a read-only open of a store that was not closed cleanly
+	// (its process crashed or lost power): Badger must replay and
+	// truncate its log, which writes, before it can read the store.
+	ErrUnclean = errors.New("store: data directory not closed cleanly")
+	// ErrReadOnly: a write to a store opened with Options.ReadOnly.
+	ErrReadOnly = errors.New("store: opened read-only")
+	// ErrBadBackup: restore of a file that is not a whole edged backup:
+	// another file, a damaged one, or one cut short.
+	ErrBadBackup = errors.New("store: not a whole edged backup")
 )

@@ -39,8 +39,17 @@ const (
 
 // Options configure a DB.
 type Options struct {
-	// Dir is the data directory. It is created if missing.
+	// Dir is the data directory. It is created if missing, unless
+	// ReadOnly is set.
 	Dir string
+	// ReadOnly opens an existing store without writing to its directory:
+	// Badger takes a shared lock and opens its files read-only, no
+	// background work (GC, retention, budget) runs, and commits fail
+	// with ErrReadOnly. Open fails with ErrNoStore when Dir holds no edged
+	// store, and with ErrUnclean when the store was not closed cleanly
+	// (reading it needs a recovery, which writes). For backups of a
+	// stopped node.
+	ReadOnly bool
 	// Profile selects the Badger options; empty means LowMemory.
 	Profile Profile
 	// Durability selects when commits are flushed; empty means Fsync.
@@ -156,6 +165,7 @@ func (o Options) badgerOptions() badger.Options {
 		// Not WithLoggingLevel: in v4 it replaces the logger with Badger's
 		// own stderr logger. The slog handler's level filters instead.
 		WithLogger(badgerLogger{o.Logger}).
+		WithReadOnly(o.ReadOnly).
 		// One commit per group of writes, fsynced when durability asks.
 		WithSyncWrites(o.Durability == Fsync).
 		// Single writer (the engine), so no conflict detection needed.

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,13 +58,22 @@ type DB struct {
 	closeErr  error
 }
 
-// Open opens (creating if needed) the data directory in o.Dir.
+// Open opens (creating if needed, unless o.ReadOnly) the data directory
+// in o.Dir.
 func Open(o Options) (*DB, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+	if o.ReadOnly {
+		// Badger would say only "no manifest found": name the directory.
+		if _, err := os.Stat(filepath.Join(o.Dir, badger.ManifestFilename)); errors.Is(err, fs.ErrNotExist) {
+			if _, derr := os.Stat(o.Dir); errors.Is(derr, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%w: %s does not exist", ErrNoStore, o.Dir)
+			}
+			return nil, fmt.Errorf("%w: %s holds no edged store (no Badger %s)", ErrNoStore, o.Dir, badger.ManifestFilename)
+		}
+	} else if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: create data directory: %w", err)
 	}
 	bdb, err := badger.Open(o.badgerOptions())
@@ -75,71 +87,124 @@ func Open(o Options) (*DB, error) {
 	}
 	db.repairLogVector()
 	db.measure()
-	db.done.Add(1)
-	go db.maintain()
+	if !o.ReadOnly {
+		db.done.Add(1)
+		go db.maintain()
+	}
 	return db, nil
 }
 
 // openError explains why Badger refused to open dir, and what to do.
+// Badger flattens the errors it wraps into strings, so most cases are
+// told by their text.
 func openError(dir string, err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "Cannot acquire directory lock"):
 		return fmt.Errorf("%w: %s is open in another process (is an edged node already running on it?): %v", ErrLocked, dir, err)
-	case errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, syscall.ENOSPC) || strings.Contains(msg, syscall.ENOSPC.Error()):
 		return fmt.Errorf("%w: cannot open %s: %v", ErrDiskFull, dir, err)
-	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("store: cannot open %s: %w", dir, err)
+	case errors.Is(err, os.ErrPermission) || strings.Contains(msg, syscall.EACCES.Error()) || strings.Contains(msg, syscall.EPERM.Error()):
+		return fmt.Errorf("store: cannot open %s: permission denied%s: %v", dir, foreignFiles(dir), err)
+	case strings.Contains(msg, badger.ErrTruncateNeeded.Error()):
+		return fmt.Errorf("%w: %s was left by a crash or power cut, and reading it needs a recovery that writes to it: "+
+			"start the node once (it recovers the directory at start), then back it up while it runs or after it stops: %v", ErrUnclean, dir, err)
 	}
 	return fmt.Errorf("%w: cannot open %s: %v; edged never resets data by itself: "+
 		"restore the directory from a backup (edged restore) or move it away to start empty", ErrCorrupt, dir, err)
 }
 
-// load checks the format and reads the context and clock.
+// foreignFiles names, for an error message, the files of dir (and dir
+// itself) that belong to another user than the process's: what an edged
+// command run as root leaves in the directory of a node that runs as its
+// own user. It returns "" when there are none.
+func foreignFiles(dir string) string {
+	uid := uint32(os.Geteuid())
+	var names []string
+	check := func(name string, info fs.FileInfo) {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Uid != uid && len(names) < 4 {
+			names = append(names, fmt.Sprintf("%s (uid %d)", name, st.Uid))
+		}
+	}
+	if info, err := os.Stat(dir); err == nil {
+		check(dir, info)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			check(e.Name(), info)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	owner := strconv.Itoa(int(uid))
+	if u, err := user.LookupId(owner); err == nil {
+		owner = u.Username
+	}
+	return fmt.Sprintf(" (this process runs as %s; owned by others: %s; was an edged command run as root on it? "+
+		"give the directory back: chown -R %s: %s)", owner, strings.Join(names, ", "), owner, dir)
+}
+
+// load checks the format and reads the context and clock. It marks a new
+// store with the format, unless the store is read-only.
 func (db *DB) load() error {
-	return db.bdb.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(keyFormat)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			if !isEmpty(txn) {
-				return fmt.Errorf("%w: %s holds data but no edged format marker; is it an edged data directory?", ErrFormat, db.opts.Dir)
-			}
-			return txn.Set(keyFormat, []byte{FormatVersion})
-		case err != nil:
-			return fmt.Errorf("%w: read format: %v", ErrCorrupt, err)
+	txn := db.bdb.NewTransaction(!db.opts.ReadOnly)
+	defer txn.Discard()
+	if err := db.loadIn(txn); err != nil {
+		return err
+	}
+	if db.opts.ReadOnly {
+		return nil
+	}
+	return txn.Commit()
+}
+
+func (db *DB) loadIn(txn *badger.Txn) error {
+	item, err := txn.Get(keyFormat)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		if !isEmpty(txn) {
+			return fmt.Errorf("%w: %s holds data but no edged format marker; is it an edged data directory?", ErrFormat, db.opts.Dir)
 		}
-		v, err := item.ValueCopy(nil)
-		if err != nil || len(v) != 1 {
-			return fmt.Errorf("%w: unreadable format marker", ErrCorrupt)
+		if db.opts.ReadOnly {
+			return fmt.Errorf("%w: %s holds an empty Badger database, not an edged store", ErrNoStore, db.opts.Dir)
 		}
-		if v[0] > FormatVersion {
-			return fmt.Errorf("%w: %s was written by a newer edged (format %d, this build reads %d): upgrade edged, or restore a backup made by this version",
-				ErrFormat, db.opts.Dir, v[0], FormatVersion)
-		}
-		if err := getCBOR(txn, keyContext, &db.ctx); err != nil {
+		return txn.Set(keyFormat, []byte{FormatVersion})
+	case err != nil:
+		return fmt.Errorf("%w: read format: %v", ErrCorrupt, err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil || len(v) != 1 {
+		return fmt.Errorf("%w: unreadable format marker", ErrCorrupt)
+	}
+	if v[0] > FormatVersion {
+		return fmt.Errorf("%w: %s was written by a newer edged (format %d, this build reads %d): upgrade edged, or restore a backup made by this version",
+			ErrFormat, db.opts.Dir, v[0], FormatVersion)
+	}
+	if err := getCBOR(txn, keyContext, &db.ctx); err != nil {
+		return err
+	}
+	if err := getCBOR(txn, keyHLC, &db.hlc); err != nil {
+		return err
+	}
+	db.held = map[crdt.ReplicaID]crdt.Ranges{}
+	if _, err := txn.Get(keyReadings); err == nil {
+		if err := getCBOR(txn, keyReadings, &db.held); err != nil {
 			return err
 		}
-		if err := getCBOR(txn, keyHLC, &db.hlc); err != nil {
-			return err
+	}
+	if _, err := txn.Get(keyLogVV); err == nil {
+		return getCBOR(txn, keyLogVV, &db.logvv)
+	}
+	// A directory written before the log vector was kept: derive it
+	// from the log once; the next commit stores it.
+	db.logvv = crdt.VersionVector{}
+	return db.entriesIn(txn, []byte{prefixLog}, []byte{prefixLog}, false, func(e Entry) error {
+		if e.First <= db.logvv[e.Origin]+1 && e.Last > db.logvv[e.Origin] {
+			db.logvv[e.Origin] = e.Last
 		}
-		db.held = map[crdt.ReplicaID]crdt.Ranges{}
-		if _, err := txn.Get(keyReadings); err == nil {
-			if err := getCBOR(txn, keyReadings, &db.held); err != nil {
-				return err
-			}
-		}
-		if _, err := txn.Get(keyLogVV); err == nil {
-			return getCBOR(txn, keyLogVV, &db.logvv)
-		}
-		// A directory written before the log vector was kept: derive it
-		// from the log once; the next commit stores it.
-		db.logvv = crdt.VersionVector{}
-		return db.entriesIn(txn, []byte{prefixLog}, []byte{prefixLog}, false, func(e Entry) error {
-			if e.First <= db.logvv[e.Origin]+1 && e.Last > db.logvv[e.Origin] {
-				db.logvv[e.Origin] = e.Last
-			}
-			return nil
-		})
+		return nil
 	})
 }
 
@@ -416,6 +481,9 @@ func (db *DB) Commit(b Batch) error {
 	}
 	if failed != nil {
 		return failed
+	}
+	if db.opts.ReadOnly {
+		return fmt.Errorf("%w: %s", ErrReadOnly, db.opts.Dir)
 	}
 	if budget := db.opts.Budget; budget > 0 && db.size.Load() > budget {
 		return fmt.Errorf("%w: %s uses %d bytes of its %d-byte budget; writes resume when acknowledged log entries are collected or the budget is raised",

@@ -6,8 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/identity"
@@ -59,6 +65,12 @@ func printID(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Only a new key is written; printing an existing one is safe as root.
+	if _, err := os.Stat(filepath.Join(cfg.Node.DataDir, identity.KeyFile)); errors.Is(err, os.ErrNotExist) {
+		if err := checkOwner("id", args, cfg.Node.DataDir); err != nil {
+			return err
+		}
+	}
 	id, err := identity.Load(cfg.Node.DataDir)
 	if err != nil {
 		return err
@@ -71,8 +83,8 @@ func printID(args []string, stdout, stderr io.Writer) error {
 func backupData(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backup", "backup [--config FILE] [--data-dir DIR] [--http-addr ADDR] FILE",
 		"Write a consistent snapshot of the node's store to FILE (- for stdout).\n"+
-			"A stopped node's data directory is read directly; a running node is\n"+
-			"asked over its HTTP API, and keeps serving while the backup runs.\n"+
+			"A stopped node's data directory is read directly, read-only; a running\n"+
+			"node is asked over its HTTP API, and keeps serving while the backup runs.\n"+
 			"The node key (identity.key in the data directory) is not included:\n"+
 			"keep a copy of it apart, as a secret.", stderr)
 	flags := newDataFlags(fs, true)
@@ -83,14 +95,17 @@ func backupData(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(cfg.Node.DataDir); err != nil {
-		return fmt.Errorf("backup: node.data_dir: %w", err)
-	}
 	out, commit, err := createOutput(fs.Arg(0), stdout)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(node.StoreOptions(cfg, nil))
+	// Read-only: a backup never writes to the directory it reads (as
+	// root, it would leave files the node's user cannot open), and it
+	// refuses a directory that holds no store rather than back up an
+	// empty one it created.
+	opts := node.StoreOptions(cfg, nil)
+	opts.ReadOnly = true
+	db, err := store.Open(opts)
 	switch {
 	case err == nil:
 		err = db.Backup(out)
@@ -98,12 +113,14 @@ func backupData(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			err = cerr
 		}
 	case errors.Is(err, store.ErrLocked):
-		err = backupOverHTTP(ctx, cfg, out)
+		err = backupOverHTTP(ctx, cfg, out, stderr)
+	case errors.Is(err, store.ErrNoStore):
+		err = fmt.Errorf("%w; is node.data_dir (--data-dir) the node's data directory?", err)
 	}
 	return commit(err)
 }
 
-func backupOverHTTP(ctx context.Context, cfg config.Config, w io.Writer) error {
+func backupOverHTTP(ctx context.Context, cfg config.Config, w io.Writer, stderr io.Writer) error {
 	c, err := newAPIClient(cfg)
 	if err != nil {
 		return err
@@ -113,8 +130,14 @@ func backupOverHTTP(ctx context.Context, cfg config.Config, w io.Writer) error {
 		return fmt.Errorf("the data directory is in use, and backup over HTTP failed: %w", err)
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("backup from %s interrupted: %w", c.base, err)
+	// Checked as it is written: a stream the node cut short (it fails
+	// a backup midway by cutting it) is never kept as a backup.
+	version, err := store.CheckBackup(io.TeeReader(resp.Body, w))
+	if err != nil {
+		return fmt.Errorf("backup from %s interrupted or damaged: %w", c.base, err)
+	}
+	if version == 1 {
+		fmt.Fprintf(stderr, "edged: %s sent a version 1 backup (an edged from before the end trailer): restore cannot tell it from one cut short between two frames; upgrade the node for a backup that can\n", c.base)
 	}
 	return nil
 }
@@ -156,6 +179,9 @@ func restoreData(args []string, stdin io.Reader, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOwner("restore", args, cfg.Node.DataDir); err != nil {
+		return err
+	}
 	in := stdin
 	if path := fs.Arg(0); path != "-" {
 		f, err := os.Open(path)
@@ -165,5 +191,51 @@ func restoreData(args []string, stdin io.Reader, stderr io.Writer) error {
 		defer f.Close()
 		in = f
 	}
-	return store.Restore(node.StoreOptions(cfg, nil), in)
+	// Warnings only (Badger logs its progress at info): one says when a
+	// backup cannot be checked for truncation.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return store.Restore(node.StoreOptions(cfg, log), in)
+}
+
+// checkOwner refuses to run command (with its args) as root when it
+// would create files in dir, or in the nearest directory above it that
+// exists, and that directory belongs to another user. The packaged node
+// runs as edged, in /var/lib/edged owned by edged: files root created
+// there are root's, and the node cannot open them (it fails to start).
+func checkOwner(command string, args []string, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	d := filepath.Clean(dir)
+	info, err := os.Stat(d)
+	for errors.Is(err, os.ErrNotExist) && filepath.Dir(d) != d {
+		d = filepath.Dir(d)
+		info, err = os.Stat(d)
+	}
+	if err != nil {
+		return nil // the command reports it
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	owner := strconv.FormatUint(uint64(st.Uid), 10)
+	if u, err := user.LookupId(owner); err == nil {
+		owner = u.Username
+	}
+	line := []string{"sudo", "-u", owner, "edged", command}
+	for _, a := range args {
+		line = append(line, shellQuote(a))
+	}
+	return fmt.Errorf("%s: %s belongs to %s (uid %d), and this command runs as root: the files it would create there would be root's, "+
+		"which a node running as %s cannot open. Run it as the directory's owner: %s",
+		command, d, owner, st.Uid, owner, strings.Join(line, " "))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
