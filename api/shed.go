@@ -102,18 +102,18 @@ func (a *API) admit(k routeKind, next http.Handler) http.Handler {
 			}
 		}
 		start := time.Now()
-		d := s.Governor.Admit(c, start)
+		admit := s.Governor.Admit
+		if k == kindReadings {
+			admit = s.Governor.AdmitReadings
+		}
+		d := admit(c, start)
 		if !d.Admit {
 			a.refuse(w, c, d)
 			return
 		}
 		defer func() { s.Governor.Done(time.Since(start), time.Now()) }()
 		if d.Downsample {
-			if k != kindReadings {
-				d.Downsample = false
-			} else {
-				r = r.WithContext(context.WithValue(r.Context(), downsampleKey{}, true))
-			}
+			r = r.WithContext(context.WithValue(r.Context(), downsampleKey{}, true))
 		}
 		next.ServeHTTP(w, r)
 	})

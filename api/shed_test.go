@@ -58,6 +58,14 @@ func TestShedding(t *testing.T) {
 	if w := do("POST", "/v1/readings", reading); w.Code != 200 || !strings.Contains(w.Body.String(), `"downsampled":true`) {
 		t.Errorf("half loaded: %d %s", w.Code, w.Body)
 	}
+	// Bulk work other than readings cannot be downsampled: taken whole.
+	before := gov.Status().Classes["bulk"]
+	if w := do("POST", "/v1/kv/app/y", `{"type":"counter","op":"inc"}`, PriorityHeader, "bulk"); w.Code != 200 {
+		t.Errorf("bulk key write half loaded: %d %s", w.Code, w.Body)
+	}
+	if cs := gov.Status().Classes["bulk"]; cs.Downsampled != before.Downsampled || cs.Admitted != before.Admitted+1 {
+		t.Errorf("a bulk key write counted as %+v (before: %+v); want taken whole", cs, before)
+	}
 	// Four: normal work is refused with 429, critical work is taken.
 	gov.Admit(shedding.Normal, time.Now())
 	gov.Admit(shedding.Normal, time.Now())

@@ -39,8 +39,9 @@
 //     work coming (taken or refused) at less than half the rate lifts
 //     it, whatever the wait.
 //   - In flight against the limit, by class: bulk work is taken while
-//     under half the limit, and downsampled (summaries only) up to three
-//     quarters; normal work up to the limit. Critical work counts against
+//     under half the limit, and up to three quarters a write of readings
+//     (AdmitReadings) is downsampled (summaries only), other bulk work
+//     taken whole; normal work up to the limit. Critical work counts against
 //     the limit of the others (it comes first) and the governor never
 //     refuses it: a driver that must bound it delays it instead (the API
 //     holds critical requests beyond MaxLimit in flight until one ends),
@@ -252,27 +253,43 @@ func New(cfg Config) *Governor {
 
 // Admit decides whether to take one piece of work of class c at now. An
 // admitted piece must be reported with Done when it ends.
-func (g *Governor) Admit(c Class, now time.Time) Decision { return g.admit(c, now, true, true) }
+func (g *Governor) Admit(c Class, now time.Time) Decision { return g.admit(c, now, tracked|counted) }
+
+// AdmitReadings decides like Admit for a write of readings: bulk work may
+// be taken degraded (Downsample), as minute summaries only. Other work,
+// which cannot be degraded, is taken whole or refused.
+func (g *Governor) AdmitReadings(c Class, now time.Time) Decision {
+	return g.admit(c, now, tracked|counted|degradable)
+}
 
 // Allow decides like Admit for work the governor does not track in flight
 // (inputs queued for workers, which have bounds of their own): it counts
 // the decision, and no Done follows.
-func (g *Governor) Allow(c Class, now time.Time) Decision { return g.admit(c, now, false, true) }
+func (g *Governor) Allow(c Class, now time.Time) Decision { return g.admit(c, now, counted) }
 
 // Hold decides like Allow for work its driver holds back while it is
 // refused and offers again (an MQTT QoS 1 input, whose acknowledgement
 // waits): a refusal is not counted, as the work is not given up. The
 // driver counts the hold once, with Delayed.
-func (g *Governor) Hold(c Class, now time.Time) Decision { return g.admit(c, now, false, false) }
+func (g *Governor) Hold(c Class, now time.Time) Decision { return g.admit(c, now, 0) }
 
-func (g *Governor) admit(c Class, now time.Time, track, countRefusal bool) Decision {
+// admitMode says how a decision is taken and counted.
+type admitMode uint8
+
+const (
+	tracked    admitMode = 1 << iota // in flight until Done
+	counted                          // a refusal is counted
+	degradable                       // bulk work may be downsampled
+)
+
+func (g *Governor) admit(c Class, now time.Time, mode admitMode) Decision {
 	if c >= classes {
 		c = Normal
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now = g.monotonic(now)
-	d := g.decide(c)
+	d := g.decide(c, mode&degradable != 0)
 	if d.Admit {
 		d = g.paced(c, d, now)
 	}
@@ -280,7 +297,7 @@ func (g *Governor) admit(c Class, now time.Time, track, countRefusal bool) Decis
 	cs := &g.class[c]
 	switch {
 	case !d.Admit:
-		if countRefusal {
+		if mode&counted != 0 {
 			cs.refused[d.Reason]++
 		}
 		d.RetryAfter = g.cfg.RetryAfter
@@ -289,15 +306,16 @@ func (g *Governor) admit(c Class, now time.Time, track, countRefusal bool) Decis
 	default:
 		cs.admitted++
 	}
-	if d.Admit && track {
+	if d.Admit && mode&tracked != 0 {
 		g.inflight++
 	}
 	g.mark(c, !d.Admit || d.Downsample, d.Reason, now)
 	return d
 }
 
-// decide is the rule; called with g.mu held.
-func (g *Governor) decide(c Class) Decision {
+// decide is the rule, for work that may be downsampled if degradable;
+// called with g.mu held.
+func (g *Governor) decide(c Class, degradable bool) Decision {
 	in := float64(g.inflight)
 	switch c {
 	case Normal:
@@ -315,7 +333,7 @@ func (g *Governor) decide(c Class) Decision {
 			return Decision{Reason: ReasonDisk}
 		case in >= g.limit*3/4:
 			return Decision{Reason: ReasonConcurrency}
-		case in >= g.limit/2:
+		case in >= g.limit/2 && degradable:
 			return Decision{Admit: true, Downsample: true, Reason: ReasonConcurrency}
 		}
 	}
@@ -560,7 +578,7 @@ func (g *Governor) ObserveDisk(used, budget int64, now time.Time) {
 // what a newcomer would meet, not that anything was shed.
 func (g *Governor) settle(now time.Time) {
 	for c := range classes {
-		d := g.decide(c)
+		d := g.decide(c, true)
 		if shed := !d.Admit || d.Downsample; !shed || d.Reason != ReasonConcurrency {
 			g.mark(c, shed, d.Reason, now)
 		}

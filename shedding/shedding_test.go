@@ -12,7 +12,7 @@ var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 func admitN(g *Governor, c Class, n int, now time.Time) (admitted, downsampled, refused int) {
 	for range n {
-		switch d := g.Admit(c, now); {
+		switch d := g.AdmitReadings(c, now); {
 		case !d.Admit:
 			refused++
 			if d.RetryAfter <= 0 {
@@ -81,6 +81,22 @@ func TestRefusalCountersStartAtZero(t *testing.T) {
 			if n, ok := got[r]; !ok || n != 0 {
 				t.Errorf("%s refused for %s: %d, %v; want 0, present", class, r, n, ok)
 			}
+		}
+	}
+}
+
+// TestOnlyReadingsAreDownsampled: bulk work that is not a write of
+// readings is taken whole where readings would be downsampled, and does
+// not degrade the class.
+func TestOnlyReadingsAreDownsampled(t *testing.T) {
+	for _, admit := range []func(*Governor, Class, time.Time) Decision{(*Governor).Admit, (*Governor).Allow} {
+		g := New(Config{MinLimit: 8, MaxLimit: 8})
+		admitN(g, Bulk, 4, t0) // half the limit in flight
+		if d := admit(g, Bulk, t0); !d.Admit || d.Downsample {
+			t.Fatalf("bulk work at half the limit: %+v, want taken whole", d)
+		}
+		if cs := g.Status().Classes["bulk"]; cs.Admitted != 5 || cs.Downsampled != 0 || cs.Degraded {
+			t.Errorf("counted %+v, want 5 taken whole and not degraded", cs)
 		}
 	}
 }
