@@ -70,8 +70,11 @@ type shedLog struct {
 	storelog.Log
 	bulk func(name string) bool
 	shed bool
-	// readings counts the readings left out.
+	// readings counts the readings left out, once per entry: counted
+	// holds the entries whose readings were, as the log is read again
+	// for a batch sent again.
 	readings uint64
+	counted  map[crdt.ReplicaID]crdt.Ranges
 }
 
 func (l *shedLog) Entries(origin crdt.ReplicaID, after crdt.Seq, maxBytes int) ([]replication.Entry, int, error) {
@@ -92,14 +95,21 @@ func (l *shedLog) strip(es []replication.Entry, n int, err error) ([]replication
 		if !ok {
 			continue
 		}
+		count := !l.counted[e.Origin].Contains(e.First)
 		dropped := false
 		for _, f := range m.Fields() {
 			if l.bulk(f.Name) {
 				dropped = true
-				if rs, ok := m.Field(f).(*crdt.ReadingSet); ok {
+				if rs, ok := m.Field(f).(*crdt.ReadingSet); ok && count {
 					l.readings += uint64(rs.Len())
 				}
 			}
+		}
+		if dropped && count {
+			if l.counted == nil {
+				l.counted = map[crdt.ReplicaID]crdt.Ranges{}
+			}
+			l.counted[e.Origin] = l.counted[e.Origin].Add(e.First, e.Last)
 		}
 		if dropped {
 			es[i] = replication.Restrict(e, func(name string) bool { return !l.bulk(name) })

@@ -1,8 +1,16 @@
 package uplink
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/edged-dev/edged/cloud"
+	"github.com/edged-dev/edged/crdt"
+	"github.com/edged-dev/edged/engine"
+	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/storelog"
 )
 
 func TestWindows(t *testing.T) {
@@ -40,5 +48,39 @@ func TestWindows(t *testing.T) {
 		if _, err := ParseWindow(bad); err == nil {
 			t.Errorf("ParseWindow(%q) took it", bad)
 		}
+	}
+}
+
+// TestShedReadingsCountedOnce: the readings left out of a batch are
+// counted once, though the batch is read again when it is sent again.
+func TestShedReadingsCountedOnce(t *testing.T) {
+	db, err := store.Open(store.Options{Dir: t.TempDir(), Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eng := engine.New(db, 1, engine.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	rs := make([]crdt.Reading, 10)
+	for i := range rs {
+		rs[i] = crdt.Reading{Time: int64(i + 1), Value: float64(i)}
+	}
+	if _, err := eng.Do(ctx, engine.AddReadings("_r/temp", rs...)); err != nil {
+		t.Fatal(err)
+	}
+	bulk := func(name string) bool { return strings.HasPrefix(name, "_r/") }
+	log := &shedLog{Log: storelog.Log{DB: db, Keep: bulk}, bulk: bulk, shed: true}
+	o := cloud.NewReadingsOutbox(log, nil, cloud.OutboxConfig{}, false)
+	for i := range 2 {
+		if b, err := o.Next(); err != nil || b == nil {
+			t.Fatalf("batch %d: %v, %v", i, b, err)
+		}
+		if log.readings != 10 {
+			t.Fatalf("%d readings counted as shed after batch %d; want 10", log.readings, i)
+		}
+		o.Rewind() // a reconnection: the batch is sent again
 	}
 }
