@@ -108,7 +108,12 @@ type User struct {
 	// Write lists the topic filters the user may publish to (and use as the
 	// topic of a will message or a Response Topic). If both Read and Write
 	// are empty, the user may read and write everything under the topic
-	// prefix; if only one is set, the other grants nothing.
+	// prefix; if only one is set, the other grants nothing. A filter
+	// guards topics, not the sensors a payload names: a reading on
+	// <p>/readings/dev-1 is stored under the sensor its JSON "sensor" or
+	// line protocol measurement names, if any (the topic's is the
+	// default), and is classed for shedding by the topic's. So a filter
+	// does not stop a device from writing readings of other sensors.
 	Write []string `yaml:"write"`
 }
 
