@@ -2,24 +2,32 @@ package aggregator_test
 
 import (
 	"context"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/edged-dev/edged/aggregator"
 	"github.com/edged-dev/edged/cloud"
+	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/mqttconn"
 	"github.com/edged-dev/edged/mqtttest"
 	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/storelog"
 	"github.com/edged-dev/edged/uplink"
 )
 
-// runUplink runs an uplink of node against bk until the returned stop.
-func runUplink(t *testing.T, node *side, bk mqttconn.Broker) (*uplink.Uplink, func()) {
+// runUplink runs an uplink of node against bk until the returned stop;
+// bulk says which names are raw readings (nil: none).
+func runUplink(t *testing.T, node *side, bk mqttconn.Broker, bulk ...func(string) bool) (*uplink.Uplink, func()) {
 	t.Helper()
-	u, err := uplink.New(uplink.Config{Broker: bk, Fleet: "north", Name: "gw", MaxBatchBytes: 64 << 10, Window: 4, Tick: 50 * time.Millisecond, AckTimeout: time.Second},
-		uplink.Options{Key: node.id.Key, Replica: node.id.Replica, PeerID: node.id.PeerID, DB: node.db, Apply: node.eng.Apply})
+	o := uplink.Options{Key: node.id.Key, Replica: node.id.Replica, PeerID: node.id.PeerID, DB: node.db, Apply: node.eng.Apply}
+	if len(bulk) > 0 {
+		o.Bulk = bulk[0]
+	}
+	u, err := uplink.New(uplink.Config{Broker: bk, Fleet: "north", Name: "gw", MaxBatchBytes: 64 << 10, Window: 4, Tick: 50 * time.Millisecond, AckTimeout: time.Second}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,5 +167,74 @@ func TestNoDownlinksToOfflineNodes(t *testing.T) {
 	case <-down:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the write not sent to the node once it came online")
+	}
+}
+
+// TestCloudTakesAnOriginsWritesFromItself: a node's copy of a peer's
+// writes lacks what the peer withheld from the fleet (here, raw readings
+// and a key of a cloud-scoped namespace). It must not reach the cloud
+// first, where it would pass for the whole and the peer's own upload be
+// skipped: each node sends its own writes only.
+func TestCloudTakesAnOriginsWritesFromItself(t *testing.T) {
+	broker := mqtttest.Start(t)
+	bk := mqttconn.Broker{URL: broker.URL, ReconnectMaxInterval: time.Second}
+	var a *aggregator.Aggregator
+	agg := newSide(t, store.None, func() {
+		if a != nil {
+			a.Notify()
+		}
+	})
+	var err error
+	a, err = aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}, Queue: 16},
+		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-a.Subscribed()
+
+	raw := func(name string) bool { return strings.HasPrefix(name, "_r/") }
+	fleet := func(name string) bool { return !raw(name) && !strings.HasPrefix(name, "c/") }
+	origin, peer := newSide(t, store.None, nil), newSide(t, store.None, nil)
+	if _, err := origin.eng.Do(ctx, engine.Set("c/secret", []byte(`"for the cloud"`))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.eng.Do(ctx, engine.AddReadings("_r/temp", crdt.Reading{Time: 1_700_000_000_000_000_000, Value: 21.5})); err != nil {
+		t.Fatal(err)
+	}
+	// The peer gets the origin's writes as the fleet sees them.
+	es, _, err := storelog.Log{DB: origin.db, Keep: fleet}.Entries(origin.id.Replica, 0, math.MaxInt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := make([]store.Entry, len(es))
+	for i, e := range es {
+		copies[i] = store.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
+	}
+	if err := peer.eng.Apply(ctx, copies); err != nil {
+		t.Fatal(err)
+	}
+
+	// The peer's uplink goes first, then the origin's.
+	for _, s := range []*side{peer, origin} {
+		u, stop := runUplink(t, s, bk, raw)
+		waitFor(t, "the node's writes and readings acknowledged", func() bool {
+			st := u.Status()
+			return st.Connected && st.Backlog == 0 && st.ReadingsBacklog == 0 && st.Acks > 0
+		})
+		stop()
+	}
+	if vs, err := agg.db.Get("c/secret"); err != nil || len(vs) == 0 {
+		t.Errorf("the aggregator lacks the origin's key of a cloud-scoped namespace (%v)", err)
+	}
+	n := 0
+	if err := agg.db.Readings("_r/temp", 0, math.MaxInt64, func(crdt.ReplicaID, crdt.Seq, crdt.Reading) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("the aggregator holds %d of the origin's 1 raw reading", n)
 	}
 }

@@ -5,6 +5,7 @@ package storelog
 
 import (
 	"errors"
+	"maps"
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/replication"
@@ -12,16 +13,24 @@ import (
 )
 
 // Log reads DB for one destination: Keep says which names it may see
-// (nil: all).
+// (nil: all), Origins whose writes it is sent (nil: all).
 type Log struct {
-	DB   *store.DB
-	Keep func(name string) bool
+	DB      *store.DB
+	Keep    func(name string) bool
+	Origins func(crdt.ReplicaID) bool
 }
 
 func (l Log) keep(name string) bool { return l.Keep == nil || l.Keep(name) }
 
-// Vector is the log's vector, not the context's: see store.DB.LogVector.
-func (l Log) Vector() crdt.VersionVector { return l.DB.LogVector() }
+// Vector is the log's vector, not the context's (see store.DB.LogVector),
+// with the origins the destination is sent.
+func (l Log) Vector() crdt.VersionVector {
+	vv := l.DB.LogVector()
+	if l.Origins != nil {
+		maps.DeleteFunc(vv, func(r crdt.ReplicaID, _ crdt.Seq) bool { return !l.Origins(r) })
+	}
+	return vv
+}
 
 // Context returns the store's causal context.
 func (l Log) Context() crdt.Context { return l.DB.Context() }

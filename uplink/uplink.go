@@ -222,10 +222,15 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 	keep := func(name string) bool { return u.o.Keep == nil || u.o.Keep(name) }
 	bulk := func(name string) bool { return u.o.Bulk != nil && u.o.Bulk(name) }
-	state := storelog.Log{DB: u.o.DB, Keep: func(name string) bool { return keep(name) && !bulk(name) }}
+	// The node sends its own writes only. A peer's writes in its log may
+	// lack what the peer withheld from the fleet (raw readings under
+	// readings.scope cloud, namespaces of scope cloud), and the cloud,
+	// taking the copy for the whole, would skip the peer's own.
+	self := func(r crdt.ReplicaID) bool { return r == u.o.Replica }
+	state := storelog.Log{DB: u.o.DB, Keep: func(name string) bool { return keep(name) && !bulk(name) }, Origins: self}
 	// The readings view: the entries with only their raw readings, and
 	// none while they are shed.
-	log := &shedLog{Log: storelog.Log{DB: u.o.DB, Keep: func(name string) bool { return keep(name) && bulk(name) }}, bulk: bulk}
+	log := &shedLog{Log: storelog.Log{DB: u.o.DB, Keep: func(name string) bool { return keep(name) && bulk(name) }, Origins: self}, bulk: bulk}
 	var readings cloud.ReadingsLog // nil: no raw readings, no readings stream
 	var readingsAcked crdt.VersionVector
 	if u.o.Bulk != nil {
