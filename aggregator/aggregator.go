@@ -88,9 +88,12 @@ type NodeInfo struct {
 	// DownEntries counts the entries of the aggregator's own writes sent
 	// to the node.
 	DownEntries uint64 `json:"down_entries"`
-	id          crdt.ReplicaID
-	vector      crdt.VersionVector
-	statusOK    bool
+	// Foreign counts the entries of other origins in its batches, left
+	// out: the aggregator takes from each node its own writes only.
+	Foreign  uint64 `json:"foreign_entries"`
+	id       crdt.ReplicaID
+	vector   crdt.VersionVector
+	statusOK bool
 	// downSent is how far the aggregator's own writes were sent to the
 	// node, at downAt; sent again when its vector has not caught up
 	// within resendDown.
@@ -335,20 +338,25 @@ func (a *Aggregator) status(c paho.Client, fleet string, id crdt.ReplicaID, payl
 }
 
 // nodeBatch decodes a batch published on a node's topic: signed by that
-// node.
-func nodeBatch(payload []byte, id crdt.ReplicaID) (cloud.Message, []store.Entry, error) {
+// node. It returns the node's own entries, and how many of other origins
+// it left out: a node's copy of a peer's writes may lack what the peer
+// withheld from the fleet, and no node may write in another's name (nodes
+// send their own only; builds before relayed their peers').
+func nodeBatch(payload []byte, id crdt.ReplicaID) (cloud.Message, []store.Entry, int, error) {
 	m, err := cloud.Decode(payload)
 	if err != nil {
-		return m, nil, &refusal{reason: "malformed", err: err}
+		return m, nil, 0, &refusal{reason: "malformed", err: err}
 	}
 	if m.Kind != cloud.KindBatch || m.From != id {
-		return m, nil, refuse("forged", "a message of kind %d signed by %s on a batch topic of %s", m.Kind, m.From, id)
+		return m, nil, 0, refuse("forged", "a message of kind %d signed by %s on a batch topic of %s", m.Kind, m.From, id)
 	}
-	es := make([]store.Entry, len(m.Batch.Entries))
-	for i, e := range m.Batch.Entries {
-		es[i] = store.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta}
+	es := make([]store.Entry, 0, len(m.Batch.Entries))
+	for _, e := range m.Batch.Entries {
+		if e.Origin == id {
+			es = append(es, store.Entry{Origin: e.Origin, First: e.First, Last: e.Last, Delta: e.Delta})
+		}
 	}
-	return m, es, nil
+	return m, es, len(m.Batch.Entries) - len(es), nil
 }
 
 // merged acknowledges a batch once write, which stores it, returned; a
@@ -380,7 +388,7 @@ func storeTrouble(err error) bool {
 // readings stores a batch of the readings stream: the raw readings of
 // entries whose state came in batches before.
 func (a *Aggregator) readings(ctx context.Context, c paho.Client, fleet string, id crdt.ReplicaID, payload []byte) error {
-	m, es, err := nodeBatch(payload, id)
+	m, es, foreign, err := nodeBatch(payload, id)
 	if err != nil {
 		return err
 	}
@@ -390,6 +398,7 @@ func (a *Aggregator) readings(ctx context.Context, c paho.Client, fleet string, 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := a.node(fleet, id)
+	n.Foreign += uint64(foreign)
 	n.LastSeen = time.Now()
 	n.ReadingBatches++
 	n.Shed = max(n.Shed, m.Batch.Shed)
@@ -399,7 +408,7 @@ func (a *Aggregator) readings(ctx context.Context, c paho.Client, fleet string, 
 }
 
 func (a *Aggregator) batch(ctx context.Context, c paho.Client, fleet string, id crdt.ReplicaID, payload []byte) error {
-	m, es, err := nodeBatch(payload, id)
+	m, es, foreign, err := nodeBatch(payload, id)
 	if err != nil {
 		return err
 	}
@@ -410,6 +419,7 @@ func (a *Aggregator) batch(ctx context.Context, c paho.Client, fleet string, id 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := a.node(fleet, id)
+	n.Foreign += uint64(foreign)
 	defer a.down(c, n, b.Vector[a.o.Replica])
 	if !n.statusOK {
 		n.Online = true // its birth message may have gone before a restart of ours

@@ -120,11 +120,15 @@ func TestBadBatchesAreRefused(t *testing.T) {
 	publish("edged/v1/north/nonsense/batch", []byte{0}) // not a node's topic
 	publish(goodTopic, batch(good, es))                 // good
 	publish(goodTopic, batch(good, es))                 // again: changes nothing
+	publish(goodTopic, batch(good, entries(other)))     // another's writes, signed by the node: left out
 	publish(goodTopic, batch(other, entries(other)))    // forged again: counted for the node now known
 	waitFor(t, "the batches", func() bool { return a.Stats().Refused["forged"] == 2 })
 	st := a.Stats()
-	if st.Batches != 2 {
-		t.Errorf("%d batches merged, want 2", st.Batches)
+	if st.Batches != 3 {
+		t.Errorf("%d batches merged, want 3", st.Batches)
+	}
+	if got := agg.db.LogVector()[other.id.Replica]; got != 0 {
+		t.Errorf("the aggregator took %d dots of another node's from the node's batch", got)
 	}
 	for _, reason := range []string{"malformed", "gap", "topic"} {
 		if st.Refused[reason] != 1 {
@@ -155,7 +159,7 @@ func TestBadBatchesAreRefused(t *testing.T) {
 		t.Errorf("ack from %s for %s", last.From, last.Ack.Node)
 	}
 	nodes := a.Nodes()
-	if len(nodes) != 1 || nodes[0].Refused != 1 || nodes[0].Batches != 2 || nodes[0].LastErr == "" {
+	if len(nodes) != 1 || nodes[0].Refused != 1 || nodes[0].Batches != 3 || nodes[0].Foreign != uint64(len(entries(other))) || nodes[0].LastErr == "" {
 		t.Errorf("nodes: %+v", nodes)
 	}
 
