@@ -190,25 +190,14 @@ func (a *hwmon) readChip(chip hwmonChip, base string, now func() time.Time) ([]R
 	})
 
 	// Name channels by label, falling back to the channel id for those
-	// without a usable label and for those whose names clash; ids are
-	// unique, so two rounds settle every clash.
+	// without a usable label and for those whose names clash.
 	for i, ch := range channels {
 		channels[i].suffix = ch.id
 		if label, err := readAttr(filepath.Join(chip.attrs, ch.id+"_label")); err == nil && sanitize(label) != "" {
 			channels[i].suffix = sanitize(label)
 		}
 	}
-	for range 2 {
-		uses := make(map[string]int)
-		for _, ch := range channels {
-			uses[ch.suffix]++
-		}
-		for i, ch := range channels {
-			if uses[ch.suffix] > 1 {
-				channels[i].suffix = ch.id
-			}
-		}
-	}
+	settleClashes(channels)
 
 	var (
 		rs   []Reading
@@ -229,4 +218,29 @@ func (a *hwmon) readChip(chip hwmonChip, base string, now func() time.Time) ([]R
 		})
 	}
 	return rs, errors.Join(errs...)
+}
+
+// settleClashes gives channels unique suffixes, each a channel's label or
+// its id: every channel whose suffix clashes takes its id, round after
+// round, since taking its id can make a new clash with a channel labelled
+// with that id (temp1 labelled "temp2", temp2 labelled "temp3", temp3 and
+// temp4 labelled "a" take three rounds). Ids are unique, so every clash
+// involves a label and each round with a clash names one more channel by
+// id: there are at most as many rounds as channels. A channel keeps its
+// label unless its name clashed, directly or through such a chain.
+func settleClashes(channels []hwmonChannel) {
+	uses := make(map[string]int, len(channels))
+	for clash := true; clash; {
+		clear(uses)
+		for _, ch := range channels {
+			uses[ch.suffix]++
+		}
+		clash = false
+		for i, ch := range channels {
+			if uses[ch.suffix] > 1 && ch.suffix != ch.id {
+				channels[i].suffix = ch.id
+				clash = true
+			}
+		}
+	}
 }

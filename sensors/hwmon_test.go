@@ -1,9 +1,13 @@
 package sensors
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 func TestHwmon(t *testing.T) {
@@ -103,6 +107,119 @@ func TestHwmonSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkReadings(t, got, map[string]want{"hwmon.coretemp.temp1": {47, "C"}})
+}
+
+// TestHwmonLabelClashChain: labels that are other channels' ids, in a
+// chain three long, still give every channel a name of its own.
+func TestHwmonLabelClashChain(t *testing.T) {
+	root := t.TempDir()
+	chip := filepath.Join(root, "sys/class/hwmon/hwmon0")
+	if err := os.MkdirAll(chip, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"name":        "chip",
+		"temp1_input": "1000",
+		"temp1_label": "temp2",
+		"temp2_input": "2000",
+		"temp2_label": "temp3",
+		"temp3_input": "3000",
+		"temp3_label": "a",
+		"temp4_input": "4000",
+		"temp4_label": "a",
+		"temp5_input": "5000",
+		"temp5_label": "b", // clashes with nothing: keeps its label
+	}
+	for n, c := range files {
+		if err := os.WriteFile(filepath.Join(chip, n), []byte(c+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := &hwmon{cfg: HwmonConfig{}.withDefaults(), root: root}
+	got, err := pollOnce(t, a.poll) // fails on a sensor read twice
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReadings(t, got, map[string]want{
+		"hwmon.chip.temp1": {1, "C"},
+		"hwmon.chip.temp2": {2, "C"},
+		"hwmon.chip.temp3": {3, "C"},
+		"hwmon.chip.temp4": {4, "C"},
+		"hwmon.chip.b":     {5, "C"},
+	})
+}
+
+// TestSettleClashesProperties: any labels, drawn from the channels' own
+// ids and a few words, give unique names, each the channel's label or
+// its id; names that were unique to begin with are kept; and wherever the
+// former two rounds gave unique names, the names are theirs, so no
+// sensor of a working setup is renamed.
+func TestSettleClashesProperties(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		n := rapid.IntRange(1, 10).Draw(rt, "channels")
+		channels := make([]hwmonChannel, n)
+		ids := make([]string, n)
+		for i := range channels {
+			kind := rapid.SampledFrom([]string{"temp", "in", "fan"}).Draw(rt, "kind")
+			channels[i] = hwmonChannel{kind: kind, n: i, id: fmt.Sprintf("%s%d", kind, i)}
+			ids[i] = channels[i].id
+		}
+		words := append(slices.Clone(ids), "a", "b", "")
+		for i := range channels {
+			channels[i].suffix = channels[i].id
+			if l := rapid.SampledFrom(words).Draw(rt, "label"); l != "" {
+				channels[i].suffix = l
+			}
+		}
+		start := slices.Clone(channels)
+		twoRounds := slices.Clone(channels)
+		for range 2 { // the former scheme, the reference for stability
+			uses := make(map[string]int)
+			for _, ch := range twoRounds {
+				uses[ch.suffix]++
+			}
+			for i, ch := range twoRounds {
+				if uses[ch.suffix] > 1 {
+					twoRounds[i].suffix = ch.id
+				}
+			}
+		}
+
+		settleClashes(channels)
+
+		seen := make(map[string]int)
+		for i, ch := range channels {
+			if j, dup := seen[ch.suffix]; dup {
+				rt.Fatalf("%s and %s both named %q (labels %v)", channels[j].id, ch.id, ch.suffix, suffixes(start))
+			}
+			seen[ch.suffix] = i
+			if ch.suffix != ch.id && ch.suffix != start[i].suffix {
+				rt.Fatalf("%s named %q, neither its label %q nor its id", ch.id, ch.suffix, start[i].suffix)
+			}
+		}
+		if unique(start) && !slices.Equal(suffixes(channels), suffixes(start)) {
+			rt.Fatalf("unique labels %v renamed to %v", suffixes(start), suffixes(channels))
+		}
+		if unique(twoRounds) && !slices.Equal(suffixes(channels), suffixes(twoRounds)) {
+			rt.Fatalf("labels %v: named %v, formerly %v", suffixes(start), suffixes(channels), suffixes(twoRounds))
+		}
+	})
+}
+
+func suffixes(channels []hwmonChannel) []string {
+	s := make([]string, len(channels))
+	for i, ch := range channels {
+		s[i] = ch.suffix
+	}
+	return s
+}
+
+func unique(channels []hwmonChannel) bool {
+	seen := make(map[string]bool)
+	for _, ch := range channels {
+		seen[ch.suffix] = true
+	}
+	return len(seen) == len(channels)
 }
 
 func TestSanitize(t *testing.T) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -297,6 +298,10 @@ const (
 	// compactMaxBytes caps a merged fragment, so merging never makes one
 	// that is slow to rewrite or beyond the decoder's limits.
 	compactMaxBytes = 1 << 20
+	// txnEntryBytes is what Badger counts for each write of a transaction
+	// besides its key and value (Txn.checkSize: the key's version, its
+	// meta bytes).
+	txnEntryBytes = 12
 )
 
 // CompactReadings merges the fragments of each name, hour and origin into
@@ -304,47 +309,87 @@ const (
 // second writes 3,600 small fragments an hour, which cost a key each to
 // store and to read. Each merge is one transaction that writes the merged
 // fragment under its first key and deletes the rest, so a crash leaves
-// either the parts or the whole. It returns the number of fragments
-// merged away.
+// either the parts or the whole. A merge that fails (a damaged fragment)
+// is logged and skipped, so that it does not keep every name after it
+// from being compacted; the error returned then counts the failures and
+// wraps the first. It returns the number of fragments merged away.
 func (db *DB) CompactReadings() (int, error) {
-	total := 0
+	var (
+		total, failed int
+		first, stop   error
+	)
 	from := []byte{prefixFact}
 	for {
 		group, next, err := db.nextGroup(from)
-		if err != nil || group == nil {
-			return total, err
+		if err == nil && group == nil {
+			break
+		}
+		if err == nil && len(group) >= compactMin {
+			if err = db.mergeFragments(group); err == nil {
+				total += len(group) - 1
+			}
+		}
+		if err != nil {
+			// No place to go on from, or a store that is closing: every
+			// later group would fail the same way.
+			if next == nil || errors.Is(err, badger.ErrBlockedWrites) || errors.Is(err, badger.ErrDBClosed) {
+				stop = err
+				break
+			}
+			failed++
+			first = cmp.Or(first, err)
+			name := ""
+			if len(group) > 0 {
+				name = string(group[0][1 : len(group[0])-25])
+			}
+			db.opts.Logger.Warn("readings compaction skipped fragments", "name", name, "fragments", len(group), "err", err)
 		}
 		from = next
-		if len(group) < compactMin {
-			continue
-		}
-		if err := db.mergeFragments(group); err != nil {
-			return total, err
-		}
-		total += len(group) - 1
 	}
+	if failed > 0 {
+		return total, errors.Join(fmt.Errorf("%d groups of fragments not compacted, the first: %w", failed, first), stop)
+	}
+	return total, stop
 }
 
 // nextGroup returns the keys of the first run of at least one fragment of
-// one name, bucket and origin at or after from (at most compactMax of
-// them and compactMaxBytes of values: a full fragment stays alone), and
-// the key to continue from; nil when there are no more.
+// one name, bucket and origin at or after from, and the key to continue
+// from; nil when there are no more. A run is cut to what one merge can
+// take: at most compactMax fragments, compactMaxBytes of values (a full
+// fragment stays alone) and one Badger transaction, whose limit (15% of a
+// memtable: 614 KiB in the low-memory profile) long names reach first:
+// 2,048 keys of a 1,000-byte name take 2 MB. A key too short to be a
+// fragment's is ErrCorrupt, with next past it.
 func (db *DB) nextGroup(from []byte) (group [][]byte, next []byte, err error) {
+	maxTxnBytes, maxTxnCount := db.bdb.MaxBatchSize(), db.bdb.MaxBatchCount()
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixFact}})
 		defer it.Close()
 		bytesIn := int64(0)
+		// The merge's transaction as Badger counts it: each key with
+		// txnEntryBytes, and the merged value, counted in full under
+		// ValueThreshold and as a 14-byte pointer from it, so at most
+		// ValueThreshold.
+		txnBytes := int64(ValueThreshold)
 		for it.Seek(from); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) < 26 {
+				if len(group) > 0 {
+					break // the next call starts at k
+				}
+				next = append(it.Item().KeyCopy(nil), 0)
 				return fmt.Errorf("%w: reading key %x", ErrCorrupt, k)
 			}
 			size := it.Item().ValueSize()
-			if len(group) > 0 && (len(group) == compactMax || bytesIn+size > compactMaxBytes || !bytes.Equal(k[:len(k)-8], group[0][:len(group[0])-8])) {
+			entry := int64(len(k)) + txnEntryBytes
+			if len(group) > 0 && (len(group) == compactMax || bytesIn+size > compactMaxBytes ||
+				txnBytes+entry >= maxTxnBytes || int64(len(group))+1 >= maxTxnCount ||
+				!bytes.Equal(k[:len(k)-8], group[0][:len(group[0])-8])) {
 				break
 			}
 			group = append(group, it.Item().KeyCopy(nil))
 			bytesIn += size
+			txnBytes += entry
 		}
 		return nil
 	})
