@@ -156,8 +156,8 @@ func New(o Options) *API {
 
 // Shutdown ends the requests that would otherwise hold the server's
 // shutdown for as long as they asked to run: profiles and traces, which
-// answer with what they recorded so far. Register it with
-// http.Server.RegisterOnShutdown.
+// answer with what they recorded so far, and watch streams. Register it
+// with http.Server.RegisterOnShutdown.
 func (a *API) Shutdown() { a.stop() }
 
 // endOnShutdown serves h with a request context that Shutdown cancels too.
