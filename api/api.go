@@ -336,16 +336,31 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	case "gzip":
 		zr, err := newGzip(rd)
 		if err != nil {
-			if ne, ok := errors.AsType[net.Error](err); ok {
-				return nil, ne
-			}
-			return nil, invalid.Errorf("", "gzip body: %v", err)
+			return nil, gzipError(err)
 		}
-		rd = &limitReader{r: zr, left: limit}
+		b, err := io.ReadAll(&limitReader{r: zr, left: limit})
+		return b, gzipError(err)
 	default:
 		return nil, fmt.Errorf("%w: Content-Encoding %q, want gzip or none", errMediaType, enc)
 	}
 	return io.ReadAll(rd)
+}
+
+// gzipError returns err, from reading a gzip body, as the client's
+// malformed input (400): a bad header, corrupt data, a wrong checksum, a
+// truncated stream or bytes after it. Errors of the connection (a
+// timeout) and of the body's limit are returned as they are.
+func gzipError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return err
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return err
+	}
+	return &invalid.Error{Msg: "gzip body: " + err.Error(), Err: err}
 }
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {
