@@ -207,10 +207,12 @@ func (a *API) auth(next http.Handler) http.Handler {
 	want := []byte(a.o.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// "Bearer" is the API's scheme; "Token" is what InfluxDB
-		// clients (Telegraf's influxdb_v2 output) send.
+		// clients (Telegraf's influxdb_v2 output) send. Schemes are
+		// case-insensitive (RFC 9110 §11.1).
 		h := r.Header.Get("Authorization")
 		scheme, got, _ := strings.Cut(h, " ")
-		if (scheme != "Bearer" && scheme != "Token") || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+		got = strings.TrimLeft(got, " ") // 1*SP
+		if (!strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "Token")) || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edged"`)
 			a.writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong bearer token (Authorization: Bearer <token from http.token_file>)"})
 			return
@@ -331,9 +333,10 @@ const bodyRate = 128 << 10
 // decompression when the client sent Content-Encoding: gzip.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	rd := io.Reader(http.MaxBytesReader(w, r.Body, limit))
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "", "identity":
-	case "gzip":
+	// Content codings are case-insensitive (RFC 9110 §8.4.1).
+	switch enc := r.Header.Get("Content-Encoding"); {
+	case enc == "", strings.EqualFold(enc, "identity"):
+	case strings.EqualFold(enc, "gzip"):
 		zr, err := newGzip(rd)
 		if err != nil {
 			return nil, gzipError(err)

@@ -145,3 +145,27 @@ func TestCorruptGzipBodyIs400(t *testing.T) {
 		})
 	}
 }
+
+// TestContentEncodingIsCaseInsensitive: RFC 9110 §8.4.1: "All content
+// codings are case-insensitive".
+func TestContentEncodingIsCaseInsensitive(t *testing.T) {
+	a, _ := testAPI(t, Options{})
+	for _, tc := range []struct {
+		enc  string
+		body []byte
+		code int
+	}{
+		{"GZIP", gzipped(t, "cpu,host=a usage=1\n"), http.StatusNoContent},
+		{"Gzip", gzipped(t, "cpu,host=a usage=2\n"), http.StatusNoContent},
+		{"Identity", []byte("cpu,host=a usage=3\n"), http.StatusNoContent},
+		{"br", []byte("cpu,host=a usage=4\n"), http.StatusUnsupportedMediaType},
+	} {
+		r := httptest.NewRequest("POST", "/write", bytes.NewReader(tc.body))
+		r.Header.Set("Content-Encoding", tc.enc)
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, r)
+		if w.Code != tc.code {
+			t.Errorf("Content-Encoding: %s -> %d %s, want %d", tc.enc, w.Code, w.Body, tc.code)
+		}
+	}
+}
