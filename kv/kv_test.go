@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -85,6 +86,10 @@ func TestDecodeOpErrorsNameTheField(t *testing.T) {
 		{`{"op":"set"}`, "type"},
 		{`{"type":"flag","op":"enable","vaule":1}`, ""},
 		{`{"type":"flag","op":"enable"} {}`, ""},
+		{`{"type":"flag","op":"enable"}}`, ""},
+		{`{"type":"flag","op":"enable"}]`, ""},
+		{`{"type":"flag","op":"enable"}]]]}`, ""},
+		{`{"type":"flag","op":"enable"} x`, ""},
 	} {
 		_, err := DecodeOp("app/k", []byte(c.op))
 		if f, ok := invalid.FieldOf(err); !ok || f != c.field {
@@ -119,7 +124,8 @@ func TestHubDeliversAndDropsLaggards(t *testing.T) {
 
 func FuzzDecodeOp(f *testing.F) {
 	for _, s := range []string{`{"type":"counter","op":"inc","by":5}`, `{"type":"map","op":"set","field":"a","value":[1,{"b":null}]}`,
-		`{"type":"set","op":"add","elems":["a",1.5e3]}`, `{"type":"flag","op":"enable"}`, `{"type":"mvregister","op":"set","value":"\u00e9"}`} {
+		`{"type":"set","op":"add","elems":["a",1.5e3]}`, `{"type":"flag","op":"enable"}`, `{"type":"mvregister","op":"set","value":"\u00e9"}`,
+		`{"type":"flag","op":"enable"}}`, `{"type":"flag","op":"enable"}]`, "{\"type\":\"flag\",\"op\":\"enable\"} \r\n\t"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -129,6 +135,9 @@ func FuzzDecodeOp(f *testing.F) {
 				t.Fatalf("error %v is not an *invalid.Error", err)
 			}
 			return
+		}
+		if !json.Valid(b) {
+			t.Fatalf("accepted %q, which is not JSON", b)
 		}
 		if op.Name != "app/k" || op.Mutate == nil {
 			t.Fatalf("decoded op %+v", op)

@@ -56,7 +56,8 @@ func DecodeOp(name string, body []byte) (engine.Op, error) {
 	if err := dec.Decode(&o); err != nil {
 		return engine.Op{}, jsonError(err)
 	}
-	if dec.More() {
+	// Not dec.More, which takes a trailing "}" or "]" for the end.
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return engine.Op{}, invalid.Errorf("", "trailing data after the operation")
 	}
 	switch o.Type {
