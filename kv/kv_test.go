@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/edged-dev/edged/engine"
@@ -29,6 +31,7 @@ func TestOperationsAndTheirValues(t *testing.T) {
 	}{
 		{"c", `{"type":"counter","op":"inc","by":5}`, "counter", `5`},
 		{"c", `{"type":"counter","op":"dec"}`, "counter", `4`},
+		{"c", `{"type":"counter","op":"inc","by":null}`, "counter", `5`},
 		{"r", `{"type":"register","op":"set","value":{"a": [1, 2]}}`, "register", `{"a":[1,2]}`},
 		{"mv", `{"type":"mvregister","op":"set","value":"x"}`, "mvregister", `["x"]`},
 		{"s", `{"type":"set","op":"add","elems":["b","a",3]}`, "set", `["a","b",3]`},
@@ -86,6 +89,21 @@ func TestDecodeOpErrorsNameTheField(t *testing.T) {
 		{`{"op":"set"}`, "type"},
 		{`{"type":"flag","op":"enable","vaule":1}`, ""},
 		{`{"type":"flag","op":"enable"} {}`, ""},
+		// Members that the operation does not take.
+		{`{"type":"counter","op":"inc","value":5}`, "value"},
+		{`{"type":"counter","op":"inc","elems":[5]}`, "elems"},
+		{`{"type":"counter","op":"dec","field":""}`, "field"},
+		{`{"type":"counter","op":"mul","value":5}`, "op"},
+		{`{"type":"flag","op":"enable","value":false}`, "value"},
+		{`{"type":"flag","op":"disable","by":null}`, "by"},
+		{`{"type":"register","op":"set","value":1,"field":"x"}`, "field"},
+		{`{"type":"mvregister","op":"set","value":1,"by":1}`, "by"},
+		{`{"type":"set","op":"add","elems":[1],"by":3}`, "by"},
+		{`{"type":"set","op":"remove","elems":[1],"value":1}`, "value"},
+		{`{"type":"map","op":"set","field":"f","value":1,"by":2}`, "by"},
+		{`{"type":"map","op":"inc","field":"f","value":2}`, "value"},
+		{`{"type":"map","op":"remove","field":"f","value":null}`, "value"},
+		{`{"type":"map","op":"remove","field":"f","elems":[]}`, "elems"},
 		{`{"type":"flag","op":"enable"}}`, ""},
 		{`{"type":"flag","op":"enable"}]`, ""},
 		{`{"type":"flag","op":"enable"}]]]}`, ""},
@@ -122,10 +140,21 @@ func TestHubDeliversAndDropsLaggards(t *testing.T) {
 	hub.Stop(fast)
 }
 
+// takes lists the members each operation takes besides type and op, as
+// docs/API.md documents them: a reference for FuzzDecodeOp.
+var takes = map[string][]string{
+	"counter inc": {"by"}, "counter dec": {"by"},
+	"register set": {"value"}, "mvregister set": {"value"},
+	"set add": {"elems"}, "set remove": {"elems"},
+	"map set": {"field", "value"}, "map inc": {"field", "by"}, "map dec": {"field", "by"}, "map remove": {"field"},
+	"flag enable": nil, "flag disable": nil,
+}
+
 func FuzzDecodeOp(f *testing.F) {
 	for _, s := range []string{`{"type":"counter","op":"inc","by":5}`, `{"type":"map","op":"set","field":"a","value":[1,{"b":null}]}`,
 		`{"type":"set","op":"add","elems":["a",1.5e3]}`, `{"type":"flag","op":"enable"}`, `{"type":"mvregister","op":"set","value":"\u00e9"}`,
-		`{"type":"flag","op":"enable"}}`, `{"type":"flag","op":"enable"}]`, "{\"type\":\"flag\",\"op\":\"enable\"} \r\n\t"} {
+		`{"type":"flag","op":"enable"}}`, `{"type":"flag","op":"enable"}]`, "{\"type\":\"flag\",\"op\":\"enable\"} \r\n\t",
+		`{"type":"counter","op":"inc","value":5}`, `{"type":"map","op":"remove","field":"f","value":null}`, `{"TYPE":"counter","Op":"dec","By":2}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -138,6 +167,24 @@ func FuzzDecodeOp(f *testing.F) {
 		}
 		if !json.Valid(b) {
 			t.Fatalf("accepted %q, which is not JSON", b)
+		}
+		// Every member is one the operation takes, matched as
+		// encoding/json matches them (case-insensitively).
+		var head struct{ Type, Op string }
+		var members map[string]json.RawMessage
+		if json.Unmarshal(b, &head) != nil || json.Unmarshal(b, &members) != nil {
+			t.Fatalf("accepted %q, which is not a JSON object", b)
+		}
+		uses, ok := takes[head.Type+" "+head.Op]
+		if !ok {
+			t.Fatalf("accepted %q, a %s %s", b, head.Type, head.Op)
+		}
+		for m := range members {
+			known := strings.EqualFold(m, "type") || strings.EqualFold(m, "op") ||
+				slices.ContainsFunc(uses, func(u string) bool { return strings.EqualFold(m, u) })
+			if !known {
+				t.Fatalf("accepted %q, whose %q a %s %s does not take", b, m, head.Type, head.Op)
+			}
 		}
 		if op.Name != "app/k" || op.Mutate == nil {
 			t.Fatalf("decoded op %+v", op)
