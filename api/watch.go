@@ -66,7 +66,10 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request) error {
 				event = "delete"
 				data, _ = json.Marshal(map[string]string{"ns": c.NS, "key": c.Key})
 			case err != nil:
-				return err
+				// The 200 is sent: the error cannot be the answer.
+				a.o.Logger.Error("watch stream ended", "ns", c.NS, "key", c.Key, "err", err)
+				fl.Flush()
+				return nil
 			default:
 				data, _ = json.Marshal(d)
 			}

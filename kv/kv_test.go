@@ -125,12 +125,12 @@ func TestHubDeliversAndDropsLaggards(t *testing.T) {
 	hub := NewHub()
 	fast := hub.Watch("app/", 10)
 	slow := hub.Watch("", 1)
-	hub.Notify([]string{"app/a", "_l/x", "other/b"})
+	hub.Notify([]string{"app/a", "_l/x", "other/b", "app/a//b", "app/x\x01", "app/./c"})
 	if c := <-fast.C; c != (Change{"app", "a"}) {
 		t.Errorf("fast got %v", c)
 	}
 	if len(fast.C) != 0 {
-		t.Error("a change outside the prefix or the user namespaces was delivered")
+		t.Errorf("a change outside the prefix or the user namespaces, or to a name that is not a key, was delivered: %v", <-fast.C)
 	}
 	<-slow.C
 	if _, open := <-slow.C; open || !hub.Lagged(slow) {
