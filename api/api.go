@@ -156,8 +156,8 @@ func New(o Options) *API {
 
 // Shutdown ends the requests that would otherwise hold the server's
 // shutdown for as long as they asked to run: profiles and traces, which
-// answer with what they recorded so far. Register it with
-// http.Server.RegisterOnShutdown.
+// answer with what they recorded so far, and watch streams. Register it
+// with http.Server.RegisterOnShutdown.
 func (a *API) Shutdown() { a.stop() }
 
 // endOnShutdown serves h with a request context that Shutdown cancels too.
@@ -207,10 +207,12 @@ func (a *API) auth(next http.Handler) http.Handler {
 	want := []byte(a.o.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// "Bearer" is the API's scheme; "Token" is what InfluxDB
-		// clients (Telegraf's influxdb_v2 output) send.
+		// clients (Telegraf's influxdb_v2 output) send. Schemes are
+		// case-insensitive (RFC 9110 §11.1).
 		h := r.Header.Get("Authorization")
 		scheme, got, _ := strings.Cut(h, " ")
-		if (scheme != "Bearer" && scheme != "Token") || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+		got = strings.TrimLeft(got, " ") // 1*SP
+		if (!strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "Token")) || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edged"`)
 			a.writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong bearer token (Authorization: Bearer <token from http.token_file>)"})
 			return
@@ -331,21 +333,37 @@ const bodyRate = 128 << 10
 // decompression when the client sent Content-Encoding: gzip.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	rd := io.Reader(http.MaxBytesReader(w, r.Body, limit))
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "", "identity":
-	case "gzip":
+	// Content codings are case-insensitive (RFC 9110 §8.4.1).
+	switch enc := r.Header.Get("Content-Encoding"); {
+	case enc == "", strings.EqualFold(enc, "identity"):
+	case strings.EqualFold(enc, "gzip"):
 		zr, err := newGzip(rd)
 		if err != nil {
-			if ne, ok := errors.AsType[net.Error](err); ok {
-				return nil, ne
-			}
-			return nil, invalid.Errorf("", "gzip body: %v", err)
+			return nil, gzipError(err)
 		}
-		rd = &limitReader{r: zr, left: limit}
+		b, err := io.ReadAll(&limitReader{r: zr, left: limit})
+		return b, gzipError(err)
 	default:
 		return nil, fmt.Errorf("%w: Content-Encoding %q, want gzip or none", errMediaType, enc)
 	}
 	return io.ReadAll(rd)
+}
+
+// gzipError returns err, from reading a gzip body, as the client's
+// malformed input (400): a bad header, corrupt data, a wrong checksum, a
+// truncated stream or bytes after it. Errors of the connection (a
+// timeout) and of the body's limit are returned as they are.
+func gzipError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return err
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return err
+	}
+	return &invalid.Error{Msg: "gzip body: " + err.Error(), Err: err}
 }
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {

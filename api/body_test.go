@@ -2,10 +2,13 @@ package api
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,6 +95,77 @@ func TestSlowBodies(t *testing.T) {
 		}
 		if took := time.Since(start); took >= timeout {
 			t.Errorf("request %d with its whole body answered after %s", i, took)
+		}
+	}
+}
+
+// gzipped returns s compressed with gzip.
+func gzipped(t testing.TB, s string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestCorruptGzipBodyIs400: a gzip body whose header is fine but whose
+// data or trailer is not (a truncated upload, a flipped byte, a bad
+// checksum, bytes after the stream) is the client's malformed input: 400,
+// not 500.
+func TestCorruptGzipBodyIs400(t *testing.T) {
+	a, _ := testAPI(t, Options{})
+	good := gzipped(t, "cpu,host=a usage=1\n")
+	badCRC := bytes.Clone(good)
+	badCRC[len(badCRC)-8] ^= 0xff // the CRC-32 of the trailer
+	badData := bytes.Clone(good)
+	badData[10] ^= 0xff // the first byte of the deflate stream
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"bad checksum", badCRC},
+		{"corrupt data", badData},
+		{"truncated", good[:len(good)-4]},
+		{"trailing garbage", append(bytes.Clone(good), "garbage"...)},
+		{"bad header", []byte("not gzip at all")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/write", bytes.NewReader(tc.body))
+			r.Header.Set("Content-Encoding", "gzip")
+			w := httptest.NewRecorder()
+			a.ServeHTTP(w, r)
+			if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "gzip body") {
+				t.Errorf("%d %s, want 400 about the gzip body", w.Code, w.Body)
+			}
+		})
+	}
+}
+
+// TestContentEncodingIsCaseInsensitive: RFC 9110 §8.4.1: "All content
+// codings are case-insensitive".
+func TestContentEncodingIsCaseInsensitive(t *testing.T) {
+	a, _ := testAPI(t, Options{})
+	for _, tc := range []struct {
+		enc  string
+		body []byte
+		code int
+	}{
+		{"GZIP", gzipped(t, "cpu,host=a usage=1\n"), http.StatusNoContent},
+		{"Gzip", gzipped(t, "cpu,host=a usage=2\n"), http.StatusNoContent},
+		{"Identity", []byte("cpu,host=a usage=3\n"), http.StatusNoContent},
+		{"br", []byte("cpu,host=a usage=4\n"), http.StatusUnsupportedMediaType},
+	} {
+		r := httptest.NewRequest("POST", "/write", bytes.NewReader(tc.body))
+		r.Header.Set("Content-Encoding", tc.enc)
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, r)
+		if w.Code != tc.code {
+			t.Errorf("Content-Encoding: %s -> %d %s, want %d", tc.enc, w.Code, w.Body, tc.code)
 		}
 	}
 }

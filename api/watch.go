@@ -21,7 +21,9 @@ const watchBuffer = 1024
 // watch streams key changes as server-sent events: event "put" with the
 // key's document, or "delete" with {"ns","key"}. A client that falls
 // behind gets event "lagged" and the stream ends; it should reconnect
-// and re-read the keys it cares about.
+// and re-read the keys it cares about. The stream ends too when the node
+// stops (Shutdown): a client's open stream must not hold the server's
+// graceful shutdown until its deadline.
 func (a *API) watch(w http.ResponseWriter, r *http.Request) error {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -44,6 +46,9 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-a.stopping.Done():
+			fl.Flush()
+			return nil
 		case <-tick.C:
 			fmt.Fprint(w, ": heartbeat\n\n")
 		case c, ok := <-sub.C:
@@ -61,7 +66,10 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request) error {
 				event = "delete"
 				data, _ = json.Marshal(map[string]string{"ns": c.NS, "key": c.Key})
 			case err != nil:
-				return err
+				// The 200 is sent: the error cannot be the answer.
+				a.o.Logger.Error("watch stream ended", "ns", c.NS, "key", c.Key, "err", err)
+				fl.Flush()
+				return nil
 			default:
 				data, _ = json.Marshal(d)
 			}

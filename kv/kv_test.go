@@ -2,7 +2,10 @@ package kv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/edged-dev/edged/engine"
@@ -28,6 +31,7 @@ func TestOperationsAndTheirValues(t *testing.T) {
 	}{
 		{"c", `{"type":"counter","op":"inc","by":5}`, "counter", `5`},
 		{"c", `{"type":"counter","op":"dec"}`, "counter", `4`},
+		{"c", `{"type":"counter","op":"inc","by":null}`, "counter", `5`},
 		{"r", `{"type":"register","op":"set","value":{"a": [1, 2]}}`, "register", `{"a":[1,2]}`},
 		{"mv", `{"type":"mvregister","op":"set","value":"x"}`, "mvregister", `["x"]`},
 		{"s", `{"type":"set","op":"add","elems":["b","a",3]}`, "set", `["a","b",3]`},
@@ -85,6 +89,25 @@ func TestDecodeOpErrorsNameTheField(t *testing.T) {
 		{`{"op":"set"}`, "type"},
 		{`{"type":"flag","op":"enable","vaule":1}`, ""},
 		{`{"type":"flag","op":"enable"} {}`, ""},
+		// Members that the operation does not take.
+		{`{"type":"counter","op":"inc","value":5}`, "value"},
+		{`{"type":"counter","op":"inc","elems":[5]}`, "elems"},
+		{`{"type":"counter","op":"dec","field":""}`, "field"},
+		{`{"type":"counter","op":"mul","value":5}`, "op"},
+		{`{"type":"flag","op":"enable","value":false}`, "value"},
+		{`{"type":"flag","op":"disable","by":null}`, "by"},
+		{`{"type":"register","op":"set","value":1,"field":"x"}`, "field"},
+		{`{"type":"mvregister","op":"set","value":1,"by":1}`, "by"},
+		{`{"type":"set","op":"add","elems":[1],"by":3}`, "by"},
+		{`{"type":"set","op":"remove","elems":[1],"value":1}`, "value"},
+		{`{"type":"map","op":"set","field":"f","value":1,"by":2}`, "by"},
+		{`{"type":"map","op":"inc","field":"f","value":2}`, "value"},
+		{`{"type":"map","op":"remove","field":"f","value":null}`, "value"},
+		{`{"type":"map","op":"remove","field":"f","elems":[]}`, "elems"},
+		{`{"type":"flag","op":"enable"}}`, ""},
+		{`{"type":"flag","op":"enable"}]`, ""},
+		{`{"type":"flag","op":"enable"}]]]}`, ""},
+		{`{"type":"flag","op":"enable"} x`, ""},
 	} {
 		_, err := DecodeOp("app/k", []byte(c.op))
 		if f, ok := invalid.FieldOf(err); !ok || f != c.field {
@@ -102,12 +125,12 @@ func TestHubDeliversAndDropsLaggards(t *testing.T) {
 	hub := NewHub()
 	fast := hub.Watch("app/", 10)
 	slow := hub.Watch("", 1)
-	hub.Notify([]string{"app/a", "_l/x", "other/b"})
+	hub.Notify([]string{"app/a", "_l/x", "other/b", "app/a//b", "app/x\x01", "app/./c"})
 	if c := <-fast.C; c != (Change{"app", "a"}) {
 		t.Errorf("fast got %v", c)
 	}
 	if len(fast.C) != 0 {
-		t.Error("a change outside the prefix or the user namespaces was delivered")
+		t.Errorf("a change outside the prefix or the user namespaces, or to a name that is not a key, was delivered: %v", <-fast.C)
 	}
 	<-slow.C
 	if _, open := <-slow.C; open || !hub.Lagged(slow) {
@@ -117,9 +140,21 @@ func TestHubDeliversAndDropsLaggards(t *testing.T) {
 	hub.Stop(fast)
 }
 
+// takes lists the members each operation takes besides type and op, as
+// docs/API.md documents them: a reference for FuzzDecodeOp.
+var takes = map[string][]string{
+	"counter inc": {"by"}, "counter dec": {"by"},
+	"register set": {"value"}, "mvregister set": {"value"},
+	"set add": {"elems"}, "set remove": {"elems"},
+	"map set": {"field", "value"}, "map inc": {"field", "by"}, "map dec": {"field", "by"}, "map remove": {"field"},
+	"flag enable": nil, "flag disable": nil,
+}
+
 func FuzzDecodeOp(f *testing.F) {
 	for _, s := range []string{`{"type":"counter","op":"inc","by":5}`, `{"type":"map","op":"set","field":"a","value":[1,{"b":null}]}`,
-		`{"type":"set","op":"add","elems":["a",1.5e3]}`, `{"type":"flag","op":"enable"}`, `{"type":"mvregister","op":"set","value":"\u00e9"}`} {
+		`{"type":"set","op":"add","elems":["a",1.5e3]}`, `{"type":"flag","op":"enable"}`, `{"type":"mvregister","op":"set","value":"\u00e9"}`,
+		`{"type":"flag","op":"enable"}}`, `{"type":"flag","op":"enable"}]`, "{\"type\":\"flag\",\"op\":\"enable\"} \r\n\t",
+		`{"type":"counter","op":"inc","value":5}`, `{"type":"map","op":"remove","field":"f","value":null}`, `{"TYPE":"counter","Op":"dec","By":2}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -129,6 +164,27 @@ func FuzzDecodeOp(f *testing.F) {
 				t.Fatalf("error %v is not an *invalid.Error", err)
 			}
 			return
+		}
+		if !json.Valid(b) {
+			t.Fatalf("accepted %q, which is not JSON", b)
+		}
+		// Every member is one the operation takes, matched as
+		// encoding/json matches them (case-insensitively).
+		var head struct{ Type, Op string }
+		var members map[string]json.RawMessage
+		if json.Unmarshal(b, &head) != nil || json.Unmarshal(b, &members) != nil {
+			t.Fatalf("accepted %q, which is not a JSON object", b)
+		}
+		uses, ok := takes[head.Type+" "+head.Op]
+		if !ok {
+			t.Fatalf("accepted %q, a %s %s", b, head.Type, head.Op)
+		}
+		for m := range members {
+			known := strings.EqualFold(m, "type") || strings.EqualFold(m, "op") ||
+				slices.ContainsFunc(uses, func(u string) bool { return strings.EqualFold(m, u) })
+			if !known {
+				t.Fatalf("accepted %q, whose %q a %s %s does not take", b, m, head.Type, head.Op)
+			}
 		}
 		if op.Name != "app/k" || op.Mutate == nil {
 			t.Fatalf("decoded op %+v", op)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
@@ -23,14 +25,47 @@ const (
 	MaxFieldBytes = 256
 )
 
-// op is the JSON form of an operation.
+// op is the JSON form of an operation. The members that not every
+// operation takes record whether they were sent (a JSON null included),
+// so that one sent to an operation that does not take it is refused.
 type op struct {
-	Type  string            `json:"type"`
-	Op    string            `json:"op"`
-	By    *int64            `json:"by"`
-	Value json.RawMessage   `json:"value"`
-	Elems []json.RawMessage `json:"elems"`
-	Field string            `json:"field"`
+	Type  string                    `json:"type"`
+	Op    string                    `json:"op"`
+	By    member[*int64]            `json:"by"`
+	Value json.RawMessage           `json:"value"` // "null" for null
+	Elems member[[]json.RawMessage] `json:"elems"`
+	Field member[string]            `json:"field"`
+}
+
+// member is a JSON member's value and whether it was present.
+type member[T any] struct {
+	v   T
+	set bool
+}
+
+// UnmarshalJSON decodes the value; encoding/json names the member in
+// its errors.
+func (m *member[T]) UnmarshalJSON(b []byte) error {
+	m.set = true
+	return json.Unmarshal(b, &m.v)
+}
+
+// only refuses the members that o's operation does not take: all but
+// type, op and uses.
+func (o op) only(uses ...string) error {
+	for _, m := range []struct {
+		name string
+		set  bool
+	}{{"by", o.By.set}, {"value", o.Value != nil}, {"elems", o.Elems.set}, {"field", o.Field.set}} {
+		if m.set && !slices.Contains(uses, m.name) {
+			takes := "no other member"
+			if len(uses) > 0 {
+				takes = strings.Join(uses, " and ")
+			}
+			return invalid.Errorf(m.name, "not taken by a %s %s, which takes %s", o.Type, o.Op, takes)
+		}
+	}
+	return nil
 }
 
 // DecodeOp parses an operation on the key name (see Name) from its JSON
@@ -45,7 +80,8 @@ type op struct {
 //	{"type":"flag","op":"enable"|"disable"}
 //
 // Unknown members are errors, so a misspelt "vaule" is not silently
-// dropped. Errors are *invalid.Error naming the member.
+// dropped, and so are members the operation does not take (a "value" on
+// a counter's inc). Errors are *invalid.Error naming the member.
 func DecodeOp(name string, body []byte) (engine.Op, error) {
 	if len(body) > MaxOpBytes {
 		return engine.Op{}, invalid.Errorf("", "operation of %d bytes, limit %d", len(body), MaxOpBytes)
@@ -56,11 +92,18 @@ func DecodeOp(name string, body []byte) (engine.Op, error) {
 	if err := dec.Decode(&o); err != nil {
 		return engine.Op{}, jsonError(err)
 	}
-	if dec.More() {
+	// Not dec.More, which takes a trailing "}" or "]" for the end.
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return engine.Op{}, invalid.Errorf("", "trailing data after the operation")
 	}
 	switch o.Type {
 	case "counter":
+		if o.Op != "inc" && o.Op != "dec" {
+			return engine.Op{}, badOp(o, "inc", "dec")
+		}
+		if err := o.only("by"); err != nil {
+			return engine.Op{}, err
+		}
 		by, err := o.amount()
 		if err != nil {
 			return engine.Op{}, err
@@ -69,6 +112,9 @@ func DecodeOp(name string, body []byte) (engine.Op, error) {
 	case "register", "mvregister":
 		if o.Op != "set" {
 			return engine.Op{}, badOp(o, "set")
+		}
+		if err := o.only("value"); err != nil {
+			return engine.Op{}, err
 		}
 		v, err := value(o.Value, "value")
 		if err != nil {
@@ -79,33 +125,38 @@ func DecodeOp(name string, body []byte) (engine.Op, error) {
 		}
 		return engine.SetMV(name, v), nil
 	case "set":
-		if len(o.Elems) == 0 {
+		if o.Op != "add" && o.Op != "remove" {
+			return engine.Op{}, badOp(o, "add", "remove")
+		}
+		if err := o.only("elems"); err != nil {
+			return engine.Op{}, err
+		}
+		if len(o.Elems.v) == 0 {
 			return engine.Op{}, invalid.Errorf("elems", "must list at least one element")
 		}
-		if len(o.Elems) > MaxElems {
-			return engine.Op{}, invalid.Errorf("elems", "%d elements, limit %d", len(o.Elems), MaxElems)
+		if len(o.Elems.v) > MaxElems {
+			return engine.Op{}, invalid.Errorf("elems", "%d elements, limit %d", len(o.Elems.v), MaxElems)
 		}
-		elems := make([]string, len(o.Elems))
-		for i, e := range o.Elems {
+		elems := make([]string, len(o.Elems.v))
+		for i, e := range o.Elems.v {
 			v, err := value(e, fmt.Sprintf("elems[%d]", i))
 			if err != nil {
 				return engine.Op{}, err
 			}
 			elems[i] = string(v)
 		}
-		switch o.Op {
-		case "add":
+		if o.Op == "add" {
 			return engine.AddElems(name, elems...), nil
-		case "remove":
-			return engine.RemoveElems(name, elems...), nil
 		}
-		return engine.Op{}, badOp(o, "add", "remove")
+		return engine.RemoveElems(name, elems...), nil
 	case "flag":
-		switch o.Op {
-		case "enable", "disable":
-			return engine.Enable(name, o.Op == "enable"), nil
+		if o.Op != "enable" && o.Op != "disable" {
+			return engine.Op{}, badOp(o, "enable", "disable")
 		}
-		return engine.Op{}, badOp(o, "enable", "disable")
+		if err := o.only(); err != nil {
+			return engine.Op{}, err
+		}
+		return engine.Enable(name, o.Op == "enable"), nil
 	case "map":
 		return mapOp(name, o)
 	case "":
@@ -117,8 +168,8 @@ func DecodeOp(name string, body []byte) (engine.Op, error) {
 // amount returns the signed amount of an inc or dec.
 func (o op) amount() (int64, error) {
 	by := int64(1)
-	if o.By != nil {
-		by = *o.By
+	if o.By.v != nil { // absent or null: the default
+		by = *o.By.v
 	}
 	if by <= 0 {
 		return 0, invalid.Errorf("by", "must be a positive integer (got %d); use dec to decrement", by)
@@ -135,13 +186,28 @@ func (o op) amount() (int64, error) {
 // mapOp returns an operation on one field of a map: fields set are
 // last-writer-wins registers, fields incremented are counters.
 func mapOp(name string, o op) (engine.Op, error) {
-	if o.Field == "" {
+	var uses []string
+	switch o.Op {
+	case "set":
+		uses = []string{"field", "value"}
+	case "inc", "dec":
+		uses = []string{"field", "by"}
+	case "remove":
+		uses = []string{"field"}
+	default:
+		return engine.Op{}, badOp(o, "set", "inc", "dec", "remove")
+	}
+	if err := o.only(uses...); err != nil {
+		return engine.Op{}, err
+	}
+	field := o.Field.v
+	if field == "" {
 		return engine.Op{}, invalid.Errorf("field", "missing: the map field to change")
 	}
-	if len(o.Field) > MaxFieldBytes {
-		return engine.Op{}, invalid.Errorf("field", "%d bytes, limit %d", len(o.Field), MaxFieldBytes)
+	if len(field) > MaxFieldBytes {
+		return engine.Op{}, invalid.Errorf("field", "%d bytes, limit %d", len(field), MaxFieldBytes)
 	}
-	if err := store.ValidateName(o.Field); err != nil {
+	if err := store.ValidateName(field); err != nil {
 		return engine.Op{}, invalid.Errorf("field", "%v", err)
 	}
 	var mutate func(m *crdt.ORMap, g *crdt.DotGen, now crdt.Timestamp) (crdt.Causal, error)
@@ -151,7 +217,7 @@ func mapOp(name string, o op) (engine.Op, error) {
 		if err != nil {
 			return engine.Op{}, err
 		}
-		f := crdt.Field{Name: o.Field, Type: crdt.TypeLWWRegister}
+		f := crdt.Field{Name: field, Type: crdt.TypeLWWRegister}
 		mutate = func(m *crdt.ORMap, g *crdt.DotGen, now crdt.Timestamp) (crdt.Causal, error) {
 			return m.Update(f, func(r crdt.Value) (crdt.Causal, error) { return r.(*crdt.LWWRegister).Set(g, now, v), nil })
 		}
@@ -160,16 +226,14 @@ func mapOp(name string, o op) (engine.Op, error) {
 		if err != nil {
 			return engine.Op{}, err
 		}
-		f := crdt.Field{Name: o.Field, Type: crdt.TypePNCounter}
+		f := crdt.Field{Name: field, Type: crdt.TypePNCounter}
 		mutate = func(m *crdt.ORMap, g *crdt.DotGen, _ crdt.Timestamp) (crdt.Causal, error) {
 			return m.Update(f, func(c crdt.Value) (crdt.Causal, error) { return c.(*crdt.PNCounter).Add(g, by) })
 		}
-	case "remove":
+	default: // remove
 		mutate = func(m *crdt.ORMap, _ *crdt.DotGen, _ crdt.Timestamp) (crdt.Causal, error) {
-			return m.Remove(o.Field), nil
+			return m.Remove(field), nil
 		}
-	default:
-		return engine.Op{}, badOp(o, "set", "inc", "dec", "remove")
 	}
 	return engine.Op{Name: name, Type: crdt.TypeORMap, Mutate: func(v crdt.Value, g *crdt.DotGen, now crdt.Timestamp) (crdt.Causal, error) {
 		return mutate(v.(*crdt.ORMap), g, now)

@@ -60,8 +60,10 @@ func (h *Hub) Lagged(w *Watch) bool {
 	return w.lagged
 }
 
-// Notify reports changed store names; names outside the user namespaces
-// are ignored. It never blocks.
+// Notify reports changed store names; names outside the user namespaces,
+// and names that are not keys the API can read (a peer's entry may hold
+// a name the store takes but ValidateKey refuses, such as "app/a//b"), are
+// ignored. It never blocks.
 func (h *Hub) Notify(names []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -70,7 +72,7 @@ func (h *Hub) Notify(names []string) {
 	}
 	for _, name := range names {
 		ns, key, ok := Split(name)
-		if !ok {
+		if !ok || ValidateKey(key) != nil {
 			continue
 		}
 		for w := range h.subs {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,6 +55,30 @@ func TestRunServesHealthzAndStops(t *testing.T) {
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestRunStopsWithWatchOpen: a node stopped while a /v1/watch stream is
+// open (an open dashboard) ends the stream and stops cleanly, rather than
+// waiting all of shutdown_timeout and failing.
+func TestRunStopsWithWatchOpen(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.ShutdownTimeout = waitTimeout
+	n := newNode(t, cfg)
+	done, cancel := runNode(t, n)
+	waitReady(t, n, done)
+	resp, err := http.Get("http://" + n.Addr().String() + "/v1/watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || !strings.HasPrefix(line, ": watching") {
+		t.Fatalf("stream start: %q %v", line, err)
+	}
+	start := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 }
 
