@@ -51,8 +51,14 @@ func Unmarshal(dm cbor.DecMode, b []byte, v any) error {
 	return dm.Unmarshal(b, v)
 }
 
-// ErrLength: a length or count does not fit in 31 bits.
-var ErrLength = errors.New("cbor: length over 2^31-1")
+var (
+	// ErrLength: a length or count does not fit in 31 bits.
+	ErrLength = errors.New("cbor: length over 2^31-1")
+	// ErrMalformed: Head or Skip met data they cannot walk: truncated,
+	// of indefinite length, or with a reserved value. The decoder refuses
+	// all of it too.
+	ErrMalformed = errors.New("cbor: malformed data")
+)
 
 // Lengths walks the data items of b (as far as b holds them: truncated or
 // malformed data is left for the decoder to refuse) and returns ErrLength
@@ -61,24 +67,11 @@ var ErrLength = errors.New("cbor: length over 2^31-1")
 func Lengths(b []byte) error {
 	need := uint64(1) // data items still to read
 	for off := 0; need > 0 && off < len(b); need-- {
-		major, ai := b[off]>>5, b[off]&0x1f
-		off++
-		var arg uint64
-		switch {
-		case ai < 24:
-			arg = uint64(ai)
-		case ai <= 27:
-			n := 1 << (ai - 24)
-			if off+n > len(b) {
-				return nil // truncated: the decoder refuses it
-			}
-			var buf [8]byte
-			copy(buf[8-n:], b[off:off+n])
-			arg = binary.BigEndian.Uint64(buf[:])
-			off += n
-		default:
-			return nil // indefinite lengths and reserved values: the decoder decides
+		major, arg, next, ok := head(b, off)
+		if !ok {
+			return nil // the decoder refuses it, or decides
 		}
+		off = next
 		switch major {
 		case 2, 3: // byte and text strings
 			if arg > math.MaxInt32 {
@@ -103,4 +96,73 @@ func Lengths(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// Head reads the head of the data item at b[off]: its major type (0 to
+// 7), its argument (a value, a string's length, an array's items, a map's
+// pairs, a tag number) and the offset just past the head. Indefinite
+// lengths and truncated heads are ErrMalformed. It allocates nothing.
+func Head(b []byte, off int) (major byte, arg uint64, next int, err error) {
+	major, arg, next, ok := head(b, off)
+	if !ok {
+		return 0, 0, off, fmt.Errorf("%w: at byte %d", ErrMalformed, off)
+	}
+	return major, arg, next, nil
+}
+
+// Skip returns the offset just past the data item at b[off], nested items
+// included. Data it cannot walk, or that b does not hold whole, is
+// ErrMalformed. It walks without recursion, in time linear in the bytes
+// skipped, and allocates nothing: hostile nesting costs no stack.
+func Skip(b []byte, off int) (int, error) {
+	need := uint64(1) // data items still to read
+	for ; need > 0; need-- {
+		major, arg, next, ok := head(b, off)
+		if !ok {
+			return off, fmt.Errorf("%w: at byte %d", ErrMalformed, off)
+		}
+		off = next
+		left := uint64(len(b) - off)
+		switch major {
+		case 2, 3:
+			if arg > left {
+				return off, fmt.Errorf("%w: a string of %d bytes with %d left", ErrMalformed, arg, left)
+			}
+			off += int(arg)
+		case 4, 5:
+			// Every item takes a byte at least: a count over what is
+			// left is truncated, and need stays under 2*len(b).
+			if arg > left {
+				return off, fmt.Errorf("%w: %d items or pairs with %d bytes left", ErrMalformed, arg, left)
+			}
+			need += arg << (major - 4)
+		case 6:
+			need++
+		}
+	}
+	return off, nil
+}
+
+// head reads the head of the data item at b[off]; ok is false when b
+// holds no whole head there, or the head has an indefinite length or a
+// reserved value.
+func head(b []byte, off int) (major byte, arg uint64, next int, ok bool) {
+	if off < 0 || off >= len(b) {
+		return 0, 0, off, false
+	}
+	major, ai := b[off]>>5, b[off]&0x1f
+	off++
+	switch {
+	case ai < 24:
+		return major, uint64(ai), off, true
+	case ai <= 27:
+		n := 1 << (ai - 24)
+		if off+n > len(b) {
+			return 0, 0, off, false
+		}
+		var buf [8]byte
+		copy(buf[8-n:], b[off:off+n])
+		return major, binary.BigEndian.Uint64(buf[:]), off + n, true
+	}
+	return 0, 0, off, false
 }

@@ -165,7 +165,7 @@ type Node struct {
 	fleetTag string
 	peers    []peer.AddrInfo
 
-	queued atomic.Int64 // wire bytes of the messages in the inbox
+	queued atomic.Int64 // bytes held for received messages (inboxBytes)
 	dials  atomic.Int64 // dials of discovered peers under way
 	ticks  uint64       // ticks of Run, for peer exchange
 	// exchangeDue is set when a peer turned alive or told its addresses
@@ -237,7 +237,7 @@ type PeerStats struct {
 type inbound struct {
 	from peer.ID
 	msg  replication.Message
-	size int64 // bytes on the wire
+	size int64 // its CBOR's bytes (replication.DecodedLen), held in queued
 }
 
 // New creates the libp2p host and listens; it connects to nobody yet.
@@ -692,12 +692,43 @@ func (n *Node) page(p *replication.Page) *engine.Page {
 }
 
 // inboxLen bounds the received messages waiting for the driver, and
-// inboxBytes their size on the wire: decoded, a message takes up to about
-// 15 times that, so the queue stays near 60 MiB at worst.
+// inboxBytes the bytes the node holds for received messages, across all
+// streams and peers, from the moment a frame is read until the driver
+// takes its message: the frame's wire bytes while it is read, those and
+// its CBOR's (replication.DecodedLen, Snappy undone) while it is decoded,
+// then its CBOR's while it waits. A frame that does not fit is dropped
+// (anti-entropy repairs it); twice the largest frame, the bound lets one
+// in whenever nothing else is held. Counting the CBOR, not the wire bytes
+// that Snappy may shrink twentyfold, and counting frames before they are
+// decoded, bound the memory of receiving per node, whatever the number of
+// peers and streams: decoding allocates up to about 15 times the CBOR of
+// the messages nodes send, so receiving takes at most about 8 MiB × 15 =
+// 120 MiB; a fleet peer's hostile deltas, decoded by crdt, up to about
+// 105 times (840 MiB: crdt's bound to lower; docs/PROTOCOL.md, Decoding
+// limits). A peer that trickles a frame holds its bytes for up to
+// streamTimeout.
 const (
 	inboxLen   = 16
-	inboxBytes = 4 << 20
+	inboxBytes = 2 * (replication.MaxMessageBytes + 1)
 )
+
+// errInboxFull: a received frame that does not fit under inboxBytes; it
+// is dropped, and anti-entropy repairs it.
+var errInboxFull = errors.New("p2p: inbox full: message dropped")
+
+// hold adds b bytes to those held for received messages, if they fit
+// under inboxBytes, and reports whether they did.
+func (n *Node) hold(b int64) bool {
+	for {
+		q := n.queued.Load()
+		if q+b > inboxBytes {
+			return false
+		}
+		if n.queued.CompareAndSwap(q, q+b) {
+			return true
+		}
+	}
+}
 
 // outboxLen bounds the messages waiting for one peer, and outboxBytes
 // their deltas (as the engine counted them encoded: Message.Size; decoded,
@@ -978,21 +1009,40 @@ func (n *Node) receiveOne(s network.Stream, r *bufio.Reader) error {
 	}
 	var msg replication.Message
 	var broken, dropped error // broken: the stream cannot go on
+	var held, cborLen int64   // bytes held in queued (inboxBytes); the message's CBOR
 	switch {
 	case err != nil:
 		broken = err
-	case n.queued.Load()+int64(size) > inboxBytes:
-		dropped = errors.New("inbox full: message dropped; anti-entropy will repair it")
+	case !n.hold(int64(size)):
+		dropped = errInboxFull
 		if _, err := io.CopyN(io.Discard, r, int64(size)); err != nil {
 			broken = err
 		}
 	default:
+		held = int64(size)
 		b := make([]byte, size)
 		if _, err := io.ReadFull(r, b); err != nil {
 			broken = err
-		} else {
-			msg, dropped = replication.Decode(b)
+			break
 		}
+		l, err := replication.DecodedLen(b)
+		switch {
+		case err != nil:
+			dropped = err
+		case !n.hold(int64(l)):
+			dropped = errInboxFull
+		default:
+			held += int64(l)
+			msg, dropped = replication.Decode(b)
+			cborLen = int64(l)
+		}
+	}
+	if cmp.Or(broken, dropped) != nil {
+		n.queued.Add(-held)
+	} else {
+		// The frame is read and decoded: the message's CBOR stays held
+		// for it until the driver takes it.
+		n.queued.Add(cborLen - held)
 	}
 	n.mu.Lock()
 	st := n.peerStats(from)
@@ -1003,6 +1053,7 @@ func (n *Node) receiveOne(s network.Stream, r *bufio.Reader) error {
 		return broken
 	}
 	if msg.Fleet != n.cfg.Fleet {
+		n.queued.Add(-cborLen)
 		st.Errors++
 		changed := st.OtherFleet == nil || *st.OtherFleet != msg.Fleet
 		st.OtherFleet = &msg.Fleet
@@ -1020,12 +1071,11 @@ func (n *Node) receiveOne(s network.Stream, r *bufio.Reader) error {
 	n.mu.Unlock()
 	// A peer that connects to us is a peer: the engine learns it on
 	// its first message, through the driver.
-	n.queued.Add(int64(size))
 	select {
-	case n.in <- inbound{from: from, msg: msg, size: int64(size)}:
+	case n.in <- inbound{from: from, msg: msg, size: cborLen}:
 	default:
 		// The driver is behind: drop it; anti-entropy repairs it.
-		n.queued.Add(-int64(size))
+		n.queued.Add(-cborLen)
 	}
 	return nil
 }

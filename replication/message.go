@@ -282,25 +282,50 @@ func encode(w wireMessage) ([]byte, error) {
 	return append([]byte{codecCBOR}, b...), nil
 }
 
-// Decode parses and validates a message. Errors wrap ErrInvalid.
-func Decode(b []byte) (Message, error) {
-	var m Message
+// DecodedLen returns the size of the CBOR of the encoded message b: what
+// Decode decompresses it to, read from its header without decoding it. A
+// driver may bound its queues by it (see Decode). Errors wrap ErrInvalid.
+func DecodedLen(b []byte) (int, error) {
 	if len(b) == 0 || len(b) > MaxMessageBytes+1 {
-		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalid, len(b), MaxMessageBytes)
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalid, len(b), MaxMessageBytes)
 	}
 	switch codec, body := b[0], b[1:]; codec {
 	case codecCBOR:
-		b = body
+		return len(body), nil
 	case codecSnappy:
 		n, err := snappy.DecodedLen(body)
 		if err != nil || n > MaxMessageBytes {
-			return m, fmt.Errorf("%w: compressed message of %d bytes (limit %d): %v", ErrInvalid, n, MaxMessageBytes, err)
+			return 0, fmt.Errorf("%w: compressed message of %d bytes (limit %d): %v", ErrInvalid, n, MaxMessageBytes, err)
 		}
-		if b, err = snappy.Decode(nil, body); err != nil {
+		return n, nil
+	default:
+		return 0, fmt.Errorf("%w: unknown codec %d", ErrInvalid, codec)
+	}
+}
+
+// Decode parses and validates a message. Errors wrap ErrInvalid.
+//
+// Memory: Decode allocates the message's CBOR (when b is compressed),
+// and for all but its deltas at most as much again plus 4 MiB: it refuses
+// arrays and maps longer than the protocol allows (messageLimits) before
+// decoding any. Deltas (crdt.Causal) decode at crdt's cost, up to about
+// 15 times their CBOR for the deltas nodes send and about 105 times for
+// hostile ones (docs/PROTOCOL.md, Decoding limits).
+func Decode(b []byte) (Message, error) {
+	var m Message
+	if _, err := DecodedLen(b); err != nil {
+		return m, err
+	}
+	if b[0] == codecSnappy {
+		var err error
+		if b, err = snappy.Decode(nil, b[1:]); err != nil {
 			return m, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
-	default:
-		return m, fmt.Errorf("%w: unknown codec %d", ErrInvalid, codec)
+	} else {
+		b = b[1:]
+	}
+	if err := checkCounts(b); err != nil {
+		return Message{}, err
 	}
 	var w wireMessage
 	if err := cborcheck.UnmarshalWire(b, &w); err != nil {
@@ -329,6 +354,90 @@ func Decode(b []byte) (Message, error) {
 		return Message{}, err
 	}
 	return m, nil
+}
+
+// limits bounds the arrays and maps under the integer keys of a CBOR map,
+// for checkCounts.
+type limits map[uint64]limit
+
+// limit bounds one array or map: its items or pairs (n; 0: not bounded
+// here), and, when not nil, the keys of the map (keys) or of each map it
+// holds (each).
+type limit struct {
+	n          uint64
+	keys, each limits
+}
+
+// messageLimits are what validate and Step allow in a message's arrays
+// and maps. Decoded, a hostile message of one-byte items (empty maps,
+// each decoded into a struct of 40 to 64 bytes) would otherwise allocate
+// about 45 times its CBOR before they refuse it. Deltas are not bounded
+// here: the protocol bounds their bytes only.
+var messageLimits = limits{
+	4:  {n: MaxReplicas},                                          // vector
+	6:  {n: MaxEntries},                                           // entries
+	12: {n: MaxEntries},                                           // states: serveRange sends at most MaxEntries
+	13: {keys: limits{1: {n: MaxReplicas}, 2: {n: MaxCloudDots}}}, // context: its vector and out-of-order dots
+	16: {n: MaxExchangedPeers, each: limits{2: {n: maxPeerAddrs}}},
+	18: {n: MaxReplicas}, // compact or relative vector
+	19: {n: MaxEntries},  // relative entries
+}
+
+// checkCounts walks the CBOR map b, without decoding it or allocating, and
+// refuses it when one of its arrays or maps holds more than
+// messageLimits allow. Data it cannot walk is left for the decoder to
+// refuse. Errors wrap ErrInvalid.
+func checkCounts(b []byte) error { return messageLimits.check(b, 0) }
+
+// check checks the map at b[off] (anything else is left for the decoder).
+func (ls limits) check(b []byte, off int) error {
+	major, pairs, off, err := cborcheck.Head(b, off)
+	if err != nil || major != 5 {
+		return nil
+	}
+	for range pairs {
+		major, key, val, err := cborcheck.Head(b, off)
+		if err != nil {
+			return nil
+		}
+		if l, ok := ls[key]; ok && major == 0 {
+			if err := l.check(b, val, key); err != nil {
+				return err
+			}
+		}
+		if off, err = cborcheck.Skip(b, off); err != nil { // the key
+			return nil
+		}
+		if off, err = cborcheck.Skip(b, off); err != nil { // its value
+			return nil
+		}
+	}
+	return nil
+}
+
+// check checks the value of key at b[off], when it is an array or a map.
+func (l limit) check(b []byte, off int, key uint64) error {
+	major, n, items, err := cborcheck.Head(b, off)
+	if err != nil || major != 4 && major != 5 {
+		return nil
+	}
+	if l.n != 0 && n > l.n {
+		return fmt.Errorf("%w: key %d holds %d items, limit %d", ErrInvalid, key, n, l.n)
+	}
+	if l.keys != nil {
+		return l.keys.check(b, off)
+	}
+	if l.each != nil && major == 4 {
+		for range n {
+			if err := l.each.check(b, items); err != nil {
+				return err
+			}
+			if items, err = cborcheck.Skip(b, items); err != nil {
+				return nil
+			}
+		}
+	}
+	return nil
 }
 
 // validate checks what a message can be checked for alone.

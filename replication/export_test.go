@@ -1,0 +1,4 @@
+package replication
+
+// AmplificationFrame is amplificationFrame, for FuzzDecode's seeds.
+var AmplificationFrame = amplificationFrame
