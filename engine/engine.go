@@ -184,7 +184,8 @@ func (e *Engine) DoAll(ctx context.Context, ops ...Op) ([]crdt.Value, error) {
 
 // Apply merges deltas received from a peer (log entries of any origin)
 // through the same write path and logs them for relay. Entries already
-// applied are skipped, so redelivery is harmless.
+// applied are skipped, so redelivery is harmless. All of the entries are
+// applied or, when Apply returns an error, none: not one field of them.
 func (e *Engine) Apply(ctx context.Context, entries []store.Entry) error {
 	r := &request{entries: entries}
 	if err := e.submit(ctx, r); err != nil {
@@ -199,7 +200,8 @@ func (e *Engine) Apply(ctx context.Context, entries []store.Entry) error {
 // come in any order (newest first, say); store.DB.ReadingsHeld keeps, per
 // origin, the ranges of entries already taken, so no reading is stored
 // twice, however the entries were grouped. Nothing else of the entries is
-// applied or logged.
+// applied or logged. All of the entries are stored or, when Readings
+// returns an error, none.
 func (e *Engine) Readings(ctx context.Context, entries []store.Entry) error {
 	r := &request{entries: entries, readings: true}
 	if err := e.submit(ctx, r); err != nil {
@@ -435,7 +437,10 @@ func (e *Engine) commit(batch []*request) {
 }
 
 // isMidway reports whether err failed a request after it changed the
-// working state.
+// working state: whatever fails a request after any part of it was
+// applied (an operation, a peer's entry, a field of a delta) is wrapped
+// in errPartial, so that the group is built again without it and a
+// refused request leaves nothing of itself in the store.
 func isMidway(err error) bool {
 	return errors.Is(err, store.ErrTooLarge) || errors.Is(err, errPartial)
 }
@@ -588,9 +593,18 @@ func (w *work) record(name string) ([]byte, bool) {
 	return enc, ok
 }
 
-// errPartial marks the failure of an operation after some of its parts
+// errPartial marks the failure of a request after some of its parts
 // changed the working state.
-var errPartial = errors.New("engine: operation failed midway")
+var errPartial = errors.New("engine: request failed midway")
+
+// partial marks err, which failed a request after some of its parts
+// changed the working state, as midway (see isMidway).
+func partial(err error) error {
+	if isMidway(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errPartial, err)
+}
 
 func (w *work) do(r *request) error {
 	if r.page != nil {
@@ -601,16 +615,26 @@ func (w *work) do(r *request) error {
 		return nil
 	}
 	if r.readings {
-		for _, en := range r.entries {
+		for i, en := range r.entries {
 			if err := w.storeReadings(en); err != nil {
+				if i > 0 {
+					return partial(err)
+				}
 				return err
 			}
 		}
 		return nil
 	}
 	if r.ops == nil {
+		// All of the entries or none: an entry refused after others were
+		// applied fails the request midway. Entries received before
+		// change nothing, and apply logs every entry it applies.
+		logged := len(w.entries)
 		for _, en := range r.entries {
 			if err := w.applyRemote(en); err != nil {
+				if len(w.entries) > logged {
+					return partial(err)
+				}
 				return err
 			}
 		}
@@ -635,7 +659,7 @@ func (w *work) do(r *request) error {
 		}
 		if err != nil {
 			if i > 0 {
-				return fmt.Errorf("%w: %w", errPartial, err)
+				return partial(err)
 			}
 			return err
 		}
@@ -647,7 +671,7 @@ func (w *work) do(r *request) error {
 			continue
 		}
 		if err := group.JoinDelta(d); err != nil {
-			return fmt.Errorf("%w: %w", errPartial, err)
+			return partial(err)
 		}
 	}
 	// Every operation takes at least one dot, so each request has its
@@ -659,7 +683,7 @@ func (w *work) do(r *request) error {
 	}
 	last := group.Ctx.Max(w.e.replica)
 	if err := w.logLocal(r, store.Entry{Origin: w.e.replica, First: before + 1, Last: last, Delta: group}, bound); err != nil {
-		return fmt.Errorf("%w: %w", errPartial, err)
+		return partial(err)
 	}
 	w.logvv[w.e.replica] = last
 	return nil
@@ -874,37 +898,52 @@ func (w *work) apply(en store.Entry) error {
 
 // merge merges a key-space delta into the working state: field states
 // into their records, readings into facts, and its context into the
-// working context.
+// working context. An error after some of it was merged (a record that
+// cannot be read, after another field's) is midway (see isMidway).
 func (w *work) merge(d crdt.Causal) error {
 	if m, ok := d.Value.(*crdt.ORMap); ok {
-		for _, f := range m.Fields() {
-			if f.Type == crdt.TypeReadingSet {
-				w.facts(f.Name, m.Field(f))
-				continue
-			}
-			vs, err := w.fields(f.Name)
-			if err != nil {
+		for i, f := range m.Fields() {
+			if err := w.mergeField(f, m.Field(f), &d.Ctx); err != nil {
+				if i > 0 {
+					return partial(err)
+				}
 				return err
 			}
-			// Each field merges with the contexts as they were before
-			// this delta; the context is merged once, below.
-			v, err := crdt.ApplyValue(vs[f.Type], &w.ctx, m.Field(f), &d.Ctx)
-			if err != nil {
-				return err
-			}
-			if v == nil {
-				delete(vs, f.Type)
-			} else {
-				vs[f.Type] = v
-			}
-			enc, err := store.EncodeRecord(f.Name, vs)
-			if err != nil {
-				return err
-			}
-			w.encoded[f.Name] = enc
 		}
 	}
 	w.ctx.Merge(&d.Ctx)
+	return nil
+}
+
+// mergeField merges field f's delta v, of context dc, into the working
+// state. An error before v changed the working state (reading the
+// field's record, or v of another type than the field holds) is
+// returned as it is, a later one as midway.
+func (w *work) mergeField(f crdt.Field, v crdt.Value, dc *crdt.Context) error {
+	if f.Type == crdt.TypeReadingSet {
+		w.facts(f.Name, v)
+		return nil
+	}
+	vs, err := w.fields(f.Name)
+	if err != nil {
+		return err
+	}
+	// Each field merges with the contexts as they were before the
+	// delta; merge merges the context once, after its fields.
+	v, err = crdt.ApplyValue(vs[f.Type], &w.ctx, v, dc)
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		delete(vs, f.Type)
+	} else {
+		vs[f.Type] = v
+	}
+	enc, err := store.EncodeRecord(f.Name, vs)
+	if err != nil {
+		return partial(err)
+	}
+	w.encoded[f.Name] = enc
 	return nil
 }
 

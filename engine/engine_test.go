@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/internal/poll"
@@ -249,6 +250,72 @@ func TestApplyRefusesEntriesLackingTheirDots(t *testing.T) {
 	}
 	if vs, _ := dbB.Get("s"); vs == nil || vs[crdt.TypeAWSet].(*crdt.AWSet).Len() != 3 {
 		t.Fatalf("set %v, want x, y and z", vs)
+	}
+}
+
+// TestRefusedRemoteEntryIsNotPartlyStored: a peer's entry touching "a"
+// and "b", applied on a node whose record of "b" cannot be read (here a
+// damaged record; a Badger read error takes the same path). Merging it
+// changes "a" before it fails on "b": the entry is refused whole, and
+// nothing of it is stored, not a's new record either (which would hold
+// dots the context lacks).
+func TestRefusedRemoteEntryIsNotPartlyStored(t *testing.T) {
+	dbA, a, _ := open(t, t.TempDir(), 1)
+	if _, err := a.DoAll(context.Background(), engine.AddElems("a", "x"), engine.AddElems("b", "y")); err != nil {
+		t.Fatal(err)
+	}
+	var es []store.Entry
+	if err := dbA.AllEntries(func(e store.Entry) error { es = append(es, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 {
+		t.Fatalf("%d entries, want 1", len(es))
+	}
+
+	dirB := t.TempDir()
+	damageRecord(t, dirB, "b")
+	dbB, b, _ := open(t, dirB, 2)
+
+	err := b.Apply(context.Background(), es)
+	if err == nil {
+		t.Fatal("entry applied over a damaged record")
+	}
+	t.Logf("Apply: %v", err)
+	vs, gerr := dbB.Get("a")
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	ctx := dbB.Context()
+	if vs != nil {
+		t.Fatalf("refused entry partly stored: a = %v elements; context holds (1,1): %v; log vector %v",
+			vs[crdt.TypeAWSet].(*crdt.AWSet).Elements(), ctx.Contains(crdt.Dot{Replica: 1, Seq: 1}), dbB.LogVector())
+	}
+	if ctx.Contains(crdt.Dot{Replica: 1, Seq: 1}) || dbB.LogVector()[1] != 0 {
+		t.Fatalf("refused entry partly stored: context %v, log vector %v", ctx, dbB.LogVector())
+	}
+}
+
+// damageRecord makes a new store in dir whose record of name does not
+// decode, written by Badger directly under the store's key of it ("k"
+// and the name).
+func damageRecord(t testing.TB, dir, name string) {
+	t.Helper()
+	db, err := store.Open(store.Options{Dir: dir, Durability: store.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(txn *badger.Txn) error { return txn.Set([]byte("k"+name), []byte{0xff}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

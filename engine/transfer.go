@@ -86,7 +86,7 @@ func (w *work) join(p *Page) error {
 	for _, name := range names {
 		vs, err := w.fields(name)
 		if err != nil {
-			return fmt.Errorf("%w: %w", errPartial, err)
+			return partial(err)
 		}
 		theirs := remote[name]
 		types := map[crdt.Type]bool{}
@@ -99,7 +99,7 @@ func (w *work) join(p *Page) error {
 		for t := range types {
 			v, err := crdt.JoinValue(vs[t], &w.ctx, theirs[t], &p.Ctx)
 			if err != nil {
-				return fmt.Errorf("%w: %w", errPartial, err)
+				return partial(err)
 			}
 			if v == nil {
 				delete(vs, t)
@@ -109,7 +109,7 @@ func (w *work) join(p *Page) error {
 		}
 		enc, err := store.EncodeRecord(name, vs)
 		if err != nil {
-			return fmt.Errorf("%w: %w", errPartial, err)
+			return partial(err)
 		}
 		w.encoded[name] = enc
 	}
