@@ -220,12 +220,62 @@ func (db *DB) ReadingNames(fn func(name string) error) error {
 
 // DropReadings deletes the fragments whose whole bucket lies before
 // before (Unix nanoseconds), and then, while the fragments take more than
-// maxBytes (when maxBytes > 0), those of the oldest buckets. Their dots stay
-// in the context, so copies relayed back by peers are not taken again. It
-// returns the number of fragments deleted.
+// maxBytes (when maxBytes > 0; keys and values, uncompressed), those of the
+// oldest buckets. Their dots stay in the context, so copies relayed back by
+// peers are not taken again. It returns the number of fragments deleted.
 func (db *DB) DropReadings(before int64, maxBytes int64) (int, error) {
-	// One key-only pass sizes every bucket; the cutoff is the first
-	// bucket that is kept.
+	sizes, total, err := db.bucketSizes(func(item *badger.Item) int64 { return item.EstimatedSize() })
+	if err != nil {
+		return 0, err
+	}
+	db.factBytes.Store(total)
+	cutoff := int64(math.MinInt64) // buckets before it end before 'before'
+	if validFactTime(before) {
+		cutoff = bucketOf(before)
+	}
+	for _, b := range sizes {
+		if b.bucket < cutoff {
+			total -= b.bytes
+			continue
+		}
+		if maxBytes <= 0 || total <= maxBytes {
+			break
+		}
+		total -= b.bytes
+		cutoff = b.bucket + FactBucket
+	}
+	return db.dropBuckets(sizes, cutoff)
+}
+
+// evictReadings deletes the fragments of the oldest buckets that take
+// at least need bytes on disk (by diskBytes with ratio), or all of them. It
+// returns the number of fragments deleted and their bytes on disk.
+func (db *DB) evictReadings(need int64, ratio float64) (int, int64, error) {
+	sizes, _, err := db.bucketSizes(func(item *badger.Item) int64 { return diskBytes(item, ratio) })
+	if err != nil {
+		return 0, 0, err
+	}
+	var freed int64
+	cutoff := int64(math.MinInt64)
+	for _, b := range sizes {
+		if freed >= need {
+			break
+		}
+		freed += b.bytes
+		cutoff = b.bucket + FactBucket
+	}
+	n, err := db.dropBuckets(sizes, cutoff)
+	return n, freed, err
+}
+
+// bucketSize is the bytes of the fragments of one bucket.
+type bucketSize struct {
+	bucket, bytes int64
+}
+
+// bucketSizes sizes the fragments of every bucket, by size, in one
+// key-only pass, and returns them in bucket order with their total.
+func (db *DB) bucketSizes(size func(*badger.Item) int64) ([]bucketSize, int64, error) {
 	sizes := map[int64]int64{}
 	var total int64
 	err := db.bdb.View(func(txn *badger.Txn) error {
@@ -233,7 +283,7 @@ func (db *DB) DropReadings(before int64, maxBytes int64) (int, error) {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if b, ok := factBucket(it.Item().Key()); ok {
-				sz := it.Item().EstimatedSize()
+				sz := size(it.Item())
 				sizes[b] += sz
 				total += sz
 			}
@@ -241,30 +291,19 @@ func (db *DB) DropReadings(before int64, maxBytes int64) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	db.factBytes.Store(total)
-	buckets := make([]int64, 0, len(sizes))
-	for b := range sizes {
-		buckets = append(buckets, b)
+	out := make([]bucketSize, 0, len(sizes))
+	for b, n := range sizes {
+		out = append(out, bucketSize{b, n})
 	}
-	slices.Sort(buckets)
-	cutoff := int64(math.MinInt64) // buckets before it end before 'before'
-	if validFactTime(before) {
-		cutoff = bucketOf(before)
-	}
-	for _, b := range buckets {
-		if b < cutoff {
-			total -= sizes[b]
-			continue
-		}
-		if maxBytes <= 0 || total <= maxBytes {
-			break
-		}
-		total -= sizes[b]
-		cutoff = b + FactBucket
-	}
-	if len(buckets) == 0 || buckets[0] >= cutoff {
+	slices.SortFunc(out, func(x, y bucketSize) int { return cmp.Compare(x.bucket, y.bucket) })
+	return out, total, nil
+}
+
+// dropBuckets deletes the fragments of the buckets before cutoff.
+func (db *DB) dropBuckets(sizes []bucketSize, cutoff int64) (int, error) {
+	if len(sizes) == 0 || sizes[0].bucket >= cutoff {
 		return 0, nil
 	}
 	return db.dropWhere([]byte{prefixFact}, false, func(item *badger.Item) (bool, bool, error) {
@@ -275,6 +314,8 @@ func (db *DB) DropReadings(before int64, maxBytes int64) (int, error) {
 
 // deleteKeys deletes keys in write batches.
 func (db *DB) deleteKeys(keys [][]byte) error {
+	db.wmu.RLock()
+	defer db.wmu.RUnlock()
 	wb := db.bdb.NewWriteBatch()
 	for _, k := range keys {
 		if err := wb.Delete(k); err != nil {

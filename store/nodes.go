@@ -15,7 +15,7 @@ func nodeKey(id crdt.ReplicaID) []byte {
 // each node in recs: records the store keeps but does not read, so that
 // the aggregator's view of its fleets survives a restart.
 func (db *DB) SetNodeRecords(recs map[crdt.ReplicaID][]byte) error {
-	return db.bdb.Update(func(txn *badger.Txn) error {
+	return db.update(func(txn *badger.Txn) error {
 		for id, rec := range recs {
 			if err := txn.Set(nodeKey(id), rec); err != nil {
 				return err
@@ -27,7 +27,7 @@ func (db *DB) SetNodeRecords(recs map[crdt.ReplicaID][]byte) error {
 
 // DeleteNodeRecord deletes the record of node id.
 func (db *DB) DeleteNodeRecord(id crdt.ReplicaID) error {
-	return db.bdb.Update(func(txn *badger.Txn) error { return txn.Delete(nodeKey(id)) })
+	return db.update(func(txn *badger.Txn) error { return txn.Delete(nodeKey(id)) })
 }
 
 // NodeRecords returns every record SetNodeRecords stored, by node.

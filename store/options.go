@@ -54,11 +54,19 @@ type Options struct {
 	Profile Profile
 	// Durability selects when commits are flushed; empty means Fsync.
 	Durability Durability
-	// Budget caps the bytes of the data directory (Badger's tables and
-	// value logs). When it is reached the store first drops delta-log
+	// Budget caps the bytes of the data directory on disk (Badger's
+	// tables and value logs, as du counts them). Over it the store refuses
+	// writes with ErrBudget, and the next GC drops the oldest delta-log
 	// entries (peers then catch up by state transfer), then the oldest
-	// readings, and if that is not enough refuses writes with ErrBudget.
-	// Key state is never evicted.
+	// readings by the hour, worth the excess plus a tenth of the budget
+	// (weighed as they are stored: compressed in tables, as is in the value
+	// log), makes Badger return their space, and writes resume. Space of
+	// the value log comes back only when Badger rewrites a file (at half
+	// garbage, never the one it writes to): until then the budget counts
+	// it as free (Stats.Unreclaimed), and the directory can stay over the
+	// budget by that much. Key state is never evicted; when it alone
+	// exceeds the budget, writes stay refused. Readings are not merged
+	// (CompactReadings) while the store is over its budget.
 	// Zero means no budget.
 	Budget int64
 	// MinFreeBytes is the free disk space below which writes are refused

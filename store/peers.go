@@ -26,7 +26,7 @@ func (db *DB) SetKnownPeer(id string, p KnownPeer) error {
 	if err != nil {
 		return err
 	}
-	return db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(knownPeerKey(id), enc) })
+	return db.update(func(txn *badger.Txn) error { return txn.Set(knownPeerKey(id), enc) })
 }
 
 // KnownPeers returns every known peer by ID.

@@ -52,6 +52,13 @@ type DB struct {
 	evicted   atomic.Int64 // log entries dropped to meet the budget
 	factBytes atomic.Int64 // bytes of reading fragments, last measured
 	dropped   atomic.Int64 // reading fragments dropped by retention or budget
+	// unreclaimed is the disk bytes that the budget's evictions deleted
+	// and their reclamation has not yet returned (see used).
+	unreclaimed atomic.Int64
+	// wmu is held shared by every write to Badger and exclusively by
+	// reclaim's flush: Badger refuses writes while it flushes
+	// (ErrBlockedWrites), which Commit would report as ErrClosed.
+	wmu       sync.RWMutex
 	stop      chan struct{}
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -485,9 +492,10 @@ func (db *DB) Commit(b Batch) error {
 	if db.opts.ReadOnly {
 		return fmt.Errorf("%w: %s", ErrReadOnly, db.opts.Dir)
 	}
-	if budget := db.opts.Budget; budget > 0 && db.size.Load() > budget {
-		return fmt.Errorf("%w: %s uses %d bytes of its %d-byte budget; writes resume when acknowledged log entries are collected or the budget is raised",
-			ErrBudget, db.opts.Dir, db.size.Load(), budget)
+	if budget, used := db.opts.Budget, db.used(); budget > 0 && used > budget {
+		return fmt.Errorf("%w: %s uses %d bytes of its %d-byte budget; writes resume when the next GC has collected acknowledged log entries "+
+			"or evicted log entries and the oldest readings, or when the budget is raised",
+			ErrBudget, db.opts.Dir, used, budget)
 	}
 	if err := db.checkFree(); err != nil {
 		return err
@@ -573,7 +581,9 @@ func (db *DB) Commit(b Batch) error {
 			return err
 		}
 	}
+	db.wmu.RLock()
 	err = txn.Commit()
+	db.wmu.RUnlock()
 	if err == nil && db.opts.CommitFault != nil {
 		err = db.opts.CommitFault()
 	}
@@ -755,12 +765,12 @@ func (db *DB) SetWatermark(dest string, vv crdt.VersionVector) error {
 	if err != nil {
 		return err
 	}
-	return db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(watermarkKey(dest), enc) })
+	return db.update(func(txn *badger.Txn) error { return txn.Set(watermarkKey(dest), enc) })
 }
 
 // RemoveWatermark stops tracking a destination.
 func (db *DB) RemoveWatermark(dest string) error {
-	return db.bdb.Update(func(txn *badger.Txn) error { return txn.Delete(watermarkKey(dest)) })
+	return db.update(func(txn *badger.Txn) error { return txn.Delete(watermarkKey(dest)) })
 }
 
 // Watermarks returns every tracked destination's acknowledged vector.
@@ -789,25 +799,27 @@ func (db *DB) CollectGarbage() (int, error) {
 	if err != nil || len(marks) == 0 {
 		return 0, err
 	}
-	return db.dropEntries(func(e Entry) bool {
+	n, _, err := db.dropEntries(func(e Entry) bool {
 		for _, vv := range marks {
 			if vv[e.Origin] < e.Last {
 				return false
 			}
 		}
 		return true
-	}, 0)
+	}, 0, 1)
+	return n, err
 }
 
 // dropChunk is how many log entries dropEntries reads per transaction.
 var dropChunk = 4096
 
 // dropEntries deletes log entries for which drop is true, stopping after
-// maxBytes of keys and values when maxBytes > 0. It works in chunks so its
-// memory stays small whatever the size of the log.
-func (db *DB) dropEntries(drop func(Entry) bool, maxBytes int64) (int, error) {
+// maxBytes on disk (by diskBytes with ratio) when maxBytes > 0. It works in
+// chunks so its memory stays small whatever the size of the log. It
+// returns how many entries it deleted and their bytes on disk.
+func (db *DB) dropEntries(drop func(Entry) bool, maxBytes int64, ratio float64) (int, int64, error) {
 	var freed int64
-	return db.dropWhere([]byte{prefixLog}, true, func(item *badger.Item) (bool, bool, error) {
+	n, err := db.dropWhere([]byte{prefixLog}, true, func(item *badger.Item) (bool, bool, error) {
 		if maxBytes > 0 && freed >= maxBytes {
 			return false, true, nil
 		}
@@ -815,9 +827,10 @@ func (db *DB) dropEntries(drop func(Entry) bool, maxBytes int64) (int, error) {
 		if err != nil || !drop(e) {
 			return false, false, err
 		}
-		freed += item.EstimatedSize()
+		freed += diskBytes(item, ratio)
 		return true, false, nil
 	})
+	return n, freed, err
 }
 
 // dropWhere deletes the keys under prefix for which drop says so, until
@@ -872,14 +885,33 @@ type Stats struct {
 	Bytes        int64 // size of the data directory
 	Budget       int64 // 0: none
 	Evicted      int64 // log entries dropped to meet the budget since start
-	ReadingBytes int64 // bytes of stored readings, measured at the last GC
+	ReadingBytes int64 // bytes of stored readings (uncompressed), measured at the last GC
 	Dropped      int64 // reading fragments deleted by retention or budget since start
+	// Unreclaimed is the part of Bytes that the budget's evictions
+	// deleted and Badger has not yet returned to the disk: value-log
+	// files less than half garbage, and the one Badger writes to. The
+	// budget counts Bytes less Unreclaimed.
+	Unreclaimed int64
 }
 
 // Stats returns the current statistics.
 func (db *DB) Stats() Stats {
 	return Stats{Bytes: db.size.Load(), Budget: db.opts.Budget, Evicted: db.evicted.Load(),
-		ReadingBytes: db.factBytes.Load(), Dropped: db.dropped.Load()}
+		ReadingBytes: db.factBytes.Load(), Dropped: db.dropped.Load(), Unreclaimed: db.unreclaimed.Load()}
+}
+
+// used returns the bytes the budget counts: the directory, less what
+// evictions deleted that Badger has not returned yet. Without that
+// allowance, space an eviction cannot reclaim at once would be taken
+// for an excess at every GC, and each would evict again.
+func (db *DB) used() int64 { return max(db.size.Load()-db.unreclaimed.Load(), 0) }
+
+// update is bdb.Update for writes from outside the maintenance goroutine
+// (see wmu).
+func (db *DB) update(fn func(txn *badger.Txn) error) error {
+	db.wmu.RLock()
+	defer db.wmu.RUnlock()
+	return db.bdb.Update(fn)
 }
 
 // measure sets size to the bytes of Badger's files.
@@ -936,35 +968,127 @@ func (db *DB) maintain() {
 	}
 }
 
+// collect is the work of one GC: it collects acknowledged log entries,
+// applies the readings retention, enforces the budget, then compacts
+// readings (only under the budget) and collects the value log.
 func (db *DB) collect() {
 	defer db.written.Store(true)
 	log := db.opts.Logger
-	if n, err := db.CollectGarbage(); err != nil {
+	n, err := db.CollectGarbage()
+	if err != nil {
 		log.Warn("delta log collection failed", "err", err)
 	} else if n > 0 {
 		log.Debug("delta log collected", "entries", n)
 	}
-	db.retainReadings()
-	if n, err := db.CompactReadings(); err != nil {
-		log.Warn("readings compaction failed", "err", err)
-	} else if n > 0 {
-		log.Debug("readings compacted", "fragments", n)
-	}
-	if over := db.size.Load() - db.opts.Budget; db.opts.Budget > 0 && over > 0 {
-		// Drop the oldest entries (by origin and dot) worth the excess plus
-		// a tenth of the budget, so the budget is not hit again at once.
-		// Peers that miss them catch up by state transfer.
-		n, err := db.dropEntries(func(Entry) bool { return true }, over+db.opts.Budget/10)
-		db.evicted.Add(int64(n))
-		log.Warn("data budget reached: dropped delta log entries", "entries", n, "bytes", db.size.Load(), "budget", db.opts.Budget, "err", err)
-		if n == 0 && err == nil {
-			// The log is empty: then the oldest readings, worth the excess.
-			keep := max(db.factBytes.Load()-over-db.opts.Budget/10, 1)
-			n, err := db.DropReadings(math.MinInt64, keep)
-			db.dropped.Add(int64(n))
-			log.Warn("data budget reached: dropped oldest readings", "fragments", n, "err", err)
+	n += db.retainReadings()
+	budget := db.opts.Budget
+	if budget > 0 && db.used() > budget {
+		// What was just deleted, or deleted before a restart and still in
+		// the value log, may be all the excess, once reclaimed.
+		if n > 0 {
+			db.reclaim()
+		} else {
+			db.valueLogGC()
+		}
+		if db.used() > budget {
+			db.evict()
 		}
 	}
+	// Not over the budget: a merge writes the merged fragment before
+	// compactions drop the parts, so the directory first grows.
+	if budget == 0 || db.used() <= budget {
+		if n, err := db.CompactReadings(); err != nil {
+			log.Warn("readings compaction failed", "err", err)
+		} else if n > 0 {
+			log.Debug("readings compacted", "fragments", n)
+		}
+	}
+	db.valueLogGC()
+}
+
+// evict brings the store back under its budget: it deletes the oldest
+// log entries (by origin and dot), then the oldest readings (by the hour),
+// worth the excess plus a tenth of the budget, so that the next writes do
+// not hit the budget at once, and reclaims their space (see reclaim). Peers
+// that miss the entries catch up by state transfer; the readings are lost
+// to this node.
+//
+// The budget counts bytes on disk and deletions count what Badger's items
+// take on disk (diskBytes), so the excess is weighed in the same unit.
+func (db *DB) evict() {
+	log := db.opts.Logger
+	budget := db.opts.Budget
+	need := db.used() - budget + budget/10
+	before := db.size.Load()
+	ratio := db.tableRatio()
+	n, freed, err := db.dropEntries(func(Entry) bool { return true }, need, ratio)
+	db.evicted.Add(int64(n))
+	if n > 0 || err != nil {
+		log.Warn("data budget reached: dropped delta log entries", "entries", n, "bytes", freed,
+			"directory", before, "budget", budget, "err", err)
+	}
+	if err == nil && freed < need {
+		nr, fr, rerr := db.evictReadings(need-freed, ratio)
+		db.dropped.Add(int64(nr))
+		freed += fr
+		err = rerr
+		log.Warn("data budget reached: dropped oldest readings", "fragments", nr, "bytes", fr,
+			"directory", before, "budget", budget, "err", err)
+	}
+	if freed == 0 {
+		return
+	}
+	// Counted as free at once; reclaim takes off what it measures
+	// returned. The rest is value-log space: Badger rewrites a value-log
+	// file once half of it is garbage, and never the one it writes to.
+	// Until then the next GCs do not evict again what was evicted.
+	db.unreclaimed.Add(freed)
+	db.reclaim()
+	log.Info("data budget: evicted space reclaimed", "directory", db.size.Load(), "unreclaimed", db.unreclaimed.Load(), "budget", budget)
+}
+
+// keyFlush is written and dropped by reclaim: Badger flushes its
+// memtables only when they are full, or when a prefix is dropped.
+var keyFlush = []byte("mflush")
+
+// reclaim returns to the disk what deletions freed, and measures the
+// directory. Badger deletes by writing tombstones: the space is freed
+// when a compaction brings them down to the level of the data they
+// delete, and value-log space when the value log GC rewrites a file.
+// Over the budget writes are refused, so no memtable fills and nothing
+// would ever be compacted. reclaim flushes the memtables (DropPrefix of
+// a marker key: Badger's one way to flush on demand; it compacts level 0
+// into the next as it does), compacts every level into the last
+// (Flatten) and collects the value log.
+//
+// It rewrites the tables of the levels above the last and those of the
+// last that they overlap: evicted readings are the oldest hours of every
+// name, so about every table of readings. It runs only after an eviction,
+// which frees a tenth of the budget more than the excess, so at most once
+// per that much written.
+func (db *DB) reclaim() {
+	db.wmu.Lock()
+	err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(keyFlush, nil) })
+	if err == nil {
+		err = db.bdb.DropPrefix(keyFlush)
+	}
+	db.wmu.Unlock()
+	if err == nil {
+		err = db.bdb.Flatten(1)
+	}
+	if err != nil {
+		db.opts.Logger.Warn("store: reclaiming the space of deleted data failed", "err", err)
+	}
+	db.valueLogGC()
+}
+
+// valueLogGC collects the value log until no file is worth rewriting (or
+// the store closes), measures the directory and takes what it shrank by
+// since the last measure off unreclaimed: it may be what evictions
+// deleted (or else what other deletions did: then the budget counts more
+// than there is, never less).
+func (db *DB) valueLogGC() {
+	before := db.size.Load()
 	for db.bdb.RunValueLogGC(0.5) == nil {
 		select {
 		case <-db.stop:
@@ -973,10 +1097,39 @@ func (db *DB) collect() {
 		}
 	}
 	db.measure()
+	if got := before - db.size.Load(); got > 0 {
+		db.unreclaimed.Store(max(db.unreclaimed.Load()-got, 0))
+	}
 }
 
-// retainReadings applies the readings retention and byte cap.
-func (db *DB) retainReadings() {
+// tableRatio returns the bytes Badger's tables take on disk per byte of
+// the items they hold: they are compressed (Snappy), and values in the
+// value log are not. 1 when there are no tables.
+func (db *DB) tableRatio() float64 {
+	var disk, raw int64
+	for _, t := range db.bdb.Tables() {
+		disk += int64(t.OnDiskSize)
+		raw += int64(t.UncompressedSize)
+	}
+	if disk <= 0 || raw <= 0 {
+		return 1
+	}
+	return min(float64(disk)/float64(raw), 1)
+}
+
+// diskBytes estimates the bytes item takes on disk: a value of
+// ValueThreshold or more is in the value log as is, a smaller one in the
+// LSM tree, compressed by ratio (tableRatio).
+func diskBytes(item *badger.Item, ratio float64) int64 {
+	if item.ValueSize() >= ValueThreshold {
+		return item.EstimatedSize()
+	}
+	return int64(float64(item.EstimatedSize()) * ratio)
+}
+
+// retainReadings applies the readings retention and byte cap, and
+// returns how many fragments it deleted.
+func (db *DB) retainReadings() int {
 	before := int64(math.MinInt64)
 	if r := db.opts.ReadingsRetention; r > 0 {
 		before = db.opts.Now().Add(-r).UnixNano()
@@ -988,6 +1141,7 @@ func (db *DB) retainReadings() {
 	} else if n > 0 {
 		db.opts.Logger.Debug("readings retention", "fragments", n)
 	}
+	return n
 }
 
 // Sync flushes everything written to disk.
