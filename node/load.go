@@ -80,7 +80,7 @@ func (w *loadWatcher) measure(now time.Time) (time.Duration, <-chan struct{}) {
 	}
 	w.prev = append(w.prev[:0], h.Counts...)
 	st := w.db.Stats()
-	gov.ObserveDisk(st.Bytes, st.Budget, now)
+	gov.ObserveDisk(st.Used(), st.Budget, now)
 	gov.Tick(now)
 	for _, c := range gov.Changes() {
 		if c.Degraded {

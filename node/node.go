@@ -453,7 +453,7 @@ func (n *Node) uplink(id identity.Identity, db *store.DB, eng *engine.Engine, bu
 			Bulk: series.IsRawReadings,
 			DiskShort: func() bool {
 				st := db.Stats()
-				return st.Budget > 0 && st.Bytes > st.Budget/10*9
+				return st.Budget > 0 && st.Used() > st.Budget/10*9
 			}})
 }
 

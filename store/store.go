@@ -900,6 +900,10 @@ func (db *DB) Stats() Stats {
 		ReadingBytes: db.factBytes.Load(), Dropped: db.dropped.Load(), Unreclaimed: db.unreclaimed.Load()}
 }
 
+// Used returns the bytes the budget counts: the directory, less what
+// evictions deleted and Badger has not returned yet.
+func (s Stats) Used() int64 { return max(s.Bytes-s.Unreclaimed, 0) }
+
 // used returns the bytes the budget counts: the directory, less what
 // evictions deleted that Badger has not returned yet. Without that
 // allowance, space an eviction cannot reclaim at once would be taken
