@@ -80,7 +80,7 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
-	./scripts/badger-vendor.sh --check
+	./scripts/vendor.sh --check
 
 # Static binaries for the fleet's Linux machines: x86, 64-bit ARM, and
 # 32-bit ARM for ARMv7 boards and the ARMv6 Raspberry Pi Zero and 1.

@@ -51,7 +51,6 @@ var layouts = []struct {
 // over its budget, reopened so that they are in tables, and its budget.
 func overBudget(t *testing.T, per, commits int) (*DB, int64) {
 	t.Helper()
-	skipOn32Bit(t)
 	o := Options{Dir: t.TempDir(), Durability: None, GCInterval: time.Hour}
 	db, err := Open(o)
 	if err != nil {
