@@ -19,6 +19,32 @@ import (
 	"github.com/edged-dev/edged/uplink"
 )
 
+// runAggregator starts a broker and an aggregator of fleet "north" on a
+// store of its own until the test ends, and returns them.
+func runAggregator(t *testing.T) (*aggregator.Aggregator, *side, mqttconn.Broker) {
+	t.Helper()
+	broker := mqtttest.Start(t)
+	bk := mqttconn.Broker{URL: broker.URL, ReconnectMaxInterval: time.Second}
+	var a *aggregator.Aggregator
+	agg := newSide(t, store.None, func() {
+		if a != nil {
+			a.Notify()
+		}
+	})
+	var err error
+	a, err = aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}, Queue: 16},
+		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-a.Subscribed()
+	return a, agg, bk
+}
+
 // runUplink runs an uplink of node against bk until the returned stop;
 // bulk says which names are raw readings (nil: none).
 func runUplink(t *testing.T, node *side, bk mqttconn.Broker, bulk ...func(string) bool) (*uplink.Uplink, func()) {
@@ -51,25 +77,8 @@ func runUplink(t *testing.T, node *side, bk mqttconn.Broker, bulk ...func(string
 // window of unacknowledged messages (20): they arrive before the uplink
 // has subscribed again, and must not block the acks that follow.
 func TestRestartAfterQueuedDownlinks(t *testing.T) {
-	broker := mqtttest.Start(t)
-	bk := mqttconn.Broker{URL: broker.URL, ReconnectMaxInterval: time.Second}
-	var a *aggregator.Aggregator
-	agg := newSide(t, store.None, func() {
-		if a != nil {
-			a.Notify()
-		}
-	})
-	var err error
-	a, err = aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}, Queue: 16},
-		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-a.Subscribed()
+	_, _, bk := runAggregator(t)
+	ctx := context.Background()
 
 	node := newSide(t, store.None, nil)
 	if _, err := node.eng.Do(ctx, engine.Add("app/hits", 1)); err != nil {
@@ -106,25 +115,8 @@ func TestRestartAfterQueuedDownlinks(t *testing.T) {
 // the nodes online only: the broker would queue every copy (and every
 // resend) for a node that is down. A node gets them when it comes back.
 func TestNoDownlinksToOfflineNodes(t *testing.T) {
-	broker := mqtttest.Start(t)
-	bk := mqttconn.Broker{URL: broker.URL, ReconnectMaxInterval: time.Second}
-	var a *aggregator.Aggregator
-	agg := newSide(t, store.None, func() {
-		if a != nil {
-			a.Notify()
-		}
-	})
-	var err error
-	a, err = aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}, Queue: 4},
-		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-a.Subscribed()
+	a, agg, bk := runAggregator(t)
+	ctx := context.Background()
 
 	c := connectPublisher(t, bk)
 	down := make(chan struct{}, 16)
@@ -176,25 +168,8 @@ func TestNoDownlinksToOfflineNodes(t *testing.T) {
 // first, where it would pass for the whole and the peer's own upload be
 // skipped: each node sends its own writes only.
 func TestCloudTakesAnOriginsWritesFromItself(t *testing.T) {
-	broker := mqtttest.Start(t)
-	bk := mqttconn.Broker{URL: broker.URL, ReconnectMaxInterval: time.Second}
-	var a *aggregator.Aggregator
-	agg := newSide(t, store.None, func() {
-		if a != nil {
-			a.Notify()
-		}
-	})
-	var err error
-	a, err = aggregator.New(aggregator.Config{Broker: bk, Fleets: []string{"north"}, Queue: 16},
-		aggregator.Options{Key: agg.id.Key, Replica: agg.id.Replica, Engine: agg.eng, DB: agg.db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-a.Subscribed()
+	_, agg, bk := runAggregator(t)
+	ctx := context.Background()
 
 	raw := func(name string) bool { return strings.HasPrefix(name, "_r/") }
 	fleet := func(name string) bool { return !raw(name) && !strings.HasPrefix(name, "c/") }
