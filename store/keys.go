@@ -38,6 +38,9 @@ var (
 	keyReadings = []byte("mreadings")
 	// keyTransfer holds the progress of a state transfer (Transfer).
 	keyTransfer = []byte("mxfer")
+	// keyFlush is written and dropped by reclaim: Badger flushes its
+	// memtables only when they are full, or when a prefix is dropped.
+	keyFlush = []byte("mflush")
 )
 
 // Limits on what the store accepts.

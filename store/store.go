@@ -1051,10 +1051,6 @@ func (db *DB) evict() {
 	log.Info("data budget: evicted space reclaimed", "directory", db.size.Load(), "unreclaimed", db.unreclaimed.Load(), "budget", budget)
 }
 
-// keyFlush is written and dropped by reclaim: Badger flushes its
-// memtables only when they are full, or when a prefix is dropped.
-var keyFlush = []byte("mflush")
-
 // reclaim returns to the disk what deletions freed, and measures the
 // directory. Badger deletes by writing tombstones: the space is freed
 // when a compaction brings them down to the level of the data they
@@ -1067,9 +1063,10 @@ var keyFlush = []byte("mflush")
 //
 // It rewrites the tables of the levels above the last and those of the
 // last that they overlap: evicted readings are the oldest hours of every
-// name, so about every table of readings. It runs only after an eviction,
-// which frees a tenth of the budget more than the excess, so at most once
-// per that much written.
+// name, so about every table of readings. It runs only while the store is
+// over its budget: after an eviction, which frees a tenth of the budget
+// more than the excess (so at most once per that much written), or after
+// a GC that deleted something then.
 func (db *DB) reclaim() {
 	db.wmu.Lock()
 	err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(keyFlush, nil) })
