@@ -214,7 +214,11 @@ func TestDenseOnlyWherePeersReadIt(t *testing.T) {
 		{"this build", []protocol.ID{IndexedProtocol, DenseProtocol, StreamProtocol, Protocol}, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a := startTestNode(t, "")
+			// Slow rounds: a peer that has not told its vector by its
+			// second round is sent the whole log, origins by ID (see
+			// Sync.missing); on a loaded machine the word below can be
+			// later than two rounds of 80 ms.
+			a := startBenchNode(t, nodeOpts{durability: store.None, tick: 500 * time.Millisecond})
 			ctx := context.Background()
 			for range 3 {
 				a.eng.Do(ctx, engine.Add("visits", 1))
