@@ -118,7 +118,8 @@ func (n *Node) persist(p replication.PeerID) {
 
 // goodbye sends a sender's last message at shutdown on its kept stream,
 // after all it sent before, so that the peer cannot read the goodbye
-// first; best effort, within leaveTimeout.
+// first, and waits for the peer to have read it (see outStream.finish);
+// best effort, within leaveTimeout.
 func (n *Node) goodbye(out *outStream) {
 	if out.s == nil || !kept(out.s.Protocol()) {
 		return // leave sends it
@@ -129,6 +130,7 @@ func (n *Node) goodbye(out *outStream) {
 		n.mu.Lock()
 		n.saidBye[out.peer] = true
 		n.mu.Unlock()
+		out.finish(ctx)
 	}
 }
 
@@ -151,7 +153,9 @@ func (n *Node) leave() {
 		}
 		wg.Go(func() {
 			o := outStream{host: n.host, peer: id}
-			o.write(ctx, bye)
+			if _, err := o.write(ctx, bye); err == nil {
+				o.finish(ctx)
+			}
 			o.close(nil)
 		})
 	}

@@ -2,10 +2,12 @@ package p2p
 
 import (
 	"context"
+	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edged-dev/edged/crdt"
 	"github.com/edged-dev/edged/engine"
 	"github.com/edged-dev/edged/replication"
 	"github.com/edged-dev/edged/store"
@@ -262,5 +264,53 @@ func TestToldOfIsBounded(t *testing.T) {
 	n.exchanged(context.Background(), nil, t0.Add(toldOfKept+time.Second))
 	if len(n.toldOf) != 1 {
 		t.Errorf("%d peers still waited for after %s, want the one told of again", len(n.toldOf), toldOfKept)
+	}
+}
+
+// TestGoodbyeWaitsForTheDriver: a goodbye that finds the driver's inbox
+// full waits for room, since no round repairs a lost goodbye; another
+// message is dropped.
+func TestGoodbyeWaitsForTheDriver(t *testing.T) {
+	a := startBenchNode(t, nodeOpts{durability: store.None, idle: true})
+	h, ctx := rawPeer(t, a)
+	s, err := h.NewStream(ctx, a.p2p.host.ID(), IndexedProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []byte
+	payload := 0 // what the node counts received: the frames less their lengths
+	add := func(m replication.Message) {
+		b, err := replication.EncodeIndexed(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = binary.AppendUvarint(frames, uint64(len(b)))
+		frames = append(frames, b...)
+		payload += len(b)
+	}
+	vector := replication.Message{Version: replication.Version, Kind: replication.KindVector, Vector: crdt.VersionVector{1: 1}}
+	for range inboxLen + 1 { // the last finds the inbox full
+		add(vector)
+	}
+	add(replication.Message{Version: replication.Version, Kind: replication.KindLeave})
+	if _, err := s.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	// Every frame read: the goodbye has been offered to the full inbox.
+	waitFor(t, "the node to read every frame", func() bool {
+		return a.p2p.Stats()[h.ID().String()].BytesReceived == uint64(payload)
+	})
+	for i := range inboxLen {
+		if m := <-a.p2p.in; m.msg.Kind != replication.KindVector {
+			t.Fatalf("message %d: %s, want a vector", i, m.msg.Kind)
+		}
+	}
+	select {
+	case m := <-a.p2p.in:
+		if m.msg.Kind != replication.KindLeave {
+			t.Fatalf("after the inbox's vectors: %s, want the goodbye (the vector over the inbox dropped)", m.msg.Kind)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the goodbye that found the inbox full was dropped")
 	}
 }

@@ -927,6 +927,24 @@ func (o *outStream) send(ctx context.Context, m replication.Message) (int, error
 	return len(b), err
 }
 
+// finish closes a kept stream after its last message and waits, until
+// ctx is done, for the peer to have read it all: its end closes or resets
+// once it reads the close (receive). A node that closes its connections
+// right after writing loses what they had not sent yet, and what a
+// shutdown sends last (the goodbye) is not repaired by a later round.
+func (o *outStream) finish(ctx context.Context) {
+	if o.s == nil {
+		return
+	}
+	if err := o.s.CloseWrite(); err == nil {
+		if d, ok := ctx.Deadline(); ok {
+			o.s.SetReadDeadline(d)
+		}
+		io.Copy(io.Discard, o.s) // the peer writes nothing on it: until EOF, a reset or the deadline
+	}
+	o.close(nil)
+}
+
 // close closes the stream, or resets it after a failure (err != nil).
 func (o *outStream) close(err error) {
 	if o.s == nil {
@@ -1071,12 +1089,25 @@ func (n *Node) receiveOne(s network.Stream, r *bufio.Reader) error {
 	n.mu.Unlock()
 	// A peer that connects to us is a peer: the engine learns it on
 	// its first message, through the driver.
+	in := inbound{from: from, msg: msg, size: cborLen}
 	select {
-	case n.in <- inbound{from: from, msg: msg, size: cborLen}:
+	case n.in <- in:
+		return nil
 	default:
-		// The driver is behind: drop it; anti-entropy repairs it.
-		n.queued.Add(-cborLen)
 	}
+	if msg.Kind == replication.KindLeave {
+		// A goodbye is sent once and no round repairs it: it waits for
+		// room, as long as its sender waits for it to be read.
+		t := time.NewTimer(leaveTimeout)
+		defer t.Stop()
+		select {
+		case n.in <- in:
+			return nil
+		case <-t.C:
+		}
+	}
+	// The driver is behind: drop it; anti-entropy repairs it.
+	n.queued.Add(-cborLen)
 	return nil
 }
 

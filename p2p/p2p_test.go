@@ -42,6 +42,7 @@ type nodeOpts struct {
 	fleet      string
 	tick       time.Duration // 0: 20 ms
 	forget     time.Duration // ForgetAfter
+	idle       bool          // New only: neither the node nor its engine runs
 }
 
 func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
@@ -73,6 +74,13 @@ func startBenchNode(t testing.TB, no nodeOpts, peers ...string) *testNode {
 		t.Fatal(err)
 	}
 	tn.p2p = n
+	if no.idle {
+		t.Cleanup(func() {
+			n.host.Close()
+			db.Close()
+		})
+		return tn
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	engDone, p2pDone := make(chan error, 1), make(chan error, 1)
 	go func() { engDone <- tn.eng.Run(ctx) }()
