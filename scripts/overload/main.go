@@ -35,6 +35,13 @@
 // generator sends them from all its connections in a closed loop.
 //
 //	taskset -c 0 /tmp/overload -bin bin/edged -node-cpus 1 -refusals
+//
+// With -refuse free or -refuse lean, the node is spared the refusing: the
+// generator sends it only the critical requests of the burst, and counts
+// the others refused (free) or sends them to a second process of its own
+// that answers each with a bare 429 (lean): the tail of a node whose
+// refusals cost nothing, and of one whose refusals cost only the socket
+// calls.
 package main
 
 import (
@@ -135,8 +142,13 @@ func run() error {
 	nodeCPUs := flag.String("node-cpus", "", "run the node on these CPUs only (a taskset -c list, such as 1); run the generator on others with taskset")
 	queueTarget := flag.Duration("queue-target", 0, "the node's shedding.queue_target (0: its default)")
 	refusals := flag.Bool("refusals", false, "instead, measure how many bulk requests a second the node refuses when it refuses them all (its data budget is one byte)")
+	refuse := flag.String("refuse", "node", "in the burst, who refuses the requests other than critical ones: node (the node decides), free (the generator counts them refused and sends nothing: refusals that cost nothing), or lean (another process answers each with a 429 at the least an HTTP refusal costs: read the request, write a canned answer)")
+	serveLean := flag.Bool("serve-refusals", false, "run the lean refuser of -refuse lean: print its port, answer every request with a 429 until standard input closes")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the node over the middle half of the burst to this file (the node serves http.pprof, on one more connection than the generator's)")
 	flag.Parse()
+	if *serveLean {
+		return serveRefusals()
+	}
 	if *cpuprofile != "" && (*refusals || *burst < 4*time.Second) {
 		return errors.New("-cpuprofile needs a burst of 4s or more, and no -refusals")
 	}
@@ -188,8 +200,22 @@ func run() error {
 	} else {
 		profiled <- nil
 	}
+	stopRefuser := func() time.Duration { return -1 }
+	switch *refuse {
+	case "node":
+	case "free":
+		ld.free = true
+	case "lean":
+		if stopRefuser, err = ld.startRefuser(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("-refuse %q: want node, free or lean", *refuse)
+	}
 	res := ld.open(rate, *burst)
+	ld.free, ld.refuser = false, ""
 	cpu1, t1 := n.cpuTime(), time.Now()
+	refuserCPU := stopRefuser()
 	gen1 := ownCPU()
 	mq := stopMQTT()
 	ld.closeConns()
@@ -200,6 +226,9 @@ func run() error {
 		fmt.Printf("cpu profile of the burst's middle half: %s (go tool pprof -top %s)\n", *cpuprofile, *cpuprofile)
 	}
 	fmt.Printf("CPU during the burst and its drain: node %.2f cores, generator %.2f\n", cores(cpu0, cpu1, t0, t1), cores(gen0, gen1, t0, t1))
+	if refuserCPU >= 0 {
+		fmt.Printf("lean refuser: %.2f cores\n", cores(0, refuserCPU, t0, t1))
+	}
 	if held, err := n.criticalCount(); err != nil {
 		fmt.Println("critical: the node's counters could not be read:", err)
 	} else {
@@ -466,6 +495,14 @@ type load struct {
 	conns []conn // as many as the node takes (http.max_connections)
 	seq   atomic.Int64
 	tally tally
+	// free: requests other than critical ones are counted refused, not
+	// sent (-refuse free).
+	free bool
+	// refuser, when set, is the address of the lean refuser that the
+	// requests other than critical ones go to, on the refused
+	// connections (-refuse lean).
+	refuser string
+	refused []conn
 }
 
 // conn is one keep-alive HTTP/1.1 connection to the node, used by one
@@ -486,21 +523,120 @@ func (l *load) closeConns() {
 	for i := range l.conns {
 		l.conns[i].close()
 	}
+	for i := range l.refused {
+		l.refused[i].close()
+	}
+}
+
+// startRefuser starts the lean refuser (-refuse lean) in a process of its
+// own, with as many CPUs as the node, and sends the requests other than
+// critical ones to it. The function returned stops it and returns the CPU
+// time it used.
+func (l *load) startRefuser() (func() time.Duration, error) {
+	cmd := exec.Command(os.Args[0], "-serve-refusals")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() time.Duration {
+		stdin.Close()
+		if cmd.Wait() != nil {
+			return -1
+		}
+		return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("lean refuser: %w", err)
+	}
+	l.refuser, l.refused = strings.TrimSpace(addr), make([]conn, len(l.conns))
+	return stop, nil
+}
+
+// serveRefusals runs the lean refuser: each connection's requests are
+// read (the head up to its blank line, then Content-Length bytes of body)
+// and answered with a canned 429, with no HTTP machinery beyond that: the
+// least an HTTP refusal costs, a read and a write on the socket.
+func serveRefusals() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr())
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		ln.Close()
+	}()
+	answer := []byte("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return nil
+		}
+		go func() {
+			defer c.Close()
+			br := bufio.NewReaderSize(c, 16<<10)
+			for {
+				body := 0
+				for {
+					line, err := br.ReadSlice('\n')
+					if err != nil {
+						return
+					}
+					if len(line) <= 2 {
+						break
+					}
+					if k, v, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(k), "Content-Length") {
+						body, _ = strconv.Atoi(strings.TrimSpace(string(v)))
+					}
+				}
+				if _, err := br.Discard(body); err != nil {
+					return
+				}
+				if _, err := c.Write(answer); err != nil {
+					return
+				}
+			}
+		}()
+	}
 }
 
 // request sends the i-th request of the mix on c and records its outcome.
-func (l *load) request(c *conn, i int64) {
+func (l *load) request(w int, i int64) {
 	cl, req, read := mix(i)
-	l.send(c, result{class: cl, read: read}, req)
+	switch {
+	case cl == critical:
+	case l.free:
+		l.tally.add(result{class: cl, read: read, code: http.StatusTooManyRequests})
+		return
+	case l.refuser != "":
+		l.sendTo(&l.refused[w], l.refuser, result{class: cl, read: read}, req)
+		return
+	}
+	l.send(&l.conns[w], result{class: cl, read: read}, req)
 }
 
 // send sends req on c and records its outcome in r. The latency runs from
 // the moment the request has a connection: the node's own latency, not
 // the generator's queue for connections.
 func (l *load) send(c *conn, r result, req []byte) {
+	l.sendTo(c, strings.TrimPrefix(l.n.base, "http://"), r, req)
+}
+
+// sendTo is send, to addr.
+func (l *load) sendTo(c *conn, addr string, r result, req []byte) {
 	cl := r.class
 	if c.c == nil {
-		nc, err := net.DialTimeout("tcp", strings.TrimPrefix(l.n.base, "http://"), 10*time.Second)
+		nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 		if err != nil {
 			l.tally.add(r)
 			return
@@ -614,11 +750,10 @@ func (l *load) capacity(d time.Duration) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var wg sync.WaitGroup
-	for i := range min(16, len(l.conns)) {
-		c := &l.conns[i]
+	for w := range min(16, len(l.conns)) {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				l.request(c, l.seq.Add(1))
+				l.request(w, l.seq.Add(1))
 			}
 		})
 	}
@@ -696,11 +831,10 @@ const maxOutstanding = 8192
 func (l *load) open(rate float64, d time.Duration) []result {
 	queue := make(chan int64, maxOutstanding)
 	var wg sync.WaitGroup
-	for i := range l.conns {
-		c := &l.conns[i]
+	for w := range l.conns {
 		wg.Go(func() {
 			for i := range queue {
-				l.request(c, i)
+				l.request(w, i)
 			}
 		})
 	}
