@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -101,4 +103,41 @@ func countFragments(t testing.TB, db *DB, name string) int {
 	_, err := db.dropWhere(factNamePrefix(name), false, func(*badger.Item) (bool, bool, error) { n++; return false, false, nil })
 	must(t, err)
 	return n
+}
+
+// TestFailedMergeFailsTheStore: a merge's commit that Badger took and
+// failed fails the store as any commit does (see fail): compaction stops,
+// commits are refused, and a GC of the failed store writes nothing.
+func TestFailedMergeFailsTheStore(t *testing.T) {
+	var failing atomic.Bool
+	db := openT(t, Options{Dir: t.TempDir(), Durability: None, CommitFault: func() error {
+		if failing.Load() {
+			return syscall.EIO
+		}
+		return nil
+	}})
+	for _, name := range []string{"b", "c"} {
+		for i := range int64(10) {
+			commitFacts(t, db, name, i)
+		}
+	}
+	failing.Store(true)
+	n, err := db.CompactReadings()
+	if !errors.Is(err, ErrFailed) || !errors.Is(err, syscall.EIO) || n != 0 {
+		t.Fatalf("CompactReadings: %d merged, %v; want 0 and ErrFailed wrapping EIO", n, err)
+	}
+	if got := countFragments(t, db, "c"); got != 10 {
+		t.Errorf("c: %d fragments, want its 10: compaction stops at a failed merge", got)
+	}
+	failing.Store(false)
+	if !errors.Is(db.Failed(), ErrFailed) {
+		t.Fatalf("Failed() = %v after a failed merge", db.Failed())
+	}
+	if err := db.Commit(opBatch(t, db, "s", "a")); !errors.Is(err, ErrFailed) {
+		t.Fatalf("commit after the failed merge: %v, want ErrFailed", err)
+	}
+	db.collect()
+	if got := countFragments(t, db, "c"); got != 10 {
+		t.Errorf("c: %d fragments after a GC of the failed store, want its 10", got)
+	}
 }

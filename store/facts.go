@@ -371,9 +371,9 @@ func (db *DB) CompactReadings() (int, error) {
 			}
 		}
 		if err != nil {
-			// No place to go on from, or a store that is closing: every
-			// later group would fail the same way.
-			if next == nil || errors.Is(err, badger.ErrBlockedWrites) || errors.Is(err, badger.ErrDBClosed) {
+			// No place to go on from, or a store that is closing or
+			// failed: every later group would fail the same way.
+			if next == nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrFailed) || errors.Is(err, badger.ErrDBClosed) {
 				stop = err
 				break
 			}
@@ -481,5 +481,5 @@ func (db *DB) mergeFragments(keys [][]byte) error {
 			return err
 		}
 	}
-	return txn.Commit()
+	return db.commit(txn)
 }

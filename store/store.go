@@ -581,14 +581,8 @@ func (db *DB) Commit(b Batch) error {
 			return err
 		}
 	}
-	db.wmu.RLock()
-	err = txn.Commit()
-	db.wmu.RUnlock()
-	if err == nil && db.opts.CommitFault != nil {
-		err = db.opts.CommitFault()
-	}
-	if err != nil {
-		return db.fail(err)
+	if err := db.commit(txn); err != nil {
+		return err
 	}
 	db.size.Add(written)
 	db.written.Store(true)
@@ -605,6 +599,21 @@ func (db *DB) Commit(b Batch) error {
 	return nil
 }
 
+// commit commits txn, a write of the store's own (see wmu), and fails the
+// store if Badger took the write and did not report it made (see fail).
+func (db *DB) commit(txn *badger.Txn) error {
+	db.wmu.RLock()
+	err := txn.Commit()
+	db.wmu.RUnlock()
+	if err == nil && db.opts.CommitFault != nil {
+		err = db.opts.CommitFault()
+	}
+	if err != nil {
+		return db.fail(err)
+	}
+	return nil
+}
+
 // fail takes err, returned by Badger's commit. Badger fails a transaction
 // it took after its writer may have put the writes in the memtable, where
 // reads find them, or on disk: a failed sync leaves both. What the commit
@@ -616,6 +625,8 @@ func (db *DB) Commit(b Batch) error {
 func (db *DB) fail(err error) error {
 	// Refused before Badger's writer took it:
 	switch {
+	case errors.Is(err, badger.ErrConflict):
+		return err
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return fmt.Errorf("%w: %v", ErrTxnTooBig, err)
 	case errors.Is(err, badger.ErrBlockedWrites): // Badger is closing
@@ -974,8 +985,12 @@ func (db *DB) maintain() {
 
 // collect is the work of one GC: it collects acknowledged log entries,
 // applies the readings retention, enforces the budget, then compacts
-// readings (only under the budget) and collects the value log.
+// readings (only under the budget) and collects the value log. A failed
+// store (see fail) does none of it: it writes nothing until opened again.
 func (db *DB) collect() {
+	if db.Failed() != nil {
+		return
+	}
 	defer db.written.Store(true)
 	log := db.opts.Logger
 	n, err := db.CollectGarbage()
