@@ -149,6 +149,9 @@ func run() error {
 	if *serveLean {
 		return serveRefusals()
 	}
+	if *refuse != "node" && *refuse != "free" && *refuse != "lean" {
+		return fmt.Errorf("-refuse %q: want node, free or lean", *refuse)
+	}
 	if *cpuprofile != "" && (*refusals || *burst < 4*time.Second) {
 		return errors.New("-cpuprofile needs a burst of 4s or more, and no -refusals")
 	}
@@ -209,8 +212,6 @@ func run() error {
 		if stopRefuser, err = ld.startRefuser(); err != nil {
 			return err
 		}
-	default:
-		return fmt.Errorf("-refuse %q: want node, free or lean", *refuse)
 	}
 	res := ld.open(rate, *burst)
 	ld.free, ld.refuser = false, ""
